@@ -1,0 +1,77 @@
+// The broker as the controller sees it: our own types, parsed from Alpaca's JSON at the edge.
+export interface Account {
+  accountNumber?: string;
+  status: string;
+  currency: string;
+  equity: number;
+  lastEquity: number;
+  cash: number;
+  buyingPower: number;
+  /** equity - last_equity */
+  dayPnl: number;
+}
+
+export interface Position {
+  symbol: string;
+  qty: number; // signed: negative for short
+  side: 'long' | 'short';
+  marketValue: number;
+  avgEntryPrice: number;
+  unrealizedPnl: number;
+  assetClass?: string;
+}
+
+export interface Order {
+  id: string;
+  clientOrderId?: string;
+  symbol: string;
+  side: 'buy' | 'sell';
+  qty?: number;
+  notional?: number;
+  type: string;
+  timeInForce: string;
+  status: string;
+  filledQty: number;
+  submittedAt?: string;
+}
+
+export interface Fill {
+  /** activity id (unique per fill) */
+  id: string;
+  orderId: string;
+  symbol: string;
+  side: string;
+  qty: number;
+  price: number;
+  /** transaction time, ms since epoch */
+  at: number;
+  /** 'fill' or 'partial_fill' */
+  type: string;
+}
+
+export interface MarketClock {
+  isOpen: boolean;
+  nextOpen?: string;
+  nextClose?: string;
+}
+
+/** One entry of DELETE /v2/positions' 207 multi-status answer. */
+export interface CloseResult {
+  symbol: string;
+  /** HTTP status of this symbol's close request */
+  status: number;
+  order?: Order;
+  /** the broker's reason when it failed */
+  error?: string;
+}
+
+export interface Broker {
+  account(): Promise<Account>;
+  clock(): Promise<MarketClock>;
+  positions(): Promise<Position[]>;
+  openOrders(): Promise<Order[]>;
+  /** Fills with transaction time after `afterIso` (all pages), oldest first. */
+  fills(afterIso?: string): Promise<Fill[]>;
+  cancelAllOrders(): Promise<Array<{ id: string; status: number }>>;
+  closeAllPositions(): Promise<CloseResult[]>;
+}

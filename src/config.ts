@@ -1,0 +1,170 @@
+// The configuration contract of DESIGN.md: environment (after .env) → one typed, frozen Config.
+// Every problem names the variable, what it got (never a secret's value) and what it expects,
+// and all problems are reported at once so an operator fixes the file in one pass.
+import path from 'node:path';
+import dotenv from 'dotenv';
+
+export type RunawayAction = 'alert' | 'stop' | 'flatten';
+
+export interface Config {
+  readonly discord: {
+    readonly token?: string;
+    readonly clientId?: string;
+    readonly guildId?: string;
+    readonly alertChannelId?: string;
+    readonly alertRoleId?: string;
+    readonly operatorRoleIds: readonly string[];
+    readonly operatorUserIds: readonly string[];
+    readonly apiUrl?: string;
+    readonly statusMessage: boolean;
+  };
+  readonly broker: {
+    readonly keyId?: string;
+    readonly secretKey?: string;
+    readonly baseUrl: string;
+  };
+  readonly trading: {
+    readonly processName: string;
+  };
+  readonly maxTradesPerHour: number;
+  readonly onRunaway: RunawayAction;
+  readonly tradePollSeconds: number;
+  readonly duplicateScanSeconds: number;
+  readonly dataDir: string;
+  readonly pm2Home: string;
+  /** Values that must never appear in a log line, a reply or an error. */
+  readonly secrets: readonly string[];
+}
+
+export const SECRET_VARIABLES = ['DISCORD_TOKEN', 'APCA_API_KEY_ID', 'APCA_API_SECRET_KEY'] as const;
+export const ALPACA_PAPER_URL = 'https://paper-api.alpaca.markets';
+
+export class ConfigError extends Error {
+  constructor(readonly problems: readonly string[]) {
+    super(`Invalid configuration:\n${problems.map((p) => `  - ${p}`).join('\n')}\nSee .env.example for every variable.`);
+    this.name = 'ConfigError';
+  }
+}
+
+type Env = Record<string, string | undefined>;
+
+/** Reads `.env` (without overriding the real environment) and validates. */
+export function loadConfig(env: Env = process.env, options: { dotenvPath?: string | false } = {}): Config {
+  if (options.dotenvPath !== false) {
+    dotenv.config({ path: options.dotenvPath ?? path.resolve('.env'), quiet: true, processEnv: env as Record<string, string> });
+  }
+  return parseConfig(env);
+}
+
+export function parseConfig(env: Env): Config {
+  const problems: string[] = [];
+  const text = (name: string): string | undefined => {
+    const value = env[name]?.trim();
+    return value ? value : undefined;
+  };
+  const shown = (name: string, value: string) =>
+    (SECRET_VARIABLES as readonly string[]).includes(name) ? '(hidden)' : JSON.stringify(value);
+
+  const snowflake = (name: string): string | undefined => {
+    const value = text(name);
+    if (value !== undefined && !/^\d{15,21}$/.test(value)) {
+      problems.push(`${name} is ${shown(name, value)}: expected a Discord id (15–21 digits; copy it with Developer Mode on)`);
+      return undefined;
+    }
+    return value;
+  };
+  const snowflakeList = (name: string): string[] => {
+    const value = text(name);
+    if (value === undefined) return [];
+    const ids = value.split(',').map((s) => s.trim()).filter(Boolean);
+    const bad = ids.filter((id) => !/^\d{15,21}$/.test(id));
+    if (bad.length) problems.push(`${name} has ${bad.map((b) => JSON.stringify(b)).join(', ')}: expected a comma list of Discord ids`);
+    return ids.filter((id) => /^\d{15,21}$/.test(id));
+  };
+  const url = (name: string, fallback?: string): string | undefined => {
+    const value = text(name);
+    if (value === undefined) return fallback;
+    try {
+      const parsed = new URL(value);
+      if (parsed.protocol !== 'http:' && parsed.protocol !== 'https:') throw new Error('protocol');
+      return value.replace(/\/+$/, '');
+    } catch {
+      problems.push(`${name} is ${JSON.stringify(value)}: expected an http(s) URL`);
+      return fallback;
+    }
+  };
+  const integer = (name: string, fallback: number, min: number, max: number): number => {
+    const value = text(name);
+    if (value === undefined) return fallback;
+    const n = Number(value);
+    if (!Number.isInteger(n) || n < min || n > max) {
+      problems.push(`${name} is ${JSON.stringify(value)}: expected a whole number from ${min} to ${max}`);
+      return fallback;
+    }
+    return n;
+  };
+  const oneOf = <T extends string>(name: string, allowed: readonly T[], fallback: T): T => {
+    const value = text(name)?.toLowerCase();
+    if (value === undefined) return fallback;
+    if (!(allowed as readonly string[]).includes(value)) {
+      problems.push(`${name} is ${JSON.stringify(value)}: expected one of ${allowed.join(', ')}`);
+      return fallback;
+    }
+    return value as T;
+  };
+  const processName = (name: string, fallback: string): string => {
+    const value = text(name) ?? fallback;
+    if (!/^[A-Za-z0-9._-]{1,64}$/.test(value)) {
+      problems.push(`${name} is ${JSON.stringify(value)}: expected a PM2 name (letters, digits, . _ -)`);
+      return fallback;
+    }
+    return value;
+  };
+
+  const token = text('DISCORD_TOKEN');
+  const keyId = text('APCA_API_KEY_ID');
+  const secretKey = text('APCA_API_SECRET_KEY');
+  if (Boolean(keyId) !== Boolean(secretKey)) {
+    problems.push(`${keyId ? 'APCA_API_SECRET_KEY' : 'APCA_API_KEY_ID'} is missing: broker credentials come as a pair (APCA_API_KEY_ID and APCA_API_SECRET_KEY)`);
+  }
+
+  const discord = {
+    token,
+    clientId: snowflake('DISCORD_CLIENT_ID'),
+    guildId: snowflake('DISCORD_GUILD_ID'),
+    alertChannelId: snowflake('DISCORD_ALERT_CHANNEL_ID'),
+    alertRoleId: snowflake('DISCORD_ALERT_ROLE_ID'),
+    operatorRoleIds: snowflakeList('DISCORD_OPERATOR_ROLE_IDS'),
+    operatorUserIds: snowflakeList('DISCORD_OPERATOR_USER_IDS'),
+    apiUrl: url('DISCORD_API_URL'),
+    statusMessage: oneOf('STATUS_MESSAGE', ['on', 'off'] as const, 'off') === 'on',
+  };
+  if (token) {
+    for (const name of ['DISCORD_CLIENT_ID', 'DISCORD_GUILD_ID', 'DISCORD_ALERT_CHANNEL_ID'] as const) {
+      if (!text(name)) problems.push(`${name} is missing: it is required when DISCORD_TOKEN is set`);
+    }
+  }
+
+  const config: Config = {
+    discord,
+    broker: { keyId, secretKey, baseUrl: url('APCA_API_BASE_URL', ALPACA_PAPER_URL)! },
+    trading: { processName: processName('TRADING_PROCESS_NAME', 'trading-bot') },
+    maxTradesPerHour: integer('MAX_TRADES_PER_HOUR', 3, 1, 10_000),
+    onRunaway: oneOf('ON_RUNAWAY', ['alert', 'stop', 'flatten'] as const, 'alert'),
+    tradePollSeconds: integer('TRADE_POLL_SECONDS', 10, 1, 3600),
+    duplicateScanSeconds: integer('DUPLICATE_SCAN_SECONDS', 10, 1, 3600),
+    dataDir: path.resolve(text('DATA_DIR') ?? 'data'),
+    pm2Home: path.resolve(text('PM2_HOME') ?? path.join(env.HOME ?? env.USERPROFILE ?? '.', '.pm2')),
+    secrets: [token, keyId, secretKey].filter((s): s is string => Boolean(s)),
+  };
+  if (problems.length) throw new ConfigError(problems);
+  return deepFreeze(config);
+}
+
+function deepFreeze<T>(value: T): T {
+  if (value && typeof value === 'object') {
+    for (const inner of Object.values(value)) deepFreeze(inner);
+    Object.freeze(value);
+  }
+  return value;
+}

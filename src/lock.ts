@@ -1,0 +1,75 @@
+// Cross-process and in-process mutual exclusion. The only module that imports proper-lockfile.
+// A lock is a directory `<target>.lock` created atomically by mkdir; a holder refreshes its mtime,
+// so a lock left by a crashed process goes stale and is taken over (stale-lock recovery).
+import fs from 'node:fs';
+import path from 'node:path';
+import lockfile from 'proper-lockfile';
+import { failed } from './errors.ts';
+
+/** Serializes async work within one process: each call waits for the previous one to settle. */
+export class Mutex {
+  private tail: Promise<unknown> = Promise.resolve();
+  run<T>(work: () => Promise<T>): Promise<T> {
+    const result = this.tail.then(work, work);
+    this.tail = result.catch(() => undefined);
+    return result;
+  }
+}
+
+export interface FileLockOptions {
+  /** How long to wait for another holder before giving up. */
+  waitMs?: number;
+  /** After this long without a refresh, a lock is considered abandoned. */
+  staleMs?: number;
+  /** Shown in the time-out error: what was being waited for. */
+  what?: string;
+}
+
+/** Runs `work` while holding the cross-process lock on `target` (a file that need not exist). */
+export async function withFileLock<T>(target: string, work: () => Promise<T>, options: FileLockOptions = {}): Promise<T> {
+  const waitMs = options.waitMs ?? 60_000;
+  const staleMs = options.staleMs ?? 10_000;
+  fs.mkdirSync(path.dirname(target), { recursive: true });
+  const deadline = Date.now() + waitMs;
+  let release: (() => Promise<void>) | undefined;
+  let compromised: Error | undefined;
+  for (let attempt = 0; !release; attempt++) {
+    try {
+      release = await lockfile.lock(target, {
+        realpath: false,
+        stale: staleMs,
+        update: Math.max(1000, Math.floor(staleMs / 3)),
+        onCompromised: (error) => {
+          compromised = error;
+        },
+      });
+    } catch (error) {
+      if ((error as NodeJS.ErrnoException).code !== 'ELOCKED') throw failed(`could not lock ${target}`, error);
+      if (Date.now() >= deadline) {
+        throw failed(`${options.what ?? 'another tradewarden process'} still holds ${target}.lock after ${waitMs} ms`, error);
+      }
+      // Short, jittered waits: the usual holder finishes in well under a second.
+      await new Promise((r) => setTimeout(r, Math.min(25 * 2 ** Math.min(attempt, 4), 250) + Math.random() * 25));
+    }
+  }
+  try {
+    return await work();
+  } finally {
+    await release().catch(() => undefined);
+    if (compromised) throw failed(`lock ${target}.lock was lost while held`, compromised);
+  }
+}
+
+/** Takes a lock and keeps it until `release()` (the controller's singleton lock). */
+export async function holdFileLock(target: string, options: { staleMs?: number } = {}): Promise<() => Promise<void>> {
+  fs.mkdirSync(path.dirname(target), { recursive: true });
+  const staleMs = options.staleMs ?? 10_000;
+  try {
+    return await lockfile.lock(target, { realpath: false, stale: staleMs, update: Math.floor(staleMs / 3) });
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code === 'ELOCKED') {
+      throw failed(`another process holds ${target}.lock (is a second controller running?)`, error);
+    }
+    throw failed(`could not lock ${target}`, error);
+  }
+}

@@ -1,0 +1,36 @@
+// One logger for the whole controller. Every line passes through `redact`, so a secret that
+// slips into an error message (a URL with a key, a trader's own log line) never reaches output.
+export type LogLevel = 'debug' | 'info' | 'warn' | 'error';
+
+export interface Logger {
+  debug(message: string): void;
+  info(message: string): void;
+  warn(message: string): void;
+  error(message: string): void;
+}
+
+export function redact(text: string, secrets: readonly string[]): string {
+  let out = text;
+  for (const secret of secrets) {
+    if (secret.length >= 4) out = out.split(secret).join('[redacted]');
+  }
+  return out;
+}
+
+const order: Record<LogLevel, number> = { debug: 10, info: 20, warn: 30, error: 40 };
+
+export function createLogger(options: {
+  secrets: readonly string[];
+  level?: LogLevel;
+  write?: (line: string) => void;
+}): Logger {
+  const threshold = order[options.level ?? (process.env.LOG_LEVEL as LogLevel) ?? 'info'] ?? order.info;
+  const write = options.write ?? ((line: string) => process.stderr.write(line + '\n'));
+  const emit = (level: LogLevel) => (message: string) => {
+    if (order[level] < threshold) return;
+    write(`${new Date().toISOString()} ${level.padEnd(5)} ${redact(message, options.secrets)}`);
+  };
+  return { debug: emit('debug'), info: emit('info'), warn: emit('warn'), error: emit('error') };
+}
+
+export const silentLogger: Logger = { debug() {}, info() {}, warn() {}, error() {} };

@@ -1,0 +1,108 @@
+// The shape of the one data file. Plain JSON, versioned; every part of the controller keeps its
+// persistent state here so that the CLI and the controller (separate processes) see the same facts.
+export const SCHEMA_VERSION = 1;
+
+export type Outcome = 'ok' | 'refused' | 'failed';
+
+export interface AuditEntry {
+  at: string; // ISO time the operation started
+  who: string; // "cli:<os user>", "discord:<user id>", "controller" for automatic actions
+  what: string; // operation name: start, stop, flatten, …
+  args?: Record<string, unknown>;
+  outcome: Outcome;
+  message?: string;
+  durationMs: number;
+}
+
+export type AlertSeverity = 'info' | 'warning' | 'critical';
+
+export type AlertKind =
+  | 'trade_rate_exceeded'
+  | 'trade_rate_normal'
+  | 'duplicate_instance'
+  | 'process_down'
+  | 'crash_loop'
+  | 'broker_unreachable'
+  | 'recovered'
+  | 'breaker_tripped'
+  | 'flatten_result'
+  | 'data_file_kept_aside';
+
+export interface Delivery {
+  attempts: number;
+  deliveredAt?: number;
+  nextAttemptAt?: number;
+  lastError?: string;
+  /** Sink-specific reference, e.g. the Discord message id. */
+  ref?: string;
+}
+
+export interface StoredAlert {
+  id: string;
+  kind: AlertKind;
+  severity: AlertSeverity;
+  /** De-duplication key: the same key within a cool-down is one alert. */
+  key: string;
+  title: string;
+  body: string;
+  facts: Record<string, unknown>;
+  createdAt: number; // ms since epoch
+  deliveries: Record<string, Delivery>;
+}
+
+export interface SeenTrade {
+  orderId: string;
+  symbol: string;
+  side: string;
+  qty: number;
+  price: number;
+  /** Broker transaction time of the order's first fill, ms since epoch. */
+  at: number;
+  activityIds: string[];
+}
+
+export interface StoreData {
+  schemaVersion: number;
+  desired?: { state: 'running' | 'stopped'; at: string; by: string };
+  breaker: { tripped: boolean; reason?: string; at?: string; by?: string };
+  audit: AuditEntry[];
+  alerts: StoredAlert[];
+  trades: {
+    seen: SeenTrade[];
+    /** Transaction time (ISO) of the newest fill read; the next poll asks from a little before it. */
+    cursor?: string;
+  };
+  watch: {
+    tradeRate: { inEpisode: boolean; lastAlertedCount: number };
+    duplicates: { lastPidSet?: string };
+    processDown: boolean;
+    crashLoop: { lastAlertedAt?: number };
+    brokerUnreachable: boolean;
+  };
+  discord: { statusMessageId?: string };
+}
+
+export function emptyStore(): StoreData {
+  return {
+    schemaVersion: SCHEMA_VERSION,
+    breaker: { tripped: false },
+    audit: [],
+    alerts: [],
+    trades: { seen: [] },
+    watch: {
+      tradeRate: { inEpisode: false, lastAlertedCount: 0 },
+      duplicates: {},
+      processDown: false,
+      crashLoop: {},
+      brokerUnreachable: false,
+    },
+    discord: {},
+  };
+}
+
+/** Retention: what keeps the file bounded however long the controller runs. */
+export const RETENTION = {
+  auditEntries: 2000,
+  deliveredAlerts: 500,
+  tradeAgeMs: 48 * 3600_000,
+};
