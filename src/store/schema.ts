@@ -73,7 +73,7 @@ export interface StoreData {
     cursor?: string;
   };
   watch: {
-    tradeRate: { inEpisode: boolean; lastAlertedCount: number };
+    tradeRate: { inEpisode: boolean; lastAlertedCount: number; episodeStartedAt?: number };
     duplicates: { lastPidSet?: string };
     processDown: boolean;
     crashLoop: { lastAlertedAt?: number };
