@@ -1,0 +1,94 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { ManualClock } from '../src/clock.ts';
+import { silentLogger } from '../src/log.ts';
+import { Store } from '../src/store/store.ts';
+import { AlertOutbox, type AlertSink } from '../src/alerts/outbox.ts';
+import type { StoredAlert } from '../src/store/schema.ts';
+
+/** A sink that fails while `down` is true and records what it delivered. */
+function flakySink(name = 'discord') {
+  const delivered: Array<{ alert: StoredAlert; lateByMs: number }> = [];
+  const sink: AlertSink & { down: boolean; delivered: typeof delivered; attempts: number } = {
+    name,
+    down: true,
+    delivered,
+    attempts: 0,
+    async deliver(alert, context) {
+      sink.attempts++;
+      if (sink.down) throw new Error('503 Service Unavailable');
+      delivered.push({ alert, lateByMs: context.lateByMs });
+      return `msg-${delivered.length}`;
+    },
+  };
+  return sink;
+}
+
+const input = { kind: 'duplicate_instance', severity: 'critical', key: 'duplicate:42', title: 'Duplicate', body: 'PID 42' } as const;
+
+test('an alert is saved before delivery, kept while the sink fails, and delivered once later — across a restart', async () => {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'tw-outbox-'));
+  const clock = new ManualClock();
+  const sink = flakySink();
+  const outbox = new AlertOutbox({ store: new Store(dir), clock, logger: silentLogger, sinks: [sink], backoffMs: 1000 });
+  const raised = await outbox.raise(input);
+  assert.ok(raised);
+  assert.equal(sink.attempts, 1);
+  let stored = (await new Store(dir).read()).alerts;
+  assert.equal(stored.length, 1);
+  assert.equal(stored[0].deliveries.discord.deliveredAt, undefined);
+  assert.match(stored[0].deliveries.discord.lastError!, /503/);
+
+  // Back-off: not retried before it is due.
+  await outbox.deliverDue();
+  assert.equal(sink.attempts, 1);
+
+  // The controller restarts (new store, new outbox, new sink object); the sink recovers 3 minutes later.
+  clock.advance(3 * 60_000);
+  const sinkAfterRestart = flakySink();
+  sinkAfterRestart.down = false;
+  const outbox2 = new AlertOutbox({ store: new Store(dir), clock, logger: silentLogger, sinks: [sinkAfterRestart] });
+  await outbox2.deliverDue();
+  await outbox2.deliverDue();
+  assert.equal(sinkAfterRestart.delivered.length, 1, 'delivered exactly once');
+  assert.equal(sinkAfterRestart.delivered[0].lateByMs, 3 * 60_000, 'says how late it is');
+  stored = (await new Store(dir).read()).alerts;
+  assert.equal(stored[0].deliveries.discord.deliveredAt, clock.now());
+  assert.equal(stored[0].deliveries.discord.ref, 'msg-1');
+
+  // And another restart never repeats it.
+  const sinkThird = flakySink();
+  sinkThird.down = false;
+  await new AlertOutbox({ store: new Store(dir), clock, logger: silentLogger, sinks: [sinkThird] }).deliverDue();
+  assert.equal(sinkThird.attempts, 0);
+});
+
+test('the same key within the cool-down is raised once; after it, again', async () => {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'tw-outbox-'));
+  const clock = new ManualClock();
+  const sink = flakySink('log');
+  sink.down = false;
+  const outbox = new AlertOutbox({ store: new Store(dir), clock, logger: silentLogger, sinks: [sink], cooldownMs: 60_000 });
+  assert.ok(await outbox.raise(input));
+  assert.equal(await outbox.raise(input), undefined);
+  clock.advance(61_000);
+  assert.ok(await outbox.raise(input));
+  assert.equal(sink.delivered.length, 2);
+});
+
+test('an alert raised by a process without sinks (the CLI) is addressed to the controller and delivered by it', async () => {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'tw-outbox-'));
+  const clock = new ManualClock();
+  const cli = new AlertOutbox({ store: new Store(dir), clock, logger: silentLogger, addressTo: ['log', 'discord'] });
+  await cli.raise({ ...input, kind: 'flatten_result', key: 'flatten:1' });
+  const log = flakySink('log');
+  const discord = flakySink('discord');
+  log.down = discord.down = false;
+  await new AlertOutbox({ store: new Store(dir), clock, logger: silentLogger, sinks: [log, discord] }).deliverDue();
+  assert.equal(log.delivered.length, 1);
+  assert.equal(discord.delivered.length, 1);
+  assert.equal(log.delivered[0].alert.kind, 'flatten_result');
+});
