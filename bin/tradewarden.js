@@ -1,5 +1,7 @@
 #!/usr/bin/env node
-// The published entry point: load TypeScript through tsx, then run the CLI.
+// The installed command: load TypeScript through tsx, then run the CLI.
 import { register } from 'tsx/esm/api';
+
 register();
-await import('../src/cli/main.ts');
+const { main } = await import('../src/cli/main.ts');
+await main();

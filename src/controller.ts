@@ -1,0 +1,72 @@
+// The long-running controller: one per DATA_DIR (invariant 7), it delivers alerts, runs the watch
+// jobs and serves Discord when configured. main.ts runs it in the foreground; the demo embeds it.
+import path from 'node:path';
+import { buildApp, type App, type BuildOptions } from './app.ts';
+import type { Config } from './config.ts';
+import { describeError } from './errors.ts';
+import { holdFileLock } from './lock.ts';
+import { scheduleJobs } from './watch/schedule.ts';
+
+export interface Front {
+  stop(): Promise<void>;
+}
+
+export interface ControllerOptions extends BuildOptions {
+  /** Starts a front (Discord) once the app is built; its sink joins the outbox. */
+  fronts?: Array<(app: App) => Promise<Front | undefined>>;
+  /** Watch cadences default to the config's; the demo and benchmarks may shorten them. */
+  alertDeliveryIntervalMs?: number;
+}
+
+export interface Controller {
+  app: App;
+  stop(): Promise<void>;
+}
+
+export async function startController(config: Config, options: ControllerOptions): Promise<Controller> {
+  const { logger } = options;
+  // Two controllers on one data dir would double every alert and race every breaker.
+  const releaseSingleton = await holdFileLock(path.join(config.dataDir, 'controller'));
+  const app = buildApp(config, { ...options, deliversAlerts: true });
+  const fronts: Front[] = [];
+  let jobs: { stop(): Promise<void> } | undefined;
+  try {
+    for (const startFront of options.fronts ?? []) {
+      const front = await startFront(app);
+      if (front) fronts.push(front);
+    }
+    app.outbox.start(options.alertDeliveryIntervalMs);
+    await app.outbox.deliverDue(); // whatever an earlier run left undelivered goes out now
+    jobs = scheduleJobs(
+      [
+        { name: 'trade-poll', everySeconds: config.tradePollSeconds, run: () => app.watchdog.pollTrades() },
+        { name: 'process-scan', everySeconds: config.duplicateScanSeconds, run: () => app.watchdog.scan() },
+      ],
+      logger,
+    );
+    if (!app.broker) logger.warn('No broker credentials (APCA_API_KEY_ID / APCA_API_SECRET_KEY): trade-rate watching and flatten are off.');
+    logger.info(
+      `tradewarden controller watching "${config.trading.processName}" (PM2_HOME ${config.pm2Home}, data ${config.dataDir}); ` +
+        `trade poll ${config.tradePollSeconds}s, scan ${config.duplicateScanSeconds}s, limit ${config.maxTradesPerHour}/h, on runaway: ${config.onRunaway}`,
+    );
+  } catch (error) {
+    await Promise.allSettled(fronts.map((f) => f.stop()));
+    await app.close().catch(() => undefined);
+    await releaseSingleton().catch(() => undefined);
+    throw error;
+  }
+
+  let stopping: Promise<void> | undefined;
+  return {
+    app,
+    stop() {
+      stopping ??= (async () => {
+        await jobs?.stop();
+        for (const front of fronts) await front.stop().catch((e) => logger.warn(`stopping a front: ${describeError(e)}`));
+        await app.close().catch((e) => logger.warn(`closing: ${describeError(e)}`));
+        await releaseSingleton().catch(() => undefined);
+      })();
+      return stopping;
+    },
+  };
+}

@@ -1,0 +1,292 @@
+// The operations every front offers (Discord, CLI, demo console), transport-free: each checks who
+// may run it, runs it, writes the audit entry (who, what, arguments, outcome, duration) and returns
+// plain data that a front renders.
+import type { Account, Broker, Position } from '../broker/types.ts';
+import type { Clock } from '../clock.ts';
+import type { Config } from '../config.ts';
+import { OperationError, describeError, failed, refused, withTimeout } from '../errors.ts';
+import { redact, type Logger } from '../log.ts';
+import type { AlertOutbox } from '../alerts/outbox.ts';
+import type { Store } from '../store/store.ts';
+import type { AuditEntry, SeenTrade, StoredAlert, StoreData } from '../store/schema.ts';
+import type { Duplicate, ProcessStatus, StartResult, StopDuplicatesResult, StopResult, Supervision } from '../supervisor/types.ts';
+import { hourBuckets, tradesInLastHour } from '../watch/trade-window.ts';
+import { flattenAccount, type FlattenReport } from './flatten.ts';
+
+/** Who is asking. Fronts build it: the CLI user is an operator (shell access), Discord checks roles. */
+export interface Actor {
+  /** "cli:<os user>", "discord:<user id>", "controller" */
+  id: string;
+  /** human-readable, for replies and the audit log */
+  name: string;
+  isOperator: boolean;
+}
+
+export const CONTROLLER: Actor = { id: 'controller', name: 'tradewarden', isOperator: true };
+
+export interface TradeSummary {
+  count: number;
+  limit: number;
+  /** last six 10-minute buckets, oldest first */
+  buckets: number[];
+  recent: SeenTrade[];
+}
+
+export interface StatusReport {
+  process: ProcessStatus;
+  desired?: StoreData['desired'];
+  breaker: StoreData['breaker'];
+  trades: TradeSummary;
+  account?: { equity: number; dayPnl: number; positions: number };
+  /** why the account part is missing */
+  accountError?: string;
+  lastAlert?: StoredAlert;
+}
+
+export interface AccountReport {
+  account: Account;
+  positions: Position[];
+}
+
+export interface CoreDeps {
+  config: Config;
+  supervisor: Supervision;
+  broker?: Broker;
+  store: Store;
+  outbox: AlertOutbox;
+  clock: Clock;
+  logger: Logger;
+  /** time-outs for the broker part of /bot status, so status stays fast when the broker is slow */
+  statusBrokerTimeoutMs?: number;
+  flattenVerifyTimeoutMs?: number;
+}
+
+export class Core {
+  constructor(private readonly deps: CoreDeps) {}
+
+  // ----- read-only -----
+
+  async status(): Promise<StatusReport> {
+    const { supervisor, store, clock, broker } = this.deps;
+    const accountPart = broker
+      ? withTimeout(Promise.all([broker.account(), broker.positions()]), this.deps.statusBrokerTimeoutMs ?? 1500, 'broker account')
+          .then(([account, positions]) => ({ account: { equity: account.equity, dayPnl: account.dayPnl, positions: positions.length } }))
+          .catch((error: unknown) => ({ accountError: describeError(error) }))
+      : Promise.resolve({ accountError: 'broker not configured (APCA_API_KEY_ID)' });
+    const [process, data, accountInfo] = await Promise.all([supervisor.status(), store.read(), accountPart]);
+    return {
+      process,
+      desired: data.desired,
+      breaker: data.breaker,
+      trades: this.summarizeTrades(data, clock.now()),
+      ...accountInfo,
+      lastAlert: data.alerts.at(-1),
+    };
+  }
+
+  async trades(): Promise<TradeSummary> {
+    return this.summarizeTrades(await this.deps.store.read(), this.deps.clock.now());
+  }
+
+  async account(): Promise<AccountReport> {
+    const broker = this.requireBroker();
+    const [account, positions] = await Promise.all([broker.account(), broker.positions()]);
+    return { account, positions };
+  }
+
+  async alerts(limit = 20): Promise<StoredAlert[]> {
+    return this.deps.outbox.recent(limit);
+  }
+
+  async duplicates(): Promise<Duplicate[]> {
+    return this.deps.supervisor.scanDuplicates();
+  }
+
+  /** The trader's last log lines with every configured secret removed. */
+  async logs(lines = 30): Promise<string> {
+    const text = await this.deps.supervisor.logs(Math.max(1, Math.min(lines, 500)));
+    return redact(text, this.deps.config.secrets);
+  }
+
+  async audit(limit = 50): Promise<AuditEntry[]> {
+    const data = await this.deps.store.read();
+    return data.audit.slice(-limit).reverse();
+  }
+
+  // ----- changes: operators only, audited -----
+
+  start(actor: Actor): Promise<StartResult> {
+    return this.mutate(actor, 'start', {}, async () => {
+      const result = await this.deps.supervisor.start();
+      await this.setDesired('running', actor);
+      return result;
+    });
+  }
+
+  stop(actor: Actor): Promise<StopResult> {
+    return this.mutate(actor, 'stop', {}, async () => {
+      // Desired first: the health watch must not report a stop it was asked for as a crash.
+      await this.setDesired('stopped', actor);
+      return this.deps.supervisor.stop();
+    });
+  }
+
+  restart(actor: Actor): Promise<StartResult & { stopped: StopResult }> {
+    return this.mutate(actor, 'restart', {}, async () => {
+      const result = await this.deps.supervisor.restart();
+      await this.setDesired('running', actor);
+      return result;
+    });
+  }
+
+  /** Clears a tripped breaker and starts the trader again. */
+  resume(actor: Actor): Promise<StartResult & { breakerWas: StoreData['breaker'] }> {
+    return this.mutate(actor, 'resume', {}, async () => {
+      const breakerWas = await this.deps.store.update((data) => {
+        const was = { ...data.breaker };
+        data.breaker = { tripped: false };
+        return was;
+      });
+      const result = await this.deps.supervisor.start();
+      await this.setDesired('running', actor);
+      return { ...result, breakerWas };
+    });
+  }
+
+  stopDuplicates(actor: Actor, pids: number[]): Promise<StopDuplicatesResult> {
+    return this.mutate(actor, 'stop-duplicates', { pids }, () => this.deps.supervisor.stopDuplicates(pids));
+  }
+
+  flatten(actor: Actor): Promise<FlattenReport> {
+    return this.mutate(actor, 'flatten', {}, () => this.runFlatten(actor));
+  }
+
+  /**
+   * The breaker (ON_RUNAWAY): a trade-rate breach stops the trader through PM2 (so auto-restart
+   * cannot bring it back) and trips a persisted breaker that `start` respects until `resume`.
+   */
+  async onRunaway(count: number): Promise<void> {
+    const { config, store, outbox, logger } = this.deps;
+    if (config.onRunaway === 'alert') return;
+    const reason = `${count} trades in the last hour (limit ${config.maxTradesPerHour})`;
+    await store.update((data) => {
+      data.breaker = { tripped: true, reason, at: new Date(this.deps.clock.now()).toISOString(), by: CONTROLLER.id };
+    });
+    let stopLine: string;
+    try {
+      const stopped = await this.stop(CONTROLLER);
+      stopLine = stopped.wasRunning ? `Trader stopped (PID ${stopped.pid}).` : 'Trader was not running.';
+    } catch (error) {
+      stopLine = `Stopping the trader FAILED: ${describeError(error)}. Stop it by hand.`;
+      logger.error(stopLine);
+    }
+    await outbox.raise({
+      kind: 'breaker_tripped',
+      severity: 'critical',
+      key: `breaker:${this.deps.clock.now()}`,
+      title: 'Breaker tripped: trading halted',
+      body: `${reason}. ${stopLine} Start is refused until an operator runs resume.`,
+      facts: { count, limit: config.maxTradesPerHour, action: config.onRunaway },
+    });
+    if (config.onRunaway === 'flatten') await this.flatten(CONTROLLER).catch((e) => logger.error(`flatten after runaway: ${describeError(e)}`));
+  }
+
+  /** Refusal used by the supervisor before any start (called inside its exactly-one guard). */
+  async assertBreakerClear(): Promise<void> {
+    const data = await this.deps.store.read();
+    if (data.breaker.tripped) {
+      throw refused(`the breaker is tripped (${data.breaker.reason ?? 'no reason recorded'}, at ${data.breaker.at ?? '?'}); an operator must run resume`);
+    }
+  }
+
+  /** Audits a change refused before it reached the core (a front's own authorization check). */
+  async recordRefusal(actor: Actor, what: string, reason: string): Promise<void> {
+    await this.deps.store.audit({
+      at: new Date(this.deps.clock.now()).toISOString(),
+      who: actor.id,
+      what,
+      outcome: 'refused',
+      message: reason,
+      durationMs: 0,
+    });
+  }
+
+  // ----- internals -----
+
+  private async runFlatten(actor: Actor): Promise<FlattenReport> {
+    const broker = this.requireBroker();
+    const report = await flattenAccount({
+      broker,
+      stopTrader: async () => {
+        await this.setDesired('stopped', actor);
+        return this.deps.supervisor.stop();
+      },
+      verifyTimeoutMs: this.deps.flattenVerifyTimeoutMs,
+    });
+    const failedSymbols = report.symbols.filter((s) => s.outcome === 'failed').map((s) => s.symbol);
+    const queued = report.symbols.filter((s) => s.outcome === 'queued').map((s) => s.symbol);
+    await this.deps.outbox.raise({
+      kind: 'flatten_result',
+      severity: report.flat ? 'info' : 'critical',
+      key: `flatten:${this.deps.clock.now()}`,
+      title: report.flat ? 'Flatten done: account is flat' : 'Flatten NOT complete',
+      body: [
+        `Requested by ${actor.name}. ${report.symbols.length} position(s) before, ${report.ordersCanceled} order(s) canceled.`,
+        failedSymbols.length ? `Failed: ${failedSymbols.join(', ')}.` : '',
+        queued.length ? `Queued: ${queued.join(', ')}.` : '',
+        report.error ? `Error: ${report.error}.` : '',
+      ].filter(Boolean).join(' '),
+      facts: { flat: report.flat, symbols: report.symbols, remainingOpenOrders: report.remainingOpenOrders },
+    });
+    return report;
+  }
+
+  private summarizeTrades(data: StoreData, now: number): TradeSummary {
+    const inHour = tradesInLastHour(data.trades.seen, now);
+    return {
+      count: inHour.length,
+      limit: this.deps.config.maxTradesPerHour,
+      buckets: hourBuckets(data.trades.seen, now),
+      recent: [...data.trades.seen].sort((a, b) => b.at - a.at).slice(0, 20),
+    };
+  }
+
+  private requireBroker(): Broker {
+    if (!this.deps.broker) throw failed('the broker is not configured: set APCA_API_KEY_ID and APCA_API_SECRET_KEY');
+    return this.deps.broker;
+  }
+
+  private async setDesired(state: 'running' | 'stopped', actor: Actor): Promise<void> {
+    await this.deps.store.update((data) => {
+      data.desired = { state, at: new Date(this.deps.clock.now()).toISOString(), by: actor.id };
+    });
+  }
+
+  /** Authorization + audit around every change (invariant 6). */
+  private async mutate<T>(actor: Actor, what: string, args: Record<string, unknown>, work: () => Promise<T>): Promise<T> {
+    const startedAt = Date.now();
+    const entry = (outcome: AuditEntry['outcome'], message?: string): AuditEntry => ({
+      at: new Date(this.deps.clock.now()).toISOString(),
+      who: actor.id,
+      what,
+      ...(Object.keys(args).length ? { args } : {}),
+      outcome,
+      ...(message ? { message: redact(message, this.deps.config.secrets) } : {}),
+      durationMs: Date.now() - startedAt,
+    });
+    if (!actor.isOperator) {
+      const error = refused(`${what} needs an operator; ${actor.name} is not one`);
+      await this.deps.store.audit(entry('refused', error.message));
+      throw error;
+    }
+    try {
+      const result = await work();
+      await this.deps.store.audit(entry('ok'));
+      return result;
+    } catch (error) {
+      const kind = error instanceof OperationError && error.kind === 'refused' ? 'refused' : 'failed';
+      await this.deps.store.audit(entry(kind, describeError(error))).catch(() => undefined);
+      throw error instanceof OperationError ? error : failed(`${what} failed: ${describeError(error)}`, error);
+    }
+  }
+}

@@ -1,0 +1,112 @@
+// Plain-text renderings of core reports, shared by the CLI and the demo console.
+// (Discord renders the same reports as embeds in src/discord/render.ts.)
+import type { AccountReport, StatusReport, TradeSummary } from '../core/operations.ts';
+import type { FlattenReport } from '../core/flatten.ts';
+import type { StoredAlert } from '../store/schema.ts';
+import type { Duplicate, StartResult, StopDuplicatesResult, StopResult } from '../supervisor/types.ts';
+import { formatDuration } from '../alerts/outbox.ts';
+import { sparkline } from '../watch/trade-window.ts';
+
+export const money = (n: number) => `${n < 0 ? '-' : ''}$${Math.abs(n).toLocaleString('en-US', { minimumFractionDigits: 2, maximumFractionDigits: 2 })}`;
+export const megabytes = (bytes?: number) => (bytes === undefined ? '—' : `${(bytes / 1024 / 1024).toFixed(1)} MB`);
+const time = (ms: number) => new Date(ms).toISOString().replace('T', ' ').slice(0, 19) + 'Z';
+
+export function statusText(report: StatusReport): string {
+  const p = report.process;
+  const lines = [
+    `${p.name}: ${p.state.toUpperCase().replace('_', ' ')}${p.pid ? ` (PID ${p.pid})` : ''}`,
+    `  uptime ${p.uptimeMs !== undefined ? formatDuration(p.uptimeMs) : '—'} · restarts ${p.restarts} · CPU ${p.cpuPercent ?? '—'}% · memory ${megabytes(p.memoryBytes)}${p.lastExitCode != null ? ` · last exit ${p.lastExitCode}` : ''}`,
+    `  wanted ${report.desired?.state ?? 'not set'}${report.desired ? ` (by ${report.desired.by})` : ''}`,
+    `  trades ${tradeCountText(report.trades)}`,
+    `  duplicates ${p.duplicates.length ? p.duplicates.map((d) => `PID ${d.pid} (${d.foundIn})`).join(', ') : 'none'}`,
+    `  breaker ${report.breaker.tripped ? `TRIPPED — ${report.breaker.reason ?? ''} (resume to clear)` : 'ok'}`,
+    report.account
+      ? `  equity ${money(report.account.equity)} · day ${money(report.account.dayPnl)} · ${report.account.positions} open position(s)`
+      : `  account unavailable: ${report.accountError ?? 'unknown'}`,
+    `  last alert ${report.lastAlert ? `${report.lastAlert.title} (${time(report.lastAlert.createdAt)})` : 'none'}`,
+  ];
+  return lines.join('\n');
+}
+
+export function tradeCountText(trades: TradeSummary): string {
+  const over = trades.count > trades.limit ? ' OVER LIMIT' : '';
+  return `${trades.count}/${trades.limit} in the last hour${over} ${sparkline(trades.buckets)}`;
+}
+
+export function startText(result: StartResult): string {
+  return `Started ${result.status.name} (PID ${result.pid}).`;
+}
+
+export function stopText(result: StopResult): string {
+  if (!result.wasRunning) return 'The trader was not running.';
+  return `Stopped the trader (PID ${result.pid}) in ${formatDuration(result.durationMs)}${result.forceKilled ? ' — it ignored SIGINT and was force-killed' : ''}.`;
+}
+
+export function duplicatesText(duplicates: Duplicate[]): string {
+  if (!duplicates.length) return 'No duplicates: exactly one trader (or none) is running.';
+  return [
+    `${duplicates.length} duplicate(s) found:`,
+    ...duplicates.map(
+      (d) => `  PID ${d.pid}  ${d.foundIn === 'pm2' ? `PM2 entry ${d.pm2Name ?? ''}` : 'outside PM2'}  started ${d.startedAt ? time(d.startedAt) : '?'}\n    ${d.command}`,
+    ),
+  ].join('\n');
+}
+
+export function stopDuplicatesText(result: StopDuplicatesResult): string {
+  const lines = result.stopped.map((s) => `Stopped PID ${s.pid} (${s.signal}).`);
+  if (result.notInLatestScan.length) lines.push(`Not touched (not reported as duplicates by the latest scan): ${result.notInLatestScan.join(', ')}.`);
+  for (const f of result.failed) lines.push(`Could not stop PID ${f.pid}: ${f.reason}`);
+  return lines.join('\n') || 'Nothing to stop.';
+}
+
+export function flattenText(report: FlattenReport): string {
+  const lines = [
+    report.flat ? 'FLAT: the broker shows no positions and no open orders.' : 'NOT FLAT: see below.',
+    report.trader.stopped
+      ? `Trader: stopped${report.trader.pid ? ` (PID ${report.trader.pid})` : ' (was not running)'}${report.trader.forceKilled ? ', force-killed' : ''}.`
+      : `Trader: could NOT be stopped: ${report.trader.error ?? 'unknown error'}.`,
+    `Orders canceled: ${report.ordersCanceled}.`,
+  ];
+  if (report.marketOpen === false) lines.push('Market is closed: closing orders are queued for the next open.');
+  if (report.symbols.length === 0) lines.push('No positions were open.');
+  for (const s of report.symbols) {
+    const icon = s.outcome === 'closed' ? '✔' : s.outcome === 'queued' ? '…' : '✘';
+    lines.push(`  ${icon} ${s.symbol.padEnd(10)} qty ${String(s.qtyBefore).padStart(10)}  ${s.outcome}${s.closingOrderId ? `  order ${s.closingOrderId}` : ''}${s.reason ? `  — ${s.reason}` : ''}`);
+  }
+  if (report.remainingPositions.length) lines.push(`Still held: ${report.remainingPositions.map((p) => `${p.symbol} ${p.qty}`).join(', ')}.`);
+  if (report.remainingOpenOrders) lines.push(`Open orders left: ${report.remainingOpenOrders}.`);
+  if (report.error) lines.push(`Error: ${report.error}`);
+  lines.push(`(${formatDuration(report.durationMs)})`);
+  return lines.join('\n');
+}
+
+export function accountText(report: AccountReport): string {
+  const a = report.account;
+  const lines = [
+    `Equity ${money(a.equity)} · cash ${money(a.cash)} · buying power ${money(a.buyingPower)} · day P/L ${money(a.dayPnl)}`,
+    report.positions.length ? 'Positions:' : 'No open positions.',
+    ...report.positions.map(
+      (p) => `  ${p.symbol.padEnd(10)} ${String(p.qty).padStart(12)}  value ${money(p.marketValue)}  entry ${money(p.avgEntryPrice)}  P/L ${money(p.unrealizedPnl)}`,
+    ),
+  ];
+  return lines.join('\n');
+}
+
+export function tradesText(trades: TradeSummary): string {
+  return [
+    `Trades: ${tradeCountText(trades)}`,
+    ...(trades.recent.length ? trades.recent.map((t) => `  ${time(t.at)}  ${t.side.padEnd(4)} ${String(t.qty).padStart(10)} ${t.symbol} @ ${t.price}`) : ['  no fills recorded yet']),
+  ].join('\n');
+}
+
+export function alertsText(alerts: StoredAlert[]): string {
+  if (!alerts.length) return 'No alerts.';
+  return alerts
+    .map((a) => {
+      const deliveries = Object.entries(a.deliveries)
+        .map(([sink, d]) => `${sink}: ${d.deliveredAt !== undefined ? `delivered${d.deliveredAt - a.createdAt > 5000 ? ` ${formatDuration(d.deliveredAt - a.createdAt)} late` : ''}` : `pending (${d.attempts} attempt(s)${d.lastError ? `, ${d.lastError}` : ''})`}`)
+        .join('; ');
+      return `${time(a.createdAt)} [${a.severity}] ${a.title}\n    ${a.body.split('\n').join('\n    ')}\n    ${deliveries || 'no sinks'}`;
+    })
+    .join('\n');
+}
