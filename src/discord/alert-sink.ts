@@ -1,0 +1,42 @@
+// Posts alerts to DISCORD_ALERT_CHANNEL_ID. A failure (not connected, 429 after discord.js's own
+// waiting, 5xx after its retries) throws, and the outbox retries later: delayed, never lost.
+import { ActionRowBuilder, ButtonBuilder, ButtonStyle, type Client, type SendableChannels } from 'discord.js';
+import type { AlertSink } from '../alerts/outbox.ts';
+import type { Config } from '../config.ts';
+import { alertEmbed } from './render.ts';
+import { CUSTOM_ID } from './router.ts';
+
+export function discordAlertSink(client: Client, config: Config): AlertSink {
+  const { alertChannelId, alertRoleId } = config.discord;
+  let channel: SendableChannels | undefined;
+  return {
+    name: 'discord',
+    async deliver(alert, { lateByMs }) {
+      if (!client.isReady()) throw new Error('Discord is not connected');
+      if (!channel) {
+        const fetched = await client.channels.fetch(alertChannelId!);
+        if (!fetched?.isSendable()) throw new Error(`channel ${alertChannelId} is not a text channel the bot can post in`);
+        channel = fetched;
+      }
+      const pids = Array.isArray(alert.facts.pids) ? (alert.facts.pids as number[]) : [];
+      const message = await channel.send({
+        content: alertRoleId ? `<@&${alertRoleId}>` : undefined,
+        embeds: [alertEmbed(alert, lateByMs)],
+        // Ping the alert role and nobody else, whatever the alert text contains.
+        allowedMentions: { parse: [], roles: alertRoleId ? [alertRoleId] : [] },
+        components:
+          alert.kind === 'duplicate_instance' && pids.length
+            ? [
+                new ActionRowBuilder<ButtonBuilder>().addComponents(
+                  new ButtonBuilder().setCustomId(CUSTOM_ID.stopDuplicates + pids.join(',')).setLabel('Stop duplicates').setStyle(ButtonStyle.Danger),
+                ),
+              ]
+            : [],
+        // Discord drops a second message with the same nonce: a retry after a lost answer is not a repeat.
+        nonce: alert.id.replace(/-/g, '').slice(0, 25),
+        enforceNonce: true,
+      });
+      return message.id;
+    },
+  };
+}

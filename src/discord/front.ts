@@ -1,0 +1,101 @@
+// The Discord front: the discord.js client (Guilds intent only), command registration, the router,
+// the alert-channel sink and the optional live status message. Without DISCORD_TOKEN it is absent.
+import { Client, Events, GatewayIntentBits, Routes, type Message, type SendableChannels } from 'discord.js';
+import type { App } from '../app.ts';
+import type { Front } from '../controller.ts';
+import { describeError } from '../errors.ts';
+import { discordAlertSink } from './alert-sink.ts';
+import { commandDefinitions, loadCommands } from './commands.ts';
+import { statusEmbed } from './render.ts';
+import { InteractionRouter } from './router.ts';
+
+export interface DiscordFrontOptions {
+  confirmTimeoutMs?: number;
+  /** STATUS_MESSAGE=on: how often the status is looked at (edited on change, and at least every minute). */
+  statusCheckMs?: number;
+}
+
+/** The controller's `fronts` entry: starts Discord when a token is configured. */
+export function discordFront(app: App): Promise<Front | undefined> {
+  return startDiscord(app);
+}
+
+export async function startDiscord(app: App, options: DiscordFrontOptions = {}): Promise<(Front & { client: Client; router: InteractionRouter }) | undefined> {
+  const { config, logger, core } = app;
+  const { token, apiUrl, clientId, guildId } = config.discord;
+  if (!token) return undefined;
+
+  const commands = await loadCommands();
+  const client = new Client({ intents: [GatewayIntentBits.Guilds], ...(apiUrl ? { rest: { api: apiUrl } } : {}) });
+  const router = new InteractionRouter({ commands, core, config, logger, confirmTimeoutMs: options.confirmTimeoutMs });
+  client.on(Events.InteractionCreate, (interaction) => void router.handle(interaction));
+  client.on(Events.Error, (error) => logger.warn(`discord: ${describeError(error)}`));
+  client.on(Events.ShardDisconnect, (event) => logger.warn(`discord gateway closed (${event.code}); reconnecting`));
+  client.on(Events.ShardResume, () => logger.info('discord gateway resumed'));
+
+  const ready = new Promise<void>((resolve) => client.once(Events.ClientReady, () => resolve()));
+  await client.login(token);
+  await ready;
+  logger.info(`discord: logged in as ${client.user?.tag ?? '?'}`);
+
+  // One bulk overwrite: a redeploy never leaves stale commands behind.
+  await client.rest.put(Routes.applicationGuildCommands(clientId!, guildId!), { body: commandDefinitions(commands) });
+  logger.info(`discord: ${commands.size} commands registered in guild ${guildId}`);
+
+  app.outbox.addSink(discordAlertSink(client, config));
+
+  const statusMessage = config.discord.statusMessage ? liveStatus(app, client, options.statusCheckMs ?? 10_000) : undefined;
+
+  return {
+    client,
+    router,
+    async stop() {
+      statusMessage?.stop();
+      router.close();
+      await client.destroy();
+    },
+  };
+}
+
+/** STATUS_MESSAGE=on: one message in the alert channel, edited in place, instead of new posts. */
+function liveStatus(app: App, client: Client, checkMs: number): { stop(): void } {
+  let message: Message | undefined;
+  let lastRendered = '';
+  let lastEditAt = 0;
+  const update = async () => {
+    const report = await app.core.status();
+    const embed = statusEmbed(report);
+    // Uptime always moves; compare what matters (state, PID, trades, duplicates, breaker).
+    const { process: p, trades, breaker } = report;
+    const rendered = JSON.stringify([p.state, p.pid, p.duplicates.map((d) => d.pid), trades.count, breaker.tripped]);
+    if (message && rendered === lastRendered && Date.now() - lastEditAt < 60_000) return;
+    if (!message) {
+      const channel = (await client.channels.fetch(app.config.discord.alertChannelId!)) as SendableChannels | null;
+      if (!channel?.isSendable()) throw new Error('the alert channel is not sendable');
+      const known = (await app.store.read()).discord.statusMessageId;
+      message = known ? await channel.messages.fetch(known).catch(() => undefined) : undefined;
+      if (!message) {
+        message = await channel.send({ embeds: [embed] });
+        const id = message.id;
+        await app.store.update((d) => {
+          d.discord.statusMessageId = id;
+        });
+      }
+    }
+    await message.edit({ embeds: [embed.setTimestamp(Date.now())] });
+    lastRendered = rendered;
+    lastEditAt = Date.now();
+  };
+  let busy = false;
+  const run = () => {
+    if (busy) return;
+    busy = true;
+    void update()
+      .catch((e) => app.logger.warn(`live status: ${describeError(e)}`))
+      .finally(() => (busy = false));
+  };
+  run();
+  const timer = setInterval(run, checkMs);
+  timer.unref();
+  return { stop: () => clearInterval(timer) };
+}
