@@ -17,6 +17,7 @@
 //   a buy needs cash (403 insufficient buying power); an order may not sell more than the long
 //   position minus what open orders already hold, nor flip a position through zero (403);
 //   crypto cannot be shorted (403); client_order_id must be unique (422).
+// Unknown routes answer 404 {"code":40410000,…}; a known route with another method answers 405.
 //
 // Test hooks on the returned PaperBroker:
 //   url                      "http://127.0.0.1:PORT"
