@@ -10,7 +10,7 @@ import { AlertOutbox, logSink, type AlertSink } from './alerts/outbox.ts';
 import { Store } from './store/store.ts';
 import { Supervisor } from './supervisor/supervisor.ts';
 import type { Supervision } from './supervisor/types.ts';
-import { Watchdog } from './watch/watchdog.ts';
+import { ProcessWatch, TradeWatch } from './watch/watchdog.ts';
 
 export interface App {
   config: Config;
@@ -19,7 +19,9 @@ export interface App {
   broker?: Broker;
   supervisor: Supervision;
   core: Core;
-  watchdog: Watchdog;
+  /** Absent without broker credentials: there are no fills to count. */
+  tradeWatch?: TradeWatch;
+  processWatch: ProcessWatch;
   clock: Clock;
   logger: Logger;
   close(): Promise<void>;
@@ -86,17 +88,18 @@ export function buildApp(config: Config, options: BuildOptions): App {
     beforeStart: () => core!.assertBreakerClear(),
   });
   core = new Core({ config, supervisor, broker, store, outbox, clock, logger, flattenVerifyTimeoutMs: options.flattenVerifyTimeoutMs });
-  const watchdog = new Watchdog({
-    store,
-    broker,
-    supervisor,
-    outbox,
-    clock,
-    logger,
-    processName: config.trading.processName,
-    maxTradesPerHour: config.maxTradesPerHour,
-    onRunaway: (count) => core!.onRunaway(count),
-  });
+  const tradeWatch = broker
+    ? new TradeWatch({
+        store,
+        broker,
+        outbox,
+        clock,
+        processName: config.trading.processName,
+        maxTradesPerHour: config.maxTradesPerHour,
+        onRunaway: (count) => core!.onRunaway(count),
+      })
+    : undefined;
+  const processWatch = new ProcessWatch({ store, supervisor, outbox, clock, processName: config.trading.processName });
 
   return {
     config,
@@ -105,7 +108,8 @@ export function buildApp(config: Config, options: BuildOptions): App {
     broker,
     supervisor,
     core,
-    watchdog,
+    tradeWatch,
+    processWatch,
     clock,
     logger,
     async close() {

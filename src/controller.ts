@@ -37,10 +37,11 @@ export async function startController(config: Config, options: ControllerOptions
     }
     app.outbox.start(options.alertDeliveryIntervalMs);
     await app.outbox.deliverDue(); // whatever an earlier run left undelivered goes out now
+    const { tradeWatch, processWatch } = app;
     jobs = scheduleJobs(
       [
-        { name: 'trade-poll', everySeconds: config.tradePollSeconds, run: () => app.watchdog.pollTrades() },
-        { name: 'process-scan', everySeconds: config.duplicateScanSeconds, run: () => app.watchdog.scan() },
+        ...(tradeWatch ? [{ name: 'trade-poll', everySeconds: config.tradePollSeconds, run: () => tradeWatch.poll() }] : []),
+        { name: 'process-scan', everySeconds: config.duplicateScanSeconds, run: () => processWatch.scan() },
       ],
       logger,
     );

@@ -96,12 +96,13 @@ export async function flattenAccount(deps: FlattenDeps): Promise<FlattenReport> 
     await new Promise((r) => setTimeout(r, deps.verifyIntervalMs ?? 200));
   }
 
-  // 5. One line per symbol held before.
-  const stillHeld = new Map(after.map((p) => [p.symbol, p]));
-  const openBySymbol = new Map(openOrders.map((o) => [o.symbol, o]));
+  // 5. One line per symbol held before. (Alpaca names crypto "BTC/USD" in orders, "BTCUSD" in positions.)
+  const key = (symbol: string) => symbol.replace('/', '');
+  const stillHeld = new Map(after.map((p) => [key(p.symbol), p]));
+  const openBySymbol = new Map(openOrders.map((o) => [key(o.symbol), o]));
   for (const position of before) {
-    const close = closes.find((c) => c.symbol === position.symbol);
-    const held = stillHeld.get(position.symbol);
+    const close = closes.find((c) => key(c.symbol) === key(position.symbol));
+    const held = stillHeld.get(key(position.symbol));
     const line: SymbolReport = {
       symbol: position.symbol,
       qtyBefore: position.qty,
@@ -114,7 +115,7 @@ export async function flattenAccount(deps: FlattenDeps): Promise<FlattenReport> 
     } else if (close && close.status >= 300) {
       line.outcome = 'failed';
       line.reason = close.error ?? `broker answered ${close.status}`;
-    } else if (openBySymbol.has(position.symbol) || close?.order) {
+    } else if (openBySymbol.has(key(position.symbol)) || close?.order) {
       line.outcome = 'queued';
       line.reason = report.marketOpen === false ? 'market closed: the closing order fills at the next open' : 'closing order not filled yet';
     } else {

@@ -2,7 +2,6 @@
 // remembers, and raises an alert only on a change of state (once per episode), never once per poll.
 import type { Broker } from '../broker/types.ts';
 import type { Clock } from '../clock.ts';
-import type { Logger } from '../log.ts';
 import { describeError } from '../errors.ts';
 import type { AlertOutbox } from '../alerts/outbox.ts';
 import type { Store } from '../store/store.ts';
@@ -42,28 +41,24 @@ export interface TradePollResult {
   event?: TradeRateEvent;
 }
 
-export interface WatchdogOptions {
+export interface TradeWatchOptions {
   store: Store;
-  broker?: Broker;
-  supervisor: Supervision;
+  broker: Broker;
   outbox: AlertOutbox;
   clock: Clock;
-  logger: Logger;
   processName: string;
   maxTradesPerHour: number;
   /** Called once when an episode opens: the breaker (ON_RUNAWAY) lives in the core. */
   onRunaway?: (count: number) => Promise<void>;
 }
 
-export class Watchdog {
-  private restartSamples: Array<{ at: number; restarts: number }> = [];
-
-  constructor(private readonly options: WatchdogOptions) {}
+/** The broker's fills → the rolling-hour count → trade-rate and broker-reachability alerts. */
+export class TradeWatch {
+  constructor(private readonly options: TradeWatchOptions) {}
 
   /** Poll the broker's fills, update the rolling-hour count, alert on a change of episode. */
-  async pollTrades(): Promise<TradePollResult | undefined> {
+  async poll(): Promise<TradePollResult> {
     const { store, broker, clock, outbox, maxTradesPerHour: limit } = this.options;
-    if (!broker) return undefined;
     const now = clock.now();
     const before = await store.read();
     const after = before.trades.cursor
@@ -111,6 +106,50 @@ export class Watchdog {
     if (result.event === 'exceeded') await this.options.onRunaway?.(result.count);
     return { newTrades: result.newTrades, count: result.count, event: result.event };
   }
+
+  private async brokerState(reachable: boolean, reason?: string): Promise<void> {
+    const { store, outbox, clock } = this.options;
+    const changed = await store.update((data) => {
+      if (data.watch.brokerUnreachable === !reachable) return false;
+      data.watch.brokerUnreachable = !reachable;
+      return true;
+    });
+    if (!changed) return;
+    const now = clock.now();
+    if (!reachable) {
+      await outbox.raise({
+        kind: 'broker_unreachable',
+        severity: 'warning',
+        key: `broker_unreachable:${now}`,
+        title: 'Broker unreachable',
+        body: `Cannot read fills from the broker: ${reason}. Trade-rate watching is blind until it answers.`,
+        facts: { reason },
+      });
+    } else {
+      await outbox.raise({
+        kind: 'recovered',
+        severity: 'info',
+        key: `broker_recovered:${now}`,
+        title: 'Broker reachable again',
+        body: 'Fills are being read again.',
+      });
+    }
+  }
+}
+
+export interface ProcessWatchOptions {
+  store: Store;
+  supervisor: Supervision;
+  outbox: AlertOutbox;
+  clock: Clock;
+  processName: string;
+}
+
+/** PM2's description and the OS process table → duplicate, process-down and crash-loop alerts. */
+export class ProcessWatch {
+  private restartSamples: Array<{ at: number; restarts: number }> = [];
+
+  constructor(private readonly options: ProcessWatchOptions) {}
 
   /** One look at the process: duplicates (in PM2 and the OS), down while wanted up, crash loop. */
   async scan(): Promise<ProcessStatus> {
@@ -196,35 +235,6 @@ export class Watchdog {
           facts: { restartsInWindow: climbed, restarts: status.restarts, lastExitCode: status.lastExitCode ?? null },
         });
       }
-    }
-  }
-
-  private async brokerState(reachable: boolean, reason?: string): Promise<void> {
-    const { store, outbox, clock } = this.options;
-    const changed = await store.update((data) => {
-      if (data.watch.brokerUnreachable === !reachable) return false;
-      data.watch.brokerUnreachable = !reachable;
-      return true;
-    });
-    if (!changed) return;
-    const now = clock.now();
-    if (!reachable) {
-      await outbox.raise({
-        kind: 'broker_unreachable',
-        severity: 'warning',
-        key: `broker_unreachable:${now}`,
-        title: 'Broker unreachable',
-        body: `Cannot read fills from the broker: ${reason}. Trade-rate watching is blind until it answers.`,
-        facts: { reason },
-      });
-    } else {
-      await outbox.raise({
-        kind: 'recovered',
-        severity: 'info',
-        key: `broker_recovered:${now}`,
-        title: 'Broker reachable again',
-        body: 'Fills are being read again.',
-      });
     }
   }
 }
