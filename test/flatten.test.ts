@@ -1,0 +1,86 @@
+// Flatten against the real paper broker over HTTP (the trader-stop step is covered with real PM2
+// in test/breaker.test.ts; here the trader is already stopped, which flatten must also handle).
+import { test, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { AlpacaBroker } from '../src/broker/alpaca.ts';
+import { flattenAccount } from '../src/core/flatten.ts';
+import { flattenText } from '../src/render/text.ts';
+import { startPaperBroker, type PaperBroker } from '../examples/paper-broker.ts';
+
+let paper: PaperBroker;
+let broker: AlpacaBroker;
+const alreadyStopped = async () => ({ wasRunning: false, forceKilled: false, durationMs: 0 });
+
+before(async () => {
+  paper = await startPaperBroker({ keyId: 'PKFLAT', secretKey: 'SKFLAT', cash: 1_000_000, prices: { AAPL: 200, MSFT: 400, TSLA: 250, 'BTC/USD': 60_000 } });
+  broker = new AlpacaBroker({ baseUrl: paper.url, keyId: 'PKFLAT', secretKey: 'SKFLAT', sleep: async () => {} });
+});
+after(() => paper.close());
+
+async function reset() {
+  paper.setMarketOpen(true);
+  await broker.closeAllPositions();
+  await broker.cancelAllOrders();
+}
+
+test('closes every position and cancels open orders; says flat only when the broker shows it', async () => {
+  await reset();
+  paper.seedPosition('AAPL', 10, 200);
+  paper.seedPosition('MSFT', -5, 400);
+  paper.seedPosition('BTC/USD', 0.01, 60_000);
+  paper.placeOrder({ symbol: 'TSLA', side: 'buy', qty: 1, type: 'limit', limit_price: 1, time_in_force: 'day' });
+  const report = await flattenAccount({ broker, stopTrader: alreadyStopped });
+  assert.equal(report.flat, true, flattenText(report));
+  assert.equal(report.ordersCanceled, 1);
+  assert.deepEqual(report.symbols.map((s) => [s.symbol, s.qtyBefore, s.outcome]).sort(), [
+    ['AAPL', 10, 'closed'],
+    ['BTCUSD', 0.01, 'closed'],
+    ['MSFT', -5, 'closed'],
+  ]);
+  assert.ok(report.symbols.every((s) => s.closingOrderId));
+  assert.deepEqual(await broker.positions(), []);
+  assert.deepEqual(await broker.openOrders(), []);
+});
+
+test('a 500 while closing one symbol → the report names it with the reason and does not say flat', async () => {
+  await reset();
+  paper.seedPosition('AAPL', 3, 200);
+  paper.seedPosition('TSLA', 2, 250);
+  paper.failNext(500, 1, { symbol: 'TSLA', message: 'internal error closing TSLA' });
+  const report = await flattenAccount({ broker, stopTrader: alreadyStopped });
+  assert.equal(report.flat, false);
+  const tsla = report.symbols.find((s) => s.symbol === 'TSLA')!;
+  assert.equal(tsla.outcome, 'failed');
+  assert.match(tsla.reason!, /internal error closing TSLA/);
+  assert.equal(report.symbols.find((s) => s.symbol === 'AAPL')!.outcome, 'closed');
+  assert.deepEqual(report.remainingPositions, [{ symbol: 'TSLA', qty: 2 }]);
+  assert.match(flattenText(report), /NOT FLAT/);
+});
+
+test('market closed → closing orders are queued, reported as such, and not called flat', async () => {
+  await reset();
+  paper.seedPosition('AAPL', 4, 200);
+  paper.setMarketOpen(false);
+  const report = await flattenAccount({ broker, stopTrader: alreadyStopped, verifyTimeoutMs: 5_000 });
+  assert.equal(report.flat, false);
+  assert.equal(report.marketOpen, false);
+  const aapl = report.symbols[0];
+  assert.equal(aapl.outcome, 'queued');
+  assert.equal(aapl.closingOrderStatus, 'accepted');
+  assert.match(aapl.reason!, /market closed/);
+  assert.equal(report.remainingOpenOrders, 1);
+  assert.ok(report.durationMs < 4_000, 'does not wait out the verify time-out when nothing can fill');
+});
+
+test('an unreachable broker is reported, never called flat, and the trader stop still happened', async () => {
+  await reset();
+  paper.seedPosition('AAPL', 1, 200);
+  let stopped = 0;
+  paper.failNext(500, 10, { path: '/v2/positions', method: 'GET' });
+  const report = await flattenAccount({ broker, stopTrader: async () => (stopped++, { wasRunning: true, pid: 4242, forceKilled: false, durationMs: 5 }) });
+  assert.equal(stopped, 1);
+  assert.equal(report.trader.stopped, true);
+  assert.equal(report.flat, false);
+  assert.match(report.error!, /500/);
+  paper.failNext(500, 0);
+});
