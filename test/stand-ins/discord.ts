@@ -1,0 +1,980 @@
+// A local stand-in for Discord's REST API v10 and gateway, good enough for the real discord.js 14
+// client: point `rest.api` at `apiUrl`, log in with `token`, and the gateway URL follows from
+// GET /gateway/bot. Tests then play the users (slash commands, button clicks), read what the bot
+// answered, and inject faults (429, 5xx, gateway drops).
+//
+//   const discord = await startDiscordStandIn({ applicationId, guilds: [...] });
+//   const client = new Client({ intents: [GatewayIntentBits.Guilds], rest: { api: discord.apiUrl } });
+//   await client.login(discord.token);
+//   const run = await discord.slashCommand({ channelId, user, name: 'bot', options: [...] });
+//   const reply = await run.response();
+import http, { type IncomingMessage, type ServerResponse } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { randomBytes } from 'node:crypto';
+import { Gateway, type DropOptions } from './discord-gateway.ts';
+import {
+  CallbackType,
+  MessageFlag,
+  StandInInteraction,
+  type InteractionSpec,
+} from './discord-interactions.ts';
+import {
+  ChangeFeed,
+  Snowflakes,
+  channelToWire,
+  guildCreateToWire,
+  guildRoles,
+  invalidFormBody,
+  isJsonObject,
+  memberToWire,
+  messageBodyProblems,
+  messageToWire,
+  resolveMentions,
+  userToWire,
+  type ChannelSpec,
+  type FormError,
+  type GuildSpec,
+  type JsonObject,
+  type StandInMessage,
+  type UserSpec,
+} from './discord-model.ts';
+
+export type { ChannelSpec, GuildSpec, JsonObject, RoleSpec, StandInMessage, UserSpec } from './discord-model.ts';
+export type { GatewayConnection, GatewayIdentify, GatewayResume, DropOptions } from './discord-gateway.ts';
+export { StandInInteraction, CallbackType, MessageFlag } from './discord-interactions.ts';
+export type { InteractionReply, RecordedCallback, RecordedEdit } from './discord-interactions.ts';
+
+export interface DiscordStandInOptions {
+  applicationId: string;
+  /** Defaults to the application id, as for bots created in the developer portal. */
+  botUserId?: string;
+  botUsername?: string;
+  guilds: GuildSpec[];
+  /** HELLO's heartbeat_interval. Discord sends ~41 s; tests want something short. */
+  heartbeatIntervalMs?: number;
+  /** How long after dispatch an interaction may still be acknowledged (Discord: 3 s). */
+  interactionExpiryMs?: number;
+  /** Clock for interaction expiry; pass a ManualClock to expire interactions without waiting. */
+  clock?: { now(): number };
+  /** Default bound on the helper waits (response(), waitFor…). */
+  waitTimeoutMs?: number;
+}
+
+export interface RecordedRequest {
+  method: string;
+  /** Path after /api/v10, percent-decoded: '/webhooks/1/tok/messages/@original'. */
+  path: string;
+  query: Record<string, string>;
+  body: unknown;
+  /** Route template that handled it ('POST /channels/:channel/messages'), null if none matched. */
+  route: string | null;
+  /** Whether a valid `Authorization: Bot <token>` header came with it. */
+  authorized: boolean;
+  /** Filled in once answered. */
+  status: number;
+  /** True when a failNext() fault answered instead of the route. */
+  faulted: boolean;
+  at: number;
+}
+
+export interface FaultSpec {
+  method?: string;
+  /** Tested against RecordedRequest.path (no /api/v10 prefix, no query). */
+  path?: RegExp;
+  /** 429 answers with Discord's rate-limit body and headers; other codes with `{message, code: 0}`. */
+  status: number;
+  /** How many matching requests to fail (default 1). */
+  count?: number;
+  /** Seconds, for 429 (default 0.05). */
+  retryAfter?: number;
+  /** Replace the error body (e.g. `{ message: 'Missing Permissions', code: 50013 }`). */
+  body?: JsonObject;
+}
+
+export interface Fault {
+  readonly spec: FaultSpec;
+  /** Requests this fault has answered so far. */
+  readonly hits: RecordedRequest[];
+  readonly remaining: number;
+}
+
+export interface ActingMember {
+  user: UserSpec;
+  /** Role ids the member has (the guild's @everyone is implied). */
+  roles?: string[];
+  /** Member permission bits; defaults to the union of the roles' permissions. */
+  permissions?: string;
+  locale?: string;
+}
+
+export interface SlashCommandSpec extends ActingMember {
+  channelId: string;
+  /** Optional; must match the channel's guild when given. */
+  guildId?: string;
+  name: string;
+  /** Discord's option tree, e.g. `[{ type: 1, name: 'status', options: [] }]` for a subcommand. */
+  options?: JsonObject[];
+  resolved?: JsonObject;
+  /** Override the stand-in's interactionExpiryMs for this one. */
+  expiresInMs?: number;
+}
+
+export interface ButtonClickSpec extends ActingMember {
+  /** The message carrying the button, or its id; the stand-in's current copy is used. */
+  message: StandInMessage | string;
+  customId: string;
+  expiresInMs?: number;
+}
+
+export interface StoredCommand extends JsonObject {
+  id: string;
+  name: string;
+  type: number;
+}
+
+interface Answer {
+  status: number;
+  body?: unknown;
+  headers?: Record<string, string>;
+}
+
+interface RouteContext {
+  params: Record<string, string>;
+  query: Record<string, string>;
+  body: unknown;
+  files: { name: string; size: number }[];
+}
+
+interface Route {
+  method: string;
+  template: string;
+  segments: string[];
+  auth: boolean;
+  handle(context: RouteContext): Answer;
+}
+
+const ALL_PERMISSIONS = ((1n << 51n) - 1n).toString();
+
+const errorBody = {
+  unauthorized: { message: '401: Unauthorized', code: 0 },
+  unknownRoute: { message: '404: Not Found', code: 0 },
+  unknownChannel: { message: 'Unknown Channel', code: 10003 },
+  unknownMessage: { message: 'Unknown Message', code: 10008 },
+  unknownWebhook: { message: 'Unknown Webhook', code: 10015 },
+  unknownApplication: { message: 'Unknown Application', code: 10002 },
+  unknownInteraction: { message: 'Unknown interaction', code: 10062 },
+  alreadyAcknowledged: { message: 'Interaction has already been acknowledged.', code: 40060 },
+  missingAccess: { message: 'Missing Access', code: 50001 },
+} as const;
+
+const fail = (status: number, body: JsonObject): Answer => ({ status, body });
+const formError = (problems: FormError[]): Answer => fail(400, invalidFormBody(problems));
+
+export class DiscordStandIn {
+  /** Base for discord.js `rest.api` / DISCORD_API_URL (discord.js appends /v10). */
+  readonly apiUrl: string;
+  readonly gatewayUrl: string;
+  /** The bot token this stand-in accepts (fake; fine to log in tests, but we don't). */
+  readonly token: string;
+  readonly applicationId: string;
+  readonly botUser: JsonObject;
+  readonly guilds: readonly GuildSpec[];
+  /** Every REST call, in arrival order. Authorization headers are not kept. */
+  readonly requests: RecordedRequest[] = [];
+  readonly interactions: StandInInteraction[] = [];
+  readonly gateway: Gateway;
+
+  private readonly feed = new ChangeFeed();
+  private readonly ids = new Snowflakes();
+  private readonly messages = new Map<string, StandInMessage>();
+  private readonly globalCommands: StoredCommand[] = [];
+  private readonly guildCommands = new Map<string, StoredCommand[]>();
+  private readonly users = new Map<string, JsonObject>();
+  private readonly faults: { spec: FaultSpec; hits: RecordedRequest[]; remaining: number }[] = [];
+  private readonly routes: Route[];
+  private readonly clock: { now(): number };
+  private readonly expiryMs: number;
+  private readonly waitMs: number;
+
+  private constructor(
+    private readonly server: http.Server,
+    options: DiscordStandInOptions,
+  ) {
+    this.applicationId = options.applicationId;
+    this.guilds = options.guilds;
+    this.clock = options.clock ?? { now: () => Date.now() };
+    this.expiryMs = options.interactionExpiryMs ?? 3000;
+    this.waitMs = options.waitTimeoutMs ?? 5000;
+    const botId = options.botUserId ?? options.applicationId;
+    this.botUser = userToWire({ id: botId, username: options.botUsername ?? 'tradewarden' }, true);
+    this.token = `${Buffer.from(botId).toString('base64url')}.StandIn.${randomBytes(18).toString('base64url')}`;
+    this.apiUrl = '';
+    this.gatewayUrl = '';
+    const guildOwnerId = this.ids.next();
+    this.gateway = new Gateway(server, {
+      token: this.token,
+      heartbeatIntervalMs: options.heartbeatIntervalMs ?? 41_250,
+      nextSessionId: () => randomBytes(16).toString('hex'),
+      changed: () => this.feed.changed(),
+      readyData: () => ({
+        v: 10,
+        user: this.botUser,
+        guilds: this.guilds.map((guild) => ({ id: guild.id, unavailable: true })),
+        shard: [0, 1],
+        application: { id: this.applicationId, flags: 0 },
+        user_settings: {},
+        private_channels: [],
+        relationships: [],
+        presences: [],
+        guild_join_requests: [],
+        geo_ordered_rtc_regions: [],
+        _trace: ['stand-in'],
+      }),
+      guildCreates: () => this.guilds.map((guild) => guildCreateToWire(guild, guildOwnerId, this.botUser)),
+    });
+    this.routes = this.buildRoutes();
+  }
+
+  static async start(options: DiscordStandInOptions): Promise<DiscordStandIn> {
+    const server = http.createServer();
+    const standIn = new DiscordStandIn(server, options);
+    server.on('request', (request, response) => void standIn.serve(request, response));
+    await new Promise<void>((resolve, reject) => {
+      server.once('error', reject);
+      server.listen(0, '127.0.0.1', () => resolve());
+    });
+    const { port } = server.address() as AddressInfo;
+    const mutable = standIn as { apiUrl: string; gatewayUrl: string };
+    mutable.apiUrl = `http://127.0.0.1:${port}/api`;
+    mutable.gatewayUrl = `ws://127.0.0.1:${port}`;
+    standIn.gateway.publicUrl = standIn.gatewayUrl;
+    return standIn;
+  }
+
+  // ------------------------------------------------------------------------------------------
+  // Reading what happened
+
+  /** Registered command definitions: a guild's, or the global ones without an argument. */
+  commands(guildId?: string): StoredCommand[] {
+    return structuredClone(guildId === undefined ? this.globalCommands : (this.guildCommands.get(guildId) ?? []));
+  }
+
+  /** Messages in a channel (channel posts, interaction responses, follow-ups), oldest first. */
+  channelMessages(channelId: string): StandInMessage[] {
+    return [...this.messages.values()].filter((message) => message.channel_id === channelId && !message.deleted);
+  }
+
+  message(id: string): StandInMessage | undefined {
+    return this.messages.get(id);
+  }
+
+  /** Resolves with the first message in the channel that matches, now or when one is posted or edited. */
+  waitForChannelMessage(
+    channelId: string,
+    predicate: (message: StandInMessage) => boolean = () => true,
+    timeoutMs = this.waitMs,
+  ): Promise<StandInMessage> {
+    return this.feed.until(
+      () => this.channelMessages(channelId).find(predicate),
+      `a message in channel ${channelId}`,
+      timeoutMs,
+    );
+  }
+
+  waitForRequest(predicate: (request: RecordedRequest) => boolean, timeoutMs = this.waitMs): Promise<RecordedRequest> {
+    return this.feed.until(
+      () => this.requests.find((request) => request.status !== 0 && predicate(request)),
+      'a matching REST request',
+      timeoutMs,
+    );
+  }
+
+  /**
+   * Resolves with the first non-undefined value of `probe`, re-checked whenever the stand-in records
+   * anything (a request, a gateway payload, a heartbeat); for waits the helpers above don't cover.
+   */
+  waitFor<T>(probe: () => T | undefined, what: string, timeoutMs = this.waitMs): Promise<T> {
+    return this.feed.until(probe, what, timeoutMs);
+  }
+
+  /** REST calls no route knows: a test can assert this stays empty. */
+  get unexpectedRequests(): RecordedRequest[] {
+    return this.requests.filter((request) => request.route === null && !request.faulted);
+  }
+
+  /** Resolves once the client has identified (count = how many IDENTIFYs, default 1). */
+  waitForIdentify(count = 1, timeoutMs = this.waitMs) {
+    return this.feed.until(() => this.gateway.identifies[count - 1], `IDENTIFY #${count}`, timeoutMs);
+  }
+
+  /** Resolves with the next accepted RESUME after `afterCount` of them (default: the first). */
+  waitForResume(afterCount = 0, timeoutMs = this.waitMs) {
+    return this.feed.until(
+      () => this.gateway.resumes.filter((resume) => resume.accepted)[afterCount],
+      `RESUME #${afterCount + 1}`,
+      timeoutMs,
+    );
+  }
+
+  // ------------------------------------------------------------------------------------------
+  // Faults
+
+  /** The next matching REST call(s) fail with `status` instead of reaching their route. */
+  failNext(spec: FaultSpec): Fault {
+    const fault = { spec, hits: [] as RecordedRequest[], remaining: spec.count ?? 1 };
+    this.faults.push(fault);
+    return fault;
+  }
+
+  /** Closes the gateway socket (default code 4000, which discord.js answers with a RESUME). */
+  dropConnection(options?: DropOptions): void {
+    this.gateway.drop(options);
+  }
+
+  // ------------------------------------------------------------------------------------------
+  // Playing the users
+
+  /** Dispatches an APPLICATION_COMMAND INTERACTION_CREATE for a registered chat-input command. */
+  async slashCommand(spec: SlashCommandSpec): Promise<StandInInteraction> {
+    const { guild, channel } = this.locateChannel(spec.channelId, spec.guildId);
+    const command =
+      this.guildCommands.get(guild.id)?.find((c) => c.name === spec.name && c.type === 1) ??
+      this.globalCommands.find((c) => c.name === spec.name && c.type === 1);
+    if (!command) {
+      const known = [...(this.guildCommands.get(guild.id) ?? []), ...this.globalCommands].map((c) => c.name);
+      throw new Error(`Discord stand-in: /${spec.name} is not registered for guild ${guild.id} (registered: ${known.join(', ') || 'none'})`);
+    }
+    const data: JsonObject = { id: command.id, name: spec.name, type: 1, options: spec.options ?? [] };
+    if (command.guild_id) data.guild_id = command.guild_id;
+    if (spec.resolved) data.resolved = spec.resolved;
+    return this.dispatchInteraction('command', 2, guild, channel, spec, data, { commandName: spec.name });
+  }
+
+  /** Dispatches a button click (MESSAGE_COMPONENT) on a message the bot sent. */
+  async clickButton(spec: ButtonClickSpec): Promise<StandInInteraction> {
+    const messageId = typeof spec.message === 'string' ? spec.message : spec.message.id;
+    const message = this.messages.get(messageId);
+    if (!message || message.deleted) throw new Error(`Discord stand-in: no message ${messageId} to click on`);
+    const buttons = message.components.flatMap((row) => (Array.isArray(row.components) ? row.components.filter(isJsonObject) : []));
+    const button = buttons.find((b) => b.custom_id === spec.customId && b.type === 2);
+    if (!button) {
+      const ids = buttons.map((b) => b.custom_id).filter(Boolean);
+      throw new Error(`Discord stand-in: message ${messageId} has no button '${spec.customId}' (buttons: ${ids.join(', ') || 'none'})`);
+    }
+    if (button.disabled === true) throw new Error(`Discord stand-in: button '${spec.customId}' is disabled; a user cannot click it`);
+    const { guild, channel } = this.locateChannel(message.channel_id);
+    return this.dispatchInteraction('component', 3, guild, channel, spec, { custom_id: spec.customId, component_type: 2 }, {
+      customId: spec.customId,
+      componentMessage: message,
+      messageWire: messageToWire(message),
+    });
+  }
+
+  async close(): Promise<void> {
+    this.feed.close();
+    await this.gateway.close();
+    this.server.closeAllConnections();
+    await new Promise<void>((resolve) => this.server.close(() => resolve()));
+  }
+
+  // ------------------------------------------------------------------------------------------
+  // Interactions
+
+  private locateChannel(channelId: string, guildId?: string): { guild: GuildSpec; channel: ChannelSpec } {
+    for (const guild of this.guilds) {
+      const channel = guild.channels.find((c) => c.id === channelId);
+      if (!channel) continue;
+      if (guildId !== undefined && guildId !== guild.id) {
+        throw new Error(`Discord stand-in: channel ${channelId} belongs to guild ${guild.id}, not ${guildId}`);
+      }
+      return { guild, channel };
+    }
+    throw new Error(`Discord stand-in: unknown channel ${channelId}`);
+  }
+
+  private async dispatchInteraction(
+    kind: 'command' | 'component',
+    type: number,
+    guild: GuildSpec,
+    channel: ChannelSpec,
+    actor: ActingMember & { locale?: string; expiresInMs?: number },
+    data: JsonObject,
+    extra: { commandName?: string; customId?: string; componentMessage?: StandInMessage; messageWire?: JsonObject },
+  ): Promise<StandInInteraction> {
+    await this.feed.until(() => this.gateway.sessionId ?? undefined, 'a gateway session (client logged in)', this.waitMs);
+    const user = userToWire(actor.user);
+    this.users.set(actor.user.id, user);
+    const roles = actor.roles ?? [];
+    const id = this.ids.next();
+    const token = `aW50ZXJhY3Rpb24.${randomBytes(24).toString('base64url')}`;
+    const payload: JsonObject = {
+      id,
+      application_id: this.applicationId,
+      type,
+      data,
+      guild_id: guild.id,
+      channel: channelToWire(channel, guild.id, 0),
+      channel_id: channel.id,
+      member: memberToWire(user, roles, actor.permissions ?? this.memberPermissions(guild, roles)),
+      token,
+      version: 1,
+      app_permissions: ALL_PERMISSIONS,
+      locale: actor.locale ?? 'en-US',
+      guild_locale: 'en-US',
+      entitlements: [],
+      authorizing_integration_owners: { '0': guild.id },
+      context: 0,
+      attachment_size_limit: 10 * 1024 * 1024,
+    };
+    if (extra.messageWire) payload.message = extra.messageWire;
+    const spec: InteractionSpec = {
+      kind,
+      id,
+      token,
+      applicationId: this.applicationId,
+      guildId: guild.id,
+      channelId: channel.id,
+      user,
+      commandName: extra.commandName,
+      customId: extra.customId,
+      componentMessage: extra.componentMessage,
+      createdAt: this.clock.now(),
+      expiresInMs: actor.expiresInMs ?? this.expiryMs,
+      payload,
+      // Filled in right below; the record must exist before the dispatch so an instant callback finds it.
+      dispatch: { sessionId: '', seq: 0, delivered: false },
+    };
+    const interaction = new StandInInteraction(spec, this.feed, this.waitMs);
+    this.interactions.push(interaction);
+    Object.assign(interaction.dispatch, this.gateway.dispatch('INTERACTION_CREATE', structuredClone(payload)));
+    this.feed.changed();
+    return interaction;
+  }
+
+  private memberPermissions(guild: GuildSpec, roles: string[]): string {
+    let bits = 0n;
+    for (const role of guildRoles(guild)) {
+      if (role.id === guild.id || roles.includes(role.id)) bits |= BigInt(role.permissions ?? '0');
+    }
+    return bits.toString();
+  }
+
+  private interactionById(id: string): StandInInteraction | undefined {
+    return this.interactions.find((interaction) => interaction.id === id);
+  }
+
+  private interactionByToken(applicationId: string, token: string): StandInInteraction | undefined {
+    if (applicationId !== this.applicationId) return undefined;
+    return this.interactions.find((interaction) => interaction.token === token);
+  }
+
+  private interactionCallback({ params, query, body }: RouteContext): Answer {
+    const interaction = this.interactionById(params.interaction);
+    const callback = isJsonObject(body) ? body : {};
+    const type = typeof callback.type === 'number' ? callback.type : -1;
+    const data = isJsonObject(callback.data) ? callback.data : null;
+    const withResponse = query.with_response === 'true';
+    if (!interaction || interaction.token !== params.token) return fail(404, errorBody.unknownInteraction);
+
+    const record = { type, data, withResponse, status: 0, afterMs: this.clock.now() - interaction.createdAt };
+    interaction.callbacks.push(record);
+    const answer = this.acknowledge(interaction, type, data, withResponse, record.afterMs);
+    record.status = answer.status;
+    return answer;
+  }
+
+  private acknowledge(interaction: StandInInteraction, type: number, data: JsonObject | null, withResponse: boolean, afterMs: number): Answer {
+    if (interaction.acknowledged) return fail(400, errorBody.alreadyAcknowledged);
+    if (afterMs > interaction.expiresInMs) return fail(404, errorBody.unknownInteraction);
+    const component = interaction.componentMessage;
+    const invalidType = formError([{ path: ['type'], code: 'INTERACTION_RESPONSE_TYPE_INVALID', message: `Response type ${type} is not valid for this interaction` }]);
+
+    let message: StandInMessage | null = null;
+    switch (type) {
+      case CallbackType.ChannelMessageWithSource: {
+        const body = data ?? {};
+        const problems = messageBodyProblems(body, { requireContent: true });
+        if (problems.length) return formError(problems);
+        message = this.createMessage(interaction.channelId, body, 'interaction-response', interaction);
+        interaction.original = message;
+        interaction.settle(type, message);
+        break;
+      }
+      case CallbackType.DeferredChannelMessageWithSource: {
+        const flags = MessageFlag.Loading | (Number(data?.flags ?? 0) & MessageFlag.Ephemeral);
+        message = this.createMessage(interaction.channelId, { content: '', flags }, 'interaction-response', interaction);
+        interaction.original = message;
+        break;
+      }
+      case CallbackType.DeferredUpdateMessage:
+        if (!component) return invalidType;
+        interaction.original = component;
+        break;
+      case CallbackType.UpdateMessage: {
+        if (!component) return invalidType;
+        const problem = this.editMessage(component, data ?? {}, interaction);
+        if (problem) return problem;
+        interaction.original = component;
+        message = component;
+        interaction.settle(type, component);
+        break;
+      }
+      case CallbackType.Modal:
+        break;
+      default:
+        return invalidType;
+    }
+    interaction.acknowledgedWith = type;
+    if (!withResponse) return { status: 204 };
+    const callback: JsonObject = { id: interaction.id, type: interaction.payload.type };
+    if (message) {
+      callback.response_message_id = message.id;
+      callback.response_message_loading = (message.flags & MessageFlag.Loading) !== 0;
+      callback.response_message_ephemeral = (message.flags & MessageFlag.Ephemeral) !== 0;
+    }
+    const resource: JsonObject = { type };
+    if (message) resource.message = messageToWire(message);
+    return { status: 200, body: { interaction: callback, resource } };
+  }
+
+  // ------------------------------------------------------------------------------------------
+  // Messages
+
+  private knownUser = (id: string): JsonObject => this.users.get(id) ?? userToWire({ id, username: `user${id}` });
+
+  private createMessage(
+    channelId: string,
+    body: JsonObject,
+    source: StandInMessage['source'],
+    interaction?: StandInInteraction,
+    files: { name: string; size: number }[] = [],
+  ): StandInMessage {
+    const { guild } = this.locateChannel(channelId);
+    const content = typeof body.content === 'string' ? body.content : '';
+    const allowed = isJsonObject(body.allowed_mentions) ? body.allowed_mentions : null;
+    const message: StandInMessage = {
+      id: this.ids.next(),
+      type: interaction ? (interaction.kind === 'command' ? 20 : 0) : 0,
+      channel_id: channelId,
+      guild_id: guild.id,
+      author: this.botUser,
+      content,
+      embeds: Array.isArray(body.embeds) ? body.embeds.filter(isJsonObject) : [],
+      components: Array.isArray(body.components) ? body.components.filter(isJsonObject) : [],
+      flags: Number(body.flags ?? 0),
+      timestamp: new Date().toISOString(),
+      edited_timestamp: null,
+      ...resolveMentions(content, allowed, this.knownUser),
+      allowed_mentions: allowed,
+      source,
+      deleted: false,
+      files,
+    };
+    if (interaction) {
+      message.application_id = this.applicationId;
+      message.webhook_id = this.applicationId;
+      message.interactionId = interaction.id;
+      const metadata: JsonObject = {
+        id: interaction.id,
+        type: interaction.payload.type,
+        user: interaction.user,
+        authorizing_integration_owners: { '0': interaction.guildId },
+      };
+      if (interaction.commandName) metadata.name = interaction.commandName;
+      if (interaction.componentMessage) metadata.interacted_message_id = interaction.componentMessage.id;
+      if (source === 'follow-up' && interaction.original) metadata.original_response_message_id = interaction.original.id;
+      message.interaction_metadata = metadata;
+    }
+    this.messages.set(message.id, message);
+    this.feed.changed();
+    return message;
+  }
+
+  /** Applies a PATCH body; returns an error answer, or null when applied. */
+  private editMessage(message: StandInMessage, body: JsonObject, interaction?: StandInInteraction): Answer | null {
+    const next = { ...message };
+    if ('content' in body && body.content !== undefined) next.content = typeof body.content === 'string' ? body.content : '';
+    if (Array.isArray(body.embeds)) next.embeds = body.embeds.filter(isJsonObject);
+    if (Array.isArray(body.components)) next.components = body.components.filter(isJsonObject);
+    if (isJsonObject(body.allowed_mentions)) next.allowed_mentions = body.allowed_mentions;
+    const problems = messageBodyProblems({ ...body, content: next.content, embeds: next.embeds, components: next.components }, { requireContent: true });
+    if (problems.length) return formError(problems);
+    // Editing a deferred response ends its "thinking…" state.
+    Object.assign(message, next, {
+      flags: message.flags & ~MessageFlag.Loading,
+      edited_timestamp: new Date().toISOString(),
+      ...resolveMentions(next.content, next.allowed_mentions, this.knownUser),
+    });
+    interaction?.edits.push({ messageId: message.id, body: structuredClone(body), at: this.clock.now() });
+    this.feed.changed();
+    return null;
+  }
+
+  private findWebhookMessage(interaction: StandInInteraction, messageId: string): StandInMessage | undefined {
+    if (messageId === '@original') return interaction.original ?? undefined;
+    const message = this.messages.get(messageId);
+    if (!message || message.deleted) return undefined;
+    const ours = message.interactionId === interaction.id || message === interaction.original;
+    return ours ? message : undefined;
+  }
+
+  // ------------------------------------------------------------------------------------------
+  // Commands
+
+  private overwriteCommands(list: StoredCommand[], body: unknown, guildId?: string): Answer {
+    if (!Array.isArray(body)) return formError([{ path: [], code: 'ARRAY_TYPE_CONVERT', message: 'Must be an array.' }]);
+    const problems: FormError[] = [];
+    const next: StoredCommand[] = [];
+    body.forEach((raw: unknown, index) => {
+      const definition = isJsonObject(raw) ? raw : {};
+      problems.push(...commandProblems(definition, [index]));
+      const type = typeof definition.type === 'number' ? definition.type : 1;
+      const name = String(definition.name ?? '');
+      const existing = list.find((c) => c.name === name && c.type === type);
+      next.push(this.storeCommand(definition, existing?.id, guildId));
+    });
+    if (problems.length) return formError(problems);
+    list.splice(0, list.length, ...next);
+    this.feed.changed();
+    return { status: 200, body: structuredClone(next) };
+  }
+
+  private storeCommand(definition: JsonObject, id: string | undefined, guildId?: string): StoredCommand {
+    const stored: StoredCommand = {
+      ...structuredClone(definition),
+      id: id ?? this.ids.next(),
+      application_id: this.applicationId,
+      name: String(definition.name),
+      description: typeof definition.description === 'string' ? definition.description : '',
+      type: typeof definition.type === 'number' ? definition.type : 1,
+      options: Array.isArray(definition.options) ? structuredClone(definition.options) : [],
+      default_member_permissions: definition.default_member_permissions ?? null,
+      nsfw: definition.nsfw === true,
+      version: this.ids.next(),
+    };
+    if (guildId) stored.guild_id = guildId;
+    return stored;
+  }
+
+  private commandList(params: Record<string, string>): StoredCommand[] | Answer {
+    if (params.application !== this.applicationId) return fail(404, errorBody.unknownApplication);
+    if (params.guild === undefined) return this.globalCommands;
+    if (!this.guilds.some((guild) => guild.id === params.guild)) return fail(403, errorBody.missingAccess);
+    let list = this.guildCommands.get(params.guild);
+    if (!list) this.guildCommands.set(params.guild, (list = []));
+    return list;
+  }
+
+  // ------------------------------------------------------------------------------------------
+  // REST
+
+  private buildRoutes(): Route[] {
+    const route = (method: string, template: string, auth: boolean, handle: Route['handle']): Route => ({
+      method,
+      template,
+      segments: template.split('/').filter(Boolean),
+      auth,
+      handle,
+    });
+    const channelOf = (id: string) => this.guilds.flatMap((g) => g.channels.map((c) => ({ guild: g, channel: c }))).find((x) => x.channel.id === id);
+    const channelMessage = (params: Record<string, string>) => {
+      const message = this.messages.get(params.message);
+      return message && !message.deleted && message.channel_id === params.channel ? message : undefined;
+    };
+    const commandsGet = ({ params }: RouteContext): Answer => {
+      const list = this.commandList(params);
+      return Array.isArray(list) ? { status: 200, body: structuredClone(list) } : list;
+    };
+    const commandsPut = ({ params, body }: RouteContext): Answer => {
+      const list = this.commandList(params);
+      return Array.isArray(list) ? this.overwriteCommands(list, body, params.guild) : list;
+    };
+    const commandsPost = ({ params, body }: RouteContext): Answer => {
+      const list = this.commandList(params);
+      if (!Array.isArray(list)) return list;
+      const definition = isJsonObject(body) ? body : {};
+      const problems = commandProblems(definition, []);
+      if (problems.length) return formError(problems);
+      const type = typeof definition.type === 'number' ? definition.type : 1;
+      const index = list.findIndex((c) => c.name === definition.name && c.type === type);
+      const stored = this.storeCommand(definition, list[index]?.id, params.guild);
+      if (index >= 0) list[index] = stored;
+      else list.push(stored);
+      this.feed.changed();
+      return { status: index >= 0 ? 200 : 201, body: structuredClone(stored) };
+    };
+    const webhookInteraction = (params: Record<string, string>) => this.interactionByToken(params.application, params.token);
+
+    return [
+      route('GET', '/gateway/bot', true, () => ({
+        status: 200,
+        body: {
+          url: this.gatewayUrl,
+          shards: 1,
+          session_start_limit: { total: 1000, remaining: 1000 - this.gateway.identifies.length, reset_after: 14_400_000, max_concurrency: 1 },
+        },
+      })),
+      route('GET', '/gateway', false, () => ({ status: 200, body: { url: this.gatewayUrl } })),
+      route('GET', '/users/@me', true, () => ({ status: 200, body: this.botUser })),
+      route('GET', '/applications/@me', true, () => ({
+        status: 200,
+        body: { id: this.applicationId, name: this.botUser.username, description: '', bot_public: false, bot_require_code_grant: false, flags: 0, bot: this.botUser },
+      })),
+      route('GET', '/applications/:application/commands', true, commandsGet),
+      route('PUT', '/applications/:application/commands', true, commandsPut),
+      route('POST', '/applications/:application/commands', true, commandsPost),
+      route('GET', '/applications/:application/guilds/:guild/commands', true, commandsGet),
+      route('PUT', '/applications/:application/guilds/:guild/commands', true, commandsPut),
+      route('POST', '/applications/:application/guilds/:guild/commands', true, commandsPost),
+
+      route('POST', '/interactions/:interaction/:token/callback', false, (context) => this.interactionCallback(context)),
+
+      route('POST', '/webhooks/:application/:token', false, ({ params, query, body, files }) => {
+        const interaction = webhookInteraction(params);
+        // Follow-ups exist only after the interaction was acknowledged.
+        if (!interaction || !interaction.acknowledged) return fail(404, errorBody.unknownWebhook);
+        const payload = isJsonObject(body) ? body : {};
+        const problems = messageBodyProblems(payload, { requireContent: files.length === 0 });
+        if (problems.length) return formError(problems);
+        const message = this.createMessage(interaction.channelId, payload, 'follow-up', interaction, files);
+        interaction.followUps.push(message);
+        this.feed.changed();
+        return query.wait === 'true' ? { status: 200, body: messageToWire(message) } : { status: 204 };
+      }),
+      route('GET', '/webhooks/:application/:token/messages/:message', false, ({ params }) => {
+        const interaction = webhookInteraction(params);
+        if (!interaction) return fail(404, errorBody.unknownWebhook);
+        const message = this.findWebhookMessage(interaction, params.message);
+        return message ? { status: 200, body: messageToWire(message) } : fail(404, errorBody.unknownMessage);
+      }),
+      route('PATCH', '/webhooks/:application/:token/messages/:message', false, ({ params, body }) => {
+        const interaction = webhookInteraction(params);
+        if (!interaction) return fail(404, errorBody.unknownWebhook);
+        const message = this.findWebhookMessage(interaction, params.message);
+        if (!message) return fail(404, errorBody.unknownMessage);
+        const problem = this.editMessage(message, isJsonObject(body) ? body : {}, interaction);
+        if (problem) return problem;
+        if (message === interaction.original && interaction.acknowledgedWith !== null) {
+          interaction.settle(interaction.acknowledgedWith, message);
+          this.feed.changed();
+        }
+        return { status: 200, body: messageToWire(message) };
+      }),
+      route('DELETE', '/webhooks/:application/:token/messages/:message', false, ({ params }) => {
+        const interaction = webhookInteraction(params);
+        if (!interaction) return fail(404, errorBody.unknownWebhook);
+        const message = this.findWebhookMessage(interaction, params.message);
+        if (!message) return fail(404, errorBody.unknownMessage);
+        message.deleted = true;
+        this.feed.changed();
+        return { status: 204 };
+      }),
+
+      route('GET', '/channels/:channel', true, ({ params }) => {
+        const found = channelOf(params.channel);
+        return found ? { status: 200, body: channelToWire(found.channel, found.guild.id, found.guild.channels.indexOf(found.channel)) } : fail(404, errorBody.unknownChannel);
+      }),
+      route('POST', '/channels/:channel/messages', true, ({ params, body, files }) => {
+        if (!channelOf(params.channel)) return fail(404, errorBody.unknownChannel);
+        const payload = isJsonObject(body) ? body : {};
+        const problems = messageBodyProblems(payload, { requireContent: files.length === 0 });
+        if (problems.length) return formError(problems);
+        return { status: 200, body: messageToWire(this.createMessage(params.channel, payload, 'channel', undefined, files)) };
+      }),
+      route('GET', '/channels/:channel/messages/:message', true, ({ params }) => {
+        if (!channelOf(params.channel)) return fail(404, errorBody.unknownChannel);
+        const message = channelMessage(params);
+        return message ? { status: 200, body: messageToWire(message) } : fail(404, errorBody.unknownMessage);
+      }),
+      route('PATCH', '/channels/:channel/messages/:message', true, ({ params, body }) => {
+        if (!channelOf(params.channel)) return fail(404, errorBody.unknownChannel);
+        const message = channelMessage(params);
+        if (!message) return fail(404, errorBody.unknownMessage);
+        const interaction = message.interactionId ? this.interactionById(message.interactionId) : undefined;
+        return this.editMessage(message, isJsonObject(body) ? body : {}, interaction) ?? { status: 200, body: messageToWire(message) };
+      }),
+      route('DELETE', '/channels/:channel/messages/:message', true, ({ params }) => {
+        if (!channelOf(params.channel)) return fail(404, errorBody.unknownChannel);
+        const message = channelMessage(params);
+        if (!message) return fail(404, errorBody.unknownMessage);
+        message.deleted = true;
+        this.feed.changed();
+        return { status: 204 };
+      }),
+    ];
+  }
+
+  private async serve(request: IncomingMessage, response: ServerResponse): Promise<void> {
+    const url = new URL(request.url ?? '/', 'http://stand-in');
+    const method = (request.method ?? 'GET').toUpperCase();
+    const prefix = '/api/v10';
+    const versioned = url.pathname.startsWith(`${prefix}/`);
+    // discord.js sends '@original' percent-encoded (%40original); compare decoded segments.
+    const segments = (versioned ? url.pathname.slice(prefix.length) : url.pathname).split('/').filter(Boolean).map(safeDecode);
+    const record: RecordedRequest = {
+      method,
+      path: versioned ? `/${segments.join('/')}` : url.pathname,
+      query: Object.fromEntries(url.searchParams),
+      body: undefined,
+      route: null,
+      authorized: request.headers.authorization === `Bot ${this.token}`,
+      status: 0,
+      faulted: false,
+      at: Date.now(),
+    };
+    this.requests.push(record);
+
+    const answer = await this.answerRequest(request, record, versioned ? segments : null);
+    record.status = answer.status;
+    const headers: Record<string, string> = { ...answer.headers };
+    if (answer.body !== undefined) headers['content-type'] = 'application/json';
+    response.writeHead(answer.status, headers);
+    response.end(answer.body === undefined ? undefined : JSON.stringify(answer.body));
+    this.feed.changed();
+  }
+
+  private async answerRequest(request: IncomingMessage, record: RecordedRequest, segments: string[] | null): Promise<Answer> {
+    let parsed: Awaited<ReturnType<typeof readBody>>;
+    try {
+      parsed = await readBody(request);
+    } catch (error) {
+      return fail(400, { message: `400: Bad Request (${describe(error)})`, code: 0 });
+    }
+    record.body = parsed.body;
+    try {
+      return this.answer(record, segments, parsed.body, parsed.files);
+    } catch (error) {
+      // A bug in the stand-in, not Discord behaviour: make it loud.
+      return fail(500, { message: `Discord stand-in failed: ${describe(error)}`, code: 0 });
+    }
+  }
+
+  private answer(record: RecordedRequest, segments: string[] | null, body: unknown, files: { name: string; size: number }[]): Answer {
+    const fault = this.faults.find(
+      (f) => f.remaining > 0 && (f.spec.method === undefined || f.spec.method.toUpperCase() === record.method) && (f.spec.path === undefined || f.spec.path.test(record.path)),
+    );
+    if (fault) {
+      fault.remaining -= 1;
+      fault.hits.push(record);
+      record.faulted = true;
+      return faultAnswer(fault.spec);
+    }
+    if (!segments) return fail(404, errorBody.unknownRoute);
+    for (const candidate of this.routes) {
+      if (candidate.method !== record.method) continue;
+      const params = matchRoute(candidate.segments, segments);
+      if (!params) continue;
+      record.route = `${candidate.method} ${candidate.template}`;
+      if (candidate.auth && !record.authorized) return fail(401, errorBody.unauthorized);
+      return candidate.handle({ params, query: record.query, body, files });
+    }
+    return fail(404, errorBody.unknownRoute);
+  }
+}
+
+export function startDiscordStandIn(options: DiscordStandInOptions): Promise<DiscordStandIn> {
+  return DiscordStandIn.start(options);
+}
+
+// ---------------------------------------------------------------------------------------------
+
+function faultAnswer(spec: FaultSpec): Answer {
+  if (spec.status !== 429) {
+    return fail(spec.status, spec.body ?? { message: `${spec.status}: ${http.STATUS_CODES[spec.status] ?? 'Error'}`, code: 0 });
+  }
+  const retryAfter = spec.retryAfter ?? 0.05;
+  return {
+    status: 429,
+    body: spec.body ?? { message: 'You are being rate limited.', retry_after: retryAfter, global: false },
+    headers: {
+      'retry-after': String(retryAfter),
+      'x-ratelimit-limit': '5',
+      'x-ratelimit-remaining': '0',
+      'x-ratelimit-reset': ((Date.now() / 1000) + retryAfter).toFixed(3),
+      'x-ratelimit-reset-after': String(retryAfter),
+      'x-ratelimit-bucket': 'stand-in-bucket',
+      'x-ratelimit-scope': 'user',
+    },
+  };
+}
+
+function describe(error: unknown): string {
+  return error instanceof Error ? error.message : String(error);
+}
+
+function matchRoute(template: string[], segments: string[]): Record<string, string> | null {
+  if (template.length !== segments.length) return null;
+  const params: Record<string, string> = {};
+  for (let i = 0; i < template.length; i++) {
+    if (template[i].startsWith(':')) params[template[i].slice(1)] = segments[i];
+    else if (template[i] !== segments[i]) return null;
+  }
+  return params;
+}
+
+function safeDecode(segment: string): string {
+  try {
+    return decodeURIComponent(segment);
+  } catch {
+    return segment;
+  }
+}
+
+const maxBodyBytes = 25 * 1024 * 1024;
+
+/** JSON bodies, and multipart ones (files) whose message is in the `payload_json` part. */
+async function readBody(request: IncomingMessage): Promise<{ body: unknown; files: { name: string; size: number }[] }> {
+  const chunks: Buffer[] = [];
+  let size = 0;
+  for await (const chunk of request) {
+    size += (chunk as Buffer).length;
+    if (size > maxBodyBytes) throw new Error('body too large');
+    chunks.push(chunk as Buffer);
+  }
+  const raw = Buffer.concat(chunks);
+  if (raw.length === 0) return { body: undefined, files: [] };
+  const type = request.headers['content-type'] ?? '';
+  const boundary = /multipart\/form-data;\s*boundary=(?:"([^"]+)"|([^;]+))/i.exec(type);
+  if (!boundary) return { body: JSON.parse(raw.toString('utf8')), files: [] };
+
+  const delimiter = `--${boundary[1] ?? boundary[2]}`;
+  let body: unknown = {};
+  const files: { name: string; size: number }[] = [];
+  for (const part of raw.toString('latin1').split(delimiter).slice(1)) {
+    if (part.startsWith('--')) break;
+    const split = part.indexOf('\r\n\r\n');
+    if (split < 0) continue;
+    const head = part.slice(0, split);
+    const content = part.slice(split + 4).replace(/\r\n$/, '');
+    const name = /name="([^"]*)"/.exec(head)?.[1];
+    const filename = /filename="([^"]*)"/.exec(head)?.[1];
+    if (filename !== undefined) files.push({ name: filename, size: Buffer.byteLength(content, 'latin1') });
+    else if (name === 'payload_json') body = JSON.parse(Buffer.from(content, 'latin1').toString('utf8'));
+  }
+  return { body, files };
+}
+
+const commandName = /^[-_\p{L}\p{N}\p{sc=Deva}\p{sc=Thai}]{1,32}$/u;
+
+/** Discord's own checks on command definitions, so a malformed builder fails here as it would live. */
+function commandProblems(definition: JsonObject, path: (string | number)[]): FormError[] {
+  const problems: FormError[] = [];
+  const type = typeof definition.type === 'number' ? definition.type : 1;
+  const name = definition.name;
+  if (typeof name !== 'string' || !commandName.test(name) || (type === 1 && name !== name.toLowerCase())) {
+    problems.push({ path: [...path, 'name'], code: 'APPLICATION_COMMAND_INVALID_NAME', message: `Command name is invalid: ${String(name)}` });
+  }
+  if (type === 1) {
+    const description = definition.description;
+    if (typeof description !== 'string' || description.length < 1 || description.length > 100) {
+      problems.push({ path: [...path, 'description'], code: 'BASE_TYPE_BAD_LENGTH', message: 'Must be between 1 and 100 in length.' });
+    }
+  }
+  const options = Array.isArray(definition.options) ? definition.options : [];
+  if (options.length > 25) problems.push({ path: [...path, 'options'], code: 'BASE_TYPE_MAX_LENGTH', message: 'Must be 25 or fewer in length.' });
+  options.forEach((option: unknown, index) => {
+    // Options follow the same name/description rules as chat-input commands.
+    problems.push(...commandProblems(isJsonObject(option) ? { ...option, type: 1 } : {}, [...path, 'options', index]));
+  });
+  return problems;
+}
