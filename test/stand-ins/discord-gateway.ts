@@ -125,6 +125,8 @@ class Connection {
 
 export interface GatewayOptions {
   token: string;
+  /** ws://host:port of this gateway; READY's resume_gateway_url is `${publicUrl}/resume`. */
+  publicUrl: string;
   heartbeatIntervalMs: number;
   /** READY's `d` minus session_id / resume_gateway_url, which the gateway fills in. */
   readyData(): JsonObject;
@@ -144,8 +146,6 @@ export class Gateway {
   readonly otherPayloads: JsonObject[] = [];
   /** Set to false to stop answering heartbeats; @discordjs/ws then treats the link as a zombie. */
   acknowledgeHeartbeats = true;
-  /** Where READY's resume_gateway_url points; set once the server listens. */
-  publicUrl = '';
 
   private readonly server: WebSocketServer;
   private readonly sessions = new Map<string, Session>();
@@ -302,7 +302,7 @@ export class Gateway {
     this.dispatch('READY', {
       ...this.options.readyData(),
       session_id: session.id,
-      resume_gateway_url: `${this.publicUrl}/resume`,
+      resume_gateway_url: `${this.options.publicUrl}/resume`,
     });
     for (const guild of this.options.guildCreates()) this.dispatch('GUILD_CREATE', guild);
     this.options.changed();

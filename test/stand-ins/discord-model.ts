@@ -122,7 +122,12 @@ export class ChangeFeed {
   /** Resolves with the first non-undefined result of `probe`, now or after a later change. */
   until<T>(probe: () => T | undefined, what: string, timeoutMs: number): Promise<T> {
     if (this.closedWith) return Promise.reject(this.closedWith);
-    const now = probe();
+    let now: T | undefined;
+    try {
+      now = probe();
+    } catch (error) {
+      return Promise.reject(error);
+    }
     if (now !== undefined) return Promise.resolve(now);
     return new Promise<T>((resolve, reject) => {
       const timer = setTimeout(() => {
