@@ -1,0 +1,130 @@
+// PM2 process file: the whole runtime of tradewarden in one declarative place.
+//
+//   pm2 start ecosystem.config.js --only trading-bot   # the managed trader, by hand
+//   pm2 start ecosystem.config.js --only tradewarden   # the controller itself
+//
+// The controller's supervisor reads tradingApp() from this file (never re-declares it), so what an
+// operator starts by hand and what /bot start starts are the same definition. The package is ESM;
+// PM2 loads this file with require(), which works for ESM on Node >= 20.19 (require(esm)).
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+const projectRoot = path.dirname(fileURLToPath(import.meta.url));
+
+/** A non-empty, trimmed variable, or undefined. */
+function text(env, name) {
+  const value = env[name]?.trim();
+  return value ? value : undefined;
+}
+
+/** Relative paths are taken from the project root, whatever directory PM2 was run from. */
+function fromRoot(value) {
+  return path.resolve(projectRoot, value);
+}
+
+/** What runs the script when TRADING_INTERPRETER is unset: by extension, like an operator would. */
+function inferInterpreter(script) {
+  switch (path.extname(script).toLowerCase()) {
+    case '.py':
+      return 'python3';
+    case '.js':
+    case '.mjs':
+    case '.cjs':
+      return 'node';
+    default:
+      return 'none'; // an executable (binary or shebang script) runs as itself
+  }
+}
+
+/** TRADING_ARGS as an argv array: whitespace-separated, "double" or 'single' quotes group words. */
+function splitArgs(value) {
+  if (!value) return [];
+  const args = [];
+  for (const match of value.matchAll(/"([^"]*)"|'([^']*)'|(\S+)/g)) args.push(match[1] ?? match[2] ?? match[3]);
+  return args;
+}
+
+function milliseconds(env, name, fallback) {
+  const value = text(env, name);
+  if (value === undefined) return fallback;
+  const ms = Number(value);
+  if (!Number.isInteger(ms) || ms < 100 || ms > 600_000) {
+    throw new Error(`${name} is ${JSON.stringify(value)}: expected milliseconds from 100 to 600000`);
+  }
+  return ms;
+}
+
+function logsDir(env) {
+  return path.join(fromRoot(text(env, 'DATA_DIR') ?? 'data'), 'logs');
+}
+
+/** The managed trading process: exactly one of it, kept alive by PM2. */
+export function tradingApp(env = process.env) {
+  const name = text(env, 'TRADING_PROCESS_NAME') ?? 'trading-bot';
+  const cwdSetting = text(env, 'TRADING_CWD');
+  const base = cwdSetting ? fromRoot(cwdSetting) : projectRoot;
+  // Absolute, so PM2, the duplicate scan and `ps` all name the same file.
+  const script = path.resolve(base, text(env, 'TRADING_SCRIPT') ?? 'examples/heartbeat-trader.js');
+  const logs = logsDir(env);
+  return {
+    name,
+    script,
+    interpreter: text(env, 'TRADING_INTERPRETER') ?? inferInterpreter(script),
+    args: splitArgs(text(env, 'TRADING_ARGS')),
+    // Default: the script's own directory, as when an operator ran `python3 bot.py` from there
+    // (bots read config files relative to it).
+    cwd: cwdSetting ? base : path.dirname(script),
+    // Fork mode, one instance: a trader is one account-holding process, never a cluster.
+    exec_mode: 'fork',
+    instances: 1,
+    // Restart after a crash, but give up (status "errored") on a crash loop instead of hammering
+    // the broker: 10 restarts that each lived < 10 s.
+    autorestart: true,
+    max_restarts: 10,
+    min_uptime: '10s',
+    // Stop = SIGINT, then SIGKILL after kill_timeout. Long enough for a trader to cancel orders
+    // and close out; tests shorten it with TRADING_KILL_TIMEOUT_MS.
+    kill_timeout: milliseconds(env, 'TRADING_KILL_TIMEOUT_MS', 10_000),
+    // Signal the whole process tree, so a worker the trader spawned cannot outlive it.
+    treekill: true,
+    watch: false,
+    // Logs live in DATA_DIR/logs, not PM2_HOME/logs: they belong with the controller's data,
+    // survive a new PM2 daemon or home, and `/bot logs` can read them even when PM2 has no entry.
+    out_file: path.join(logs, `${name}.out.log`),
+    error_file: path.join(logs, `${name}.err.log`),
+    merge_logs: true, // one file per stream, no "-<id>" suffix per instance
+    time: true, // timestamp every line, so out and err can be read side by side
+    // PM2 hands the starting client's environment to the app; the Discord token is the
+    // controller's, not the trader's. (Broker keys stay: the trader trades.)
+    env: { DISCORD_TOKEN: '' },
+  };
+}
+
+/** The controller (Discord bot + watchers), supervised by the same PM2 daemon. */
+export function controllerApp(env = process.env) {
+  const logs = logsDir(env);
+  return {
+    name: 'tradewarden',
+    script: path.join(projectRoot, 'src/main.ts'),
+    // TypeScript through tsx, no build step: `node --import tsx src/main.ts`.
+    interpreter: 'node',
+    node_args: ['--import', 'tsx'],
+    cwd: projectRoot, // .env and ./data are found from here
+    exec_mode: 'fork',
+    instances: 1, // the controller is a singleton (a lock in DATA_DIR also enforces it)
+    autorestart: true,
+    max_restarts: 10,
+    min_uptime: '10s',
+    // Time to flush the alert outbox and say goodbye on Discord before SIGKILL.
+    kill_timeout: 15_000,
+    treekill: true,
+    watch: false,
+    out_file: path.join(logs, 'tradewarden.out.log'),
+    error_file: path.join(logs, 'tradewarden.err.log'),
+    merge_logs: true,
+    time: true,
+  };
+}
+
+export const apps = [tradingApp(), controllerApp()];
+export default { apps };
