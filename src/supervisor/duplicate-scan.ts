@@ -1,0 +1,106 @@
+// Finding copies of the trader wherever they hide (DESIGN invariant 2): a second PM2 entry for the
+// name or the script, or an OS process running the script outside PM2 (`nohup python3 bot.py &`
+// from another shell). Pure functions over a PM2 listing and a process table, so they are tested
+// without either.
+import path from 'node:path';
+import type { Duplicate } from './types.ts';
+import { ancestorsOf, descendantsOf, type OsProcess } from './process-table.ts';
+import type { Pm2Entry } from './pm2-connection.ts';
+
+/** Programs that run a script named by their first non-option argument. */
+const INTERPRETER = /^(python[\d.]*|pypy[\d.]*|node|nodejs|bun|tsx|ts-node|bash|sh|dash|zsh|ksh|perl|ruby)$/;
+/** Interpreter options that take the next word as their value. */
+const OPTION_WITH_VALUE = new Set(['-W', '-X', '-r', '--require', '--import', '--loader', '--experimental-loader', '-C', '--conditions', '--title']);
+/** Options after which there is no script file: code comes from the command line or a module name. */
+const NO_SCRIPT = new Set(['-c', '-m', '-e', '-p', '--eval', '--print']);
+
+/** The file a process is running: argv[0], or an interpreter's script argument. */
+export function programOf(argv: readonly string[]): string | undefined {
+  const first = argv[0];
+  if (!first) return undefined;
+  if (!INTERPRETER.test(path.basename(first))) return first;
+  for (let i = 1; i < argv.length; i++) {
+    const arg = argv[i]!;
+    if (NO_SCRIPT.has(arg)) return undefined;
+    if (arg === '--') return argv[i + 1];
+    if (arg.startsWith('-')) {
+      if (OPTION_WITH_VALUE.has(arg)) i++;
+      continue;
+    }
+    return arg;
+  }
+  return undefined;
+}
+
+/**
+ * Whether `proc` runs `scripts` (absolute paths): its program resolves, against its own cwd, to one
+ * of them; when that cwd is unreadable (another user's process), a relative program matches by
+ * basename. An editor (`vim bot.py`) or `tail -f bot.log` is not a match: their program is vim/tail.
+ */
+export function runsScript(proc: Pick<OsProcess, 'argv' | 'cwd'>, scripts: readonly string[]): boolean {
+  const program = programOf(proc.argv);
+  if (!program) return false;
+  if (path.isAbsolute(program)) return scripts.some((s) => path.normalize(program) === s);
+  if (proc.cwd) return scripts.some((s) => path.resolve(proc.cwd!, program) === s);
+  return scripts.some((s) => path.basename(program) === path.basename(s));
+}
+
+export interface ScanInput {
+  /** the PM2 name of the managed process */
+  name: string;
+  /** absolute script paths the trader runs (the definition's, and a running entry's if it differs) */
+  scripts: readonly string[];
+  /** the whole PM2 listing */
+  entries: readonly Pm2Entry[];
+  /** the entry that counts as "the" trader (see primaryEntry), if any */
+  primary?: Pm2Entry;
+  table: readonly OsProcess[];
+  /** our own PID: we and our ancestors are never duplicates */
+  selfPid: number;
+}
+
+const RUNNING = new Set(['online', 'launching', 'stopping', 'waiting restart']);
+export const isRunning = (e: Pm2Entry) => e.pid > 0 && RUNNING.has(e.status);
+
+/** Of several entries with the name, the trader is the running one with the lowest pm_id. */
+export function primaryEntry(entries: readonly Pm2Entry[], name: string): Pm2Entry | undefined {
+  const named = entries.filter((e) => e.name === name).sort((a, b) => a.pmId - b.pmId);
+  return named.find(isRunning) ?? named[0];
+}
+
+/**
+ * Duplicates: (a) running PM2 entries other than the primary with the same name or script (a
+ * stopped entry is not a process, so it is not reported); (b) OS processes running the script that
+ * PM2 did not start — every PM2-managed PID and its descendants are excluded (they are either the
+ * trader itself or reported under (a)), as are we and our ancestors.
+ */
+export function findDuplicates(input: ScanInput): Duplicate[] {
+  const duplicates: Duplicate[] = [];
+  const byPid = new Map(input.table.map((p) => [p.pid, p]));
+  for (const entry of input.entries) {
+    if (entry === input.primary || entry.pmId === input.primary?.pmId) continue;
+    if (entry.name !== input.name && !input.scripts.includes(entry.script)) continue;
+    if (!isRunning(entry)) continue;
+    const proc = byPid.get(entry.pid);
+    duplicates.push({
+      pid: entry.pid,
+      command: proc?.command ?? entry.script,
+      startedAt: entry.startedAt ?? proc?.startedAt,
+      foundIn: 'pm2',
+      pm2Name: entry.name,
+      pmId: entry.pmId,
+    });
+  }
+
+  const excluded = ancestorsOf(input.table, input.selfPid);
+  for (const entry of input.entries) {
+    if (entry.pid <= 0) continue;
+    excluded.add(entry.pid);
+    for (const d of descendantsOf(input.table, entry.pid)) excluded.add(d.pid);
+  }
+  for (const proc of input.table) {
+    if (excluded.has(proc.pid) || !runsScript(proc, input.scripts)) continue;
+    duplicates.push({ pid: proc.pid, command: proc.command, startedAt: proc.startedAt, foundIn: 'os' });
+  }
+  return duplicates;
+}

@@ -1,0 +1,198 @@
+// The OS process table, read without PM2: /proc on Linux, `ps` elsewhere. It is how we verify
+// that a stop really ended a process tree and how duplicates outside PM2 are found.
+import { execFile } from 'node:child_process';
+import fs from 'node:fs/promises';
+import { readFileSync } from 'node:fs';
+
+export interface OsProcess {
+  pid: number;
+  ppid: number;
+  /** argv as the process shows it (a rewritten process title comes back as one word list) */
+  argv: string[];
+  /** argv joined with spaces, for humans */
+  command: string;
+  /** working directory, when readable (own user's processes on Linux) */
+  cwd?: string;
+  /** ms since epoch */
+  startedAt?: number;
+}
+
+export async function readProcessTable(): Promise<OsProcess[]> {
+  if (process.platform === 'linux') {
+    try {
+      return await readProc();
+    } catch {
+      // /proc not mounted (some containers): fall through to ps
+    }
+  }
+  return readPs();
+}
+
+/** True while `pid` exists and is not a zombie (a zombie has already exited). */
+export function isAlive(pid: number): boolean {
+  if (!Number.isInteger(pid) || pid <= 0) return false;
+  try {
+    process.kill(pid, 0);
+  } catch (error) {
+    // EPERM: it exists but belongs to someone else
+    return (error as NodeJS.ErrnoException).code === 'EPERM';
+  }
+  if (process.platform === 'linux') {
+    try {
+      return parseStat(readFileSync(`/proc/${pid}/stat`, 'utf8'))?.state !== 'Z';
+    } catch {
+      return false; // gone between the two checks
+    }
+  }
+  return true;
+}
+
+/** All descendants of `pid` (children, grandchildren, …) in `table`. */
+export function descendantsOf(table: readonly OsProcess[], pid: number): OsProcess[] {
+  const children = new Map<number, OsProcess[]>();
+  for (const p of table) {
+    const list = children.get(p.ppid) ?? [];
+    list.push(p);
+    children.set(p.ppid, list);
+  }
+  const out: OsProcess[] = [];
+  const stack = [pid];
+  const seen = new Set<number>([pid]);
+  while (stack.length) {
+    for (const child of children.get(stack.pop()!) ?? []) {
+      if (seen.has(child.pid)) continue;
+      seen.add(child.pid);
+      out.push(child);
+      stack.push(child.pid);
+    }
+  }
+  return out;
+}
+
+/** PIDs of `pid` and its ancestors up to init. */
+export function ancestorsOf(table: readonly OsProcess[], pid: number): Set<number> {
+  const byPid = new Map(table.map((p) => [p.pid, p]));
+  const out = new Set<number>();
+  for (let current: number | undefined = pid; current && !out.has(current); current = byPid.get(current)?.ppid) {
+    out.add(current);
+  }
+  return out;
+}
+
+// ---- Linux: /proc ----
+
+interface Stat {
+  ppid: number;
+  state: string;
+  /** clock ticks since boot */
+  startTicks: number;
+}
+
+function parseStat(text: string): Stat | undefined {
+  // "pid (comm) state ppid …": comm may hold spaces and parentheses, so split after the last ')'.
+  const close = text.lastIndexOf(')');
+  if (close < 0) return undefined;
+  const fields = text.slice(close + 2).split(' ');
+  // fields[0] is field 3 (state); starttime is field 22
+  const ppid = Number(fields[1]);
+  const startTicks = Number(fields[19]);
+  if (!Number.isFinite(ppid) || !Number.isFinite(startTicks)) return undefined;
+  return { ppid, state: fields[0] ?? '?', startTicks };
+}
+
+let bootTimeMs: number | undefined;
+let ticksPerSecond: number | undefined;
+
+async function procClock(): Promise<{ bootTimeMs: number; ticksPerSecond: number }> {
+  if (bootTimeMs === undefined) {
+    const stat = await fs.readFile('/proc/stat', 'utf8');
+    const match = /^btime (\d+)$/m.exec(stat);
+    bootTimeMs = match ? Number(match[1]) * 1000 : 0;
+  }
+  if (ticksPerSecond === undefined) {
+    // USER_HZ is 100 on every mainstream Linux; ask getconf once in case it is not.
+    ticksPerSecond = await new Promise<number>((resolve) => {
+      execFile('getconf', ['CLK_TCK'], { timeout: 2000 }, (error, stdout) => {
+        const n = Number(String(stdout).trim());
+        resolve(!error && Number.isInteger(n) && n > 0 ? n : 100);
+      });
+    });
+  }
+  return { bootTimeMs, ticksPerSecond };
+}
+
+/** Splits /proc/PID/cmdline. A process that set its title (PM2's node wrapper does) shows one
+ *  space-separated string padded with NULs; that is split on whitespace, best effort. */
+export function parseCmdline(raw: string): string[] {
+  const argv = raw.split('\0');
+  while (argv.length && argv[argv.length - 1] === '') argv.pop();
+  if (argv.length === 1 && /\s/.test(argv[0]!)) return argv[0]!.trim().split(/\s+/);
+  return argv;
+}
+
+async function readProc(): Promise<OsProcess[]> {
+  const { bootTimeMs: boot, ticksPerSecond: hz } = await procClock();
+  const entries = await fs.readdir('/proc');
+  const rows = await Promise.all(
+    entries.filter((e) => /^\d+$/.test(e)).map(async (entry): Promise<OsProcess | undefined> => {
+      const pid = Number(entry);
+      try {
+        const [statText, cmdline] = await Promise.all([
+          fs.readFile(`/proc/${pid}/stat`, 'utf8'),
+          fs.readFile(`/proc/${pid}/cmdline`, 'utf8'),
+        ]);
+        const stat = parseStat(statText);
+        if (!stat || stat.state === 'Z') return undefined; // zombies have already exited
+        const argv = parseCmdline(cmdline);
+        if (argv.length === 0) return undefined; // kernel threads
+        const cwd = await fs.readlink(`/proc/${pid}/cwd`).catch(() => undefined);
+        return {
+          pid,
+          ppid: stat.ppid,
+          argv,
+          command: argv.join(' '),
+          cwd,
+          startedAt: boot ? Math.round(boot + (stat.startTicks / hz) * 1000) : undefined,
+        };
+      } catch {
+        return undefined; // exited while we looked
+      }
+    }),
+  );
+  return rows.filter((r): r is OsProcess => r !== undefined);
+}
+
+// ---- elsewhere: ps ----
+
+function readPs(): Promise<OsProcess[]> {
+  return new Promise((resolve, reject) => {
+    execFile(
+      'ps',
+      ['-A', '-o', 'pid=,ppid=,lstart=,args='],
+      { timeout: 5000, maxBuffer: 16 * 1024 * 1024, env: { ...process.env, LC_ALL: 'C' } },
+      (error, stdout) => {
+        if (error) return reject(error);
+        resolve(parsePs(stdout));
+      },
+    );
+  });
+}
+
+/** `ps -o pid=,ppid=,lstart=,args=`: lstart is always five words ("Mon Jan  5 15:00:00 2026"). */
+export function parsePs(stdout: string): OsProcess[] {
+  const out: OsProcess[] = [];
+  for (const line of stdout.split('\n')) {
+    const match = /^\s*(\d+)\s+(\d+)\s+(\S+\s+\S+\s+\d+\s+[\d:]+\s+\d+)\s+(.*)$/.exec(line);
+    if (!match) continue;
+    const argv = match[4]!.trim().split(/\s+/);
+    const started = Date.parse(match[3]!);
+    out.push({
+      pid: Number(match[1]),
+      ppid: Number(match[2]),
+      argv,
+      command: match[4]!.trim(),
+      startedAt: Number.isNaN(started) ? undefined : started,
+    });
+  }
+  return out;
+}
