@@ -1,0 +1,445 @@
+// Supervision of the one trading process: status, start, stop, restart, duplicates, logs.
+// Every change runs under the exactly-one guard — an in-process Mutex and a cross-process lock in
+// DATA_DIR — so the CLI, the Discord bot and a second controller cannot interleave a start with a
+// start. PM2's word is never taken alone: a start is confirmed by listing, a stop by the OS.
+import path from 'node:path';
+import { OperationError, failed, refused, describeError } from '../errors.ts';
+import { Mutex, withFileLock } from '../lock.ts';
+import type { Logger } from '../log.ts';
+import type { Duplicate, ProcessState, ProcessStatus, StartResult, StopDuplicatesResult, StopResult, Supervision } from './types.ts';
+import { Pm2Connection, type Pm2Entry } from './pm2-connection.ts';
+import { DEFAULT_ECOSYSTEM_PATH, readTradingDefinition, type TradingDefinition } from './ecosystem.ts';
+import { descendantsOf, isAlive, readProcessTable, type OsProcess } from './process-table.ts';
+import { findDuplicates, isRunning, primaryEntry } from './duplicate-scan.ts';
+import { fileSize, readSince, tailLines } from './log-tail.ts';
+
+export interface SupervisorOptions {
+  pm2Home: string;
+  dataDir: string;
+  /** PM2 name of the trader; wins over TRADING_PROCESS_NAME in `env` */
+  processName: string;
+  /** environment tradingApp(env) is built from (TRADING_SCRIPT, …); default process.env */
+  env?: NodeJS.ProcessEnv;
+  logger: Logger;
+  /** last word before a start (e.g. the runaway breaker); throws OperationError('refused') to refuse */
+  beforeStart?: () => Promise<void>;
+  /** bound on one ordinary PM2 call (default 5000 ms) */
+  callTimeoutMs?: number;
+  /** bound on a start, from asking PM2 to a confirmed, settled process (default 20000 ms) */
+  startTimeoutMs?: number;
+  /** how long a new process must stay up, same PID, before a start counts as done (default 1000 ms) */
+  settleMs?: number;
+  /** how long a change waits for another holder of the guard (default 60000 ms) */
+  lockWaitMs?: number;
+  ecosystemPath?: string;
+}
+
+/** How long after PM2's stop we wait for the OS to agree, before SIGKILLing what is left. */
+const OS_CONFIRM_MS = 3000;
+/** stopDuplicates: SIGTERM, then this long, then SIGKILL. */
+const DUPLICATE_GRACE_MS = 3000;
+const POLL_MS = 50;
+
+export interface StopDetails extends StopResult {
+  /** PIDs of the trader's tree still alive after PM2's stop, which we SIGKILLed ourselves */
+  killedSurvivors?: number[];
+}
+
+export class Supervisor implements Supervision {
+  private readonly pm2: Pm2Connection;
+  private readonly name: string;
+  private readonly dataDir: string;
+  private readonly env: NodeJS.ProcessEnv;
+  private readonly logger: Logger;
+  private readonly beforeStart?: () => Promise<void>;
+  private readonly callTimeoutMs: number;
+  private readonly startTimeoutMs: number;
+  private readonly settleMs: number;
+  private readonly lockWaitMs: number;
+  private readonly ecosystemPath: string;
+  private readonly guardMutex = new Mutex();
+  /** what the latest scan reported, by PID: stopDuplicates only ends these */
+  private latestScan = new Map<number, Duplicate>();
+
+  constructor(options: SupervisorOptions) {
+    // PM2 reads a numeric name as a pm_id, 'all' as every process and /…/ as a regex.
+    if (/^\d+$/.test(options.processName) || options.processName === 'all' || options.processName.startsWith('/')) {
+      throw new OperationError('usage', `"${options.processName}" cannot be a PM2 process name here: PM2 would read it as an id, 'all' or a pattern`);
+    }
+    this.name = options.processName;
+    this.dataDir = path.resolve(options.dataDir);
+    this.env = options.env ?? process.env;
+    this.logger = options.logger;
+    this.beforeStart = options.beforeStart;
+    this.callTimeoutMs = options.callTimeoutMs ?? 5000;
+    this.startTimeoutMs = options.startTimeoutMs ?? 20_000;
+    this.settleMs = options.settleMs ?? 1000;
+    this.lockWaitMs = options.lockWaitMs ?? 60_000;
+    this.ecosystemPath = options.ecosystemPath ?? DEFAULT_ECOSYSTEM_PATH;
+    this.pm2 = new Pm2Connection({ pm2Home: options.pm2Home, logger: options.logger, callTimeoutMs: this.callTimeoutMs });
+  }
+
+  // ---- reads ----
+
+  async status(): Promise<ProcessStatus> {
+    const entries = await this.pm2.list();
+    const definition = await this.definition().catch((error: unknown) => {
+      this.logger.warn(`status without the trading definition: ${describeError(error)}`);
+      return undefined;
+    });
+    const primary = primaryEntry(entries, this.name);
+    const duplicates = await this.scan(entries, definition);
+    return this.describe(primary, definition, duplicates);
+  }
+
+  async scanDuplicates(): Promise<Duplicate[]> {
+    const [entries, definition] = await Promise.all([this.pm2.list(), this.definition()]);
+    return this.scan(entries, definition);
+  }
+
+  async logs(lines: number): Promise<string> {
+    if (!Number.isInteger(lines) || lines < 1 || lines > 10_000) {
+      throw new OperationError('usage', `lines must be a whole number from 1 to 10000 (got ${lines})`);
+    }
+    const primary = primaryEntry(await this.pm2.list(), this.name);
+    const definition = primary ? undefined : await this.definition();
+    const out = primary?.outLogPath ?? definition?.outFile;
+    const err = primary?.errLogPath ?? definition?.errorFile;
+    const files = [...new Set([out, err].filter((f): f is string => Boolean(f)))];
+    const tails = await Promise.all(files.map((f) => tailLines(f, lines)));
+    return mergeByTimestamp(tails).slice(-lines).join('\n');
+  }
+
+  // ---- changes (each under the guard) ----
+
+  start(): Promise<StartResult> {
+    return this.guarded('start', () => this.startLocked({ askBeforeStart: true }));
+  }
+
+  stop(): Promise<StopDetails> {
+    return this.guarded('stop', () => this.stopLocked());
+  }
+
+  restart(): Promise<StartResult & { stopped: StopDetails }> {
+    return this.guarded('restart', async () => {
+      // Everything that would refuse the start is checked before stopping, so a refused restart
+      // leaves the running trader alone.
+      await this.beforeStart?.();
+      const [entries, definition] = await Promise.all([this.pm2.list(), this.definition()]);
+      const duplicates = await this.scan(entries, definition);
+      if (duplicates.length) throw refused(`refusing to restart ${this.name}: ${describeDuplicates(duplicates)}`);
+      const stopped = await this.stopLocked();
+      const started = await this.startLocked({ askBeforeStart: false });
+      return { ...started, stopped };
+    });
+  }
+
+  stopDuplicates(pids: number[]): Promise<StopDuplicatesResult> {
+    return this.guarded('stopping duplicates', async () => {
+      const result: StopDuplicatesResult = { stopped: [], notInLatestScan: [], failed: [] };
+      const asked = [...new Set(pids)];
+      result.notInLatestScan = asked.filter((pid) => !this.latestScan.has(pid));
+      const reported = asked.filter((pid) => this.latestScan.has(pid)).map((pid) => this.latestScan.get(pid)!);
+      if (!reported.length) return result;
+
+      // Re-scan: a PID is only signalled if it is still the same duplicate (same start time), so a
+      // PID reused since the report is never hit.
+      const [entries, definition] = await Promise.all([this.pm2.list(), this.definition()]);
+      const fresh = new Map((await this.scan(entries, definition)).map((d) => [d.pid, d]));
+      await Promise.all(
+        reported.map(async (was) => {
+          const now = fresh.get(was.pid);
+          if (!now || !sameStart(was.startedAt, now.startedAt)) {
+            result.failed.push({ pid: was.pid, reason: 'no longer running as a duplicate (it exited, or the PID now belongs to another process)' });
+            return;
+          }
+          try {
+            if (now.foundIn === 'pm2' && now.pmId !== undefined) {
+              const entry = entries.find((e) => e.pmId === now.pmId);
+              await this.pm2.delete(now.pmId, (entry?.killTimeoutMs ?? 10_000) + this.callTimeoutMs + 2000);
+              if (!(await waitUntil(() => !isAlive(now.pid), OS_CONFIRM_MS))) killQuietly(now.pid, 'SIGKILL');
+              result.stopped.push({ pid: now.pid, signal: 'SIGTERM' }); // graceful, through PM2
+            } else {
+              result.stopped.push({ pid: now.pid, signal: await terminate(now.pid) });
+            }
+            this.logger.info(`duplicate ${now.pid} (${now.foundIn}: ${now.command}) stopped`);
+          } catch (error) {
+            result.failed.push({ pid: was.pid, reason: describeError(error) });
+          }
+        }),
+      );
+      for (const { pid } of result.stopped) this.latestScan.delete(pid);
+      this.latestScan = new Map([...this.latestScan].filter(([pid]) => isAlive(pid)));
+      return result;
+    });
+  }
+
+  /** Disconnects from PM2; the daemon and the trader keep running. */
+  async close(): Promise<void> {
+    await this.pm2.close();
+  }
+
+  // ---- internals ----
+
+  /** In-process Mutex first (cheap, fair), then the cross-process lock in DATA_DIR. */
+  private guarded<T>(what: string, work: () => Promise<T>): Promise<T> {
+    return this.guardMutex.run(() =>
+      withFileLock(path.join(this.dataDir, 'supervisor'), work, {
+        waitMs: this.lockWaitMs,
+        what: `another tradewarden process (CLI, Discord bot or controller) changing ${this.name} while we wanted to ${what}`,
+      }),
+    );
+  }
+
+  private definition(): Promise<TradingDefinition> {
+    // Our name and data directory win: the definition must describe the process we supervise.
+    return readTradingDefinition({ ...this.env, TRADING_PROCESS_NAME: this.name, DATA_DIR: this.dataDir }, this.ecosystemPath);
+  }
+
+  private async scan(entries: Pm2Entry[], definition: TradingDefinition | undefined): Promise<Duplicate[]> {
+    const primary = primaryEntry(entries, this.name);
+    const scripts = [...new Set([definition?.script, primary?.script].filter((s): s is string => Boolean(s)))];
+    const table = await readProcessTable();
+    const duplicates = findDuplicates({ name: this.name, scripts, entries, primary, table, selfPid: process.pid });
+    this.latestScan = new Map(duplicates.map((d) => [d.pid, d]));
+    return duplicates;
+  }
+
+  private async startLocked(options: { askBeforeStart: boolean }): Promise<StartResult> {
+    if (options.askBeforeStart) await this.beforeStart?.();
+    const definition = await this.definition();
+    const entries = await this.pm2.list();
+    const primary = primaryEntry(entries, this.name);
+    if (primary && isRunning(primary)) {
+      if (primary.status === 'stopping') throw refused(`${this.name} is stopping (pid ${primary.pid}); start it again once it has stopped`);
+      throw refused(`${this.name} is already running (pid ${primary.pid}, ${primary.status}); stop it first, or restart`);
+    }
+    const duplicates = await this.scan(entries, definition);
+    if (duplicates.length) throw refused(`refusing to start ${this.name}: ${describeDuplicates(duplicates)}`);
+
+    // PM2 `start` of an existing name restarts it, and a second entry would be a duplicate: remove
+    // the stopped/errored entry and start from the file (which also picks up an edited definition).
+    for (const entry of entries.filter((e) => e.name === this.name)) {
+      await this.pm2.delete(entry.pmId, this.callTimeoutMs);
+    }
+    const deadline = Date.now() + this.startTimeoutMs;
+    this.logger.info(`starting ${this.name}: ${definition.script}`);
+    await this.pm2.start(definition.app, this.startTimeoutMs);
+    const entry = await this.confirmStarted(definition, deadline);
+
+    // Exactly one, counted in PM2 and in the OS.
+    const after = await this.pm2.list();
+    const named = after.filter((e) => e.name === this.name);
+    const others = await this.scan(after, definition);
+    if (named.length !== 1 || others.length) {
+      throw failed(
+        `${this.name} started (pid ${entry.pid}) but it is not alone: ${named.length} PM2 entries named ${this.name}` +
+          (others.length ? `; ${describeDuplicates(others)}` : ''),
+      );
+    }
+    const status = this.describe(primaryEntry(after, this.name), definition, others);
+    this.logger.info(`${this.name} online, pid ${entry.pid}`);
+    return { pid: entry.pid, status };
+  }
+
+  /**
+   * Waits until PM2 shows the process online and it stays up, same PID and restart count, for
+   * settleMs — or until it fails (errored, exited, restarted). PM2 answers a start as soon as it
+   * has forked, so "online" alone does not mean the trader got past its first second.
+   */
+  private async confirmStarted(definition: TradingDefinition, deadline: number): Promise<Pm2Entry> {
+    let seen: { pid: number; restarts: number; since: number } | undefined;
+    for (;;) {
+      const entry = primaryEntry(await this.pm2.list(), this.name);
+      const now = Date.now();
+      if (entry && (entry.status === 'errored' || entry.status === 'stopped' || (seen && (entry.pid !== seen.pid || entry.restarts !== seen.restarts)))) {
+        await this.abandonStart(entry);
+        throw failed(
+          `${this.name} did not stay up: ${entry.status === 'errored' ? 'PM2 gave up on it (errored)' : 'it exited'}` +
+            `${entry.exitCode !== null ? ` with code ${entry.exitCode}` : ''}; see its logs (${definition.errorFile ?? 'PM2 logs'})`,
+        );
+      }
+      if (entry?.status === 'online' && entry.pid > 0 && isAlive(entry.pid)) {
+        seen ??= { pid: entry.pid, restarts: entry.restarts, since: now };
+        if (now - seen.since >= this.settleMs) return entry;
+      }
+      if (now >= deadline) {
+        if (entry) await this.abandonStart(entry);
+        throw failed(
+          entry
+            ? `${this.name} was not confirmed online within ${this.startTimeoutMs} ms (PM2 says ${entry.status})`
+            : `PM2 accepted the start of ${this.name} but started nothing within ${this.startTimeoutMs} ms`,
+        );
+      }
+      await delay(Math.min(100, Math.max(10, deadline - now)));
+    }
+  }
+
+  /** A start that did not take: stop PM2's restart loop rather than leave a flapping trader. */
+  private async abandonStart(entry: Pm2Entry): Promise<void> {
+    try {
+      await this.pm2.stop(entry.pmId, (entry.killTimeoutMs ?? 10_000) + this.callTimeoutMs);
+    } catch (error) {
+      this.logger.warn(`could not stop ${this.name} after a failed start: ${describeError(error)}`);
+    }
+  }
+
+  private async stopLocked(): Promise<StopDetails> {
+    const began = Date.now();
+    const entries = await this.pm2.list();
+    const primary = primaryEntry(entries, this.name);
+    // Every entry with the name that could run again (including one waiting to restart after a crash).
+    const active = entries.filter((e) => e.name === this.name && e.status !== 'stopped' && e.status !== 'errored');
+    if (!active.length) return { pid: undefined, wasRunning: false, forceKilled: false, durationMs: Date.now() - began };
+
+    // The trees as they are now, with start times: what must be gone afterwards (and nothing else).
+    const table = await readProcessTable();
+    const tree = active.filter((e) => e.pid > 0).flatMap((e) => treeOf(table, e.pid));
+    const wasRunning = tree.length > 0;
+    const killTimeoutMs = Math.max(...active.map((e) => e.killTimeoutMs ?? 1600));
+    const daemonLog = this.pm2.daemonLogPath;
+    const mark = await fileSize(daemonLog);
+
+    const stopBegan = Date.now();
+    for (const entry of active) await this.pm2.stop(entry.pmId, killTimeoutMs + this.callTimeoutMs + 2000);
+    const stopMs = Date.now() - stopBegan;
+    let forceKilled = await pm2ForceKilled(daemonLog, mark, active.map((e) => e.pid), stopMs, killTimeoutMs);
+
+    // PM2 says stopped; the OS must agree. Whatever of the recorded tree survives gets SIGKILL.
+    const gone = await waitUntil(() => tree.every((p) => !isAlive(p.pid)), OS_CONFIRM_MS);
+    let killedSurvivors: number[] | undefined;
+    if (!gone) {
+      const now = new Map((await readProcessTable()).map((p) => [p.pid, p]));
+      const survivors = tree.filter((p) => now.has(p.pid) && sameStart(p.startedAt, now.get(p.pid)!.startedAt));
+      for (const p of survivors) killQuietly(p.pid, 'SIGKILL');
+      killedSurvivors = survivors.map((p) => p.pid);
+      if (survivors.length) {
+        forceKilled = true;
+        this.logger.warn(`${this.name}: PM2 stopped it but ${killedSurvivors.join(', ')} survived; sent SIGKILL`);
+        if (!(await waitUntil(() => survivors.every((p) => !isAlive(p.pid)), OS_CONFIRM_MS))) {
+          throw failed(`${this.name} could not be stopped: ${survivors.filter((p) => isAlive(p.pid)).map((p) => p.pid).join(', ')} still alive after SIGKILL`);
+        }
+      }
+    }
+    const durationMs = Date.now() - began;
+    this.logger.info(`${this.name} stopped (pid ${primary?.pid ?? '-'}, ${durationMs} ms${forceKilled ? ', force-killed' : ''})`);
+    return { pid: primary && primary.pid > 0 ? primary.pid : undefined, wasRunning, forceKilled, durationMs, ...(killedSurvivors?.length ? { killedSurvivors } : {}) };
+  }
+
+  private describe(primary: Pm2Entry | undefined, definition: TradingDefinition | undefined, duplicates: Duplicate[]): ProcessStatus {
+    const script = primary?.script ?? definition?.script ?? '';
+    if (!primary) {
+      return { name: this.name, state: 'not_found', restarts: 0, script, outLogPath: definition?.outFile, errLogPath: definition?.errorFile, duplicates };
+    }
+    const state = toState(primary.status);
+    const running = state === 'online' && primary.pid > 0;
+    return {
+      name: this.name,
+      state,
+      pid: primary.pid > 0 ? primary.pid : undefined,
+      startedAt: running ? primary.startedAt : undefined,
+      uptimeMs: running && primary.startedAt ? Math.max(0, Date.now() - primary.startedAt) : undefined,
+      restarts: primary.restarts,
+      cpuPercent: running ? primary.cpuPercent : undefined,
+      memoryBytes: running ? primary.memoryBytes : undefined,
+      lastExitCode: primary.exitCode,
+      script,
+      outLogPath: primary.outLogPath,
+      errLogPath: primary.errLogPath,
+      duplicates,
+    };
+  }
+}
+
+function toState(status: string): ProcessState {
+  switch (status) {
+    case 'online':
+    case 'stopping':
+    case 'stopped':
+    case 'errored':
+    case 'launching':
+      return status;
+    case 'waiting restart':
+      return 'launching'; // between a crash and PM2's automatic restart
+    case 'one-launch-status':
+      return 'stopped';
+    default:
+      return 'errored';
+  }
+}
+
+function treeOf(table: readonly OsProcess[], pid: number): OsProcess[] {
+  const self = table.find((p) => p.pid === pid);
+  return [...(self ? [self] : [{ pid, ppid: 0, argv: [], command: '' }]), ...descendantsOf(table, pid)];
+}
+
+/**
+ * Did PM2 have to SIGKILL? The daemon logs exactly that ("Process with pid N still alive after
+ * Mms, sending SIGKILL") when kill_timeout expires, and we read only what it wrote during our stop.
+ * Timing is ambiguous near the edge (a trader that needs 9.95 s of a 10 s kill_timeout), so it is
+ * used only when the daemon's log cannot be read.
+ */
+async function pm2ForceKilled(daemonLog: string, mark: number, pids: number[], stopMs: number, killTimeoutMs: number): Promise<boolean> {
+  const written = await readSince(daemonLog, mark);
+  if (!written) return stopMs >= killTimeoutMs;
+  return pids.some((pid) => pid > 0 && written.includes(`Process with pid ${pid} still alive after`));
+}
+
+/** SIGTERM, a grace period, then SIGKILL. Returns the signal that ended it. */
+async function terminate(pid: number): Promise<'SIGTERM' | 'SIGKILL'> {
+  process.kill(pid, 'SIGTERM');
+  if (await waitUntil(() => !isAlive(pid), DUPLICATE_GRACE_MS)) return 'SIGTERM';
+  process.kill(pid, 'SIGKILL');
+  if (await waitUntil(() => !isAlive(pid), OS_CONFIRM_MS)) return 'SIGKILL';
+  throw new Error(`still alive after SIGKILL`);
+}
+
+function killQuietly(pid: number, signal: NodeJS.Signals): void {
+  try {
+    process.kill(pid, signal);
+  } catch {
+    // already gone
+  }
+}
+
+/** Same process if both start times are known and within a second (ps has 1 s resolution). */
+function sameStart(a: number | undefined, b: number | undefined): boolean {
+  return a === undefined || b === undefined || Math.abs(a - b) < 1000;
+}
+
+function describeDuplicates(duplicates: Duplicate[]): string {
+  const shown = duplicates.map((d) => `pid ${d.pid} (${d.foundIn === 'pm2' ? `PM2 entry ${d.pm2Name}#${d.pmId}` : 'outside PM2'}: ${d.command})`);
+  return `${duplicates.length} other cop${duplicates.length === 1 ? 'y' : 'ies'} of the trader running — ${shown.join('; ')}. Stop ${duplicates.length === 1 ? 'it' : 'them'} first (stop duplicates).`;
+}
+
+/** PM2's `time: true` prefix, "2026-01-05T15:00:00: ". */
+const STAMP = /^(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d)/;
+
+/** Interleaves out and err tails by their timestamps; unstamped lines stay behind their predecessor. */
+function mergeByTimestamp(tails: string[][]): string[] {
+  if (tails.length === 1) return tails[0]!;
+  const keyed: Array<{ key: string; source: number; index: number; line: string }> = [];
+  tails.forEach((lines, source) => {
+    let key = '';
+    lines.forEach((line, index) => {
+      key = STAMP.exec(line)?.[1] ?? key;
+      keyed.push({ key, source, index, line });
+    });
+  });
+  keyed.sort((a, b) => (a.key < b.key ? -1 : a.key > b.key ? 1 : a.source - b.source || a.index - b.index));
+  return keyed.map((k) => k.line);
+}
+
+function delay(ms: number): Promise<void> {
+  return new Promise((resolve) => setTimeout(resolve, ms));
+}
+
+/** Polls `done` until true or `withinMs` passes; true if it became true. */
+async function waitUntil(done: () => boolean, withinMs: number): Promise<boolean> {
+  const deadline = Date.now() + withinMs;
+  for (;;) {
+    if (done()) return true;
+    if (Date.now() >= deadline) return false;
+    await delay(POLL_MS);
+  }
+}
