@@ -1,0 +1,66 @@
+// `npm run demo [-- --scenario runaway] [--exit-after SECONDS] [--home DIR]`: see demo.ts.
+import path from 'node:path';
+import { parseArgs } from 'node:util';
+import { EXIT, runDemo } from './demo.ts';
+import { PROJECT_ROOT } from './home.ts';
+import { DEMO_DIR_VARIABLE } from './processes.ts';
+import { SCENARIOS, type ScenarioName } from './story.ts';
+
+const USAGE = `Usage: npm run demo [-- options]
+
+The whole of tradewarden on this machine, with no accounts: a local paper broker, a demo trader
+under the demo's own PM2, and the controller, with this terminal as the chat (type /help).
+
+Options:
+  --scenario runaway   re-enact the incident: a looping trader plus a copy started outside PM2;
+                       watch the duplicate alert, the trade-rate alert and the breaker, then /flatten
+  --exit-after SECONDS end by itself this long after it is up (CI)
+  --home DIR           the demo's folder (PM2_HOME, DATA_DIR, trader copy); default .demo in the
+                       project, or $${DEMO_DIR_VARIABLE}
+  -h, --help           this text
+
+Environment: DEMO_ORDER_EVERY_SECONDS (seconds between the trader's orders; default 90, runaway 3),
+NO_COLOR (no colours), DISCORD_TOKEN and the Discord ids (in .env too) to serve Discord as well.`;
+
+function usage(message: string): never {
+  process.stderr.write(`${message}\n\n${USAGE}\n`);
+  process.exit(EXIT.usage);
+}
+
+function positiveSeconds(value: string | undefined, name: string): number | undefined {
+  if (value === undefined || value.trim() === '') return undefined;
+  const n = Number(value);
+  if (!Number.isFinite(n) || n <= 0 || n > 86_400) usage(`${name} is ${JSON.stringify(value)}: expected seconds, more than 0`);
+  return n;
+}
+
+let values;
+try {
+  ({ values } = parseArgs({
+    options: {
+      scenario: { type: 'string' },
+      'exit-after': { type: 'string' },
+      home: { type: 'string' },
+      help: { type: 'boolean', short: 'h' },
+    },
+    strict: true,
+  }));
+} catch (error) {
+  usage(error instanceof Error ? error.message : String(error));
+}
+if (values.help) {
+  process.stdout.write(USAGE + '\n');
+  process.exit(EXIT.ok);
+}
+if (values.scenario !== undefined && !(SCENARIOS as readonly string[]).includes(values.scenario)) {
+  usage(`--scenario ${values.scenario}: the scenarios are ${SCENARIOS.join(', ')}`);
+}
+
+const code = await runDemo({
+  home: path.resolve(values.home ?? (process.env[DEMO_DIR_VARIABLE]?.trim() || path.join(PROJECT_ROOT, '.demo'))),
+  scenario: values.scenario as ScenarioName | undefined,
+  exitAfterSeconds: positiveSeconds(values['exit-after'], '--exit-after'),
+  orderEverySeconds: positiveSeconds(process.env.DEMO_ORDER_EVERY_SECONDS, 'DEMO_ORDER_EVERY_SECONDS'),
+});
+// PM2's client and discord.js can leave handles open; everything the demo started is gone: leave.
+process.stdout.write('', () => process.exit(code));

@@ -1,0 +1,88 @@
+// What the demo says about what is happening: a few lines at the start, and for the runaway
+// scenario a narration of the incident as the real alerts arrive (printed right after each alert,
+// so the story follows what the watchdog actually saw, in the order it saw it).
+import type { StoredAlert } from '../store/schema.ts';
+
+export type ScenarioName = 'runaway';
+export const SCENARIOS: readonly ScenarioName[] = ['runaway'];
+
+export interface StoryFacts {
+  limit: number;
+  orderEverySeconds: number;
+  pollSeconds: number;
+  scanSeconds: number;
+  notional: number;
+  symbol: string;
+}
+
+export function normalIntro(facts: StoryFacts): string {
+  return [
+    `The trader places a $${facts.notional} ${facts.symbol} order every ${facts.orderEverySeconds} s. More than ${facts.limit} fills in an hour raises the`,
+    `trade-rate alert (ON_RUNAWAY=alert here: alert only). For the whole incident: npm run demo -- --scenario runaway`,
+  ].join('\n');
+}
+
+export function runawayIntro(facts: StoryFacts): string {
+  return [
+    'Scenario: runaway — the incident tradewarden exists for. A bot was "restarted" with pkill + nohup; pkill',
+    'missed, each restart added a copy, and the copies made 27 trades in 14 minutes. Here: the limit is',
+    `${facts.limit} trades an hour and ON_RUNAWAY=stop (the breaker halts the trader when it is crossed).`,
+  ].join('\n');
+}
+
+/** Narration of the runaway scenario; each line is numbered in the order it is told. */
+export class RunawayStory {
+  private step = 0;
+  private readonly told = new Set<string>();
+
+  constructor(
+    private readonly facts: StoryFacts,
+    private readonly tell: (text: string) => void,
+    /** whether the copy outside PM2 still runs, when the breaker trips */
+    private readonly rogueAlive: () => boolean,
+  ) {}
+
+  traderStarted(pid: number): void {
+    this.say(`The trader (under PM2, PID ${pid}) is in a loop: a $${this.facts.notional} order every ${this.facts.orderEverySeconds} s.`);
+  }
+
+  rogueStarted(pid: number, command: string): void {
+    this.say(`Someone "restarts" it by hand while it still runs: ${command} → a second copy, PID ${pid}, trades outside PM2.`);
+    this.tell('   Watch for: the duplicate alert, the trade-rate alert, the breaker. /bot status shows it all at any time.');
+  }
+
+  alert(alert: StoredAlert): void {
+    if (this.told.has(alert.kind)) return;
+    const { limit, scanSeconds, pollSeconds } = this.facts;
+    switch (alert.kind) {
+      case 'duplicate_instance':
+        this.say(
+          `The duplicate scan (every ${scanSeconds} s) found the copy in the OS process table, not only in PM2. ` +
+            'Nothing is killed unless an operator asks: /bot stop-duplicates.',
+        );
+        break;
+      case 'trade_rate_exceeded':
+        this.say(`The fills poll (every ${pollSeconds} s) counted more than ${limit} fills at the broker in the last hour: trade-rate alert.`);
+        break;
+      case 'breaker_tripped':
+        this.say(
+          'ON_RUNAWAY=stop: the breaker stopped the PM2 trader, and /bot start is refused until /bot resume.' +
+            (this.rogueAlive()
+              ? ' The copy outside PM2 is still trading — /bot stop-duplicates ends it, then /flatten closes the positions.'
+              : ' Now /flatten closes the positions.'),
+        );
+        break;
+      case 'flatten_result':
+        this.say('Flatten stopped the trader, canceled open orders, closed every position and re-read the account to say so.');
+        break;
+      default:
+        return;
+    }
+    this.told.add(alert.kind);
+  }
+
+  private say(text: string): void {
+    this.step += 1;
+    this.tell(`${String(this.step).padStart(2)}. ${text}`);
+  }
+}
