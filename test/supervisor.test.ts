@@ -170,13 +170,24 @@ describe('Supervisor with a real PM2 daemon', { timeout: 120_000 }, () => {
 
   it('20 concurrent starts on a cold PM2_HOME: one succeeds, one daemon, one trader', async () => {
     assert.deepEqual(godDaemonsFor(home.pm2Home), [], 'the home starts cold');
+    // PM2 spawns its daemon with `{ PM2_HOME: home, ...process.env }`: a PM2_HOME in our own
+    // environment would win. godDaemonsFor() below reads the daemon's environ, so this checks
+    // that the supervisor's home is the one the daemon gets.
+    const ownHome = process.env.PM2_HOME;
+    process.env.PM2_HOME = path.join(home.root, 'not-this-home');
     // Four supervisors (four connections, as four fronts would hold) × five calls each.
     const fronts = [make('trading-bot'), make('trading-bot'), make('trading-bot'), make('trading-bot')];
-    // Each front also asks for status at the same moment: those connect outside the start guard,
-    // so only the connect lock keeps them from spawning daemons of their own.
-    const statuses = Promise.all(fronts.map((s) => s.status()));
-    const results = await Promise.allSettled(fronts.flatMap((s) => Array.from({ length: 5 }, () => s.start())));
-    await statuses;
+    let results: PromiseSettledResult<Awaited<ReturnType<Supervisor['start']>>>[];
+    try {
+      // Each front also asks for status at the same moment: those connect outside the start guard,
+      // so only the connect lock keeps them from spawning daemons of their own.
+      const statuses = Promise.all(fronts.map((s) => s.status()));
+      results = await Promise.allSettled(fronts.flatMap((s) => Array.from({ length: 5 }, () => s.start())));
+      await statuses;
+    } finally {
+      if (ownHome === undefined) delete process.env.PM2_HOME;
+      else process.env.PM2_HOME = ownHome;
+    }
     const wins = results.filter((r) => r.status === 'fulfilled');
     const losses = results.filter((r): r is PromiseRejectedResult => r.status === 'rejected');
     assert.equal(wins.length, 1, `exactly one start wins: ${losses.map((l) => String(l.reason)).join(' | ')}`);
