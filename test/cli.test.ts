@@ -1,0 +1,132 @@
+// The terminal CLI as users run it: real `tradewarden` processes (bin/tradewarden.js) against a real
+// PM2 daemon in a temp home — including the race the product exists for, from a cold PM2_HOME.
+import { test, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import fs from 'node:fs';
+import path from 'node:path';
+import { spawn } from 'node:child_process';
+import { parseConfig } from '../src/config.ts';
+import { buildApp, type App } from '../src/app.ts';
+import { silentLogger } from '../src/log.ts';
+import { OperationError } from '../src/errors.ts';
+import { copyTrader, godDaemonsFor, isAlive, makeTempHome, type TempHome } from './helpers/pm2.ts';
+
+const BIN = path.resolve('bin/tradewarden.js');
+let home: TempHome;
+let env: Record<string, string>;
+let trader: string;
+let app: App;
+
+before(() => {
+  home = makeTempHome('tw-cli-');
+  trader = copyTrader(path.resolve('examples/heartbeat-trader.js'), path.join(home.root, 'bot'));
+  env = { PM2_HOME: home.pm2Home, DATA_DIR: home.dataDir, TRADING_SCRIPT: trader, TRADING_KILL_TIMEOUT_MS: '1500', HOME: home.root };
+  app = buildApp(parseConfig(env), { logger: silentLogger, deliversAlerts: false, env: { ...process.env, ...env } });
+});
+
+after(async () => {
+  await app?.close();
+  await home?.cleanup();
+});
+
+interface Run {
+  code: number | null;
+  stdout: string;
+  stderr: string;
+}
+
+function cli(args: string[], extraEnv: Record<string, string> = {}, input?: string): Promise<Run> {
+  return new Promise((resolve) => {
+    // A clean environment: only what a user would have, plus this test's home.
+    const child = spawn(process.execPath, [BIN, ...args], {
+      cwd: home.root,
+      env: { PATH: process.env.PATH!, ...env, ...extraEnv },
+      stdio: ['pipe', 'pipe', 'pipe'],
+    });
+    let stdout = '';
+    let stderr = '';
+    child.stdout.on('data', (c) => (stdout += c));
+    child.stderr.on('data', (c) => (stderr += c));
+    child.stdin.end(input ?? '');
+    child.on('exit', (code) => resolve({ code, stdout, stderr }));
+  });
+}
+
+/** PIDs of OS processes running this test's copy of the trader. */
+function traderProcesses(): number[] {
+  return fs
+    .readdirSync('/proc')
+    .filter((e) => /^\d+$/.test(e))
+    .filter((pid) => {
+      try {
+        return fs.readFileSync(`/proc/${pid}/cmdline`, 'utf8').includes(trader);
+      } catch {
+        return false;
+      }
+    })
+    .map(Number);
+}
+
+test('race from a cold PM2_HOME: 5 CLI starts and 20 in-process starts → one daemon, one trader, the rest refused', async () => {
+  assert.deepEqual(godDaemonsFor(home.pm2Home), [], 'cold: no daemon yet');
+  const operator = { id: 'cli:race', name: 'race', isOperator: true };
+  const [cliRuns, inProcess] = await Promise.all([
+    Promise.all(Array.from({ length: 5 }, () => cli(['start', '--json']))),
+    Promise.allSettled(Array.from({ length: 20 }, () => app.core.start(operator))),
+  ]);
+  const cliStarted = cliRuns.filter((r) => r.code === 0).length;
+  const cliRefused = cliRuns.filter((r) => r.code === 3).length;
+  assert.equal(cliStarted + cliRefused, 5, `every CLI run started or was refused (none crashed): ${JSON.stringify(cliRuns.map((r) => [r.code, r.stderr.slice(0, 300)]))}`);
+  const inStarted = inProcess.filter((r) => r.status === 'fulfilled').length;
+  for (const r of inProcess) if (r.status === 'rejected') assert.ok(r.reason instanceof OperationError && r.reason.kind === 'refused', String(r.reason));
+  assert.equal(cliStarted + inStarted, 1, 'exactly one start succeeded');
+  assert.equal(godDaemonsFor(home.pm2Home).length, 1, 'exactly one PM2 daemon for this home');
+  const running = traderProcesses();
+  assert.equal(running.length, 1, 'exactly one OS process runs the trader');
+  for (const r of cliRuns.filter((r) => r.code === 3)) assert.match(JSON.parse(r.stdout).error, /already running|in progress|running/i);
+
+  const status = await cli(['status', '--json']);
+  assert.equal(status.code, 0, status.stderr);
+  const report = JSON.parse(status.stdout);
+  assert.equal(report.process.state, 'online');
+  assert.equal(report.process.pid, running[0]);
+
+  const again = await cli(['start']);
+  assert.equal(again.code, 3);
+  assert.match(again.stderr, new RegExp(`Refused: .*${running[0]}`));
+  assert.deepEqual(traderProcesses(), running, 'the running PID is untouched');
+
+  const stopped = await cli(['stop']);
+  assert.equal(stopped.code, 0, stopped.stderr);
+  assert.match(stopped.stdout, new RegExp(`Stopped the trader \\(PID ${running[0]}\\)`));
+  assert.ok(!isAlive(running[0]));
+  const audit = await cli(['audit', '--json']);
+  const entries = JSON.parse(audit.stdout) as Array<{ who: string; what: string; outcome: string }>;
+  assert.ok(entries.some((e) => e.what === 'stop' && e.outcome === 'ok' && e.who.startsWith('cli:')));
+  assert.ok(entries.filter((e) => e.what === 'start' && e.outcome === 'refused').length >= 20);
+});
+
+test('help, usage errors and configuration errors have their exit codes', async () => {
+  const help = await cli(['--help']);
+  assert.equal(help.code, 0);
+  assert.match(help.stdout, /stop-duplicates PID/);
+  assert.match((await cli(['flatten', '--help'])).stdout, /Type FLATTEN|type FLATTEN/i);
+  const unknown = await cli(['launch']);
+  assert.equal(unknown.code, 2);
+  assert.match(unknown.stderr, /Unknown command "launch"/);
+  const noPids = await cli(['stop-duplicates']);
+  assert.equal(noPids.code, 2);
+  assert.match(noPids.stderr, /needs one or more PIDs/);
+  const badConfig = await cli(['status'], { MAX_TRADES_PER_HOUR: 'lots', APCA_API_KEY_ID: 'PKLEAKCHECK' });
+  assert.equal(badConfig.code, 2);
+  assert.match(badConfig.stderr, /MAX_TRADES_PER_HOUR is "lots"/);
+  assert.match(badConfig.stderr, /APCA_API_SECRET_KEY is missing/);
+  assert.doesNotMatch(badConfig.stderr + badConfig.stdout, /PKLEAKCHECK/);
+});
+
+test('flatten asks for a typed confirmation and does nothing without it', async () => {
+  const run = await cli(['flatten'], { APCA_API_KEY_ID: 'PKX', APCA_API_SECRET_KEY: 'SKX', APCA_API_BASE_URL: 'http://127.0.0.1:9' }, 'no\n');
+  assert.equal(run.code, 3);
+  assert.match(run.stderr, /Type FLATTEN to confirm/);
+  assert.match(run.stderr, /not confirmed: nothing was done/);
+});
