@@ -54,6 +54,7 @@ export function buildApp(config: Config, options: BuildOptions): App {
     logger,
     sinks: options.deliversAlerts ? [logSink(logger), ...(options.sinks ?? [])] : options.sinks ?? [],
     addressTo: [...alertSinkNames(config), ...(options.sinks ?? []).map((s) => s.name)],
+    secrets: config.secrets,
   });
   store.onKeptAside((keptAs, reason) => {
     logger.error(`DATA FILE KEPT ASIDE: ${store.file} was ${reason}; it is kept as ${keptAs} and tradewarden starts with an empty store.`);

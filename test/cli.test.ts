@@ -106,6 +106,29 @@ test('race from a cold PM2_HOME: 5 CLI starts and 20 in-process starts → one d
   assert.ok(entries.filter((e) => e.what === 'start' && e.outcome === 'refused').length >= 20);
 });
 
+test('a rogue copy: listed by `duplicates`, blocks `start`, ended by `stop-duplicates` from a fresh CLI process', async () => {
+  const rogue = spawn(process.execPath, [path.basename(trader)], { cwd: path.dirname(trader), detached: true, stdio: 'ignore' });
+  try {
+    let listed: Array<{ pid: number; command: string; foundIn: string }> = [];
+    for (let i = 0; i < 50 && !listed.some((d) => d.pid === rogue.pid); i++) {
+      listed = JSON.parse((await cli(['duplicates', '--json'])).stdout);
+    }
+    const found = listed.find((d) => d.pid === rogue.pid);
+    assert.ok(found, 'the rogue is listed');
+    assert.equal(found.foundIn, 'os');
+    assert.match(found.command, /heartbeat-trader\.js/);
+    const refused = await cli(['start']);
+    assert.equal(refused.code, 3);
+    assert.match(refused.stderr, new RegExp(String(rogue.pid)));
+    const stopped = await cli(['stop-duplicates', String(rogue.pid)]);
+    assert.equal(stopped.code, 0, stopped.stderr + stopped.stdout);
+    assert.match(stopped.stdout, new RegExp(`Stopped PID ${rogue.pid}`));
+    assert.ok(!isAlive(rogue.pid!));
+  } finally {
+    if (isAlive(rogue.pid!)) process.kill(rogue.pid!, 'SIGKILL');
+  }
+});
+
 test('help, usage errors and configuration errors have their exit codes', async () => {
   const help = await cli(['--help']);
   assert.equal(help.code, 0);

@@ -92,3 +92,14 @@ test('an alert raised by a process without sinks (the CLI) is addressed to the c
   assert.equal(discord.delivered.length, 1);
   assert.equal(log.delivered[0].alert.kind, 'flatten_result');
 });
+
+test('secrets are removed from an alert before it is saved or delivered', async () => {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'tw-outbox-'));
+  const sink = flakySink('log');
+  sink.down = false;
+  const outbox = new AlertOutbox({ store: new Store(dir), clock: new ManualClock(), logger: silentLogger, sinks: [sink], secrets: ['PKSECRET123'] });
+  await outbox.raise({ ...input, body: 'PID 7: python3 bot.py --key PKSECRET123', facts: { duplicates: [{ command: 'python3 bot.py --key PKSECRET123' }] } });
+  const onDisk = fs.readFileSync(path.join(dir, 'tradewarden.json'), 'utf8');
+  assert.doesNotMatch(onDisk, /PKSECRET123/);
+  assert.match(sink.delivered[0].alert.body, /--key \[redacted\]/);
+});

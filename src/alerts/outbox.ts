@@ -3,7 +3,7 @@
 // delays it and a controller restart neither drops nor repeats it.
 import crypto from 'node:crypto';
 import type { Clock } from '../clock.ts';
-import type { Logger } from '../log.ts';
+import { redactDeep, type Logger } from '../log.ts';
 import { describeError } from '../errors.ts';
 import { Mutex } from '../lock.ts';
 import type { Store } from '../store/store.ts';
@@ -47,6 +47,8 @@ export interface OutboxOptions {
   maxBackoffMs?: number;
   /** Deliveries later than this are marked as late to the reader. */
   lateThresholdMs?: number;
+  /** Removed from every alert before it is saved (a duplicate's command line may carry a key). */
+  secrets?: readonly string[];
 }
 
 export class AlertOutbox {
@@ -80,7 +82,8 @@ export class AlertOutbox {
    * Saves the alert (unless the same key was raised within the cool-down) addressed to every
    * current sink, then tries to deliver at once. Returns the stored alert, or undefined if suppressed.
    */
-  async raise(input: AlertInput): Promise<StoredAlert | undefined> {
+  async raise(raw: AlertInput): Promise<StoredAlert | undefined> {
+    const input = redactDeep(raw, this.options.secrets ?? []);
     const now = this.options.clock.now();
     const alert = await this.options.store.update((data) => {
       const recent = data.alerts.find((a) => a.key === input.key && now - a.createdAt < this.cooldownMs);

@@ -5,7 +5,7 @@ import type { Account, Broker, Position } from '../broker/types.ts';
 import type { Clock } from '../clock.ts';
 import type { Config } from '../config.ts';
 import { OperationError, describeError, failed, refused, withTimeout } from '../errors.ts';
-import { redact, type Logger } from '../log.ts';
+import { redact, redactDeep, type Logger } from '../log.ts';
 import type { AlertOutbox } from '../alerts/outbox.ts';
 import type { Store } from '../store/store.ts';
 import type { AuditEntry, SeenTrade, StoredAlert, StoreData } from '../store/schema.ts';
@@ -75,7 +75,7 @@ export class Core {
       : Promise.resolve({ accountError: 'broker not configured (APCA_API_KEY_ID)' });
     const [process, data, accountInfo] = await Promise.all([supervisor.status(), store.read(), accountPart]);
     return {
-      process,
+      process: redactDeep(process, this.deps.config.secrets),
       desired: data.desired,
       breaker: data.breaker,
       trades: this.summarizeTrades(data, clock.now()),
@@ -98,8 +98,9 @@ export class Core {
     return this.deps.outbox.recent(limit);
   }
 
+  /** Command lines are shown redacted: a bot started with its key as an argument is not rare. */
   async duplicates(): Promise<Duplicate[]> {
-    return this.deps.supervisor.scanDuplicates();
+    return redactDeep(await this.deps.supervisor.scanDuplicates(), this.deps.config.secrets);
   }
 
   /** The trader's last log lines with every configured secret removed. */
@@ -153,8 +154,12 @@ export class Core {
     });
   }
 
+  /** Ends only PIDs that a scan made now still reports (an alert's button may be hours old). */
   stopDuplicates(actor: Actor, pids: number[]): Promise<StopDuplicatesResult> {
-    return this.mutate(actor, 'stop-duplicates', { pids }, () => this.deps.supervisor.stopDuplicates(pids));
+    return this.mutate(actor, 'stop-duplicates', { pids }, async () => {
+      await this.deps.supervisor.scanDuplicates();
+      return this.deps.supervisor.stopDuplicates(pids);
+    });
   }
 
   flatten(actor: Actor): Promise<FlattenReport> {
