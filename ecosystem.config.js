@@ -8,8 +8,11 @@
 // PM2 loads this file with require(), which works for ESM on Node >= 20.19 (require(esm)).
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
+import dotenv from 'dotenv';
 
 const projectRoot = path.dirname(fileURLToPath(import.meta.url));
+// `pm2 start ecosystem.config.js` reads the same .env as the controller (the real environment wins).
+dotenv.config({ path: path.join(projectRoot, '.env'), quiet: true });
 
 /** A non-empty, trimmed variable, or undefined. */
 function text(env, name) {
