@@ -88,7 +88,6 @@ export function buildApp(config: Config, options: BuildOptions): App {
     logger,
     beforeStart: () => core!.assertBreakerClear(),
   });
-  core = new Core({ config, supervisor, broker, store, outbox, clock, logger, flattenVerifyTimeoutMs: options.flattenVerifyTimeoutMs });
   const tradeWatch = broker
     ? new TradeWatch({
         store,
@@ -100,6 +99,17 @@ export function buildApp(config: Config, options: BuildOptions): App {
         onRunaway: (count) => core!.onRunaway(count),
       })
     : undefined;
+  core = new Core({
+    config,
+    supervisor,
+    broker,
+    store,
+    outbox,
+    clock,
+    logger,
+    flattenVerifyTimeoutMs: options.flattenVerifyTimeoutMs,
+    refreshTrades: tradeWatch ? () => tradeWatch.poll() : undefined,
+  });
   const processWatch = new ProcessWatch({ store, supervisor, outbox, clock, processName: config.trading.processName });
 
   return {

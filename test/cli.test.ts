@@ -9,6 +9,7 @@ import { parseConfig } from '../src/config.ts';
 import { buildApp, type App } from '../src/app.ts';
 import { silentLogger } from '../src/log.ts';
 import { OperationError } from '../src/errors.ts';
+import { startPaperBroker } from '../examples/paper-broker.ts';
 import { copyTrader, godDaemonsFor, isAlive, makeTempHome, type TempHome } from './helpers/pm2.ts';
 
 const BIN = path.resolve('bin/tradewarden.js');
@@ -152,4 +153,39 @@ test('flatten asks for a typed confirmation and does nothing without it', async 
   assert.equal(run.code, 3);
   assert.match(run.stderr, /Type FLATTEN to confirm/);
   assert.match(run.stderr, /not confirmed: nothing was done/);
+});
+
+test('account, trades, alerts and flatten --yes against the paper broker', async () => {
+  const paper = await startPaperBroker({ keyId: 'PKCLI', secretKey: 'SKCLI', prices: { AAPL: 200, 'BTC/USD': 50_000 } });
+  try {
+    const broker = { APCA_API_BASE_URL: paper.url, APCA_API_KEY_ID: 'PKCLI', APCA_API_SECRET_KEY: 'SKCLI' };
+    paper.placeOrder({ symbol: 'AAPL', side: 'buy', qty: 5, type: 'market', time_in_force: 'day' });
+    paper.placeOrder({ symbol: 'BTC/USD', side: 'buy', notional: 100, type: 'market', time_in_force: 'gtc' });
+
+    const account = await cli(['account'], broker);
+    assert.equal(account.code, 0, account.stderr);
+    assert.match(account.stdout, /Equity \$[\d,]+\.\d\d/);
+    assert.match(account.stdout, /AAPL\s+5/);
+
+    const flatten = await cli(['flatten', '--yes', '--json'], broker);
+    assert.equal(flatten.code, 0, flatten.stderr);
+    const report = JSON.parse(flatten.stdout);
+    assert.equal(report.flat, true);
+    assert.deepEqual(report.symbols.map((s: { symbol: string; outcome: string }) => `${s.symbol}:${s.outcome}`).sort(), ['AAPL:closed', 'BTCUSD:closed']);
+
+    const alerts = await cli(['alerts'], broker);
+    assert.equal(alerts.code, 0);
+    assert.match(alerts.stdout, /Flatten done: account is flat/);
+    assert.match(alerts.stdout, /log: pending/, 'the CLI records it; the controller delivers it');
+
+    // Read fresh from the broker: 2 buys + 2 closing sells are 4 trades, over the limit of 3.
+    const trades = await cli(['trades', '--json'], broker);
+    assert.equal(trades.code, 0, trades.stderr);
+    const summary = JSON.parse(trades.stdout);
+    assert.equal(summary.limit, 3);
+    assert.equal(summary.count, 4);
+    assert.deepEqual(summary.recent.map((t: { symbol: string; side: string }) => t.side).sort(), ['buy', 'buy', 'sell', 'sell']);
+  } finally {
+    await paper.close();
+  }
 });

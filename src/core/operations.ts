@@ -25,6 +25,8 @@ export interface Actor {
 export const CONTROLLER: Actor = { id: 'controller', name: 'tradewarden', isOperator: true };
 
 export interface TradeSummary {
+  /** set when fresh fills could not be read: the figures are what was last recorded */
+  refreshError?: string;
   count: number;
   limit: number;
   /** last six 10-minute buckets, oldest first */
@@ -59,6 +61,8 @@ export interface CoreDeps {
   /** time-outs for the broker part of /bot status, so status stays fast when the broker is slow */
   statusBrokerTimeoutMs?: number;
   flattenVerifyTimeoutMs?: number;
+  /** Reads new fills from the broker into the store (the trade watch's poll), when there is a broker. */
+  refreshTrades?: () => Promise<unknown>;
 }
 
 export class Core {
@@ -84,8 +88,14 @@ export class Core {
     };
   }
 
+  /** Fresh from the broker when it answers (the CLI may run while no controller polls). */
   async trades(): Promise<TradeSummary> {
-    return this.summarizeTrades(await this.deps.store.read(), this.deps.clock.now());
+    const refreshError = await this.deps.refreshTrades?.().then(
+      () => undefined,
+      (error: unknown) => describeError(error),
+    );
+    const summary = this.summarizeTrades(await this.deps.store.read(), this.deps.clock.now());
+    return refreshError ? { ...summary, refreshError } : summary;
   }
 
   async account(): Promise<AccountReport> {

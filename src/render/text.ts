@@ -95,6 +95,7 @@ export function accountText(report: AccountReport): string {
 export function tradesText(trades: TradeSummary): string {
   return [
     `Trades: ${tradeCountText(trades)}`,
+    ...(trades.refreshError ? [`  (broker unreachable, showing what was last recorded: ${trades.refreshError})`] : []),
     ...(trades.recent.length ? trades.recent.map((t) => `  ${time(t.at)}  ${t.side.padEnd(4)} ${String(t.qty).padStart(10)} ${t.symbol} @ ${t.price}`) : ['  no fills recorded yet']),
   ].join('\n');
 }
