@@ -14,7 +14,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { loadCommands } from '../src/discord/commands.ts';
-import { commandSpecs, usageOf } from '../src/demo/console.ts';
+import { HANDLERS, commandSpecs, usageOf } from '../src/demo/console.ts';
 import { STORE_FILE } from '../src/store/store.ts';
 import type { StoreData } from '../src/store/schema.ts';
 import { godDaemonsFor, isAlive, killPid, waitFor } from './helpers/pm2.ts';
@@ -123,6 +123,11 @@ function startDemo(home: string, args: string[], env: NodeJS.ProcessEnv = {}): D
 function readStore(home: string): StoreData {
   return JSON.parse(fs.readFileSync(path.join(home, 'data', STORE_FILE), 'utf8')) as StoreData;
 }
+
+it('the console has a handler for exactly the commands and subcommands Discord defines', async () => {
+  const paths = commandSpecs(await loadCommands()).map((s) => s.path).sort();
+  assert.deepEqual(Object.keys(HANDLERS).sort(), paths, 'commands/*.ts and src/demo/console.ts HANDLERS have drifted apart');
+});
 
 describe('npm run demo', { concurrency: true, skip: linux ? false : 'reads /proc to prove nothing is left' }, () => {
   it('--scenario runaway re-enacts the incident: duplicate, trade-rate alert, breaker; the console stops the copy and flattens; nothing is left', { timeout: 90_000 }, async () => {

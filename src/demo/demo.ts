@@ -16,6 +16,7 @@ import { OperationError, describeError } from '../errors.ts';
 import { createLogger, redact, type Logger } from '../log.ts';
 import { money } from '../render/text.ts';
 import type { AlertSeverity } from '../store/schema.ts';
+import { isAlive } from '../supervisor/process-table.ts';
 import { ChatConsole } from './console.ts';
 import { PROJECT_ROOT, checkSocketRoom, clearLeftovers, demoHome, forgetRogue, freshData, installTrader, recordRogue, takeDemoLock, type DemoHome } from './home.ts';
 import { DEMO_DIR_VARIABLE, daemonPidOf, endPm2Daemon, endProcess, leftoversOf, spawnOutsidePm2, type ProcessRef } from './processes.ts';
@@ -62,7 +63,7 @@ export async function runDemo(options: DemoOptions): Promise<number> {
   const terminal = new Terminal(output);
   const say = (line: string, tone: Tone = 'muted') => terminal.print(line, tone);
   const home = demoHome(options.home);
-  const shutdown = new Shutdown(say);
+  const shutdown = new Shutdown();
   const rel = (p: string) => (p.startsWith(process.cwd() + path.sep) ? path.relative(process.cwd(), p) : p);
 
   // ---- stopping: a signal, /quit or --exit-after resolves `stopRequested` ----
@@ -215,7 +216,6 @@ export async function runDemo(options: DemoOptions): Promise<number> {
       story?.rogueStarted(rogue.pid, `(cd ${rel(path.dirname(home.traderScript))} && nohup node ${path.basename(home.traderScript)} ${traderArgs.join(' ')} &)`);
     }
 
-
     // ---- the chat ----
     const chat = new ChatConsole({
       core: controller.app.core,
@@ -264,15 +264,7 @@ const SEVERITY_TONE: Record<AlertSeverity, Tone> = { critical: 'critical', warni
 
 const round2 = (n: number) => Math.round(n * 100) / 100;
 
-function rogueAlive(rogue: ProcessRef | undefined): boolean {
-  if (!rogue) return false;
-  try {
-    process.kill(rogue.pid, 0);
-    return true;
-  } catch {
-    return false;
-  }
-}
+const rogueAlive = (rogue: ProcessRef | undefined) => rogue !== undefined && isAlive(rogue.pid);
 
 async function stopTrader(controller: Controller, actor: Actor): Promise<void> {
   const status = await controller.app.core.status();
@@ -282,7 +274,6 @@ async function stopTrader(controller: Controller, actor: Actor): Promise<void> {
 /** Steps undone in reverse order of registration; a failing step is reported, the rest still run. */
 class Shutdown {
   private readonly steps: Array<{ what: string; undo: () => Promise<unknown> }> = [];
-  constructor(private readonly say: (line: string, tone?: Tone) => void) {}
 
   push(what: string, undo: () => Promise<unknown>): void {
     this.steps.push({ what, undo });
@@ -367,7 +358,7 @@ function exitCodeFor(error: unknown): number {
 }
 
 function problemText(error: unknown): string {
-  if (error instanceof ConfigError) return `The demo reads .env for Discord settings, and it has problems:\n${error.message}`;
+  if (error instanceof ConfigError) return `The demo takes the Discord settings from your environment and .env, and they have problems:\n${error.message}`;
   if (error instanceof OperationError && error.kind === 'refused') return `Refused: ${error.message}`;
   return `The demo could not start: ${describeError(error)}`;
 }
