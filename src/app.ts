@@ -96,7 +96,7 @@ export function buildApp(config: Config, options: BuildOptions): App {
         clock,
         processName: config.trading.processName,
         maxTradesPerHour: config.maxTradesPerHour,
-        onRunaway: (count) => core!.onRunaway(count),
+        onRunaway: (trades) => core!.onRunaway(trades),
       })
     : undefined;
   core = new Core({

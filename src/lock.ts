@@ -4,7 +4,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import lockfile from 'proper-lockfile';
-import { failed } from './errors.ts';
+import { failed, refused } from './errors.ts';
 
 /** Serializes async work within one process: each call waits for the previous one to settle. */
 export class Mutex {
@@ -68,7 +68,7 @@ export async function holdFileLock(target: string, options: { staleMs?: number }
     return await lockfile.lock(target, { realpath: false, stale: staleMs, update: Math.floor(staleMs / 3) });
   } catch (error) {
     if ((error as NodeJS.ErrnoException).code === 'ELOCKED') {
-      throw failed(`another process holds ${target}.lock (is a second controller running?)`, error);
+      throw Object.assign(refused(`another process holds ${target}.lock (is a second controller running?)`), { cause: error });
     }
     throw failed(`could not lock ${target}`, error);
   }

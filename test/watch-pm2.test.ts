@@ -76,6 +76,23 @@ test('ON_RUNAWAY=stop halts a real trader that keeps trading; start is refused u
   assert.equal(resumed.breakerWas.tripped, true);
   assert.ok(isAlive(resumed.pid));
   assert.equal((await app.core.status()).breaker.tripped, false);
+
+  // Still a runaway after the resume: trips again once it exceeds the limit *since the resume*,
+  // although the hour was over the limit all along.
+  await waitFor(async () => (await app.tradeWatch!.poll(), (await app.store.read()).breaker.tripped), {
+    timeoutMs: 15_000,
+    intervalMs: 200,
+    what: 'the breaker to trip again',
+  });
+  assert.ok(!isAlive(resumed.pid));
+  assert.match((await app.store.read()).breaker.reason!, /since the last resume \(limit 3\)/);
+  assert.equal(alerts.filter((a) => a.kind === 'breaker_tripped').length, 2);
+
+  process.env.DEMO_ORDER_EVERY_SECONDS = '3600'; // fixed: a calm trader from now on
+  const calm = await app.core.resume(operator);
+  await app.tradeWatch!.poll();
+  assert.equal((await app.store.read()).breaker.tripped, false, 'a calm trader is left running');
+  assert.ok(isAlive(calm.pid));
   await app.core.stop(operator);
   const audit = (await app.store.read()).audit.map((e) => `${e.who} ${e.what} ${e.outcome}`);
   assert.ok(audit.includes('controller stop ok'), 'the automatic halt is audited');
@@ -102,7 +119,6 @@ test('a rogue copy outside PM2 → one duplicate alert naming its PID, once per 
 
 test('the trader stopped behind our back → process_down once, and a notice when it is back', async () => {
   alerts.length = 0;
-  process.env.DEMO_ORDER_EVERY_SECONDS = '3600'; // a calm trader from now on
   const { pid } = await app.core.start(operator);
   await app.processWatch.scan();
   // Someone runs `pm2 stop` with the PM2 CLI on the same home: wanted running, but stopped.

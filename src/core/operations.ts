@@ -155,7 +155,7 @@ export class Core {
     return this.mutate(actor, 'resume', {}, async () => {
       const breakerWas = await this.deps.store.update((data) => {
         const was = { ...data.breaker };
-        data.breaker = { tripped: false };
+        data.breaker = { tripped: false, resumedAt: was.tripped ? this.deps.clock.now() : data.breaker.resumedAt };
         return was;
       });
       const result = await this.deps.supervisor.start();
@@ -179,14 +179,21 @@ export class Core {
   /**
    * The breaker (ON_RUNAWAY): a trade-rate breach stops the trader through PM2 (so auto-restart
    * cannot bring it back) and trips a persisted breaker that `start` respects until `resume`.
+   * Called on every poll over the limit; trips once. After a resume the trader gets a fresh
+   * allowance: only trades since the resume count, so a still-runaway trader trips it again.
    */
-  async onRunaway(count: number): Promise<void> {
-    const { config, store, outbox, logger } = this.deps;
+  async onRunaway(tradesInHour: SeenTrade[]): Promise<void> {
+    const { config, store, outbox, logger, clock } = this.deps;
     if (config.onRunaway === 'alert') return;
-    const reason = `${count} trades in the last hour (limit ${config.maxTradesPerHour})`;
-    await store.update((data) => {
-      data.breaker = { tripped: true, reason, at: new Date(this.deps.clock.now()).toISOString(), by: CONTROLLER.id };
+    const tripped = await store.update((data) => {
+      if (data.breaker.tripped) return undefined;
+      const counted = tradesInHour.filter((t) => t.at > (data.breaker.resumedAt ?? 0)).length;
+      if (counted <= config.maxTradesPerHour) return undefined;
+      const reason = `${counted} trades in the last hour${data.breaker.resumedAt ? ' since the last resume' : ''} (limit ${config.maxTradesPerHour})`;
+      data.breaker = { tripped: true, reason, at: new Date(clock.now()).toISOString(), by: CONTROLLER.id };
+      return { reason, counted };
     });
+    if (!tripped) return;
     let stopLine: string;
     try {
       const stopped = await this.stop(CONTROLLER);
@@ -198,10 +205,10 @@ export class Core {
     await outbox.raise({
       kind: 'breaker_tripped',
       severity: 'critical',
-      key: `breaker:${this.deps.clock.now()}`,
+      key: `breaker:${clock.now()}`,
       title: 'Breaker tripped: trading halted',
-      body: `${reason}. ${stopLine} Start is refused until an operator runs resume.`,
-      facts: { count, limit: config.maxTradesPerHour, action: config.onRunaway },
+      body: `${tripped.reason}. ${stopLine} Start is refused until an operator runs resume.`,
+      facts: { count: tripped.counted, limit: config.maxTradesPerHour, action: config.onRunaway },
     });
     if (config.onRunaway === 'flatten') await this.flatten(CONTROLLER).catch((e) => logger.error(`flatten after runaway: ${describeError(e)}`));
   }

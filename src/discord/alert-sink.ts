@@ -18,7 +18,7 @@ export function discordAlertSink(client: Client, config: Config): AlertSink {
         if (!fetched?.isSendable()) throw new Error(`channel ${alertChannelId} is not a text channel the bot can post in`);
         channel = fetched;
       }
-      const pids = Array.isArray(alert.facts.pids) ? (alert.facts.pids as number[]) : [];
+      const pids = Array.isArray(alert.facts.pids) ? alert.facts.pids.filter((p): p is number => Number.isInteger(p)) : [];
       const message = await channel.send({
         content: alertRoleId ? `<@&${alertRoleId}>` : undefined,
         embeds: [alertEmbed(alert, lateByMs)],
@@ -28,7 +28,7 @@ export function discordAlertSink(client: Client, config: Config): AlertSink {
           alert.kind === 'duplicate_instance' && pids.length
             ? [
                 new ActionRowBuilder<ButtonBuilder>().addComponents(
-                  new ButtonBuilder().setCustomId(CUSTOM_ID.stopDuplicates + pids.join(',')).setLabel('Stop duplicates').setStyle(ButtonStyle.Danger),
+                  new ButtonBuilder().setCustomId(stopDuplicatesId(pids)).setLabel('Stop duplicates').setStyle(ButtonStyle.Danger),
                 ),
               ]
             : [],
@@ -39,4 +39,14 @@ export function discordAlertSink(client: Client, config: Config): AlertSink {
       return message.id;
     },
   };
+}
+
+/**
+ * The button names the alert's PIDs when they fit in a custom_id (100 characters: ~11 PIDs);
+ * otherwise it names none and the click offers every duplicate a fresh scan finds. Discord refuses
+ * a longer id, and a refused post would hold the alert in the outbox for ever.
+ */
+export function stopDuplicatesId(pids: readonly number[]): string {
+  const id = CUSTOM_ID.stopDuplicates + pids.join(',');
+  return id.length <= 100 ? id : CUSTOM_ID.stopDuplicates;
 }

@@ -3,7 +3,7 @@
 import { Client, Events, GatewayIntentBits, Routes, type Message, type SendableChannels } from 'discord.js';
 import type { App } from '../app.ts';
 import type { Front } from '../controller.ts';
-import { describeError } from '../errors.ts';
+import { describeError, failed, withTimeout } from '../errors.ts';
 import { discordAlertSink } from './alert-sink.ts';
 import { commandDefinitions, loadCommands } from './commands.ts';
 import { statusEmbed } from './render.ts';
@@ -11,6 +11,8 @@ import { InteractionRouter } from './router.ts';
 
 export interface DiscordFrontOptions {
   confirmTimeoutMs?: number;
+  /** Bound on login → READY → every guild available (default 30 s). */
+  readyTimeoutMs?: number;
   /** STATUS_MESSAGE=on: how often the status is looked at (edited on change, and at least every minute). */
   statusCheckMs?: number;
 }
@@ -33,14 +35,24 @@ export async function startDiscord(app: App, options: DiscordFrontOptions = {}):
   client.on(Events.ShardDisconnect, (event) => logger.warn(`discord gateway closed (${event.code}); reconnecting`));
   client.on(Events.ShardResume, () => logger.info('discord gateway resumed'));
 
-  const ready = new Promise<void>((resolve) => client.once(Events.ClientReady, () => resolve()));
-  await client.login(token);
-  await ready;
-  logger.info(`discord: logged in as ${client.user?.tag ?? '?'}`);
+  try {
+    // login resolves once the gateway is opened; the client is usable only at ClientReady.
+    const ready = new Promise<void>((resolve) => client.once(Events.ClientReady, () => resolve()));
+    await withTimeout(
+      client.login(token).then(() => ready),
+      options.readyTimeoutMs ?? 30_000,
+      'logging in to Discord',
+    );
+    logger.info(`discord: logged in as ${client.user?.tag ?? '?'}`);
 
-  // One bulk overwrite: a redeploy never leaves stale commands behind.
-  await client.rest.put(Routes.applicationGuildCommands(clientId!, guildId!), { body: commandDefinitions(commands) });
-  logger.info(`discord: ${commands.size} commands registered in guild ${guildId}`);
+    // One bulk overwrite: a redeploy never leaves stale commands behind.
+    await client.rest.put(Routes.applicationGuildCommands(clientId!, guildId!), { body: commandDefinitions(commands) });
+    logger.info(`discord: ${commands.size} commands registered in guild ${guildId}`);
+  } catch (error) {
+    // A half-started client would keep its gateway socket (and the process) alive.
+    await client.destroy().catch(() => undefined);
+    throw failed(`Discord did not start: ${describeError(error)}`, error);
+  }
 
   app.outbox.addSink(discordAlertSink(client, config));
 
@@ -51,7 +63,7 @@ export async function startDiscord(app: App, options: DiscordFrontOptions = {}):
     router,
     async stop() {
       statusMessage?.stop();
-      router.close();
+      await router.close();
       await client.destroy();
     },
   };
@@ -75,11 +87,14 @@ function liveStatus(app: App, client: Client, checkMs: number): { stop(): void }
       const known = (await app.store.read()).discord.statusMessageId;
       message = known ? await channel.messages.fetch(known).catch(() => undefined) : undefined;
       if (!message) {
-        message = await channel.send({ embeds: [embed] });
+        message = await channel.send({ embeds: [embed.setTimestamp(Date.now())] });
         const id = message.id;
         await app.store.update((d) => {
           d.discord.statusMessageId = id;
         });
+        lastRendered = rendered;
+        lastEditAt = Date.now();
+        return;
       }
     }
     await message.edit({ embeds: [embed.setTimestamp(Date.now())] });

@@ -29,6 +29,8 @@ interface PendingConfirmation {
   label: string;
   resolve: (click: ButtonInteraction | null) => void;
   timer: NodeJS.Timeout;
+  /** Ends it without acting: resolves null and replaces the prompt with `text`, buttons gone. */
+  abandon(text: string): Promise<void>;
 }
 
 type Deferred = ChatInputCommandInteraction | ButtonInteraction;
@@ -59,13 +61,14 @@ export class InteractionRouter {
     }
   }
 
-  /** Expires every open confirmation (shutdown). */
-  close(): void {
-    for (const [nonce, entry] of this.pending) {
-      clearTimeout(entry.timer);
-      entry.resolve(null);
-      this.pending.delete(nonce);
-    }
+  /**
+   * Ends every open confirmation (shutdown): nothing is done, and each prompt loses its buttons,
+   * so a click after a restart cannot look as if it could still act.
+   */
+  async close(): Promise<void> {
+    const open = [...this.pending.values()];
+    this.pending.clear();
+    await Promise.allSettled(open.map((entry) => entry.abandon('The controller stopped before an answer: nothing was done. Run the command again.')));
   }
 
   actorFor(interaction: Interaction): Actor {
@@ -88,7 +91,8 @@ export class InteractionRouter {
     const what = [interaction.commandName, subcommand].filter(Boolean).join(' ');
     const actor = this.actorFor(interaction);
     if (accessFor(command, subcommand) === 'operator' && !actor.isOperator) {
-      await this.refuse(interaction, actor, what);
+      // Audited under the core's operation name (start, flatten, …), as the CLI and the core record it.
+      await this.refuse(interaction, actor, `run /${what}`, subcommand ?? interaction.commandName);
       return;
     }
     await interaction.deferReply(command.ephemeral ? { flags: MessageFlags.Ephemeral } : {});
@@ -116,29 +120,54 @@ export class InteractionRouter {
       // Act once: the entry is gone before anything is awaited, so a double click finds nothing.
       this.pending.delete(nonce);
       clearTimeout(entry.timer);
-      await interaction.update({ content: confirmed ? `${entry.label}: working…` : 'Cancelled: nothing was done.', embeds: [], components: [] });
+      try {
+        await interaction.update({ content: confirmed ? `${entry.label}: working…` : 'Cancelled: nothing was done.', embeds: [], components: [] });
+      } catch (error) {
+        // Unacknowledged, the click shows "This interaction failed" to the operator: acting anyway
+        // would be a destructive action they were told did not happen.
+        this.options.logger.warn(`could not acknowledge a confirmation click: ${describeError(error)}`);
+        await entry.abandon('Your answer could not be acknowledged in time: nothing was done. Run the command again.');
+        return;
+      }
       entry.resolve(confirmed ? interaction : null);
       return;
     }
     if (id.startsWith(CUSTOM_ID.stopDuplicates)) {
-      const pids = id.slice(CUSTOM_ID.stopDuplicates.length).split(',').map(Number).filter((n) => Number.isInteger(n) && n > 0);
-      const actor = this.actorFor(interaction);
-      if (!actor.isOperator) {
-        await this.refuse(interaction, actor, 'stop-duplicates');
-        return;
-      }
-      await interaction.deferReply({ flags: MessageFlags.Ephemeral });
-      try {
-        const click = await this.context(interaction, actor).confirm(`Stop duplicate PID ${pids.join(', ')}?`, 'Stop duplicates');
-        if (!click) return;
-        const result = await this.options.core.stopDuplicates(actor, pids);
-        await interaction.editReply(clip(stopDuplicatesText(result), 2000));
-      } catch (error) {
-        await this.answerError(interaction, 'stop-duplicates', error);
-      }
+      await this.handleStopDuplicates(interaction, id.slice(CUSTOM_ID.stopDuplicates.length));
       return;
     }
     await interaction.reply({ content: "This button isn't mine or is from an older version; nothing was done.", flags: MessageFlags.Ephemeral });
+  }
+
+  /**
+   * The "Stop duplicates" button of a duplicate alert. The alert may be old (or from before a
+   * restart): the duplicates are scanned again, and only PIDs the alert named that are still
+   * duplicates are offered (all current ones when the alert's list did not fit in the button).
+   */
+  private async handleStopDuplicates(interaction: ButtonInteraction, pidList: string): Promise<void> {
+    const actor = this.actorFor(interaction);
+    if (!actor.isOperator) {
+      await this.refuse(interaction, actor, 'stop duplicates', 'stop-duplicates');
+      return;
+    }
+    await interaction.deferReply({ flags: MessageFlags.Ephemeral });
+    try {
+      const named = pidList.split(',').map(Number).filter((n) => Number.isInteger(n) && n > 0);
+      const current = (await this.options.core.duplicates()).map((d) => d.pid);
+      const pids = named.length ? named.filter((pid) => current.includes(pid)) : current;
+      if (!pids.length) {
+        await interaction.editReply(
+          named.length ? `PID ${named.join(', ')} ${named.length === 1 ? 'is' : 'are'} no longer running as duplicates: nothing to stop.` : 'No duplicates are running now: nothing to stop.',
+        );
+        return;
+      }
+      const click = await this.context(interaction, actor).confirm(`Stop duplicate PID ${pids.join(', ')}?`, 'Stop duplicates');
+      if (!click) return;
+      const result = await this.options.core.stopDuplicates(actor, pids);
+      await interaction.editReply(clip(stopDuplicatesText(result), 2000));
+    } catch (error) {
+      await this.answerError(interaction, 'stop-duplicates', error);
+    }
   }
 
   private context(interaction: Deferred, actor: Actor): CommandContext {
@@ -163,26 +192,31 @@ export class InteractionRouter {
       ],
     });
     return new Promise((resolve) => {
-      const timer = setTimeout(() => {
-        if (!this.pending.delete(nonce)) return;
+      const abandon = async (text: string) => {
+        clearTimeout(timer);
+        this.pending.delete(nonce);
         resolve(null);
-        interaction
-          .editReply({ content: `Expired after ${seconds} s: nothing was done.`, components: [] })
-          .catch((e: unknown) => this.options.logger.warn(`could not expire a confirmation: ${describeError(e)}`));
+        await interaction
+          .editReply({ content: text, embeds: [], components: [] })
+          .catch((e: unknown) => this.options.logger.warn(`could not close a confirmation prompt: ${describeError(e)}`));
+      };
+      const timer = setTimeout(() => {
+        if (this.pending.has(nonce)) void abandon(`Expired after ${seconds} s: nothing was done.`);
       }, this.confirmTimeoutMs);
       timer.unref();
-      this.pending.set(nonce, { userId: interaction.user.id, label, resolve, timer });
+      this.pending.set(nonce, { userId: interaction.user.id, label, resolve, timer, abandon });
     });
   }
 
-  private async refuse(interaction: ChatInputCommandInteraction | ButtonInteraction, actor: Actor, what: string): Promise<void> {
+  /** `shown` completes "Only operators can …"; `audited` is the operation name in the audit log. */
+  private async refuse(interaction: ChatInputCommandInteraction | ButtonInteraction, actor: Actor, shown: string, audited: string): Promise<void> {
     const { operatorUserIds, operatorRoleIds } = this.options.config.discord;
     const hint =
       operatorUserIds.length + operatorRoleIds.length === 0
         ? 'No operators are configured: set DISCORD_OPERATOR_USER_IDS or DISCORD_OPERATOR_ROLE_IDS on the controller.'
         : 'Ask someone with an operator role.';
-    await interaction.reply({ content: `Only operators can run ${what}. ${hint}`, flags: MessageFlags.Ephemeral });
-    await this.options.core.recordRefusal(actor, what, 'not an operator');
+    await interaction.reply({ content: `Only operators can ${shown}. ${hint}`, flags: MessageFlags.Ephemeral });
+    await this.options.core.recordRefusal(actor, audited, 'not an operator');
   }
 
   private async answerError(interaction: Deferred, what: string, error: unknown): Promise<void> {

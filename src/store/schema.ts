@@ -64,7 +64,8 @@ export interface SeenTrade {
 export interface StoreData {
   schemaVersion: number;
   desired?: { state: 'running' | 'stopped'; at: string; by: string };
-  breaker: { tripped: boolean; reason?: string; at?: string; by?: string };
+  /** resumedAt: after a resume, only trades since then count towards tripping it again */
+  breaker: { tripped: boolean; reason?: string; at?: string; by?: string; resumedAt?: number };
   audit: AuditEntry[];
   alerts: StoredAlert[];
   trades: {

@@ -5,7 +5,7 @@ import type { Clock } from '../clock.ts';
 import { describeError } from '../errors.ts';
 import type { AlertOutbox } from '../alerts/outbox.ts';
 import type { Store } from '../store/store.ts';
-import type { StoreData } from '../store/schema.ts';
+import type { SeenTrade, StoreData } from '../store/schema.ts';
 import type { Duplicate, ProcessStatus, Supervision } from '../supervisor/types.ts';
 import { mergeFills, tradesInLastHour, HOUR_MS } from './trade-window.ts';
 
@@ -48,8 +48,11 @@ export interface TradeWatchOptions {
   clock: Clock;
   processName: string;
   maxTradesPerHour: number;
-  /** Called once when an episode opens: the breaker (ON_RUNAWAY) lives in the core. */
-  onRunaway?: (count: number) => Promise<void>;
+  /**
+   * Called on every poll that finds the hour over the limit, with the hour's trades: the breaker
+   * (ON_RUNAWAY) lives in the core and decides whether to trip (it is idempotent).
+   */
+  onRunaway?: (tradesInHour: SeenTrade[]) => Promise<void>;
 }
 
 /** The broker's fills → the rolling-hour count → trade-rate and broker-reachability alerts. */
@@ -103,7 +106,7 @@ export class TradeWatch {
         facts: { count: result.count, limit },
       });
     }
-    if (result.event === 'exceeded') await this.options.onRunaway?.(result.count);
+    if (result.count > limit) await this.options.onRunaway?.(result.inHour);
     return { newTrades: result.newTrades, count: result.count, event: result.event };
   }
 
