@@ -178,20 +178,10 @@ export class InteractionRouter {
     };
   }
 
-  private async confirm(interaction: Deferred, prompt: string, label: string): Promise<ButtonInteraction | null> {
+  private confirm(interaction: Deferred, prompt: string, label: string): Promise<ButtonInteraction | null> {
     const nonce = crypto.randomBytes(8).toString('hex');
     const seconds = Math.round(this.confirmTimeoutMs / 1000);
-    await interaction.editReply({
-      content: `${prompt}\n-# Only you can answer; expires in ${seconds} s.`,
-      embeds: [],
-      components: [
-        new ActionRowBuilder<ButtonBuilder>().addComponents(
-          new ButtonBuilder().setCustomId(CUSTOM_ID.confirm + nonce).setLabel(label).setStyle(ButtonStyle.Danger),
-          new ButtonBuilder().setCustomId(CUSTOM_ID.cancel + nonce).setLabel('Cancel').setStyle(ButtonStyle.Secondary),
-        ),
-      ],
-    });
-    return new Promise((resolve) => {
+    return new Promise((resolve, reject) => {
       const abandon = async (text: string) => {
         clearTimeout(timer);
         this.pending.delete(nonce);
@@ -204,7 +194,25 @@ export class InteractionRouter {
         if (this.pending.has(nonce)) void abandon(`Expired after ${seconds} s: nothing was done.`);
       }, this.confirmTimeoutMs);
       timer.unref();
+      // Registered before the prompt is shown: a click (or a shutdown) right after the prompt
+      // appears must find it. Edits of one reply go out in order, so an early abandon still wins.
       this.pending.set(nonce, { userId: interaction.user.id, label, resolve, timer, abandon });
+      interaction
+        .editReply({
+          content: `${prompt}\n-# Only you can answer; expires in ${seconds} s.`,
+          embeds: [],
+          components: [
+            new ActionRowBuilder<ButtonBuilder>().addComponents(
+              new ButtonBuilder().setCustomId(CUSTOM_ID.confirm + nonce).setLabel(label).setStyle(ButtonStyle.Danger),
+              new ButtonBuilder().setCustomId(CUSTOM_ID.cancel + nonce).setLabel('Cancel').setStyle(ButtonStyle.Secondary),
+            ),
+          ],
+        })
+        .catch((error: unknown) => {
+          clearTimeout(timer);
+          this.pending.delete(nonce);
+          reject(error);
+        });
     });
   }
 
