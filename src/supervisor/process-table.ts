@@ -2,7 +2,7 @@
 // that a stop really ended a process tree and how duplicates outside PM2 are found.
 import { execFile } from 'node:child_process';
 import fs from 'node:fs/promises';
-import { readFileSync } from 'node:fs';
+import { readFileSync, readdirSync, readlinkSync } from 'node:fs';
 
 export interface OsProcess {
   pid: number;
@@ -132,34 +132,36 @@ export function parseCmdline(raw: string): string[] {
 
 async function readProc(): Promise<OsProcess[]> {
   const { bootTimeMs: boot, ticksPerSecond: hz } = await procClock();
-  const entries = await fs.readdir('/proc');
-  const rows = await Promise.all(
-    entries.filter((e) => /^\d+$/.test(e)).map(async (entry): Promise<OsProcess | undefined> => {
-      const pid = Number(entry);
+  // Synchronous on purpose: procfs reads are served from kernel memory in microseconds, and a few
+  // hundred promise round trips per scan cost the idle controller ~20x more CPU than the reads.
+  const rows: OsProcess[] = [];
+  for (const entry of readdirSync('/proc')) {
+    if (!/^\d+$/.test(entry)) continue;
+    const pid = Number(entry);
+    try {
+      const stat = parseStat(readFileSync(`/proc/${pid}/stat`, 'utf8'));
+      if (!stat || stat.state === 'Z') continue; // zombies have already exited
+      const argv = parseCmdline(readFileSync(`/proc/${pid}/cmdline`, 'utf8'));
+      if (argv.length === 0) continue; // kernel threads
+      let cwd: string | undefined;
       try {
-        const [statText, cmdline] = await Promise.all([
-          fs.readFile(`/proc/${pid}/stat`, 'utf8'),
-          fs.readFile(`/proc/${pid}/cmdline`, 'utf8'),
-        ]);
-        const stat = parseStat(statText);
-        if (!stat || stat.state === 'Z') return undefined; // zombies have already exited
-        const argv = parseCmdline(cmdline);
-        if (argv.length === 0) return undefined; // kernel threads
-        const cwd = await fs.readlink(`/proc/${pid}/cwd`).catch(() => undefined);
-        return {
-          pid,
-          ppid: stat.ppid,
-          argv,
-          command: argv.join(' '),
-          cwd,
-          startedAt: boot ? Math.round(boot + (stat.startTicks / hz) * 1000) : undefined,
-        };
+        cwd = readlinkSync(`/proc/${pid}/cwd`);
       } catch {
-        return undefined; // exited while we looked
+        cwd = undefined; // another user's process
       }
-    }),
-  );
-  return rows.filter((r): r is OsProcess => r !== undefined);
+      rows.push({
+        pid,
+        ppid: stat.ppid,
+        argv,
+        command: argv.join(' '),
+        cwd,
+        startedAt: boot ? Math.round(boot + (stat.startTicks / hz) * 1000) : undefined,
+      });
+    } catch {
+      // exited while we looked
+    }
+  }
+  return rows;
 }
 
 // ---- elsewhere: ps ----
