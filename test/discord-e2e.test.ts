@@ -67,6 +67,7 @@ describe('Discord front, end to end (discord.js + stand-in + PM2 + paper broker)
   let app: App;
   let front: Front;
   let trader: string;
+  let other: App; // the app of the restarted front: no operators, STATUS_MESSAGE=on
   const extraApps: App[] = [];
   const extraFronts: Front[] = [];
   const rogues: ChildProcess[] = [];
@@ -494,12 +495,12 @@ describe('Discord front, end to end (discord.js + stand-in + PM2 + paper broker)
     assert.deepEqual(closed.components, [], 'the open prompt lost its buttons at shutdown');
     assert.match(closed.content, /nothing was done/);
 
-    const env = envFor({ DISCORD_OPERATOR_ROLE_IDS: undefined, DISCORD_OPERATOR_USER_IDS: undefined });
+    const env = envFor({ DISCORD_OPERATOR_ROLE_IDS: undefined, DISCORD_OPERATOR_USER_IDS: undefined, STATUS_MESSAGE: 'on' });
     const config = parseConfig(env);
     assert.deepEqual([config.discord.operatorRoleIds, config.discord.operatorUserIds], [[], []]);
-    const other = make(config, env);
+    other = make(config, env);
     extraApps.push(other);
-    const restarted = (await startDiscord(other, { confirmTimeoutMs: CONFIRM_TIMEOUT_MS }))!;
+    const restarted = (await startDiscord(other, { confirmTimeoutMs: CONFIRM_TIMEOUT_MS, statusCheckMs: 100 }))!;
     extraFronts.push(restarted);
     assert.equal(discord.gateway.identifies.length, 2);
     const refused = await (await slash(operator, 'bot', subcommand('start'))).response();
@@ -513,6 +514,26 @@ describe('Discord front, end to end (discord.js + stand-in + PM2 + paper broker)
     assert.ok(after.state !== 'online' && after.pid === undefined, `nothing started (${after.state})`);
     // Reads stay open to everyone.
     assert.equal((await (await slash(bystander, 'bot', subcommand('status'))).response()).embeds[0].title, 'trading-bot: stopped');
+  });
+
+  test('STATUS_MESSAGE=on keeps one status message in the alert channel, edited in place on a change', async () => {
+    const isStatus = (m: StandInMessage) => m.source === 'channel' && String(m.embeds[0]?.title ?? '').startsWith('trading-bot:');
+    const posted = await discord.waitForChannelMessage(alertChannelId, isStatus);
+    assert.equal(fieldOf(posted.embeds[0], 'Trades (1h)').split(' ')[0], '3/3');
+    // Remembered in the data file, so a restarted controller edits the same message.
+    await waitFor(async () => (await other.store.read()).discord.statusMessageId === posted.id, { what: 'the status message id in the store' });
+    const edits = () => discord.requests.filter((r) => r.method === 'PATCH' && r.path === `/channels/${alertChannelId}/messages/${posted.id}`).length;
+    const editsBefore = edits();
+    await other.store.update((data) => {
+      data.trades.seen.push({ orderId: 'o4', symbol: 'MSFT', side: 'sell', qty: 2, price: 401, at: clock.now(), activityIds: ['a4'] });
+    });
+    const edited = await discord.waitFor(
+      () => (fieldOf(discord.message(posted.id)!.embeds[0], 'Trades (1h)').startsWith('4/3') ? discord.message(posted.id) : undefined),
+      'the status message to show the fourth trade',
+    );
+    assert.equal(edited.embeds[0].color, COLOURS.critical, 'over the limit shows as a problem');
+    assert.ok(edits() > editsBefore, 'edited, not re-posted');
+    assert.equal(discord.channelMessages(alertChannelId).filter(isStatus).length, 1, 'one status message');
   });
 
   test('no request the stand-in saw carries the token or a broker key, or a stack trace', () => {
