@@ -112,7 +112,7 @@ test('account, clock, positions and open orders are parsed from Alpaca strings i
     assert.deepEqual(open.map((o) => [o.id, o.symbol, o.side, o.qty, o.type, o.timeInForce, o.status, o.filledQty]), [
       [limit.id, 'AAPL', 'buy', 1, 'limit', 'gtc', 'new', 0],
     ]);
-    assert.ok(paper.requestLog.some((r) => r.path === '/v2/orders?status=open&limit=500'));
+    assert.ok(paper.requestLog.some((r) => r.path === '/v2/orders?status=open&limit=500'), 'paper.requestLog.some((r) => r.path === \'/v2/orders?status=open&limit=500\')');
   }));
 
 test('fills: more than 100 fills come back complete and oldest first, paged by page_token', () =>
@@ -144,8 +144,8 @@ test('fills: more than 100 fills come back complete and oldest first, paged by p
 
     const pages = activityRequests(paper);
     assert.equal(pages.length, 3, '100 + 100 + 31');
-    assert.ok(pages.every((r) => r.path.includes('direction=asc') && r.path.includes('page_size=100')));
-    assert.ok(!pages[0].path.includes('page_token'));
+    assert.ok(pages.every((r) => r.path.includes('direction=asc') && r.path.includes('page_size=100')), 'pages.every((r) => r.path.includes(\'direction=asc\') && r.path.includes(\'page_size=100\'))');
+    assert.ok(!pages[0].path.includes('page_token'), '!pages[0].path.includes(\'page_token\')');
     const token = (path: string) => new URL(path, 'http://x').searchParams.get('page_token');
     assert.deepEqual(pages.map((r) => token(r.path)), [null, fills[99].id, fills[199].id]);
 
@@ -194,7 +194,7 @@ test('a persistent 500 ends in a clear error naming method, path, status and the
     const error = await failure(broker.account());
     assert.equal(error.kind, 'failed');
     assert.equal(error.message, 'broker GET /v2/account answered 500: internal server error occurred (after 4 attempts)');
-    assert.ok(error.cause instanceof BrokerRequestError);
+    assert.ok(error.cause instanceof BrokerRequestError, 'error.cause instanceof BrokerRequestError');
     assert.deepEqual({ ...error.cause.details, requestId: undefined }, {
       method: 'GET',
       path: '/v2/account',
@@ -278,7 +278,7 @@ test('bulk DELETEs retry only when the broker certainly did nothing: 429/503 yes
       paper.requestLog.filter((r) => r.method === 'DELETE').map((r) => r.status),
       [500, 503, 429, 207],
     );
-    assert.ok(paper.requestLog.every((r) => r.method !== 'DELETE' || r.path === '/v2/positions?cancel_orders=true'));
+    assert.ok(paper.requestLog.every((r) => r.method !== 'DELETE' || r.path === '/v2/positions?cancel_orders=true'), 'paper.requestLog.every((r) => r.method !== \'DELETE\' || r.path === \'/v2/positions?cancel_orders=true\')');
   }));
 
 test('connection refused: retried (nothing was sent), then a clear error without keys', async () => {
@@ -325,7 +325,7 @@ test('market closed: the closing order comes back "accepted" (queued), the posit
     // cancel_orders=true cancelled the resting limit first; the queued close is the only open order.
     const open = await broker.openOrders();
     assert.deepEqual(open.map((o) => o.id), [result.order?.id]);
-    assert.ok(!open.some((o) => o.id === limit.id));
+    assert.ok(!open.some((o) => o.id === limit.id), '!open.some((o) => o.id === limit.id)');
     assert.deepEqual(await broker.cancelAllOrders(), [{ id: result.order?.id, status: 200 }]);
   }));
 

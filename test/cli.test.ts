@@ -100,11 +100,11 @@ test('race from a cold PM2_HOME: 5 CLI starts and 20 in-process starts → one d
   const stopped = await cli(['stop']);
   assert.equal(stopped.code, 0, stopped.stderr);
   assert.match(stopped.stdout, new RegExp(`Stopped the trader \\(PID ${running[0]}\\)`));
-  assert.ok(!isAlive(running[0]));
+  assert.ok(!isAlive(running[0]), '!isAlive(running[0])');
   const audit = await cli(['audit', '--json']);
   const entries = JSON.parse(audit.stdout) as Array<{ who: string; what: string; outcome: string }>;
-  assert.ok(entries.some((e) => e.what === 'stop' && e.outcome === 'ok' && e.who.startsWith('cli:')));
-  assert.ok(entries.filter((e) => e.what === 'start' && e.outcome === 'refused').length >= 20);
+  assert.ok(entries.some((e) => e.what === 'stop' && e.outcome === 'ok' && e.who.startsWith('cli:')), 'entries.some((e) => e.what === \'stop\' && e.outcome === \'ok\' && e.who.startsWith(\'cli:\'))');
+  assert.ok(entries.filter((e) => e.what === 'start' && e.outcome === 'refused').length >= 20, 'entries.filter((e) => e.what === \'start\' && e.outcome === \'refused\').length >= 20');
 });
 
 test('a rogue copy: listed by `duplicates`, blocks `start`, ended by `stop-duplicates` from a fresh CLI process', async () => {
@@ -124,7 +124,7 @@ test('a rogue copy: listed by `duplicates`, blocks `start`, ended by `stop-dupli
     const stopped = await cli(['stop-duplicates', String(rogue.pid)]);
     assert.equal(stopped.code, 0, stopped.stderr + stopped.stdout);
     assert.match(stopped.stdout, new RegExp(`Stopped PID ${rogue.pid}`));
-    assert.ok(!isAlive(rogue.pid!));
+    assert.ok(!isAlive(rogue.pid!), '!isAlive(rogue.pid!)');
   } finally {
     if (isAlive(rogue.pid!)) process.kill(rogue.pid!, 'SIGKILL');
   }

@@ -12,7 +12,7 @@ test('defaults follow the configuration contract', () => {
   assert.equal(config.broker.baseUrl, 'https://paper-api.alpaca.markets');
   assert.equal(config.pm2Home, '/home/op/.pm2');
   assert.deepEqual(config.discord.operatorUserIds, []);
-  assert.ok(Object.isFrozen(config) && Object.isFrozen(config.discord));
+  assert.ok(Object.isFrozen(config) && Object.isFrozen(config.discord), 'Object.isFrozen(config) && Object.isFrozen(config.discord)');
 });
 
 test('every problem names the variable, what it got and what it expects — all at once', () => {
@@ -49,7 +49,7 @@ function captureConfigError(env: Record<string, string>): ConfigError {
   try {
     parseConfig(env);
   } catch (error) {
-    assert.ok(error instanceof ConfigError);
+    assert.ok(error instanceof ConfigError, 'error instanceof ConfigError');
     return error;
   }
   assert.fail('expected a ConfigError');

@@ -36,7 +36,7 @@ test('restarts climbing → one crash_loop alert with the counts', async () => {
   for (let i = 0; i < 3; i++) await app.processWatch.scan();
   const crashLoops = alerts.filter((a) => a.kind === 'crash_loop');
   assert.equal(crashLoops.length, 1);
-  assert.ok((crashLoops[0].facts.restartsInWindow as number) >= 3);
+  assert.ok((crashLoops[0].facts.restartsInWindow as number) >= 3, '(crashLoops[0].facts.restartsInWindow as number) >= 3');
   assert.match(crashLoops[0].body, /restarted \d+ times in the last 10 minutes/);
   await app.core.stop({ id: 'cli:test', name: 'test', isOperator: true });
 });

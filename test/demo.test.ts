@@ -143,7 +143,7 @@ describe('npm run demo', { concurrency: true, skip: linux ? false : 'reads /proc
       assert.ok(brokerPort > 0 && daemonPid > 0 && traderPid > 0 && roguePid > 0, `start-up lines:\n${text}`);
       assert.match(text, new RegExp(`PM2_HOME=${path.join(home, 'pm2')}`));
       assert.deepEqual(godDaemonsFor(path.join(home, 'pm2')), [daemonPid], 'the demo runs its own PM2 daemon');
-      assert.ok(markedPids(home).includes(roguePid) && markedPids(home).includes(traderPid));
+      assert.ok(markedPids(home).includes(roguePid) && markedPids(home).includes(traderPid), 'markedPids(home).includes(roguePid) && markedPids(home).includes(traderPid)');
 
       // The story, as the watchdog saw it.
       await demo.expect(/\[CRITICAL\] Duplicate trading process: 1 extra copy[^]*?PID (\d+) \(outside PM2\)/);
@@ -158,7 +158,7 @@ describe('npm run demo', { concurrency: true, skip: linux ? false : 'reads /proc
       let answer = await demo.expect(/Type yes to confirm/, { from: at });
       at = demo.type('yes');
       await demo.expect(new RegExp(`Stopped PID ${roguePid} \\(SIGTERM\\)`), { from: at });
-      assert.ok(!isAlive(roguePid));
+      assert.ok(!isAlive(roguePid), '!isAlive(roguePid)');
 
       at = demo.type('/flatten');
       answer = await demo.expect(/Type yes to confirm/, { from: at });
@@ -221,13 +221,13 @@ describe('npm run demo', { concurrency: true, skip: linux ? false : 'reads /proc
       // A crash: the demo dies, its PM2 daemon and trader live on.
       first.child.kill('SIGKILL');
       await first.exited;
-      assert.ok(isAlive(daemonPid) && isAlive(traderPid));
+      assert.ok(isAlive(daemonPid) && isAlive(traderPid), 'isAlive(daemonPid) && isAlive(traderPid)');
 
       const third = startDemo(home, ['--exit-after', '1']);
       assert.equal(await third.exited, 0, third.output());
       assert.match(third.output(), new RegExp(`Ended the PM2 daemon a previous demo left running \\(PID ${daemonPid}`));
       assert.match(third.output(), /Type \/help/);
-      assert.ok(!isAlive(daemonPid) && !isAlive(traderPid));
+      assert.ok(!isAlive(daemonPid) && !isAlive(traderPid), '!isAlive(daemonPid) && !isAlive(traderPid)');
       assert.deepEqual(godDaemonsFor(pm2Home), []);
       await assertNothingLeft(home);
     } finally {

@@ -112,7 +112,7 @@ describe('Discord stand-in with the real discord.js client', () => {
         return;
       case 'late': {
         const turn = lateTurn;
-        assert.ok(turn);
+        assert.ok(turn, 'turn');
         turn.arrived.resolve();
         await turn.go.promise;
         await interaction.reply({ content: 'too late' }).then(
@@ -165,7 +165,7 @@ describe('Discord stand-in with the real discord.js client', () => {
     assert.equal(guild?.name, 'Trading desk');
     assert.equal(guild?.available, true);
     assert.deepEqual([...(guild?.channels.cache.keys() ?? [])].sort(), [opsChannelId, alertChannelId].sort());
-    assert.ok(guild?.roles.cache.has(alertRoleId));
+    assert.ok(guild?.roles.cache.has(alertRoleId), 'guild?.roles.cache.has(alertRoleId)');
     assert.equal(client.user?.id, applicationId);
     assert.equal(client.application?.id, applicationId);
 
@@ -227,7 +227,7 @@ describe('Discord stand-in with the real discord.js client', () => {
     assert.equal(reply.message.interaction_metadata?.id, run.id);
     // The edit went to /webhooks/{app}/{token}/messages/@original (sent as %40original).
     const edit = discord.requests.find((r) => r.method === 'PATCH' && r.path.endsWith('/messages/@original'));
-    assert.ok(edit);
+    assert.ok(edit, 'edit');
     assert.equal(edit.authorized, false, 'interaction webhooks are called without the bot token');
   });
 
@@ -261,7 +261,7 @@ describe('Discord stand-in with the real discord.js client', () => {
     assert.equal(followUp.flags & MessageFlags.Ephemeral, MessageFlags.Ephemeral);
     assert.equal(followUp.source, 'follow-up');
     assert.equal(followUp.interaction_metadata?.id, click.id);
-    assert.ok(discord.requests.some((r) => r.method === 'POST' && r.path === `/webhooks/${applicationId}/${click.token}` && r.query.wait === 'true'));
+    assert.ok(discord.requests.some((r) => r.method === 'POST' && r.path === `/webhooks/${applicationId}/${click.token}` && r.query.wait === 'true'), 'discord.requests.some((r) => r.method === \'POST\' && r.path === `/webhooks/${applicationId}/${click.token}` && r.query.wait === \'true\')');
     assert.equal(stranger.acknowledged, false);
     assert.deepEqual(stranger.callbacks, []);
   });
@@ -283,7 +283,7 @@ describe('Discord stand-in with the real discord.js client', () => {
 
   test('channel.send via client.channels.fetch is recorded with allowed_mentions and resolved role mentions', async () => {
     const channel = (await client.channels.fetch(alertChannelId, { force: true })) as TextChannel;
-    assert.ok(discord.requests.some((r) => r.method === 'GET' && r.path === `/channels/${alertChannelId}` && r.status === 200));
+    assert.ok(discord.requests.some((r) => r.method === 'GET' && r.path === `/channels/${alertChannelId}` && r.status === 200), 'discord.requests.some((r) => r.method === \'GET\' && r.path === `/channels/${alertChannelId}` && r.status === 200)');
     const sent = await channel.send({ content: `<@&${alertRoleId}> runaway: 5 fills in the last hour`, allowedMentions: { roles: [alertRoleId] } });
     const recorded = await discord.waitForChannelMessage(alertChannelId, (m) => m.id === sent.id);
     assert.equal(recorded.source, 'channel');
@@ -362,7 +362,7 @@ describe('Discord stand-in with the real discord.js client', () => {
     assert.equal((await missed.response()).content, 'pong');
     assert.equal(discord.gateway.identifies.length, 1, 'resumed, not re-identified');
     assert.equal(discord.gateway.connections.at(-1)?.path, '/resume', 'reconnected to resume_gateway_url');
-    assert.ok(Date.now() - started < 3000);
+    assert.ok(Date.now() - started < 3000, 'Date.now() - started < 3000');
 
     const after = await discord.slashCommand({ channelId: opsChannelId, ...operator, name: 'bot', options: [{ type: 1, name: 'ping', options: [] }] });
     assert.equal(after.dispatch.delivered, true);

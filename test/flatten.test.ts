@@ -37,7 +37,7 @@ test('closes every position and cancels open orders; says flat only when the bro
     ['BTCUSD', 0.01, 'closed'],
     ['MSFT', -5, 'closed'],
   ]);
-  assert.ok(report.symbols.every((s) => s.closingOrderId));
+  assert.ok(report.symbols.every((s) => s.closingOrderId), 'report.symbols.every((s) => s.closingOrderId)');
   assert.deepEqual(await broker.positions(), []);
   assert.deepEqual(await broker.openOrders(), []);
 });

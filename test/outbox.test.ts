@@ -35,7 +35,7 @@ test('an alert is saved before delivery, kept while the sink fails, and delivere
   const sink = flakySink();
   const outbox = new AlertOutbox({ store: new Store(dir), clock, logger: silentLogger, sinks: [sink], backoffMs: 1000 });
   const raised = await outbox.raise(input);
-  assert.ok(raised);
+  assert.ok(raised, 'raised');
   assert.equal(sink.attempts, 1);
   let stored = (await new Store(dir).read()).alerts;
   assert.equal(stored.length, 1);
@@ -72,10 +72,10 @@ test('the same key within the cool-down is raised once; after it, again', async 
   const sink = flakySink('log');
   sink.down = false;
   const outbox = new AlertOutbox({ store: new Store(dir), clock, logger: silentLogger, sinks: [sink], cooldownMs: 60_000 });
-  assert.ok(await outbox.raise(input));
+  assert.ok(await outbox.raise(input), 'await outbox.raise(input)');
   assert.equal(await outbox.raise(input), undefined);
   clock.advance(61_000);
-  assert.ok(await outbox.raise(input));
+  assert.ok(await outbox.raise(input), 'await outbox.raise(input)');
   assert.equal(sink.delivered.length, 2);
 });
 

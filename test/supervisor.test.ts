@@ -76,15 +76,15 @@ describe('duplicate matching (no PM2)', () => {
   });
 
   it('matches by the path resolved against the process cwd, not by a word in the command line', () => {
-    assert.ok(runsScript({ argv: ['python3', 'bot.py'], cwd: '/srv/bot' }, [script]));
-    assert.ok(runsScript({ argv: ['python3', '../bot/bot.py'], cwd: '/srv/other' }, [script]));
-    assert.ok(runsScript({ argv: ['/usr/bin/python3', '/srv/bot/bot.py'] }, [script]));
+    assert.ok(runsScript({ argv: ['python3', 'bot.py'], cwd: '/srv/bot' }, [script]), 'runsScript({ argv: [\'python3\', \'bot.py\'], cwd: \'/srv/bot\' }, [script])');
+    assert.ok(runsScript({ argv: ['python3', '../bot/bot.py'], cwd: '/srv/other' }, [script]), 'runsScript({ argv: [\'python3\', \'../bot/bot.py\'], cwd: \'/srv/other\' }, [script])');
+    assert.ok(runsScript({ argv: ['/usr/bin/python3', '/srv/bot/bot.py'] }, [script]), 'runsScript({ argv: [\'/usr/bin/python3\', \'/srv/bot/bot.py\'] }, [script])');
     assert.ok(!runsScript({ argv: ['python3', 'bot.py'], cwd: '/home/someone' }, [script]), 'another bot.py elsewhere');
     assert.ok(!runsScript({ argv: ['vim', 'bot.py'], cwd: '/srv/bot' }, [script]), 'an editor');
     assert.ok(!runsScript({ argv: ['tail', '-f', 'bot.log'], cwd: '/srv/bot' }, [script]), 'a log reader');
-    assert.ok(!runsScript({ argv: ['python3', '-m', 'bot'], cwd: '/srv/bot' }, [script]));
+    assert.ok(!runsScript({ argv: ['python3', '-m', 'bot'], cwd: '/srv/bot' }, [script]), '!runsScript({ argv: [\'python3\', \'-m\', \'bot\'], cwd: \'/srv/bot\' }, [script])');
     // cwd unreadable (another user's process): the basename is all we can go by
-    assert.ok(runsScript({ argv: ['python3', 'bot.py'] }, [script]));
+    assert.ok(runsScript({ argv: ['python3', 'bot.py'] }, [script]), 'runsScript({ argv: [\'python3\', \'bot.py\'] }, [script])');
   });
 
   it('reads a rewritten process title (PM2 names its node wrapper "node <script>")', () => {
@@ -202,9 +202,9 @@ describe('Supervisor with a real PM2 daemon', { timeout: 120_000 }, () => {
   it('status shows the trader online with a live PID; a second start is refused and leaves it be', async () => {
     const status = await supervisor.status();
     assert.equal(status.state, 'online');
-    assert.ok(status.pid && isAlive(status.pid));
+    assert.ok(status.pid && isAlive(status.pid), 'status.pid && isAlive(status.pid)');
     assert.equal(status.script, heartbeat);
-    assert.ok(status.startedAt && status.startedAt <= Date.now());
+    assert.ok(status.startedAt && status.startedAt <= Date.now(), 'status.startedAt && status.startedAt <= Date.now()');
     assert.ok(status.outLogPath?.startsWith(home.dataDir), 'logs under DATA_DIR/logs');
     assert.deepEqual(status.duplicates, []);
 
@@ -219,7 +219,7 @@ describe('Supervisor with a real PM2 daemon', { timeout: 120_000 }, () => {
       const t = await supervisor.logs(5);
       return t.includes('heartbeat-trader pid=') ? t : undefined;
     });
-    assert.ok(text.split('\n').length <= 5);
+    assert.ok(text.split('\n').length <= 5, 'text.split(\'\\n\').length <= 5');
     assert.match(text, /^\d{4}-\d\d-\d\dT[\d:]+: /m, 'PM2 timestamps each line (time: true)');
   });
 
@@ -245,7 +245,7 @@ describe('Supervisor with a real PM2 daemon', { timeout: 120_000 }, () => {
     const restarted = await supervisor.restart();
     assert.equal(restarted.stopped.pid, first.pid);
     assert.notEqual(restarted.pid, first.pid);
-    assert.ok(!isAlive(first.pid));
+    assert.ok(!isAlive(first.pid), '!isAlive(first.pid)');
     await expectOnlyRunning(heartbeat, [restarted.pid]);
     assert.equal(restarted.status.state, 'online');
     await supervisor.stop();
@@ -297,8 +297,8 @@ describe('Supervisor with a real PM2 daemon', { timeout: 120_000 }, () => {
     assert.deepEqual(result.stopped, [{ pid: rogue.pid, signal: 'SIGTERM' }]);
     assert.deepEqual(result.notInLatestScan, [process.pid], 'a PID the scan did not report is refused');
     assert.deepEqual(result.failed, []);
-    assert.ok(!isAlive(rogue.pid!));
-    assert.ok(isAlive(process.pid));
+    assert.ok(!isAlive(rogue.pid!), '!isAlive(rogue.pid!)');
+    assert.ok(isAlive(process.pid), 'isAlive(process.pid)');
     assert.deepEqual(await supervisor.scanDuplicates(), []);
   });
 
@@ -311,12 +311,12 @@ describe('Supervisor with a real PM2 daemon', { timeout: 120_000 }, () => {
     assert.equal(await new Promise((resolve) => cli.on('close', resolve)), 0, 'pm2 start by hand');
     const found = await waitFor(async () => (await supervisor.scanDuplicates()).find((d) => d.foundIn === 'pm2'), { what: 'the PM2 copy' });
     assert.equal(found.pm2Name, 'bot-copy');
-    assert.ok(isAlive(found.pid));
+    assert.ok(isAlive(found.pid), 'isAlive(found.pid)');
     await assert.rejects(supervisor.start(), (e) => expectRefused(e, /PM2 entry bot-copy/));
 
     const result = await supervisor.stopDuplicates([found.pid]);
     assert.deepEqual(result.stopped.map((s) => s.pid), [found.pid]);
-    assert.ok(!isAlive(found.pid));
+    assert.ok(!isAlive(found.pid), '!isAlive(found.pid)');
     assert.deepEqual(await supervisor.scanDuplicates(), []);
   });
 
@@ -336,7 +336,7 @@ describe('Supervisor with a real PM2 daemon', { timeout: 120_000 }, () => {
 
     const stopped = await py.stop();
     assert.equal(stopped.forceKilled, false, 'it closed out on SIGINT');
-    assert.ok(!isAlive(pid));
+    assert.ok(!isAlive(pid), '!isAlive(pid)');
   });
 
   it('the PM2 daemon killed under us: a clear error, then recovery, and the orphan shows as a duplicate', async () => {
@@ -350,8 +350,8 @@ describe('Supervisor with a real PM2 daemon', { timeout: 120_000 }, () => {
     // …and has written its one line while the pipe still had a reader
     await waitFor(async () => (await quiet.logs(5)).includes(`python-trader pid=${trader} started`), { what: 'the quiet trader to start' });
     const daemon = await killDaemon(home.pm2Home, 'SIGKILL'); // a crash: its trader lives on
-    assert.ok(daemon !== undefined && !isAlive(daemon));
-    assert.ok(isAlive(trader));
+    assert.ok(daemon !== undefined && !isAlive(daemon), 'daemon !== undefined && !isAlive(daemon)');
+    assert.ok(isAlive(trader), 'isAlive(trader)');
 
     await assert.rejects(quiet.status(), (e) => {
       assert.ok(e instanceof OperationError && e.kind === 'failed', String(e));
@@ -364,7 +364,7 @@ describe('Supervisor with a real PM2 daemon', { timeout: 120_000 }, () => {
     assert.deepEqual(status.duplicates.map((d) => [d.pid, d.foundIn]), [[trader, 'os']], 'the orphan is caught');
     await assert.rejects(quiet.start(), (e) => expectRefused(e, new RegExp(`pid ${trader}`)));
     assert.deepEqual((await quiet.stopDuplicates([trader])).stopped.map((s) => s.pid), [trader]);
-    assert.ok(!isAlive(trader));
+    assert.ok(!isAlive(trader), '!isAlive(trader)');
   });
 });
 

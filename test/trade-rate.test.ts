@@ -142,7 +142,7 @@ test('a failing broker raises broker_unreachable once, and a recovery notice whe
   // Drain the remaining injected failures, then it answers.
   let result;
   for (let i = 0; i < 20 && !result; i++) result = await watch.poll().catch(() => undefined);
-  assert.ok(result);
+  assert.ok(result, 'result');
   assert.deepEqual(kinds(alerts), ['broker_unreachable', 'recovered']);
 });
 

@@ -56,7 +56,7 @@ const kinds = () => alerts.map((a) => a.kind);
 
 test('ON_RUNAWAY=stop halts a real trader that keeps trading; start is refused until resume', async () => {
   const started = await app.core.start(operator);
-  assert.ok(isAlive(started.pid));
+  assert.ok(isAlive(started.pid), 'isAlive(started.pid)');
   // Poll as the controller's job does, until the breach is seen (the trader trades every 300 ms).
   await waitFor(async () => (await app.tradeWatch!.poll()).event === 'exceeded', { timeoutMs: 15_000, intervalMs: 200, what: 'the trade-rate breach' });
   assert.ok(!isAlive(started.pid), 'the trading process is gone from the OS');
@@ -74,7 +74,7 @@ test('ON_RUNAWAY=stop halts a real trader that keeps trading; start is refused u
 
   const resumed = await app.core.resume(operator);
   assert.equal(resumed.breakerWas.tripped, true);
-  assert.ok(isAlive(resumed.pid));
+  assert.ok(isAlive(resumed.pid), 'isAlive(resumed.pid)');
   assert.equal((await app.core.status()).breaker.tripped, false);
 
   // Still a runaway after the resume: trips again once it exceeds the limit *since the resume*,
@@ -84,7 +84,7 @@ test('ON_RUNAWAY=stop halts a real trader that keeps trading; start is refused u
     intervalMs: 200,
     what: 'the breaker to trip again',
   });
-  assert.ok(!isAlive(resumed.pid));
+  assert.ok(!isAlive(resumed.pid), '!isAlive(resumed.pid)');
   assert.match((await app.store.read()).breaker.reason!, /since the last resume \(limit 3\)/);
   assert.equal(alerts.filter((a) => a.kind === 'breaker_tripped').length, 2);
 
@@ -92,12 +92,12 @@ test('ON_RUNAWAY=stop halts a real trader that keeps trading; start is refused u
   const calm = await app.core.resume(operator);
   await app.tradeWatch!.poll();
   assert.equal((await app.store.read()).breaker.tripped, false, 'a calm trader is left running');
-  assert.ok(isAlive(calm.pid));
+  assert.ok(isAlive(calm.pid), 'isAlive(calm.pid)');
   await app.core.stop(operator);
   const audit = (await app.store.read()).audit.map((e) => `${e.who} ${e.what} ${e.outcome}`);
   assert.ok(audit.includes('controller stop ok'), 'the automatic halt is audited');
-  assert.ok(audit.includes('cli:test start refused'));
-  assert.ok(audit.includes('cli:test resume ok'));
+  assert.ok(audit.includes('cli:test start refused'), 'audit.includes(\'cli:test start refused\')');
+  assert.ok(audit.includes('cli:test resume ok'), 'audit.includes(\'cli:test resume ok\')');
 });
 
 test('a rogue copy outside PM2 → one duplicate alert naming its PID, once per distinct set', async () => {
@@ -123,7 +123,7 @@ test('the trader stopped behind our back → process_down once, and a notice whe
   await app.processWatch.scan();
   // Someone runs `pm2 stop` with the PM2 CLI on the same home: wanted running, but stopped.
   await pm2Cli(['stop', 'trading-bot']);
-  assert.ok(!isAlive(pid));
+  assert.ok(!isAlive(pid), '!isAlive(pid)');
   await app.processWatch.scan();
   await app.processWatch.scan();
   assert.deepEqual(kinds(), ['process_down']);

@@ -12,8 +12,11 @@ import type { AlertKind, AlertSeverity, StoredAlert } from '../store/schema.ts';
 export interface AlertInput {
   kind: AlertKind;
   severity: AlertSeverity;
-  /** Same key within the cool-down = the same alert, raised once. */
-  key: string;
+  /**
+   * Same key within the cool-down = the same alert, raised once. Without a key the alert is a
+   * one-off event (a flatten result, a breaker trip) and is never suppressed.
+   */
+  key?: string;
   title: string;
   body: string;
   facts?: Record<string, unknown>;
@@ -86,13 +89,15 @@ export class AlertOutbox {
     const input = redactDeep(raw, this.options.secrets ?? []);
     const now = this.options.clock.now();
     const alert = await this.options.store.update((data) => {
-      const recent = data.alerts.find((a) => a.key === input.key && now - a.createdAt < this.cooldownMs);
-      if (recent) return undefined;
+      if (input.key !== undefined && data.alerts.some((a) => a.key === input.key && now - a.createdAt < this.cooldownMs)) {
+        return undefined;
+      }
+      const id = crypto.randomUUID();
       const stored: StoredAlert = {
-        id: crypto.randomUUID(),
+        id,
         kind: input.kind,
         severity: input.severity,
-        key: input.key,
+        key: input.key ?? id,
         title: input.title,
         body: input.body,
         facts: input.facts ?? {},

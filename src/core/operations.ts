@@ -205,7 +205,6 @@ export class Core {
     await outbox.raise({
       kind: 'breaker_tripped',
       severity: 'critical',
-      key: `breaker:${clock.now()}`,
       title: 'Breaker tripped: trading halted',
       body: `${tripped.reason}. ${stopLine} Start is refused until an operator runs resume.`,
       facts: { count: tripped.counted, limit: config.maxTradesPerHour, action: config.onRunaway },
@@ -250,7 +249,6 @@ export class Core {
     await this.deps.outbox.raise({
       kind: 'flatten_result',
       severity: report.flat ? 'info' : 'critical',
-      key: `flatten:${this.deps.clock.now()}`,
       title: report.flat ? 'Flatten done: account is flat' : 'Flatten NOT complete',
       body: [
         `Requested by ${actor.name}. ${report.symbols.length} position(s) before, ${report.ordersCanceled} order(s) canceled.`,

@@ -100,7 +100,6 @@ export class TradeWatch {
       await outbox.raise({
         kind: 'trade_rate_normal',
         severity: 'info',
-        key: `trade_rate_normal:${now}`,
         title: 'Trade rate back to normal',
         body: `${result.count} trades in the last hour (limit ${limit}).`,
         facts: { count: result.count, limit },
@@ -111,19 +110,17 @@ export class TradeWatch {
   }
 
   private async brokerState(reachable: boolean, reason?: string): Promise<void> {
-    const { store, outbox, clock } = this.options;
+    const { store, outbox } = this.options;
     const changed = await store.update((data) => {
       if (data.watch.brokerUnreachable === !reachable) return false;
       data.watch.brokerUnreachable = !reachable;
       return true;
     });
     if (!changed) return;
-    const now = clock.now();
     if (!reachable) {
       await outbox.raise({
         kind: 'broker_unreachable',
         severity: 'warning',
-        key: `broker_unreachable:${now}`,
         title: 'Broker unreachable',
         body: `Cannot read fills from the broker: ${reason}. Trade-rate watching is blind until it answers.`,
         facts: { reason },
@@ -132,7 +129,6 @@ export class TradeWatch {
       await outbox.raise({
         kind: 'recovered',
         severity: 'info',
-        key: `broker_recovered:${now}`,
         title: 'Broker reachable again',
         body: 'Fills are being read again.',
       });
@@ -201,7 +197,6 @@ export class ProcessWatch {
       await outbox.raise({
         kind: 'process_down',
         severity: 'critical',
-        key: `process_down:${now}`,
         title: 'Trader is down',
         body: `${processName} should be running but is ${status.state.replace('_', ' ')}${status.lastExitCode != null ? ` (last exit code ${status.lastExitCode})` : ''}.`,
         facts: { state: status.state, lastExitCode: status.lastExitCode ?? null, restarts: status.restarts },
@@ -210,7 +205,6 @@ export class ProcessWatch {
       await outbox.raise({
         kind: 'recovered',
         severity: 'info',
-        key: `process_up:${now}`,
         title: 'Trader is back',
         body: `${processName} is ${status.state} again (PID ${status.pid ?? '?'}).`,
         facts: { state: status.state, pid: status.pid },
@@ -232,7 +226,6 @@ export class ProcessWatch {
         await outbox.raise({
           kind: 'crash_loop',
           severity: 'critical',
-          key: `crash_loop:${now}`,
           title: 'Trader is crash-looping',
           body: `${processName} restarted ${climbed} times in the last ${CRASH_LOOP_WINDOW_MS / 60_000} minutes (${status.restarts} in all).`,
           facts: { restartsInWindow: climbed, restarts: status.restarts, lastExitCode: status.lastExitCode ?? null },
