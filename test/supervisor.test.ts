@@ -344,7 +344,8 @@ describe('Supervisor with a real PM2 daemon', { timeout: 120_000 }, () => {
     // send over the closed IPC channel (~1 s), and a chatty trader dies of EPIPE on its next
     // write. A quiet Python trader (no wrapper, one line a minute) lives on, as a real one might.
     const script = copyTrader(path.join(fixtures, 'python-trader.py'), path.join(home.root, 'quiet'), 'bot.py');
-    const quiet = make('quiet-bot', { TRADING_SCRIPT: script, TRADING_ARGS: '60' });
+    // A new daemon answers its first list slowly on a loaded machine: give calls room.
+    const quiet = make('quiet-bot', { TRADING_SCRIPT: script, TRADING_ARGS: '60' }, { callTimeoutMs: 15_000 });
     const { pid: trader } = await quiet.start();
     await expectOnlyRunning(script, [trader]);
     // …and has written its one line while the pipe still had a reader
