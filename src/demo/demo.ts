@@ -119,6 +119,8 @@ export async function runDemo(options: DemoOptions): Promise<number> {
     const broker = await startPaperBroker({ port: 0, keyId, secretKey, cash: CASH, prices: PRICES, marketOpen: true });
     shutdown.push('paper broker', () => broker.close());
     broker.seedPosition('ETH/USD', SEEDED_ETH, PRICES['ETH/USD']);
+    // The seeded ETH was held at yesterday's close: day P/L starts at zero, not at its value.
+    broker.setLastEquity(broker.snapshot().equity);
     // Prices drift a little, so /account and the P/L move like a market's would.
     const drift = setInterval(() => {
       for (const [symbol, base] of Object.entries(PRICES)) broker.setPrice(symbol, round2(base * (1 + (Math.random() - 0.5) * 0.01)));
