@@ -10,6 +10,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { startPaperBroker } from '../examples/paper-broker.ts';
 import { copyTrader, daemonPid, isAlive, killPid, makeTempHome } from '../test/helpers/pm2.ts';
 import { report } from './stats.ts';
+import { cleanUp, cleanups } from './cleanup.ts';
 
 const WINDOW_SECONDS = seconds('IDLE_SECONDS', 60);
 const SETTLE_SECONDS = seconds('IDLE_SETTLE_SECONDS', 5);
@@ -19,16 +20,6 @@ const SECRET = 'SKBENCHIDLE';
 const TICKS_PER_SECOND = 100;
 const ROOT = path.resolve(import.meta.dirname, '..');
 
-// Everything started is ended in reverse order: at the end, on a failure, or on Ctrl-C / SIGTERM.
-const cleanups: Array<() => Promise<void>> = [];
-async function cleanUp(): Promise<void> {
-  for (let cleanup = cleanups.pop(); cleanup; cleanup = cleanups.pop()) {
-    await cleanup().catch((error: unknown) => console.error(`cleanup: ${error instanceof Error ? error.message : String(error)}`));
-  }
-}
-for (const signal of ['SIGINT', 'SIGTERM'] as const) {
-  process.once(signal, () => void cleanUp().finally(() => process.exit(130)));
-}
 
 interface ProcSample {
   /** utime + stime, ticks */

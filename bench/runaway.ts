@@ -24,6 +24,7 @@ import type { AlertKind, StoredAlert } from '../src/store/schema.ts';
 import { startPaperBroker, type PaperBroker } from '../examples/paper-broker.ts';
 import { copyTrader, isAlive, makeTempHome, waitFor } from '../test/helpers/pm2.ts';
 import { report } from './stats.ts';
+import { cleanUp, track } from './cleanup.ts';
 
 const EPISODES = count('RUNAWAY_EPISODES', 20);
 const HALT_SAMPLES = count('HALT_SAMPLES', 6);
@@ -77,25 +78,6 @@ class TimedSink implements AlertSink {
   }
 }
 
-// Everything started is registered here and ended in reverse order: at the end, on a failure, or
-// on Ctrl-C / SIGTERM.
-const cleanups: Array<() => Promise<void>> = [];
-function track(cleanup: () => Promise<void>): () => Promise<void> {
-  cleanups.push(cleanup);
-  return async () => {
-    const at = cleanups.indexOf(cleanup);
-    if (at >= 0) cleanups.splice(at, 1);
-    await cleanup();
-  };
-}
-async function cleanUp(): Promise<void> {
-  for (let cleanup = cleanups.pop(); cleanup; cleanup = cleanups.pop()) {
-    await cleanup().catch((error: unknown) => console.error(`cleanup: ${error instanceof Error ? error.message : String(error)}`));
-  }
-}
-for (const signal of ['SIGINT', 'SIGTERM'] as const) {
-  process.once(signal, () => void cleanUp().finally(() => process.exit(130)));
-}
 
 const home = makeTempHome('tw-brun-');
 track(() => home.cleanup()); // ends this home's PM2 daemon (and any trader under it) by PID

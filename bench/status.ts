@@ -13,6 +13,7 @@ import { startPaperBroker } from '../examples/paper-broker.ts';
 import { startDiscordStandIn } from '../test/stand-ins/discord.ts';
 import { copyTrader, makeTempHome } from '../test/helpers/pm2.ts';
 import { report } from './stats.ts';
+import { cleanUp, cleanups } from './cleanup.ts';
 
 const SAMPLES = Math.max(1, Number(process.env.STATUS_SAMPLES ?? 200) || 200);
 const WARM_UP = 10;
@@ -24,16 +25,6 @@ const guildId = '1200000000000000042';
 const channelId = '1300000000000000042';
 const member = { user: { id: '1500000000000000042', username: 'member' }, roles: [] as string[] };
 
-// Everything started is ended in reverse order: at the end, on a failure, or on Ctrl-C / SIGTERM.
-const cleanups: Array<() => Promise<void>> = [];
-async function cleanUp(): Promise<void> {
-  for (let cleanup = cleanups.pop(); cleanup; cleanup = cleanups.pop()) {
-    await cleanup().catch((error: unknown) => console.error(`cleanup: ${error instanceof Error ? error.message : String(error)}`));
-  }
-}
-for (const signal of ['SIGINT', 'SIGTERM'] as const) {
-  process.once(signal, () => void cleanUp().finally(() => process.exit(130)));
-}
 
 let failed = false;
 try {

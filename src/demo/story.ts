@@ -24,7 +24,7 @@ export function normalIntro(facts: StoryFacts): string {
 
 export function runawayIntro(facts: StoryFacts): string {
   return [
-    'Scenario: runaway — the incident tradewarden exists for. A bot was "restarted" with pkill + nohup; pkill',
+    'Scenario: runaway — the incident tradewarden exists for. A bot was "restarted" with kill-by-name + nohup; the kill',
     'missed, each restart added a copy, and the copies made 27 trades in 14 minutes. Here: the limit is',
     `${facts.limit} trades an hour and ON_RUNAWAY=stop (the breaker halts the trader when it is crossed).`,
   ].join('\n');
