@@ -48,15 +48,23 @@ export class ConfigError extends Error {
 
 type Env = Record<string, string | undefined>;
 
+export interface ParseOptions {
+  /**
+   * With a token, the controller needs the guild and the alert channel (default true). Command
+   * deployment needs neither (`--global`), so it turns this off.
+   */
+  discordIdsRequired?: boolean;
+}
+
 /** Reads `.env` (without overriding the real environment) and validates. */
-export function loadConfig(env: Env = process.env, options: { dotenvPath?: string | false } = {}): Config {
+export function loadConfig(env: Env = process.env, options: ParseOptions & { dotenvPath?: string | false } = {}): Config {
   if (options.dotenvPath !== false) {
     dotenv.config({ path: options.dotenvPath ?? path.resolve('.env'), quiet: true, processEnv: env as Record<string, string> });
   }
-  return parseConfig(env);
+  return parseConfig(env, options);
 }
 
-export function parseConfig(env: Env): Config {
+export function parseConfig(env: Env, options: ParseOptions = {}): Config {
   const problems: string[] = [];
   const text = (name: string): string | undefined => {
     const value = env[name]?.trim();
@@ -140,7 +148,8 @@ export function parseConfig(env: Env): Config {
     statusMessage: oneOf('STATUS_MESSAGE', ['on', 'off'] as const, 'off') === 'on',
   };
   if (token) {
-    for (const name of ['DISCORD_CLIENT_ID', 'DISCORD_GUILD_ID', 'DISCORD_ALERT_CHANNEL_ID'] as const) {
+    const required = options.discordIdsRequired === false ? (['DISCORD_CLIENT_ID'] as const) : (['DISCORD_CLIENT_ID', 'DISCORD_GUILD_ID', 'DISCORD_ALERT_CHANNEL_ID'] as const);
+    for (const name of required) {
       if (!text(name)) problems.push(`${name} is missing: it is required when DISCORD_TOKEN is set`);
     }
   }
