@@ -2,6 +2,8 @@
 // runs without Discord, delivers what an earlier run left in the outbox, shuts down on SIGINT.
 import { test, after } from 'node:test';
 import assert from 'node:assert/strict';
+import fs from 'node:fs';
+import path from 'node:path';
 import { spawn, type ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
 import { ManualClock } from '../src/clock.ts';
@@ -56,4 +58,20 @@ test('one controller per data dir; it delivers what was pending, runs without Di
   const alert = (await new Store(home.dataDir).read()).alerts.find((a) => a.key === 'flatten:pending')!;
   assert.ok(alert.deliveries.log.deliveredAt, 'recorded as delivered');
   assert.equal(first.output.text.match(/Pending from before/g)!.length, 1, 'delivered once');
+});
+
+test('a corrupt data file is kept aside, said loudly, and raised as an alert', async () => {
+  const file = path.join(home.dataDir, 'tradewarden.json');
+  fs.writeFileSync(file, '{"schemaVersion":1,"audit":[{"at":"2026-01-0');
+  const run = controller();
+  await waitFor(() => run.output.text.includes('controller watching'), { timeoutMs: 20_000, what: 'the controller to start' });
+  await waitFor(() => run.output.text.includes('Data file was corrupt'), { what: 'the kept-aside alert' });
+  const kept = fs.readdirSync(home.dataDir).filter((f) => f.startsWith('tradewarden.json.corrupt-'));
+  assert.equal(kept.length, 1);
+  assert.equal(fs.readFileSync(path.join(home.dataDir, kept[0]), 'utf8'), '{"schemaVersion":1,"audit":[{"at":"2026-01-0', 'kept byte for byte');
+  assert.match(run.output.text, new RegExp(`DATA FILE KEPT ASIDE: .*it is kept as .*${kept[0]}`));
+  run.child.kill('SIGINT');
+  assert.equal((await once(run.child, 'exit'))[0], 0);
+  const alerts = (await new Store(home.dataDir).read()).alerts.filter((a) => a.kind === 'data_file_kept_aside');
+  assert.equal(alerts.length, 1);
 });
