@@ -1,6 +1,7 @@
 // Posts alerts to DISCORD_ALERT_CHANNEL_ID. A failure (not connected, 429 after discord.js's own
 // waiting, 5xx after its retries) throws, and the outbox retries later: delayed, never lost.
-import { ActionRowBuilder, ButtonBuilder, ButtonStyle, type Client, type SendableChannels } from 'discord.js';
+import { ActionRowBuilder, ButtonBuilder, ButtonStyle, DiscordAPIError, type Client, type SendableChannels } from 'discord.js';
+import type { StoredAlert } from '../store/schema.ts';
 import type { AlertSink } from '../alerts/outbox.ts';
 import type { Config } from '../config.ts';
 import { alertEmbed } from './render.ts';
@@ -11,34 +12,58 @@ export function discordAlertSink(client: Client, config: Config): AlertSink {
   let channel: SendableChannels | undefined;
   return {
     name: 'discord',
-    async deliver(alert, { lateByMs }) {
-      if (!client.isReady()) throw new Error('Discord is not connected');
-      if (!channel) {
-        const fetched = await client.channels.fetch(alertChannelId!);
-        if (!fetched?.isSendable()) throw new Error(`channel ${alertChannelId} is not a text channel the bot can post in`);
-        channel = fetched;
+    async deliver(alert, context) {
+      try {
+        return await post(alert, context.lateByMs);
+      } catch (error) {
+        throw explain(error);
       }
-      const pids = Array.isArray(alert.facts.pids) ? alert.facts.pids.filter((p): p is number => Number.isInteger(p)) : [];
-      const message = await channel.send({
-        content: alertRoleId ? `<@&${alertRoleId}>` : undefined,
-        embeds: [alertEmbed(alert, lateByMs)],
-        // Ping the alert role and nobody else, whatever the alert text contains.
-        allowedMentions: { parse: [], roles: alertRoleId ? [alertRoleId] : [] },
-        components:
-          alert.kind === 'duplicate_instance' && pids.length
-            ? [
-                new ActionRowBuilder<ButtonBuilder>().addComponents(
-                  new ButtonBuilder().setCustomId(stopDuplicatesId(pids)).setLabel('Stop duplicates').setStyle(ButtonStyle.Danger),
-                ),
-              ]
-            : [],
-        // Discord drops a second message with the same nonce: a retry after a lost answer is not a repeat.
-        nonce: alert.id.replace(/-/g, '').slice(0, 25),
-        enforceNonce: true,
-      });
-      return message.id;
     },
   };
+
+  async function post(alert: StoredAlert, lateByMs: number): Promise<string> {
+    if (!client.isReady()) throw new Error('Discord is not connected');
+    if (!channel) {
+      const fetched = await client.channels.fetch(alertChannelId!);
+      if (!fetched?.isSendable()) throw new Error(`channel ${alertChannelId} is not a text channel the bot can post in`);
+      channel = fetched;
+    }
+    const pids = Array.isArray(alert.facts.pids) ? alert.facts.pids.filter((p): p is number => Number.isInteger(p)) : [];
+    const message = await channel.send({
+      content: alertRoleId ? `<@&${alertRoleId}>` : undefined,
+      embeds: [alertEmbed(alert, lateByMs)],
+      // Ping the alert role and nobody else, whatever the alert text contains.
+      allowedMentions: { parse: [], roles: alertRoleId ? [alertRoleId] : [] },
+      components:
+        alert.kind === 'duplicate_instance' && pids.length
+          ? [
+              new ActionRowBuilder<ButtonBuilder>().addComponents(
+                new ButtonBuilder().setCustomId(stopDuplicatesId(pids)).setLabel('Stop duplicates').setStyle(ButtonStyle.Danger),
+              ),
+            ]
+          : [],
+      // Discord drops a second message with the same nonce: a retry after a lost answer is not a repeat.
+      nonce: alert.id.replace(/-/g, '').slice(0, 25),
+      enforceNonce: true,
+    });
+    return message.id;
+  }
+}
+
+/**
+ * A 401 makes discord.js drop its token for good ("Expected token to be set" on every later call):
+ * say what it means, since alerts then wait in the outbox until the token is fixed and the
+ * controller restarts.
+ */
+function explain(error: unknown): unknown {
+  const status = error instanceof DiscordAPIError ? error.status : undefined;
+  if (status === 401 || (error instanceof Error && /Expected token to be set/.test(error.message))) {
+    return new Error('Discord rejected the bot token (401): alerts wait in the outbox; set a valid DISCORD_TOKEN and restart the controller', { cause: error });
+  }
+  if (status === 403 || status === 404) {
+    return new Error(`Discord refused the post (${status}): check that the bot can view and post in DISCORD_ALERT_CHANNEL_ID (View Channel, Send Messages, Embed Links)`, { cause: error });
+  }
+  return error;
 }
 
 /**
