@@ -6,158 +6,63 @@
 // expression, and under tsx (columns of the transformed code) that can spin for minutes.
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn, type ChildProcess } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
 import { ButtonBuilder, ButtonStyle, ActionRowBuilder, PermissionFlagsBits, REST, Routes, type TextChannel } from 'discord.js';
-import { buildApp, type App } from '../src/app.ts';
-import { ManualClock } from '../src/clock.ts';
-import { parseConfig, type Config } from '../src/config.ts';
-import { createLogger } from '../src/log.ts';
-import { startDiscord } from '../src/discord/front.ts';
+import type { App } from '../src/app.ts';
+import type { ManualClock } from '../src/clock.ts';
+import { parseConfig } from '../src/config.ts';
 import { COLOURS } from '../src/discord/render.ts';
-import { startPaperBroker, type PaperBroker } from '../examples/paper-broker.ts';
-import { startDiscordStandIn, type DiscordStandIn, type JsonObject, type StandInInteraction, type StandInMessage } from './stand-ins/discord.ts';
-import { isAlive, killPid, makeTempHome, waitFor, type TempHome } from './helpers/pm2.ts';
+import type { PaperBroker } from '../examples/paper-broker.ts';
+import type { DiscordStandIn, JsonObject, StandInInteraction, StandInMessage } from './stand-ins/discord.ts';
+import { isAlive, waitFor, type TempHome } from './helpers/pm2.ts';
+import {
+  EPHEMERAL,
+  alertChannelId,
+  alertRoleId,
+  applicationId,
+  buttonsOf,
+  bystander,
+  customIdLike,
+  fieldOf,
+  guildId,
+  keyId,
+  operator,
+  opsChannelId,
+  secretKey,
+  startDiscordHarness,
+  subcommand,
+  waitForDuplicate,
+  type DiscordHarness,
+  type Front,
+  type Member,
+} from './helpers/discord-app.ts';
 
-const applicationId = '1100000000000000001';
-const guildId = '1200000000000000001';
-const opsChannelId = '1300000000000000001';
-const alertChannelId = '1300000000000000002';
-const operatorRoleId = '1400000000000000001';
-const alertRoleId = '1400000000000000002';
-const otherRoleId = '1400000000000000003';
-const operator = { user: { id: '1500000000000000001', username: 'operator' }, roles: [operatorRoleId] };
-const bystander = { user: { id: '1500000000000000002', username: 'bystander' }, roles: [] as string[] };
-const keyId = 'PKE2EKEY0123456789AB';
-const secretKey = 'SKE2ESECRETabcdefghijklmnopqrstuvwxyz0123';
 const CONFIRM_TIMEOUT_MS = 2000;
-const EPHEMERAL = 64;
-
-type Member = typeof operator | typeof bystander;
-type Front = NonNullable<Awaited<ReturnType<typeof startDiscord>>>;
-
-/** A trader that, like real ones, prints its credentials at start (so /bot logs must redact them). */
-const TRADER_SOURCE = `
-console.log('fixture-trader pid=' + process.pid + ' key=' + (process.env.APCA_API_KEY_ID ?? '') + ' secret=' + (process.env.APCA_API_SECRET_KEY ?? '') + ' token=[' + (process.env.DISCORD_TOKEN ?? '') + ']');
-const timer = setInterval(() => {}, 1000);
-const stop = (signal) => { clearInterval(timer); console.log('fixture-trader got ' + signal); process.exit(0); };
-process.on('SIGINT', () => stop('SIGINT'));
-process.on('SIGTERM', () => stop('SIGTERM'));
-`;
-
-const subcommand = (name: string, options: JsonObject[] = []): JsonObject[] => [{ type: 1, name, options }];
-const buttonsOf = (message: { components: JsonObject[] }): JsonObject[] =>
-  message.components.flatMap((row) => (Array.isArray(row.components) ? (row.components as JsonObject[]) : []));
-const customIdLike = (message: StandInMessage, prefix: string): string => {
-  const button = buttonsOf(message).find((b) => String(b.custom_id).startsWith(prefix));
-  assert.ok(button, `message ${message.id} has a button ${prefix}… (has ${buttonsOf(message).map((b) => b.custom_id).join(', ') || 'none'})`);
-  return String(button.custom_id);
-};
-const fieldOf = (embed: JsonObject, name: string): string => {
-  const field = (embed.fields as { name: string; value: string }[]).find((f) => f.name === name);
-  assert.ok(field, `embed has a field "${name}"`);
-  return field.value;
-};
 
 describe('Discord front, end to end (discord.js + stand-in + PM2 + paper broker)', () => {
+  let harness: DiscordHarness;
   let home: TempHome;
   let discord: DiscordStandIn;
   let paper: PaperBroker;
   let app: App;
   let front: Front;
-  let trader: string;
+  let clock: ManualClock;
+  let logLines: string[];
   let other: App; // the app of the restarted front: no operators, STATUS_MESSAGE=on
-  const extraApps: App[] = [];
-  const extraFronts: Front[] = [];
-  const rogues: ChildProcess[] = [];
-  const clock = new ManualClock(Date.now());
-  const logLines: string[] = [];
-  const savedEnv = { APCA_API_KEY_ID: process.env.APCA_API_KEY_ID, APCA_API_SECRET_KEY: process.env.APCA_API_SECRET_KEY, DISCORD_TOKEN: process.env.DISCORD_TOKEN };
 
-  const envFor = (overrides: Record<string, string | undefined> = {}): Record<string, string | undefined> => ({
-    DISCORD_TOKEN: discord.token,
-    DISCORD_API_URL: discord.apiUrl,
-    DISCORD_CLIENT_ID: applicationId,
-    DISCORD_GUILD_ID: guildId,
-    DISCORD_ALERT_CHANNEL_ID: alertChannelId,
-    DISCORD_ALERT_ROLE_ID: alertRoleId,
-    DISCORD_OPERATOR_ROLE_IDS: operatorRoleId,
-    APCA_API_KEY_ID: keyId,
-    APCA_API_SECRET_KEY: secretKey,
-    APCA_API_BASE_URL: paper.url,
-    DATA_DIR: home.dataDir,
-    PM2_HOME: home.pm2Home,
-    TRADING_SCRIPT: trader,
-    TRADING_KILL_TIMEOUT_MS: '1500',
-    ...overrides,
-  });
-  const make = (config: Config, env: Record<string, string | undefined>): App =>
-    buildApp(config, {
-      logger: createLogger({ secrets: config.secrets, level: 'debug', write: (line) => logLines.push(line) }),
-      deliversAlerts: true,
-      clock,
-      env: { ...process.env, ...env },
-      flattenVerifyTimeoutMs: 3000,
-    });
-
-  const slash = (member: Member, name: string, options?: JsonObject[]): Promise<StandInInteraction> =>
-    discord.slashCommand({ channelId: opsChannelId, ...member, name, options });
-  const click = (member: Member, message: StandInMessage | string, customId: string): Promise<StandInInteraction> =>
-    discord.clickButton({ message, customId, ...member });
-  const auditOf = async (what: string) => (await app.core.audit(2000)).filter((e) => e.what === what);
-  const alertPosts = (title: string) => discord.channelMessages(alertChannelId).filter((m) => m.embeds[0]?.title === title);
+  const slash = (member: Member, name: string, options?: JsonObject[]): Promise<StandInInteraction> => harness.slash(member, name, options);
+  const click = (member: Member, message: StandInMessage | string, customId: string): Promise<StandInInteraction> => harness.click(member, message, customId);
+  const auditOf = (what: string) => harness.auditOf(what);
+  const alertPosts = (title: string) => harness.alertPosts(title);
 
   before(async () => {
-    home = makeTempHome('tw-dc-');
-    trader = path.join(home.root, 'bots', 'fixture-trader.js');
-    fs.mkdirSync(path.dirname(trader), { recursive: true });
-    fs.writeFileSync(trader, TRADER_SOURCE);
-    paper = await startPaperBroker({ keyId, secretKey, cash: 1_000_000, prices: { AAPL: 200, MSFT: 400 } });
-    discord = await startDiscordStandIn({
-      applicationId,
-      guilds: [
-        {
-          id: guildId,
-          name: 'Trading desk',
-          channels: [
-            { id: opsChannelId, name: 'ops' },
-            { id: alertChannelId, name: 'alerts' },
-          ],
-          roles: [
-            { id: operatorRoleId, name: 'operator', permissions: String(PermissionFlagsBits.ManageGuild) },
-            { id: alertRoleId, name: 'on-call' },
-            { id: otherRoleId, name: 'everyone-else' },
-          ],
-        },
-      ],
-      heartbeatIntervalMs: 500,
-      waitTimeoutMs: 15_000,
-    });
-    // PM2 hands the starting process's environment to the trader, as the controller's .env would:
-    // the broker keys reach it (it trades); the ecosystem blanks the Discord token.
-    process.env.APCA_API_KEY_ID = keyId;
-    process.env.APCA_API_SECRET_KEY = secretKey;
-    process.env.DISCORD_TOKEN = discord.token;
-    const env = envFor();
-    app = make(parseConfig(env), env);
-    const started = await startDiscord(app, { confirmTimeoutMs: CONFIRM_TIMEOUT_MS });
-    assert.ok(started, 'a token is configured, so the front starts');
-    front = started;
+    harness = await startDiscordHarness({ prefix: 'tw-dc-', confirmTimeoutMs: CONFIRM_TIMEOUT_MS });
+    ({ home, discord, paper, app, front, clock, logLines } = harness);
   });
 
   after(async () => {
-    for (const f of [front, ...extraFronts]) await f?.stop().catch(() => undefined);
-    for (const a of [app, ...extraApps]) await a?.close().catch(() => undefined);
-    for (const rogue of rogues) if (rogue.pid) await killPid(rogue.pid, 'SIGKILL');
-    await home?.cleanup();
-    await discord?.close();
-    await paper?.close();
-    for (const [name, value] of Object.entries(savedEnv)) {
-      if (value === undefined) delete process.env[name];
-      else process.env[name] = value;
-    }
-    if (process.env.TW_TEST_LOG) console.log(logLines.join('\n'));
+    await harness?.close();
   });
 
   test('registers every command in the guild, with descriptions, limits, guild-only contexts and a permission gate on /flatten', () => {
@@ -362,10 +267,9 @@ describe('Discord front, end to end (discord.js + stand-in + PM2 + paper broker)
   });
 
   test('a duplicate found outside PM2 raises an alert with a Stop duplicates button that only operators can use, confirmed', async () => {
-    const rogue = spawn(process.execPath, [trader], { cwd: path.dirname(trader), stdio: 'ignore', detached: true });
-    rogues.push(rogue);
+    const rogue = harness.spawnRogue();
     const rogueExited = new Promise<void>((resolve) => rogue.once('exit', () => resolve()));
-    await waitFor(async () => (await app.supervisor.scanDuplicates()).some((d) => d.pid === rogue.pid), { what: 'the scan to see the rogue copy' });
+    await waitForDuplicate(app, rogue.pid!);
     await app.processWatch.scan(); // the watch job raises the alert
     const posted = await discord.waitForChannelMessage(alertChannelId, (m) => m.embeds[0]?.title === 'Duplicate trading process');
     assert.match(String(posted.embeds[0].description), new RegExp(`PID ${rogue.pid} \\(outside PM2\\)`));
@@ -495,13 +399,11 @@ describe('Discord front, end to end (discord.js + stand-in + PM2 + paper broker)
     assert.deepEqual(closed.components, [], 'the open prompt lost its buttons at shutdown');
     assert.match(closed.content, /nothing was done/);
 
-    const env = envFor({ DISCORD_OPERATOR_ROLE_IDS: undefined, DISCORD_OPERATOR_USER_IDS: undefined, STATUS_MESSAGE: 'on' });
+    const env = harness.envFor({ DISCORD_OPERATOR_ROLE_IDS: undefined, DISCORD_OPERATOR_USER_IDS: undefined, STATUS_MESSAGE: 'on' });
     const config = parseConfig(env);
     assert.deepEqual([config.discord.operatorRoleIds, config.discord.operatorUserIds], [[], []]);
-    other = make(config, env);
-    extraApps.push(other);
-    const restarted = (await startDiscord(other, { confirmTimeoutMs: CONFIRM_TIMEOUT_MS, statusCheckMs: 100 }))!;
-    extraFronts.push(restarted);
+    other = harness.makeApp(config, env);
+    await harness.startFront(other, { statusCheckMs: 100 });
     assert.equal(discord.gateway.identifies.length, 2);
     const refused = await (await slash(operator, 'bot', subcommand('start'))).response();
     assert.ok(refused.ephemeral, 'ephemeral');
