@@ -102,10 +102,12 @@ export function accountEmbed(report: AccountReport): EmbedBuilder {
 
 export function tradesEmbed(trades: TradeSummary): EmbedBuilder {
   const lines = trades.recent.slice(0, 15).map((t) => `${relative(t.at)} ${t.side} ${t.qty} \`${t.symbol}\` @ ${t.price}`);
+  // Stale figures must say so: a runaway during a broker outage would otherwise read as "0/3".
+  const stale = trades.refreshError ? `\n⚠ Broker unreachable: showing what was last recorded (${clip(trades.refreshError, 500)})` : '';
   return new EmbedBuilder()
     .setTitle(`Trades: ${trades.count}/${trades.limit} in the last hour`)
-    .setColor(trades.count > trades.limit ? COLOURS.critical : COLOURS.ok)
-    .setDescription(clip(`\`${tradeCountText(trades)}\`\n\n${lines.join('\n') || 'No fills recorded yet.'}`, 4096));
+    .setColor(trades.count > trades.limit ? COLOURS.critical : stale ? COLOURS.warning : COLOURS.ok)
+    .setDescription(clip(`\`${tradeCountText(trades)}\`${stale}\n\n${lines.join('\n') || 'No fills recorded yet.'}`, 4096));
 }
 
 export function alertsEmbed(alerts: StoredAlert[]): EmbedBuilder {
