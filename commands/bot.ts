@@ -56,7 +56,7 @@ const bot: Command = {
       }
       case 'resume': {
         const result = await core.resume(actor);
-        await interaction.editReply(`Breaker cleared${result.breakerWas.tripped ? ` (was: ${result.breakerWas.reason})` : ''}. ${startText(result)}`);
+        await interaction.editReply(`Breaker cleared${result.breakerWas.tripped ? ` (was: ${result.breakerWas.reason})` : ' (was not tripped)'}. ${startText(result)}`);
         return;
       }
       case 'logs': {
