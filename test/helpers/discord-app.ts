@@ -89,7 +89,7 @@ export interface DiscordHarness {
   /** Messages in the alert channel whose first embed has this title. */
   alertPosts(title: string): StandInMessage[];
   /** Starts a copy of the trader outside PM2 (a "rogue"); SIGKILLed by PID at close if still alive. */
-  spawnRogue(): ChildProcess;
+  spawnRogue(args?: string[]): ChildProcess;
   close(): Promise<void>;
 }
 
@@ -205,9 +205,9 @@ export async function startDiscordHarness(options: DiscordHarnessOptions): Promi
       click: (member, message, customId) => stand.clickButton({ message, customId, ...member }),
       auditOf: async (what) => (await app.core.audit(2000)).filter((e) => e.what === what),
       alertPosts: (title) => stand.channelMessages(alertChannelId).filter((m) => m.embeds[0]?.title === title),
-      spawnRogue() {
+      spawnRogue(args = []) {
         // detached: its own process group, as a copy started by hand with nohup would be.
-        const rogue = spawn(process.execPath, [trader], { cwd: path.dirname(trader), stdio: 'ignore', detached: true });
+        const rogue = spawn(process.execPath, [trader, ...args], { cwd: path.dirname(trader), stdio: 'ignore', detached: true });
         rogues.push(rogue);
         return rogue;
       },
