@@ -141,3 +141,19 @@ function pm2Cli(args: string[]): Promise<void> {
     child.on('exit', (code) => (code === 0 ? resolve() : reject(new Error(`pm2 ${args.join(' ')} exited ${code}`))));
   });
 }
+
+test('resume refused (the trader still runs: the halt failed) → the breaker still holds', async () => {
+  const { pid } = await app.core.start(operator);
+  await app.store.update((data) => {
+    data.breaker = { tripped: true, reason: 'test: a halt that failed', at: new Date().toISOString(), by: 'controller' };
+  });
+  await assert.rejects(app.core.resume(operator), (e) => e instanceof OperationError && e.kind === 'refused' && /already running/.test(e.message));
+  const breaker = (await app.store.read()).breaker;
+  assert.equal(breaker.tripped, true);
+  assert.equal(breaker.reason, 'test: a halt that failed');
+  assert.ok(isAlive(pid), 'the running trader is untouched');
+  await app.core.stop(operator);
+  await app.store.update((data) => {
+    data.breaker = { tripped: false };
+  });
+});

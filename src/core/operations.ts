@@ -150,15 +150,27 @@ export class Core {
     });
   }
 
-  /** Clears a tripped breaker and starts the trader again. */
+  /** Clears a tripped breaker and starts the trader again; a refused start leaves the breaker as it was. */
   resume(actor: Actor): Promise<StartResult & { breakerWas: StoreData['breaker'] }> {
     return this.mutate(actor, 'resume', {}, async () => {
-      const breakerWas = await this.deps.store.update((data) => {
+      const { store, clock, supervisor } = this.deps;
+      const breakerWas = await store.update((data) => {
         const was = { ...data.breaker };
-        data.breaker = { tripped: false, resumedAt: was.tripped ? this.deps.clock.now() : data.breaker.resumedAt };
+        data.breaker = { tripped: false, resumedAt: was.tripped ? clock.now() : data.breaker.resumedAt };
         return was;
       });
-      const result = await this.deps.supervisor.start();
+      let result: StartResult;
+      try {
+        result = await supervisor.start();
+      } catch (error) {
+        // E.g. the trader is still running because the halt failed: the breaker must still hold.
+        if (breakerWas.tripped) {
+          await store.update((data) => {
+            if (!data.breaker.tripped) data.breaker = breakerWas;
+          });
+        }
+        throw error;
+      }
       await this.setDesired('running', actor);
       return { ...result, breakerWas };
     });
