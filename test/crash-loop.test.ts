@@ -7,7 +7,8 @@ import { parseConfig } from '../src/config.ts';
 import { buildApp } from '../src/app.ts';
 import { silentLogger } from '../src/log.ts';
 import type { StoredAlert } from '../src/store/schema.ts';
-import { copyTrader, makeTempHome, waitFor } from './helpers/pm2.ts';
+import fs from 'node:fs';
+import { copyTrader, godDaemonsFor, makeTempHome, waitFor } from './helpers/pm2.ts';
 
 const home = makeTempHome('tw-crash-');
 const trader = copyTrader(path.resolve('test/fixtures/short-lived-trader.js'), path.join(home.root, 'bot'));
@@ -25,7 +26,14 @@ after(async () => {
 });
 
 test('restarts climbing → one crash_loop alert with the counts', async () => {
+  // The first PM2 call spawns this home's daemon: it must not inherit the controller's Discord token.
+  process.env.DISCORD_TOKEN = 'MTQwMDAwMDAwMDAwMDAwMDAw.not-for-the-daemon';
   await app.core.start({ id: 'cli:test', name: 'test', isOperator: true });
+  assert.equal(process.env.DISCORD_TOKEN, 'MTQwMDAwMDAwMDAwMDAwMDAw.not-for-the-daemon', 'put back after connecting');
+  delete process.env.DISCORD_TOKEN;
+  const [daemon] = godDaemonsFor(home.pm2Home);
+  assert.ok(daemon, 'a daemon for this home');
+  assert.doesNotMatch(fs.readFileSync(`/proc/${daemon}/environ`, 'utf8'), /not-for-the-daemon/);
   await waitFor(
     async () => {
       await app.processWatch.scan();

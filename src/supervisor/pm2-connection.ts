@@ -225,6 +225,8 @@ export class Pm2Connection {
         const session: Session = { api, onLost: new Set(), closing: false };
         const previousHome = process.env.PM2_HOME;
         process.env.PM2_HOME = this.pm2Home; // the spawned daemon inherits our env over its own option
+        // …and would keep the controller's Discord token in its environment for its whole life.
+        const withheld = withholdFromDaemon();
         try {
           await withTimeout(
             new Promise<void>((resolve, reject) => api.connect((error) => (error ? reject(asError(error)) : resolve()))),
@@ -237,6 +239,7 @@ export class Pm2Connection {
         } finally {
           if (previousHome === undefined) delete process.env.PM2_HOME;
           else process.env.PM2_HOME = previousHome;
+          Object.assign(process.env, withheld);
         }
         this.watchSocket(session);
         this.logger.debug(`connected to PM2 daemon at ${this.pm2Home}${this.daemonPid() ? ` (pid ${this.daemonPid()})` : ''}`);
@@ -300,6 +303,20 @@ export class Pm2Connection {
     const where = pid === undefined ? '' : isAlive(pid) ? ` (daemon pid ${pid} is alive)` : ` (its process ${pid} is gone)`;
     return failed(`PM2 daemon at ${this.pm2Home} is not answering${where}: ${detail}. The next request reconnects (and starts a new daemon if needed).`, cause);
   }
+}
+
+/** Environment the PM2 daemon has no use for: removed while it may be spawned, then put back. */
+const NOT_FOR_THE_DAEMON = ['DISCORD_TOKEN'] as const;
+
+function withholdFromDaemon(): Record<string, string> {
+  const withheld: Record<string, string> = {};
+  for (const name of NOT_FOR_THE_DAEMON) {
+    const value = process.env[name];
+    if (value === undefined) continue;
+    withheld[name] = value;
+    delete process.env[name];
+  }
+  return withheld;
 }
 
 function asError(value: unknown): Error {
