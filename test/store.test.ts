@@ -43,6 +43,26 @@ test('a file from a newer tradewarden is refused, not rewritten', async () => {
   assert.equal(JSON.parse(fs.readFileSync(file, 'utf8')).schemaVersion, SCHEMA_VERSION + 1);
 });
 
+test('an update that changes nothing does not rewrite the file', async () => {
+  const dir = tempDir();
+  const store = new Store(dir);
+  await store.update((d) => {
+    d.watch.processDown = true;
+  });
+  const file = path.join(dir, 'tradewarden.json');
+  const longAgo = new Date('2026-01-01T00:00:00Z');
+  fs.utimesSync(file, longAgo, longAgo);
+  const marked = fs.statSync(file).mtimeMs;
+  await store.update((d) => {
+    d.watch.processDown = true; // same value
+  });
+  assert.equal(fs.statSync(file).mtimeMs, marked, 'not rewritten');
+  await store.update((d) => {
+    d.watch.processDown = false;
+  });
+  assert.ok(fs.statSync(file).mtimeMs > marked, 'rewritten on a real change');
+});
+
 test('retention keeps the audit log bounded', async () => {
   const store = new Store(tempDir());
   await store.update((d) => {

@@ -41,10 +41,14 @@ export class Store {
         this.file,
         async () => {
           const data = await this.load();
+          const before = JSON.stringify(data);
           const result = change(data);
           applyRetention(data);
-          this.db.data = data;
-          await this.db.write();
+          // The watch jobs check state every few seconds and usually change nothing: no write then.
+          if (JSON.stringify(data) !== before) {
+            this.db.data = data;
+            await this.db.write();
+          }
           return result;
         },
         { what: 'another tradewarden process writing the data file', waitMs: 30_000 },
