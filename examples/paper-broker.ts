@@ -499,8 +499,7 @@ export async function startPaperBroker(options: PaperBrokerOptions = {}): Promis
     }
 
     const now = clock.now();
-    const order: PaperOrder = {
-      id: randomUUID(),
+    const order = recordOrder(now, {
       clientOrderId,
       symbol,
       assetClass: crypto ? 'crypto' : 'us_equity',
@@ -511,10 +510,28 @@ export async function startPaperBroker(options: PaperBrokerOptions = {}): Promis
       notional,
       limitPrice,
       targetQty,
-      filledQty: 0,
-      filledAvgPrice: null,
       // a market order the closed equity market cannot fill yet waits as "accepted", like Alpaca's
       status: type === 'market' && !crypto && !marketOpen ? 'accepted' : 'new',
+    });
+    if (fillable(order)) fillInParts(order, partialFills, now);
+    else if (type === 'limit' && (tif === 'ioc' || tif === 'fok')) {
+      // This paper broker never matches limits by itself, so an immediate-or-cancel limit cancels.
+      order.status = 'canceled';
+      order.canceledAt = now;
+    }
+    return order;
+  }
+
+  /** A new, unfilled order in the book: what every order starts as, whoever places it. */
+  function recordOrder(
+    now: number,
+    fields: Omit<PaperOrder, 'id' | 'filledQty' | 'filledAvgPrice' | 'createdAt' | 'updatedAt' | 'filledAt' | 'canceledAt' | 'seq'>,
+  ): PaperOrder {
+    const order: PaperOrder = {
+      id: randomUUID(),
+      ...fields,
+      filledQty: 0,
+      filledAvgPrice: null,
       createdAt: now,
       updatedAt: now,
       filledAt: null,
@@ -522,12 +539,6 @@ export async function startPaperBroker(options: PaperBrokerOptions = {}): Promis
       seq: ++seq,
     };
     orders.push(order);
-    if (fillable(order)) fillInParts(order, partialFills, now);
-    else if (type === 'limit' && (tif === 'ioc' || tif === 'fok')) {
-      // This paper broker never matches limits by itself, so an immediate-or-cancel limit cancels.
-      order.status = 'canceled';
-      order.canceledAt = now;
-    }
     return order;
   }
 
@@ -557,8 +568,7 @@ export async function startPaperBroker(options: PaperBrokerOptions = {}): Promis
       reject(403, `insufficient qty available for order (requested: ${dec(qtyToClose)}, available: ${dec(Math.max(0, available))})`);
     }
     const now = clock.now();
-    const order: PaperOrder = {
-      id: randomUUID(),
+    const order = recordOrder(now, {
       clientOrderId: randomUUID(),
       symbol: orderSymbol(position.symbol),
       assetClass: position.assetClass,
@@ -569,16 +579,8 @@ export async function startPaperBroker(options: PaperBrokerOptions = {}): Promis
       notional: null,
       limitPrice: null,
       targetQty: qtyToClose,
-      filledQty: 0,
-      filledAvgPrice: null,
       status: 'accepted',
-      createdAt: now,
-      updatedAt: now,
-      filledAt: null,
-      canceledAt: null,
-      seq: ++seq,
-    };
-    orders.push(order);
+    });
     if (fillable(order)) {
       order.status = 'new';
       fillInParts(order, 1, now);
