@@ -1,7 +1,7 @@
 // Flatten of 50 positions against the local paper broker, verified flat (target < 3 s).
 import { AlpacaBroker } from '../src/broker/alpaca.ts';
 import { flattenAccount } from '../src/core/flatten.ts';
-import { startPaperBroker } from '../examples/paper-broker.ts';
+import { startPaperBroker } from '../testkit/paper-broker.ts';
 import { report } from './stats.ts';
 
 const symbols = Array.from({ length: 50 }, (_, i) => `SYM${String(i).padStart(2, '0')}`);

@@ -7,8 +7,8 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { spawn, type ChildProcess } from 'node:child_process';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { startPaperBroker } from '../examples/paper-broker.ts';
-import { copyTrader, daemonPid, isAlive, killPid, makeTempHome } from '../test/helpers/pm2.ts';
+import { startPaperBroker } from '../testkit/paper-broker.ts';
+import { copyTrader, daemonPid, isAlive, killPid, makeTempHome } from '../testkit/pm2-home.ts';
 import { report } from './stats.ts';
 import { cleanUp, cleanups } from './cleanup.ts';
 

@@ -21,8 +21,8 @@ import type { Clock } from '../src/clock.ts';
 import type { Actor } from '../src/core/operations.ts';
 import type { AlertSink } from '../src/alerts/outbox.ts';
 import type { AlertKind, StoredAlert } from '../src/store/schema.ts';
-import { startPaperBroker, type PaperBroker } from '../examples/paper-broker.ts';
-import { copyTrader, isAlive, makeTempHome, waitFor } from '../test/helpers/pm2.ts';
+import { startPaperBroker, type PaperBroker } from '../testkit/paper-broker.ts';
+import { copyTrader, isAlive, makeTempHome, waitFor } from '../testkit/pm2-home.ts';
 import { report } from './stats.ts';
 import { cleanUp, track } from './cleanup.ts';
 

@@ -9,9 +9,9 @@ import { buildApp } from '../src/app.ts';
 import { parseConfig } from '../src/config.ts';
 import { createLogger } from '../src/log.ts';
 import { startDiscord } from '../src/discord/front.ts';
-import { startPaperBroker } from '../examples/paper-broker.ts';
-import { startDiscordStandIn } from '../test/stand-ins/discord.ts';
-import { copyTrader, makeTempHome } from '../test/helpers/pm2.ts';
+import { startPaperBroker } from '../testkit/paper-broker.ts';
+import { startDiscordStandIn } from '../testkit/discord/discord.ts';
+import { copyTrader, makeTempHome } from '../testkit/pm2-home.ts';
 import { report } from './stats.ts';
 import { cleanUp, cleanups } from './cleanup.ts';
 

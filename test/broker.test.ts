@@ -10,7 +10,7 @@ import { AlpacaBroker, BrokerRequestError, type AlpacaBrokerOptions } from '../s
 import { OperationError } from '../src/errors.ts';
 import type { Logger } from '../src/log.ts';
 import { ManualClock } from '../src/clock.ts';
-import { startPaperBroker, type PaperBroker, type PaperBrokerOptions } from '../examples/paper-broker.ts';
+import { startPaperBroker, type PaperBroker, type PaperBrokerOptions } from '../testkit/paper-broker.ts';
 
 const KEY_ID = 'PKTESTKEYID7Q2W9E4R';
 const SECRET = 'sk-Secret-9f8e7d6c5b4a-DoNotLeak';

@@ -9,8 +9,8 @@ import { parseConfig } from '../src/config.ts';
 import { buildApp, type App } from '../src/app.ts';
 import { silentLogger } from '../src/log.ts';
 import { OperationError } from '../src/errors.ts';
-import { startPaperBroker } from '../examples/paper-broker.ts';
-import { copyTrader, godDaemonsFor, isAlive, makeTempHome, type TempHome } from './helpers/pm2.ts';
+import { startPaperBroker } from '../testkit/paper-broker.ts';
+import { copyTrader, godDaemonsFor, isAlive, makeTempHome, type TempHome } from '../testkit/pm2-home.ts';
 
 const BIN = path.resolve('bin/tradewarden.js');
 let home: TempHome;

@@ -10,7 +10,7 @@ import { ManualClock } from '../src/clock.ts';
 import { silentLogger } from '../src/log.ts';
 import { Store } from '../src/store/store.ts';
 import { AlertOutbox } from '../src/alerts/outbox.ts';
-import { makeTempHome, waitFor } from './helpers/pm2.ts';
+import { makeTempHome, waitFor } from '../testkit/pm2-home.ts';
 
 const home = makeTempHome('tw-ctl-');
 const children: ChildProcess[] = [];

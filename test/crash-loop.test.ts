@@ -8,7 +8,7 @@ import { buildApp } from '../src/app.ts';
 import { silentLogger } from '../src/log.ts';
 import type { StoredAlert } from '../src/store/schema.ts';
 import fs from 'node:fs';
-import { copyTrader, godDaemonsFor, makeTempHome, waitFor } from './helpers/pm2.ts';
+import { copyTrader, godDaemonsFor, makeTempHome, waitFor } from '../testkit/pm2-home.ts';
 
 const home = makeTempHome('tw-crash-');
 const trader = copyTrader(path.resolve('test/fixtures/short-lived-trader.js'), path.join(home.root, 'bot'));

@@ -17,7 +17,7 @@ import { loadCommands } from '../src/discord/commands.ts';
 import { HANDLERS, commandSpecs, usageOf } from '../src/demo/console.ts';
 import { STORE_FILE } from '../src/store/store.ts';
 import type { StoreData } from '../src/store/schema.ts';
-import { godDaemonsFor, isAlive, killPid, waitFor } from './helpers/pm2.ts';
+import { godDaemonsFor, isAlive, killPid, waitFor } from '../testkit/pm2-home.ts';
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 const MAIN = path.join(root, 'src/demo/main.ts');

@@ -11,8 +11,8 @@ import type { App } from '../src/app.ts';
 import type { Actor } from '../src/core/operations.ts';
 import { COLOURS } from '../src/discord/render.ts';
 import { money } from '../src/render/text.ts';
-import type { DiscordStandIn, JsonObject, StandInInteraction, StandInMessage } from './stand-ins/discord.ts';
-import { isAlive, waitFor } from './helpers/pm2.ts';
+import type { DiscordStandIn, JsonObject, StandInInteraction, StandInMessage } from '../testkit/discord/discord.ts';
+import { isAlive, waitFor } from '../testkit/pm2-home.ts';
 import {
   EPHEMERAL,
   alertChannelId,

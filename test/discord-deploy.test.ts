@@ -7,7 +7,7 @@ import { spawn } from 'node:child_process';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { REST, Routes } from 'discord.js';
-import { startDiscordStandIn, type DiscordStandIn } from './stand-ins/discord.ts';
+import { startDiscordStandIn, type DiscordStandIn } from '../testkit/discord/discord.ts';
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 const applicationId = '1100000000000000009';

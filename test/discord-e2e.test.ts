@@ -13,9 +13,9 @@ import type { App } from '../src/app.ts';
 import type { ManualClock } from '../src/clock.ts';
 import { parseConfig } from '../src/config.ts';
 import { COLOURS } from '../src/discord/render.ts';
-import type { PaperBroker } from '../examples/paper-broker.ts';
-import type { DiscordStandIn, JsonObject, StandInInteraction, StandInMessage } from './stand-ins/discord.ts';
-import { isAlive, waitFor, type TempHome } from './helpers/pm2.ts';
+import type { PaperBroker } from '../testkit/paper-broker.ts';
+import type { DiscordStandIn, JsonObject, StandInInteraction, StandInMessage } from '../testkit/discord/discord.ts';
+import { isAlive, waitFor, type TempHome } from '../testkit/pm2-home.ts';
 import {
   EPHEMERAL,
   alertChannelId,

@@ -6,7 +6,7 @@ import { Client, Events, GatewayIntentBits } from 'discord.js';
 import { parseConfig } from '../src/config.ts';
 import { discordAlertSink } from '../src/discord/alert-sink.ts';
 import type { StoredAlert } from '../src/store/schema.ts';
-import { startDiscordStandIn, type DiscordStandIn } from './stand-ins/discord.ts';
+import { startDiscordStandIn, type DiscordStandIn } from '../testkit/discord/discord.ts';
 
 const applicationId = '1400000000000000001';
 const guildId = '1400000000000000002';

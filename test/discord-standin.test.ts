@@ -25,7 +25,7 @@ import {
   type TextChannel,
 } from 'discord.js';
 import { ManualClock } from '../src/clock.ts';
-import { startDiscordStandIn, type DiscordStandIn, type RecordedRequest } from './stand-ins/discord.ts';
+import { startDiscordStandIn, type DiscordStandIn, type RecordedRequest } from '../testkit/discord/discord.ts';
 
 const applicationId = '1100000000000000001';
 const guildId = '1200000000000000001';

@@ -5,7 +5,7 @@ import assert from 'node:assert/strict';
 import { AlpacaBroker } from '../src/broker/alpaca.ts';
 import { flattenAccount } from '../src/core/flatten.ts';
 import { flattenText } from '../src/render/text.ts';
-import { startPaperBroker, type PaperBroker } from '../examples/paper-broker.ts';
+import { startPaperBroker, type PaperBroker } from '../testkit/paper-broker.ts';
 
 let paper: PaperBroker;
 let broker: AlpacaBroker;

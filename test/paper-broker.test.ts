@@ -4,7 +4,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import { createInterface } from 'node:readline';
-import { startPaperBroker, PaperBrokerRejection, type PaperBroker, type PaperBrokerOptions } from '../examples/paper-broker.ts';
+import { startPaperBroker, PaperBrokerRejection, type PaperBroker, type PaperBrokerOptions } from '../testkit/paper-broker.ts';
 import { ManualClock } from '../src/clock.ts';
 
 type Json = Record<string, any>;
@@ -310,7 +310,7 @@ test('hooks: failNext with Retry-After, hang-ups, delays, authorization and unkn
   }));
 
 test('the CLI prints its URL as one JSON line and stops cleanly on SIGTERM', async () => {
-  const child = spawn(process.execPath, ['--import', 'tsx', 'examples/paper-broker-cli.ts', '--port', '0', '--market-closed'], {
+  const child = spawn(process.execPath, ['--import', 'tsx', 'testkit/paper-broker-cli.ts', '--port', '0', '--market-closed'], {
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   try {

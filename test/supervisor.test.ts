@@ -13,11 +13,11 @@ import { fileURLToPath } from 'node:url';
 import { Supervisor } from '../src/supervisor/supervisor.ts';
 import { OperationError } from '../src/errors.ts';
 import { silentLogger } from '../src/log.ts';
-import { descendantsOf, parseCmdline, parsePs, readProcessTable } from '../src/supervisor/process-table.ts';
+import { descendantsOf, parseCmdline, parsePs, readProcessTable } from '../src/os/process-table.ts';
 import { findDuplicates, programOf, runsScript } from '../src/supervisor/duplicate-scan.ts';
 import type { Pm2Entry } from '../src/supervisor/pm2-connection.ts';
 import { tailLines } from '../src/supervisor/log-tail.ts';
-import { copyTrader, godDaemonsFor, isAlive, killDaemon, killPid, makeTempHome, waitFor, type TempHome } from './helpers/pm2.ts';
+import { copyTrader, godDaemonsFor, isAlive, killDaemon, killPid, makeTempHome, waitFor, type TempHome } from '../testkit/pm2-home.ts';
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 const fixtures = path.join(root, 'test/fixtures');

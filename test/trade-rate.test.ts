@@ -13,7 +13,7 @@ import { AlpacaBroker } from '../src/broker/alpaca.ts';
 import { TradeWatch } from '../src/watch/watchdog.ts';
 import { hourBuckets } from '../src/watch/trade-window.ts';
 import type { StoredAlert } from '../src/store/schema.ts';
-import { startPaperBroker, type PaperBroker } from '../examples/paper-broker.ts';
+import { startPaperBroker, type PaperBroker } from '../testkit/paper-broker.ts';
 
 const clock = new ManualClock(Date.parse('2026-03-02T14:00:00Z'));
 let paper: PaperBroker;

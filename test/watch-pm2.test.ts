@@ -11,8 +11,8 @@ import type { Actor } from '../src/core/operations.ts';
 import type { AlertSink } from '../src/alerts/outbox.ts';
 import type { StoredAlert } from '../src/store/schema.ts';
 import { OperationError } from '../src/errors.ts';
-import { startPaperBroker, type PaperBroker } from '../examples/paper-broker.ts';
-import { copyTrader, isAlive, killPid, makeTempHome, waitFor, type TempHome } from './helpers/pm2.ts';
+import { startPaperBroker, type PaperBroker } from '../testkit/paper-broker.ts';
+import { copyTrader, isAlive, killPid, makeTempHome, waitFor, type TempHome } from '../testkit/pm2-home.ts';
 
 const operator: Actor = { id: 'cli:test', name: 'test', isOperator: true };
 let home: TempHome;

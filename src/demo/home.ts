@@ -5,7 +5,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { OperationError, describeError, refused } from '../errors.ts';
 import { holdFileLock } from '../lock.ts';
-import { isAlive } from '../supervisor/process-table.ts';
+import { isAlive } from '../os/process-table.ts';
 import { endPm2Daemon, endProcess, leftoversOf, processInfo, type ProcessRef } from './processes.ts';
 
 export const PROJECT_ROOT = path.resolve(import.meta.dirname, '../..');

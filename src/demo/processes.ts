@@ -5,7 +5,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { spawn } from 'node:child_process';
-import { ancestorsOf, descendantsOf, isAlive, readProcessTable, type OsProcess } from '../supervisor/process-table.ts';
+import { ancestorsOf, descendantsOf, isAlive, readProcessTable, type OsProcess } from '../os/process-table.ts';
 import { programOf } from '../supervisor/duplicate-scan.ts';
 
 /**

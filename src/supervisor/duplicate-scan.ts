@@ -4,7 +4,7 @@
 // without either.
 import path from 'node:path';
 import type { Duplicate } from './types.ts';
-import { ancestorsOf, descendantsOf, type OsProcess } from './process-table.ts';
+import { ancestorsOf, descendantsOf, type OsProcess } from '../os/process-table.ts';
 import type { Pm2Entry } from './pm2-connection.ts';
 
 /** Programs that run a script named by their first non-option argument. */

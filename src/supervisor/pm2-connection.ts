@@ -19,7 +19,7 @@ import { createRequire } from 'node:module';
 import { failed, OperationError, describeError, withTimeout } from '../errors.ts';
 import { Mutex, withFileLock } from '../lock.ts';
 import type { Logger } from '../log.ts';
-import { isAlive } from './process-table.ts';
+import { isAlive } from '../os/process-table.ts';
 
 /** One PM2 entry, as much of `pm2 jlist` as we use. */
 export interface Pm2Entry {

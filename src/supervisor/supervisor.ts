@@ -9,7 +9,7 @@ import type { Logger } from '../log.ts';
 import type { Duplicate, ProcessState, ProcessStatus, StartResult, StopDuplicatesResult, StopResult, Supervision } from './types.ts';
 import { Pm2Connection, type Pm2Entry } from './pm2-connection.ts';
 import { DEFAULT_ECOSYSTEM_PATH, readTradingDefinition, type TradingDefinition } from './ecosystem.ts';
-import { descendantsOf, isAlive, readProcessTable, type OsProcess } from './process-table.ts';
+import { descendantsOf, isAlive, readProcessTable, type OsProcess } from '../os/process-table.ts';
 import { findDuplicates, isRunning, primaryEntry } from './duplicate-scan.ts';
 import { fileSize, readSince, tailLines } from './log-tail.ts';
 

@@ -14,9 +14,9 @@ import { ManualClock } from '../../src/clock.ts';
 import { parseConfig, type Config } from '../../src/config.ts';
 import { createLogger } from '../../src/log.ts';
 import { startDiscord, type DiscordFrontOptions } from '../../src/discord/front.ts';
-import { startPaperBroker, type PaperBroker } from '../../examples/paper-broker.ts';
-import { startDiscordStandIn, type DiscordStandIn, type JsonObject, type StandInInteraction, type StandInMessage } from '../stand-ins/discord.ts';
-import { killPid, makeTempHome, waitFor, type TempHome } from './pm2.ts';
+import { startPaperBroker, type PaperBroker } from '../../testkit/paper-broker.ts';
+import { startDiscordStandIn, type DiscordStandIn, type JsonObject, type StandInInteraction, type StandInMessage } from '../../testkit/discord/discord.ts';
+import { killPid, makeTempHome, waitFor, type TempHome } from '../../testkit/pm2-home.ts';
 
 export const applicationId = '1100000000000000001';
 export const guildId = '1200000000000000001';

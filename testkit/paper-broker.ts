@@ -1,6 +1,6 @@
 // A local, in-memory, Alpaca-compatible paper broker (Trading API v2 subset) on node:http.
 // Tests use it as the real HTTP counterpart of src/broker/alpaca.ts; `npm run demo` runs it through
-// examples/paper-broker-cli.ts. It answers the way Alpaca does: numbers as strings, errors as
+// testkit/paper-broker-cli.ts. It answers the way Alpaca does: numbers as strings, errors as
 // {"code": 4xx10000, "message": "..."}, 207 multi-status for the bulk DELETEs, FILL activities with
 // ids like "20260105150000000::<uuid>", transaction times from the injected clock.
 //

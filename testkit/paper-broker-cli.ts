@@ -1,7 +1,7 @@
 // Runs the local paper broker until SIGINT/SIGTERM and prints {"url": "...", "pid": N} as one JSON
 // line on stdout, so a script (npm run demo, a test) can read where it listens.
 //
-//   node --import tsx examples/paper-broker-cli.ts [--port 0] [--cash 100000] [--market-closed]
+//   node --import tsx testkit/paper-broker-cli.ts [--port 0] [--cash 100000] [--market-closed]
 //        [--price SYMBOL=PRICE]... [--auth-from-env]
 //
 // --auth-from-env requires the APCA_API_KEY_ID / APCA_API_SECRET_KEY of this process's environment
