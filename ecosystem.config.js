@@ -57,6 +57,24 @@ function milliseconds(env, name, fallback) {
   return ms;
 }
 
+/**
+ * GATEWAY_ADDR (host:port, [v6]:port, :port or port) as the URL the trader reaches the order gate
+ * at; undefined when the gate is off. A wildcard listen address is reached through loopback.
+ * src/config.ts validates the same variable for the controller.
+ */
+function gatewayUrl(env) {
+  const value = text(env, 'GATEWAY_ADDR');
+  if (value === undefined) return undefined;
+  const match = /^(?:(\[[0-9a-fA-F:.]+\]|[A-Za-z0-9.-]+)?:)?(\d{1,5})$/.exec(value);
+  if (!match || Number(match[2]) < 1 || Number(match[2]) > 65535) {
+    throw new Error(`GATEWAY_ADDR is ${JSON.stringify(value)}: expected host:port (e.g. 127.0.0.1:8790), or a port alone for loopback`);
+  }
+  let host = match[1] ?? '127.0.0.1';
+  if (host === '0.0.0.0') host = '127.0.0.1';
+  if (host === '[::]') host = '[::1]';
+  return `http://${host}:${match[2]}`;
+}
+
 function logsDir(env) {
   return path.join(fromRoot(text(env, 'DATA_DIR') ?? 'data'), 'logs');
 }
@@ -69,6 +87,7 @@ export function tradingApp(env = process.env) {
   // Absolute, so PM2, the duplicate scan and `ps` all name the same file.
   const script = path.resolve(base, text(env, 'TRADING_SCRIPT') ?? 'examples/heartbeat-trader.js');
   const logs = logsDir(env);
+  const gateway = gatewayUrl(env);
   return {
     name,
     script,
@@ -98,8 +117,9 @@ export function tradingApp(env = process.env) {
     merge_logs: true, // one file per stream, no "-<id>" suffix per instance
     time: true, // timestamp every line, so out and err can be read side by side
     // PM2 hands the starting client's environment to the app; the Discord token is the
-    // controller's, not the trader's. (Broker keys stay: the trader trades.)
-    env: { DISCORD_TOKEN: '' },
+    // controller's, not the trader's. (Broker keys stay: the trader trades.) With the order gate
+    // on, the trader's broker is the gate: an unmodified Alpaca bot trades through it.
+    env: { DISCORD_TOKEN: '', ...(gateway ? { APCA_API_BASE_URL: gateway } : {}) },
   };
 }
 

@@ -5,6 +5,14 @@ import path from 'node:path';
 import dotenv from 'dotenv';
 
 export type RunawayAction = 'alert' | 'stop' | 'flatten';
+export type GateMode = 'enforce' | 'observe';
+
+/** The order gate (GATEWAY_ADDR): where it listens, and whether it refuses or only alerts. */
+export interface GatewayConfig {
+  readonly host: string;
+  readonly port: number;
+  readonly mode: GateMode;
+}
 
 export interface Config {
   readonly discord: {
@@ -30,6 +38,8 @@ export interface Config {
   readonly onRunaway: RunawayAction;
   readonly tradePollSeconds: number;
   readonly duplicateScanSeconds: number;
+  /** absent: no gate (GATEWAY_ADDR unset), the trader talks to the broker directly */
+  readonly gateway?: GatewayConfig;
   readonly dataDir: string;
   readonly pm2Home: string;
   /** Values that must never appear in a log line, a reply or an error. */
@@ -129,6 +139,17 @@ export function parseConfig(env: Env, options: ParseOptions = {}): Config {
     return value;
   };
 
+  const gatewayAddress = (name: string): { host: string; port: number } | undefined => {
+    const value = text(name);
+    if (value === undefined) return undefined;
+    const parsed = parseHostPort(value);
+    if (!parsed) {
+      problems.push(`${name} is ${JSON.stringify(value)}: expected host:port (e.g. 127.0.0.1:8790), or a port alone for loopback`);
+      return undefined;
+    }
+    return parsed;
+  };
+
   const token = text('DISCORD_TOKEN');
   const keyId = text('APCA_API_KEY_ID');
   const secretKey = text('APCA_API_SECRET_KEY');
@@ -162,12 +183,30 @@ export function parseConfig(env: Env, options: ParseOptions = {}): Config {
     onRunaway: oneOf('ON_RUNAWAY', ['alert', 'stop', 'flatten'] as const, 'alert'),
     tradePollSeconds: integer('TRADE_POLL_SECONDS', 10, 1, 3600),
     duplicateScanSeconds: integer('DUPLICATE_SCAN_SECONDS', 10, 1, 3600),
+    ...gatewayPart(gatewayAddress('GATEWAY_ADDR'), oneOf('GATE_MODE', ['enforce', 'observe'] as const, 'enforce')),
     dataDir: path.resolve(text('DATA_DIR') ?? 'data'),
     pm2Home: path.resolve(text('PM2_HOME') ?? path.join(env.HOME ?? env.USERPROFILE ?? '.', '.pm2')),
     secrets: [token, keyId, secretKey].filter((s): s is string => Boolean(s)),
   };
   if (problems.length) throw new ConfigError(problems);
   return deepFreeze(config);
+}
+
+function gatewayPart(address: { host: string; port: number } | undefined, mode: GateMode): { gateway?: GatewayConfig } {
+  return address ? { gateway: { ...address, mode } } : {};
+}
+
+/**
+ * "host:port", "[::1]:port", ":port" or "port" (the last two: loopback only). Port 1–65535; 0 is
+ * refused because the trader's APCA_API_BASE_URL is written from this address before the gate listens.
+ */
+export function parseHostPort(value: string): { host: string; port: number } | undefined {
+  const match = /^(?:(\[[0-9a-fA-F:.]+\]|[A-Za-z0-9.-]+)?:)?(\d{1,5})$/.exec(value.trim());
+  if (!match) return undefined;
+  const port = Number(match[2]);
+  if (port < 1 || port > 65_535) return undefined;
+  const host = match[1] ? match[1].replace(/^\[|\]$/g, '') : '127.0.0.1';
+  return { host, port };
 }
 
 function deepFreeze<T>(value: T): T {

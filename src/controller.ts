@@ -5,6 +5,8 @@ import { buildApp, type App, type BuildOptions } from './app.ts';
 import type { Config } from './config.ts';
 import { describeError } from './errors.ts';
 import { holdFileLock } from './lock.ts';
+import { startGateway, type Gateway } from './gateway/gateway.ts';
+import { OrderGate } from './gateway/order-gate.ts';
 import { scheduleJobs } from './watch/schedule.ts';
 
 export interface Front {
@@ -20,6 +22,8 @@ export interface ControllerOptions extends BuildOptions {
 
 export interface Controller {
   app: App;
+  /** the order gate, when GATEWAY_ADDR is set */
+  gateway?: { server: Gateway; gate: OrderGate };
   stop(): Promise<void>;
 }
 
@@ -30,7 +34,9 @@ export async function startController(config: Config, options: ControllerOptions
   const app = buildApp(config, { ...options, deliversAlerts: true });
   const fronts: Front[] = [];
   let jobs: { stop(): Promise<void> } | undefined;
+  let gateway: Controller['gateway'];
   try {
+    gateway = config.gateway ? await startOrderGate(app) : undefined;
     for (const startFront of options.fronts ?? []) {
       const front = await startFront(app);
       if (front) fronts.push(front);
@@ -51,6 +57,7 @@ export async function startController(config: Config, options: ControllerOptions
         `trade poll ${config.tradePollSeconds}s, scan ${config.duplicateScanSeconds}s, limit ${config.maxTradesPerHour}/h, on runaway: ${config.onRunaway}`,
     );
   } catch (error) {
+    await gateway?.server.close().catch(() => undefined);
     await Promise.allSettled(fronts.map((f) => f.stop()));
     await app.close().catch(() => undefined);
     await releaseSingleton().catch(() => undefined);
@@ -60,8 +67,11 @@ export async function startController(config: Config, options: ControllerOptions
   let stopping: Promise<void> | undefined;
   return {
     app,
+    gateway,
     stop() {
       stopping ??= (async () => {
+        // The gate first: from here on the trader's orders go nowhere (fail closed).
+        await gateway?.server.close().catch((e) => logger.warn(`closing the order gate: ${describeError(e)}`));
         await jobs?.stop();
         for (const front of fronts) await front.stop().catch((e) => logger.warn(`stopping a front: ${describeError(e)}`));
         await app.close().catch((e) => logger.warn(`closing: ${describeError(e)}`));
@@ -70,4 +80,23 @@ export async function startController(config: Config, options: ControllerOptions
       return stopping;
     },
   };
+}
+
+/** The order gate (GATEWAY_ADDR): the trader's broker URL points here (ecosystem.config.js). */
+async function startOrderGate(app: App): Promise<NonNullable<Controller['gateway']>> {
+  const { config, store, outbox, clock, logger, supervisor } = app;
+  const settings = config.gateway!;
+  const gate = new OrderGate({
+    store,
+    outbox,
+    clock,
+    logger,
+    maxTradesPerHour: config.maxTradesPerHour,
+    mode: settings.mode,
+    processName: config.trading.processName,
+    traderPid: () => supervisor.traderPid(),
+    cancelGraceMs: (config.tradePollSeconds + 5) * 1000,
+  });
+  const server = await startGateway({ host: settings.host, port: settings.port, upstream: config.broker.baseUrl, gate, logger });
+  return { server, gate };
 }

@@ -26,7 +26,8 @@ export type AlertKind =
   | 'recovered'
   | 'breaker_tripped'
   | 'flatten_result'
-  | 'data_file_kept_aside';
+  | 'data_file_kept_aside'
+  | 'order_refused';
 
 export interface Delivery {
   attempts: number;

@@ -92,6 +92,11 @@ export class Supervisor implements Supervision {
     return this.describe(primary, definition, duplicates);
   }
 
+  async traderPid(): Promise<number | undefined> {
+    const primary = primaryEntry(await this.pm2.list(), this.name);
+    return primary && isRunning(primary) ? primary.pid : undefined;
+  }
+
   async scanDuplicates(): Promise<Duplicate[]> {
     const [entries, definition] = await Promise.all([this.pm2.list(), this.definition()]);
     return this.scan(entries, definition);

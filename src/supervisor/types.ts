@@ -54,6 +54,8 @@ export interface StopDuplicatesResult {
 /** The supervisor, as the core sees it. Every method throws OperationError on refusal/failure. */
 export interface Supervision {
   status(): Promise<ProcessStatus>;
+  /** PID of the managed trader while PM2 runs it (one PM2 listing, no process-table scan) */
+  traderPid(): Promise<number | undefined>;
   /** refuses (kind 'refused') when running, when a duplicate exists, or when `precheck` refuses */
   start(): Promise<StartResult>;
   stop(): Promise<StopResult>;

@@ -1,0 +1,295 @@
+// The order gate's HTTP side (GATEWAY_ADDR): an Alpaca-compatible endpoint inside the controller
+// that the managed trader is pointed at (APCA_API_BASE_URL, set in ecosystem.config.js), so an
+// unmodified bot trades through it.
+//
+// Why a second module that talks to the broker (DESIGN keeps that to src/broker/): this is not our
+// client. It carries the *trader's* requests, with the trader's own keys, byte for byte: method,
+// path, query, headers (Host aside), body and the broker's status, headers and body back. Only a new
+// order (POST /v2/orders) and an order replacement (PATCH /v2/orders/{id}) are held for a decision
+// (order-gate.ts); everything else — reads, cancels, position closes, the `/stream` WebSocket — is
+// piped through untouched and never refused. node:http(s) and a raw socket pipe for the upgrade are
+// all it needs; axios (src/broker/) parses and retries, which a transparent proxy must not do.
+//
+// Fail closed: the trader knows only this address, so if the controller is down its orders go
+// nowhere. A broker that cannot be reached is answered 502/503 in Alpaca's error shape.
+import http from 'node:http';
+import https from 'node:https';
+import net from 'node:net';
+import tls from 'node:tls';
+import type { Logger } from '../log.ts';
+import { describeError } from '../errors.ts';
+import type { OrderGate, OrderIntent } from './order-gate.ts';
+
+export interface GatewayOptions {
+  host: string;
+  port: number;
+  /** the real broker's base URL (config APCA_API_BASE_URL) */
+  upstream: string;
+  gate: OrderGate;
+  logger: Logger;
+  /** how long the broker may take to answer one request before the trader gets a 503 */
+  upstreamTimeoutMs?: number;
+}
+
+export interface Gateway {
+  /** http://host:port, as the trader reaches it */
+  url: string;
+  port: number;
+  close(): Promise<void>;
+}
+
+/** A new order's body is small; anything larger is not an order and is refused unread. */
+const MAX_ORDER_BODY = 64 * 1024;
+/** Headers that describe one hop, not the request (RFC 9110 §7.6.1). */
+const HOP_BY_HOP = new Set(['connection', 'keep-alive', 'proxy-connection', 'proxy-authenticate', 'proxy-authorization', 'te', 'trailer', 'transfer-encoding', 'upgrade']);
+
+type Route = { kind: 'order'; replaces?: string } | { kind: 'cancel'; orderId: string | 'all' } | { kind: 'pass' };
+
+/** Which requests the gate decides on; the rest pass. */
+export function routeOf(method: string, rawUrl: string): Route {
+  const path = (rawUrl.split('?')[0] ?? '').replace(/\/+$/, '');
+  if (method === 'POST' && path === '/v2/orders') return { kind: 'order' };
+  const one = /^\/v2\/orders\/([^/]+)$/.exec(path);
+  if (method === 'PATCH' && one) return { kind: 'order', replaces: decodeURIComponent(one[1]!) };
+  if (method === 'DELETE' && path === '/v2/orders') return { kind: 'cancel', orderId: 'all' };
+  if (method === 'DELETE' && one) return { kind: 'cancel', orderId: decodeURIComponent(one[1]!) };
+  return { kind: 'pass' };
+}
+
+export async function startGateway(options: GatewayOptions): Promise<Gateway> {
+  const { gate, logger } = options;
+  const upstream = new URL(options.upstream);
+  const secure = upstream.protocol === 'https:';
+  const basePath = upstream.pathname.replace(/\/+$/, '');
+  const upstreamPort = Number(upstream.port) || (secure ? 443 : 80);
+  const timeoutMs = options.upstreamTimeoutMs ?? 30_000;
+  // Keep-alive to the broker: a TLS handshake per order would cost more than everything else here.
+  const agent = secure ? new https.Agent({ keepAlive: true }) : new http.Agent({ keepAlive: true });
+  const sockets = new Set<net.Socket>();
+
+  /** Sends one request to the broker; resolves with its response (body unread). */
+  function forward(req: http.IncomingMessage, body: Buffer | undefined): Promise<http.IncomingMessage> {
+    return new Promise((resolve, reject) => {
+      const headers = forwardedHeaders(req.headers, upstream.host);
+      if (body) headers['content-length'] = String(body.length);
+      const request = (secure ? https : http).request({
+        agent,
+        protocol: upstream.protocol,
+        hostname: upstream.hostname,
+        port: upstreamPort,
+        method: req.method,
+        path: basePath + (req.url ?? '/'),
+        headers,
+        timeout: timeoutMs,
+      });
+      request.once('response', resolve);
+      request.once('timeout', () => request.destroy(Object.assign(new Error(`no answer within ${timeoutMs} ms`), { code: 'ETIMEDOUT' })));
+      request.once('error', reject);
+      if (body) request.end(body);
+      else req.pipe(request);
+    });
+  }
+
+  function unreachable(res: http.ServerResponse, error: unknown, order: boolean): void {
+    const timedOut = (error as NodeJS.ErrnoException).code === 'ETIMEDOUT';
+    const status = timedOut ? 503 : 502;
+    const fate = order ? ' The order may or may not have reached it: list open orders before sending it again.' : '';
+    sendError(res, status, timedOut ? 50310000 : 50210000, `tradewarden order gate: the broker at ${upstream.host} ${timedOut ? 'did not answer in time' : `could not be reached (${describeError(error)})`}.${fate}`);
+    logger.warn(`order gate: broker ${upstream.host} ${req_(res)}: ${describeError(error)}`);
+  }
+
+  async function handle(req: http.IncomingMessage, res: http.ServerResponse): Promise<void> {
+    const route = routeOf(req.method ?? 'GET', req.url ?? '/');
+    if (route.kind !== 'order') {
+      let answer: http.IncomingMessage;
+      try {
+        answer = await forward(req, undefined);
+      } catch (error) {
+        return unreachable(res, error, false);
+      }
+      if (route.kind === 'cancel' && answer.statusCode !== undefined && answer.statusCode >= 200 && answer.statusCode < 300) gate.canceled(route.orderId);
+      res.writeHead(answer.statusCode ?? 502, answer.statusMessage, responseHeaders(answer));
+      answer.pipe(res);
+      return;
+    }
+
+    const body = await readBody(req, MAX_ORDER_BODY);
+    if (body === undefined) return sendError(res, 413, 41310000, `tradewarden order gate: an order body larger than ${MAX_ORDER_BODY} bytes is not an order`);
+    const intent = { ...intentOf(body), ...(route.replaces ? { replaces: route.replaces } : {}) };
+    const socket = req.socket;
+    const admission = await gate.admit(
+      { localAddress: socket.localAddress ?? '', localPort: socket.localPort ?? 0, remoteAddress: socket.remoteAddress ?? '', remotePort: socket.remotePort ?? 0 },
+      intent,
+    );
+    if (!admission.forward || admission.ticket === undefined) {
+      return sendError(res, 403, admission.refusal!.code, admission.refusal!.message);
+    }
+    const ticket = admission.ticket;
+    let answer: http.IncomingMessage;
+    try {
+      answer = await forward(req, body);
+    } catch (error) {
+      gate.settle(ticket, {}); // fate unknown: it keeps counting
+      return unreachable(res, error, true);
+    }
+    // The order's answer is read whole (it is small) to learn the new order's id.
+    const chunks: Buffer[] = [];
+    try {
+      for await (const chunk of answer) chunks.push(chunk as Buffer);
+    } catch (error) {
+      gate.settle(ticket, {});
+      return unreachable(res, error, true);
+    }
+    const payload = Buffer.concat(chunks);
+    const status = answer.statusCode ?? 502;
+    gate.settle(ticket, { status, orderId: orderIdOf(payload) });
+    if (route.replaces && status >= 200 && status < 300) gate.replaced(route.replaces);
+    const headers = responseHeaders(answer);
+    headers['content-length'] = String(payload.length);
+    res.writeHead(status, answer.statusMessage, headers);
+    res.end(payload);
+  }
+
+  const server = http.createServer((req, res) => {
+    handle(req, res).catch((error: unknown) => {
+      logger.error(`order gate: ${req.method} ${req.url}: ${describeError(error)}`);
+      if (!res.headersSent) sendError(res, 500, 50010000, `tradewarden order gate: internal error (${describeError(error)}); nothing was sent to the broker`);
+      else res.destroy();
+    });
+  });
+  server.on('connection', (socket) => {
+    sockets.add(socket);
+    socket.once('close', () => sockets.delete(socket));
+  });
+
+  // The trading stream (`/stream`, trade_updates): the upgrade request goes to the broker as it came,
+  // and from then on both sockets are piped to each other.
+  server.on('upgrade', (req: http.IncomingMessage, client: net.Socket, head: Buffer) => {
+    const connectOptions = { host: upstream.hostname, port: upstreamPort };
+    const broker = secure ? tls.connect({ ...connectOptions, servername: upstream.hostname }) : net.connect(connectOptions);
+    const ready = secure ? 'secureConnect' : 'connect';
+    let piped = false;
+    broker.setTimeout(timeoutMs, () => broker.destroy(new Error(`no answer within ${timeoutMs} ms`)));
+    broker.once(ready, () => {
+      broker.setTimeout(0);
+      piped = true;
+      broker.write(upgradeHead(req, basePath, upstream.host));
+      if (head.length) broker.write(head);
+      broker.pipe(client);
+      client.pipe(broker);
+    });
+    broker.on('error', (error) => {
+      if (!piped && client.writable) {
+        const body = JSON.stringify({ code: 50210000, message: `tradewarden order gate: the broker's stream at ${upstream.host} could not be reached (${describeError(error)})` });
+        client.end(`HTTP/1.1 502 Bad Gateway\r\ncontent-type: application/json\r\ncontent-length: ${Buffer.byteLength(body)}\r\nconnection: close\r\n\r\n${body}`);
+      } else client.destroy();
+    });
+    client.on('error', () => broker.destroy());
+    broker.once('close', () => client.destroy());
+    client.once('close', () => broker.destroy());
+  });
+
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', (error: NodeJS.ErrnoException) =>
+      reject(
+        new Error(
+          error.code === 'EADDRINUSE'
+            ? `GATEWAY_ADDR ${options.host}:${options.port} is already in use: another program (or another tradewarden) listens there; pick another port`
+            : `the order gate could not listen on GATEWAY_ADDR ${options.host}:${options.port}: ${error.message}`,
+          { cause: error },
+        ),
+      ),
+    );
+    server.listen(options.port, options.host, () => resolve());
+  });
+  const port = (server.address() as net.AddressInfo).port;
+  const shownHost = options.host === '0.0.0.0' ? '127.0.0.1' : options.host === '::' ? '[::1]' : options.host.includes(':') ? `[${options.host}]` : options.host;
+  logger.info(`order gate listening on ${options.host}:${port} (${gate.mode}), forwarding to ${upstream.origin}`);
+  return {
+    url: `http://${shownHost}:${port}`,
+    port,
+    async close() {
+      await new Promise<void>((resolve) => {
+        server.close(() => resolve());
+        for (const socket of sockets) socket.destroy();
+      });
+      agent.destroy();
+    },
+  };
+}
+
+function req_(res: http.ServerResponse): string {
+  return `${res.req.method} ${res.req.url}`;
+}
+
+function sendError(res: http.ServerResponse, status: number, code: number, message: string): void {
+  const body = JSON.stringify({ code, message });
+  res.writeHead(status, { 'content-type': 'application/json; charset=utf-8', 'content-length': Buffer.byteLength(body) });
+  res.end(body);
+}
+
+function forwardedHeaders(incoming: http.IncomingHttpHeaders, host: string): http.OutgoingHttpHeaders {
+  const named = new Set(String(incoming.connection ?? '').split(',').map((h) => h.trim().toLowerCase()));
+  const out: http.OutgoingHttpHeaders = {};
+  for (const [name, value] of Object.entries(incoming)) {
+    if (value === undefined || HOP_BY_HOP.has(name) || named.has(name) || name === 'host') continue;
+    out[name] = value;
+  }
+  out.host = host;
+  return out;
+}
+
+function responseHeaders(answer: http.IncomingMessage): http.OutgoingHttpHeaders {
+  const named = new Set(String(answer.headers.connection ?? '').split(',').map((h) => h.trim().toLowerCase()));
+  const out: http.OutgoingHttpHeaders = {};
+  for (const [name, value] of Object.entries(answer.headers)) {
+    if (value === undefined || HOP_BY_HOP.has(name) || named.has(name)) continue;
+    out[name] = value;
+  }
+  return out;
+}
+
+/** The upgrade request as raw HTTP/1.1, headers in their original case and order, Host rewritten. */
+function upgradeHead(req: http.IncomingMessage, basePath: string, host: string): string {
+  const lines = [`${req.method} ${basePath}${req.url} HTTP/1.1`];
+  for (let i = 0; i < req.rawHeaders.length; i += 2) {
+    const name = req.rawHeaders[i]!;
+    lines.push(`${name}: ${name.toLowerCase() === 'host' ? host : req.rawHeaders[i + 1]}`);
+  }
+  return `${lines.join('\r\n')}\r\n\r\n`;
+}
+
+/** Reads the whole body, or undefined past `limit` bytes. */
+async function readBody(req: http.IncomingMessage, limit: number): Promise<Buffer | undefined> {
+  const chunks: Buffer[] = [];
+  let size = 0;
+  for await (const chunk of req) {
+    size += (chunk as Buffer).length;
+    if (size > limit) return undefined;
+    chunks.push(chunk as Buffer);
+  }
+  return Buffer.concat(chunks);
+}
+
+/** The order's fields for the alert; a body that is not JSON still gets a decision (and the broker's 4xx). */
+function intentOf(body: Buffer): OrderIntent {
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(body.toString('utf8'));
+  } catch {
+    return {};
+  }
+  if (!parsed || typeof parsed !== 'object') return {};
+  const o = parsed as Record<string, unknown>;
+  const field = (name: string) => (typeof o[name] === 'string' || typeof o[name] === 'number' ? String(o[name]) : undefined);
+  return { symbol: field('symbol'), side: field('side'), qty: field('qty'), notional: field('notional'), type: field('type') };
+}
+
+function orderIdOf(payload: Buffer): string | undefined {
+  try {
+    const parsed = JSON.parse(payload.toString('utf8')) as { id?: unknown };
+    return typeof parsed.id === 'string' ? parsed.id : undefined;
+  } catch {
+    return undefined;
+  }
+}

@@ -1,0 +1,302 @@
+// The order gate's decisions (DESIGN invariant 12): whether a new order may reach the broker. The
+// HTTP side (gateway.ts) asks before forwarding an order and reports what the broker answered; this
+// module keeps the count, knows the caller, raises `order_refused` once per episode.
+//
+// The count is the rolling hour's trades (the store's seen trades, filled in by the trade poll) plus
+// the orders this gate let through that are not among them yet: accepted and not filled, or filled
+// and not polled yet. Either way they may trade at any moment, so they count — which is what stops
+// the 4th order of the hour before the broker, instead of alerting after its fill. An accepted order
+// leaves the pending list when its id shows up among the seen trades, when the gate saw it canceled
+// (after a grace period, so a partial fill before the cancel is polled first), or an hour after it
+// was accepted. Pending orders live in memory: after a controller restart the poll's seen trades
+// (persisted) still count everything that filled.
+import type { Clock } from '../clock.ts';
+import { describeError } from '../errors.ts';
+import { Mutex } from '../lock.ts';
+import type { Logger } from '../log.ts';
+import type { AlertOutbox } from '../alerts/outbox.ts';
+import type { Store } from '../store/store.ts';
+import type { GateMode } from '../config.ts';
+import { HOUR_MS, tradesInLastHour } from '../watch/trade-window.ts';
+import { commandLineOf, processTree, socketOwner, type ConnectionEnds } from '../os/socket-owner.ts';
+
+/** What an order asks for, as far as the alert and the log need it (the body goes to the broker as is). */
+export interface OrderIntent {
+  symbol?: string;
+  side?: string;
+  qty?: string;
+  notional?: string;
+  type?: string;
+  /** PATCH /v2/orders/{id}: the order being replaced */
+  replaces?: string;
+}
+
+export type RefusalReason = 'not_managed_trader' | 'trade_limit' | 'breaker_tripped';
+
+export interface Refusal {
+  reason: RefusalReason;
+  /** Alpaca-shaped error body: what happened and what to do */
+  code: number;
+  message: string;
+}
+
+/** Who is asking: the process at the other end of the connection, when it could be found. */
+export interface Caller {
+  pid?: number;
+  command?: string;
+  managed: boolean;
+  /** why the caller is not (known to be) the managed trader */
+  why?: string;
+}
+
+export interface Admission {
+  caller: Caller;
+  /** set when the order breaks a rule; in observe mode the order still goes through */
+  refusal?: Refusal;
+  /** true when the order must be forwarded (allowed, or observe mode) */
+  forward: boolean;
+  /** hand back to settle() with the broker's answer; absent when not forwarded */
+  ticket?: number;
+}
+
+export interface OrderGateOptions {
+  store: Store;
+  outbox: AlertOutbox;
+  clock: Clock;
+  logger: Logger;
+  maxTradesPerHour: number;
+  mode: GateMode;
+  /** PM2 name of the managed trader, for messages */
+  processName: string;
+  /** PID of the managed trader while it runs (PM2's primary entry) */
+  traderPid: () => Promise<number | undefined>;
+  /** how long a canceled order still counts, so a fill just before the cancel is polled first */
+  cancelGraceMs?: number;
+  /** an episode of refusals ends after this long without one (or when an order is let through) */
+  episodeQuietMs?: number;
+}
+
+/** Alpaca answers "forbidden" business errors with 403 and an 8-digit 403xxxxx code. */
+export const REFUSED_CODE = 40310000;
+
+interface PendingOrder {
+  ticket: number;
+  /** the broker's order id, once it answered */
+  orderId?: string;
+  acceptedAt: number;
+  canceledAt?: number;
+}
+
+interface Episode {
+  startedAt: number;
+  lastAt: number;
+  refusals: number;
+}
+
+export class OrderGate {
+  private readonly admitting = new Mutex();
+  private readonly pending = new Map<number, PendingOrder>();
+  private readonly episodes = new Map<string, Episode>();
+  private nextTicket = 1;
+  /** alerts being raised: an order's answer never waits for Discord */
+  private readonly raising = new Set<Promise<void>>();
+  private readonly cancelGraceMs: number;
+  private readonly episodeQuietMs: number;
+
+  constructor(private readonly options: OrderGateOptions) {
+    this.cancelGraceMs = options.cancelGraceMs ?? 60_000;
+    this.episodeQuietMs = options.episodeQuietMs ?? HOUR_MS;
+  }
+
+  get mode(): GateMode {
+    return this.options.mode;
+  }
+
+  /**
+   * Decides on one new order from the process behind `ends`. Serialized, and a slot is reserved
+   * before the answer, so two orders racing for the last slot cannot both get it.
+   */
+  admit(ends: ConnectionEnds, intent: OrderIntent): Promise<Admission> {
+    return this.admitting.run(async () => {
+      const caller = await this.identify(ends);
+      const refusal = caller.managed ? await this.checkLimits() : notManaged(caller, this.options.processName);
+      const forward = !refusal || this.options.mode === 'observe';
+      let ticket: number | undefined;
+      if (forward) {
+        ticket = this.nextTicket++;
+        this.pending.set(ticket, { ticket, acceptedAt: this.options.clock.now() });
+      }
+      if (refusal) this.refused(caller, intent, refusal);
+      else this.episodes.clear(); // an order got through: the next refusal is news again
+      return { caller, refusal, forward, ticket };
+    });
+  }
+
+  /**
+   * The broker's answer to a forwarded order. A rejection frees the slot; an accepted order (or one
+   * whose fate is unknown: the connection broke) keeps counting until it is seen filled or expires.
+   */
+  settle(ticket: number, outcome: { status?: number; orderId?: string }): void {
+    const pending = this.pending.get(ticket);
+    if (!pending) return;
+    if (outcome.status !== undefined && (outcome.status < 200 || outcome.status >= 300)) {
+      this.pending.delete(ticket);
+      return;
+    }
+    if (outcome.orderId) pending.orderId = outcome.orderId;
+  }
+
+  /** A successful PATCH replaced `orderId` by a new order: the old one no longer trades. */
+  replaced(orderId: string): void {
+    this.canceled(orderId);
+  }
+
+  /** The broker confirmed a cancel: of `orderId`, or of every open order (`all`). */
+  canceled(orderId: string | 'all'): void {
+    const now = this.options.clock.now();
+    for (const pending of this.pending.values()) {
+      if (pending.canceledAt === undefined && (orderId === 'all' || pending.orderId === orderId)) pending.canceledAt = now;
+    }
+  }
+
+  /** Resolves once every alert raised so far is saved (and its first delivery tried). */
+  async alertsRaised(): Promise<void> {
+    await Promise.all([...this.raising]);
+  }
+
+  /** Orders let through and not (yet) among the seen trades, for status and tests. */
+  async pendingCount(): Promise<number> {
+    const data = await this.options.store.read();
+    return this.livePending(new Set(data.trades.seen.map((t) => t.orderId))).length;
+  }
+
+  // ---- internals ----
+
+  private async identify(ends: ConnectionEnds): Promise<Caller> {
+    let traderPid: number | undefined;
+    try {
+      traderPid = await this.options.traderPid();
+    } catch (error) {
+      return { managed: false, why: `the managed trader's PID could not be read from PM2 (${describeError(error)})` };
+    }
+    const owner = socketOwner(ends, traderPid ? [traderPid] : []);
+    if (!owner.found) return { managed: false, why: `the process behind the connection could not be found: ${owner.reason}` };
+    const caller = { pid: owner.pid, command: commandLineOf(owner.pid) };
+    if (traderPid === undefined) return { ...caller, managed: false, why: `the managed trader "${this.options.processName}" is not running under PM2` };
+    if (owner.pid === traderPid || processTree(traderPid).has(owner.pid)) return { ...caller, managed: true };
+    return { ...caller, managed: false, why: `PID ${owner.pid} is not the managed trader (PM2 PID ${traderPid}) nor one of its child processes` };
+  }
+
+  private async checkLimits(): Promise<Refusal | undefined> {
+    const data = await this.options.store.read();
+    const now = this.options.clock.now();
+    if (data.breaker.tripped) {
+      return {
+        reason: 'breaker_tripped',
+        code: REFUSED_CODE,
+        message:
+          `tradewarden order gate: order refused because the breaker is tripped (${data.breaker.reason ?? 'no reason recorded'}). ` +
+          'Trading is halted until an operator runs resume (/bot resume, or tradewarden resume). Cancels, position closes and reads still pass.',
+      };
+    }
+    // Like the breaker: after a resume, only trades since then count.
+    const since = data.breaker.resumedAt ?? 0;
+    const trades = tradesInLastHour(data.trades.seen, now).filter((t) => t.at > since);
+    const pending = this.livePending(new Set(data.trades.seen.map((t) => t.orderId)));
+    const limit = this.options.maxTradesPerHour;
+    if (trades.length + pending.length + 1 <= limit) return undefined;
+    const oldest = Math.min(...trades.map((t) => t.at), ...pending.map((p) => p.acceptedAt));
+    return {
+      reason: 'trade_limit',
+      code: REFUSED_CODE,
+      message:
+        `tradewarden order gate: order refused: ${trades.length} trade(s) in the last hour and ${pending.length} order(s) accepted and not yet filled; ` +
+        `one more would exceed MAX_TRADES_PER_HOUR=${limit}. The next order is possible after ${new Date(oldest + HOUR_MS).toISOString()}, ` +
+        'when the oldest leaves the rolling hour (or an operator raises the limit). Cancels, position closes and reads still pass.',
+    };
+  }
+
+  /** Pending orders that still count; drops those that no longer do. */
+  private livePending(seenOrderIds: Set<string>): PendingOrder[] {
+    const now = this.options.clock.now();
+    for (const [ticket, p] of this.pending) {
+      const done =
+        (p.orderId !== undefined && seenOrderIds.has(p.orderId)) ||
+        p.acceptedAt <= now - HOUR_MS ||
+        (p.canceledAt !== undefined && p.canceledAt <= now - this.cancelGraceMs);
+      if (done) this.pending.delete(ticket);
+    }
+    return [...this.pending.values()];
+  }
+
+  /** Logs every refusal; alerts on the first of an episode (per reason, and per PID for copies). */
+  private refused(caller: Caller, intent: OrderIntent, refusal: Refusal): void {
+    const { clock, logger, outbox, mode } = this.options;
+    const now = clock.now();
+    const episodeKey = refusal.reason === 'not_managed_trader' ? `${refusal.reason}:${caller.pid ?? 'unknown'}` : refusal.reason;
+    const known = this.episodes.get(episodeKey);
+    const what = describeIntent(intent);
+    const who = caller.pid ? `PID ${caller.pid} (${caller.command || 'command line unknown'})` : 'an unidentified process';
+    const verb = mode === 'observe' ? 'would refuse (observe mode: forwarded)' : 'refused';
+    if (known && now - known.lastAt < this.episodeQuietMs) {
+      known.lastAt = now;
+      known.refusals += 1;
+      logger.debug(`order gate ${verb} ${what} from ${who}: ${refusal.reason} (${known.refusals} in this episode)`);
+      return;
+    }
+    this.episodes.set(episodeKey, { startedAt: now, lastAt: now, refusals: 1 });
+    logger.warn(`order gate ${verb} ${what} from ${who}: ${refusal.message}`);
+    const observe = mode === 'observe';
+    const raising = outbox
+      .raise({
+        kind: 'order_refused',
+        severity: refusal.reason === 'trade_limit' ? 'warning' : 'critical',
+        key: `order_refused:${episodeKey}:${now}`,
+        title: observe ? `Order would have been refused (${REASON_TITLE[refusal.reason]}; observe mode)` : `Order refused: ${REASON_TITLE[refusal.reason]}`,
+        body:
+          `${observe ? 'GATE_MODE=observe let it through. ' : ''}Who: ${who}${caller.managed ? ', the managed trader' : ''}. What: ${what}. ` +
+          `Why: ${caller.managed ? refusal.message : caller.why ?? refusal.message}. Further refusals of this kind are not alerted until an order passes again.`,
+        facts: {
+          reason: refusal.reason,
+          mode,
+          pid: caller.pid,
+          command: caller.command,
+          managed: caller.managed,
+          symbol: intent.symbol,
+          side: intent.side,
+          qty: intent.qty,
+          notional: intent.notional,
+          limit: this.options.maxTradesPerHour,
+        },
+      })
+      .then(
+        () => undefined,
+        (error: unknown) => logger.error(`could not raise order_refused: ${describeError(error)}`),
+      )
+      .finally(() => this.raising.delete(raising));
+    this.raising.add(raising);
+  }
+}
+
+const REASON_TITLE: Record<RefusalReason, string> = {
+  not_managed_trader: 'not from the managed trader',
+  trade_limit: 'trade limit reached',
+  breaker_tripped: 'breaker tripped',
+};
+
+function notManaged(caller: Caller, processName: string): Refusal {
+  return {
+    reason: 'not_managed_trader',
+    code: REFUSED_CODE,
+    message:
+      `tradewarden order gate: order refused: only the managed trader "${processName}" (started under PM2 by tradewarden) may place orders, ` +
+      `and ${caller.pid ? `this request came from PID ${caller.pid}` : 'the process behind this request could not be identified'}. ` +
+      'Stop this copy; start the trader with /bot start (or tradewarden start). Cancels, position closes and reads still pass.',
+  };
+}
+
+function describeIntent(intent: OrderIntent): string {
+  const size = intent.notional !== undefined ? `$${intent.notional}` : intent.qty !== undefined ? `${intent.qty}` : 'size unknown';
+  const order = `${intent.side ?? 'order'} ${size} ${intent.symbol ?? '(symbol unknown)'}${intent.type ? ` ${intent.type}` : ''}`;
+  return intent.replaces ? `replacement of order ${intent.replaces} (${order})` : order;
+}
