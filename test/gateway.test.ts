@@ -1,0 +1,228 @@
+// The order gate (GATEWAY_ADDR) with real parts: the controller as it runs (startController), a real
+// PM2 daemon on a temp home, the unmodified demo trader started by it (its APCA_API_BASE_URL comes
+// from ecosystem.config.js and points at the gate), a copy started by hand outside PM2, and the
+// paper broker behind the gate. One injected clock drives the broker's fill times and the rolling hour.
+import { test, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import fs from 'node:fs';
+import net from 'node:net';
+import path from 'node:path';
+import { spawn, type ChildProcess } from 'node:child_process';
+import { ManualClock } from '../src/clock.ts';
+import { parseConfig } from '../src/config.ts';
+import { startController, type Controller } from '../src/controller.ts';
+import { silentLogger } from '../src/log.ts';
+import type { Actor } from '../src/core/operations.ts';
+import type { AlertSink } from '../src/alerts/outbox.ts';
+import type { StoredAlert } from '../src/store/schema.ts';
+import { REFUSED_CODE } from '../src/gateway/order-gate.ts';
+import { startPaperBroker, type PaperBroker } from '../testkit/paper-broker.ts';
+import { copyTrader, killPid, makeTempHome, waitFor, type TempHome } from '../testkit/pm2-home.ts';
+
+const KEY = 'PKGATE';
+const SECRET = 'SKGATE';
+const operator: Actor = { id: 'cli:test', name: 'test', isOperator: true };
+const clock = new ManualClock(Date.parse('2026-03-02T14:00:00Z'));
+let home: TempHome;
+let paper: PaperBroker;
+let controller: Controller;
+let gateUrl: string;
+let trader: string;
+let traderLog: string;
+const alerts: StoredAlert[] = [];
+const copies: ChildProcess[] = [];
+
+before(async () => {
+  home = makeTempHome('tw-gw-');
+  paper = await startPaperBroker({ clock, keyId: KEY, secretKey: SECRET, prices: { 'BTC/USD': 50_000, 'ETH/USD': 3_000 } });
+  trader = copyTrader(path.resolve('examples/demo-trader.js'), path.join(home.root, 'bot'));
+  traderLog = path.join(home.dataDir, 'logs', 'trading-bot.out.log');
+  const port = await freePort();
+  const env = {
+    APCA_API_BASE_URL: paper.url,
+    APCA_API_KEY_ID: KEY,
+    APCA_API_SECRET_KEY: SECRET,
+    PM2_HOME: home.pm2Home,
+    DATA_DIR: home.dataDir,
+    TRADING_SCRIPT: trader,
+    TRADING_KILL_TIMEOUT_MS: '1500',
+    MAX_TRADES_PER_HOUR: '3',
+    ON_RUNAWAY: 'alert', // the gate alone holds the limit here
+    TRADE_POLL_SECONDS: '1',
+    DUPLICATE_SCAN_SECONDS: '3600',
+    GATEWAY_ADDR: `127.0.0.1:${port}`,
+    DEMO_ORDER_EVERY_SECONDS: '0.3', // a runaway: an order every 300 ms
+    DEMO_ORDER_NOTIONAL: '5',
+  };
+  // PM2 hands the starting client's environment to the trader; ecosystem.config.js then points its
+  // APCA_API_BASE_URL at the gate.
+  Object.assign(process.env, env);
+  const recorder: AlertSink = { name: 'test', deliver: async (a) => void alerts.push(a) };
+  controller = await startController(parseConfig({ ...env, HOME: home.root }), { logger: silentLogger, deliversAlerts: true, sinks: [recorder], env: { ...process.env }, clock });
+  gateUrl = controller.gateway!.server.url;
+});
+
+after(async () => {
+  for (const copy of copies) if (copy.pid) await killPid(copy.pid, 'SIGKILL');
+  await controller?.stop();
+  await home?.cleanup();
+  await paper?.close();
+});
+
+function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const server = net.createServer();
+    server.once('error', reject);
+    server.listen(0, '127.0.0.1', () => {
+      const { port } = server.address() as net.AddressInfo;
+      server.close(() => resolve(port));
+    });
+  });
+}
+
+const ordersFor = (symbol: string) => paper.snapshot().orders.filter((o) => o.symbol === symbol);
+const refusals = (reason: string) => alerts.filter((a) => a.kind === 'order_refused' && a.facts.reason === reason);
+const logLines = (pattern: RegExp) => (fs.existsSync(traderLog) ? fs.readFileSync(traderLog, 'utf8').split('\n').filter((l) => pattern.test(l)) : []);
+
+/** A new hour: everything traded so far has left the rolling window. */
+function nextHour(): void {
+  clock.advance(2 * 3600_000);
+}
+
+function gate(method: string, route: string, body?: unknown, keys = { id: KEY, secret: SECRET }): Promise<Response> {
+  return fetch(`${gateUrl}${route}`, {
+    method,
+    headers: { 'APCA-API-KEY-ID': keys.id, 'APCA-API-SECRET-KEY': keys.secret, ...(body ? { 'content-type': 'application/json' } : {}) },
+    body: body ? JSON.stringify(body) : undefined,
+  });
+}
+
+test('a runaway trader through the gate makes exactly the limit of trades; later orders get an Alpaca-shaped 403, alerted once', async () => {
+  const before = ordersFor('BTC/USD').length;
+  const started = await controller.app.core.start(operator);
+  // The trader keeps trying every 300 ms; wait for several refusals, not just the first.
+  await waitFor(() => logLines(/REJECTED 403/).length >= 4, { timeoutMs: 15_000, what: 'four refused orders in the trader log' });
+  assert.equal(ordersFor('BTC/USD').length - before, 3, 'the broker saw exactly MAX_TRADES_PER_HOUR orders');
+  const rejected = logLines(/REJECTED 403/);
+  assert.match(rejected[0]!, /order refused: \d trade\(s\) in the last hour and \d order\(s\) accepted and not yet filled; one more would exceed MAX_TRADES_PER_HOUR=3/);
+  await controller.gateway!.gate.alertsRaised();
+  await waitFor(() => refusals('trade_limit').length === 1, { what: 'the order_refused alert' });
+  const [alert] = refusals('trade_limit');
+  assert.equal(alert!.facts.pid, started.pid, 'the alert names the trader PID');
+  assert.match(String(alert!.facts.command), /demo-trader\.js/);
+  assert.equal(alert!.facts.symbol, 'BTC/USD');
+  assert.match(alert!.body, /Who: PID \d+ .*the managed trader\. What: (buy|sell) .*BTC\/USD/);
+  assert.equal(refusals('trade_limit').length, 1, 'one alert for the episode, not one per order');
+
+  // An hour later the oldest trades have left the window: orders pass again (and a new episode starts).
+  const atLimit = ordersFor('BTC/USD').length;
+  clock.advance(3600_000 + 1000);
+  await waitFor(() => ordersFor('BTC/USD').length > atLimit, { timeoutMs: 10_000, what: 'an order through after the hour' });
+  await controller.app.core.stop(operator);
+  assert.ok(ordersFor('BTC/USD').length - atLimit <= 3, 'the new hour holds the limit too');
+});
+
+test('a copy started by hand gets no order through the gate, while the managed trader\'s orders pass', async () => {
+  nextHour();
+  alerts.length = 0;
+  process.env.DEMO_ORDER_EVERY_SECONDS = '3600'; // the managed trader: one order at start
+  const btcBefore = ordersFor('BTC/USD').length;
+  const started = await controller.app.core.start(operator);
+  await waitFor(() => ordersFor('BTC/USD').length === btcBefore + 1, { what: "the managed trader's first order at the broker" });
+
+  // As `APCA_API_BASE_URL=<gate> nohup node demo-trader.js &` from another shell: the same gate, the same keys.
+  let out = '';
+  const copy = spawn(process.execPath, [trader, '--every', '0.2'], {
+    cwd: path.dirname(trader),
+    env: { ...process.env, APCA_API_BASE_URL: gateUrl, DEMO_SYMBOL: 'ETH/USD' },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  copies.push(copy);
+  copy.stdout!.on('data', (chunk: Buffer) => (out += chunk.toString()));
+  await waitFor(() => (out.match(/REJECTED 403/g) ?? []).length >= 3, { timeoutMs: 10_000, what: 'three refused orders from the copy' });
+  assert.equal(ordersFor('ETH/USD').length, 0, 'no order of the copy reached the broker');
+  assert.match(out, /only the managed trader "trading-bot" .* may place orders, and this request came from PID \d+/);
+  await killPid(copy.pid!, 'SIGTERM');
+  await controller.gateway!.gate.alertsRaised();
+  const alerted = refusals('not_managed_trader');
+  assert.equal(alerted.length, 1, 'one alert for the copy, not one per order');
+  assert.equal(alerted[0]!.facts.pid, copy.pid);
+  assert.match(String(alerted[0]!.facts.command), /demo-trader\.js --every 0\.2/);
+  assert.equal(alerted[0]!.severity, 'critical');
+
+  // The managed trader still trades through the gate (its next order: a restart makes one at once).
+  const btc = ordersFor('BTC/USD').length;
+  await controller.app.core.restart(operator);
+  await waitFor(() => ordersFor('BTC/USD').length === btc + 1, { what: "the managed trader's order after the copy's refusals" });
+  assert.ok(started.pid > 0, 'started.pid > 0');
+  await controller.app.core.stop(operator);
+});
+
+test('cancels, position closes and reads pass while orders are refused; the broker\'s own answers come back unchanged', async () => {
+  nextHour();
+  paper.placeOrder({ symbol: 'BTC/USD', side: 'buy', type: 'market', time_in_force: 'gtc', notional: 100 });
+  const resting = paper.placeOrder({ symbol: 'BTC/USD', side: 'buy', type: 'limit', limit_price: 10_000, qty: 0.001, time_in_force: 'gtc' });
+
+  // This test process is not the managed trader: its order is refused, in Alpaca's shape.
+  const order = await gate('POST', '/v2/orders', { symbol: 'BTC/USD', side: 'buy', type: 'market', time_in_force: 'gtc', notional: '5' });
+  assert.equal(order.status, 403);
+  assert.match(order.headers.get('content-type') ?? '', /application\/json/);
+  const refusal = (await order.json()) as { code: number; message: string };
+  assert.equal(refusal.code, REFUSED_CODE);
+  assert.match(refusal.message, /only the managed trader .* Cancels, position closes and reads still pass/);
+  const replace = await gate('PATCH', `/v2/orders/${String(resting.id)}`, { qty: '0.002' });
+  assert.equal(replace.status, 403, 'an order replacement is a new order');
+
+  const account = await gate('GET', '/v2/account');
+  assert.equal(account.status, 200);
+  assert.equal(((await account.json()) as { status: string }).status, 'ACTIVE');
+  const cancel = await gate('DELETE', `/v2/orders/${String(resting.id)}`);
+  assert.equal(cancel.status, 204);
+  assert.equal(paper.snapshot().orders.find((o) => o.id === resting.id)?.status, 'canceled');
+  const close = await gate('DELETE', `/v2/positions/${encodeURIComponent('BTC/USD')}`);
+  assert.equal(close.status, 200);
+  assert.equal(paper.snapshot().positions.filter((p) => String(p.symbol).startsWith('BTC')).length, 0, 'the position is closed');
+  const cancelAll = await gate('DELETE', '/v2/orders');
+  assert.equal(cancelAll.status, 207);
+  // Wrong keys: the broker's 401 and body pass through as they are.
+  const wrong = await gate('GET', '/v2/account', undefined, { id: 'PKWRONG', secret: 'nope' });
+  assert.equal(wrong.status, 401);
+  assert.equal(((await wrong.json()) as { code: number }).code, 40110000);
+});
+
+test('with the breaker tripped, the managed trader\'s orders are refused before the broker', async () => {
+  nextHour();
+  alerts.length = 0;
+  process.env.DEMO_ORDER_EVERY_SECONDS = '0.3';
+  const btcBefore = ordersFor('BTC/USD').length;
+  await controller.app.core.start(operator);
+  await waitFor(() => ordersFor('BTC/USD').length > btcBefore, { what: 'a first order through the gate' });
+  await controller.app.store.update((data) => {
+    data.breaker = { tripped: true, reason: 'tripped by the test', at: new Date(clock.now()).toISOString(), by: 'test' };
+  });
+  await waitFor(() => logLines(/REJECTED 403: .*breaker is tripped \(tripped by the test\)/).length >= 2, { timeoutMs: 10_000, what: 'orders refused for the breaker' });
+  const atTrip = ordersFor('BTC/USD').length;
+  await waitFor(() => logLines(/breaker is tripped/).length >= 4, { timeoutMs: 10_000, what: 'more refusals' });
+  assert.equal(ordersFor('BTC/USD').length, atTrip, 'no order reached the broker while the breaker was tripped');
+  await controller.gateway!.gate.alertsRaised();
+  assert.equal(refusals('breaker_tripped').length, 1);
+  await controller.app.store.update((data) => {
+    data.breaker = { tripped: false };
+  });
+  await controller.app.core.stop(operator);
+});
+
+test('the broker unreachable: the gate answers 502 in Alpaca\'s shape', async () => {
+  const { startGateway } = await import('../src/gateway/gateway.ts');
+  const closed = await freePort(); // nothing listens there
+  const server = await startGateway({ host: '127.0.0.1', port: await freePort(), upstream: `http://127.0.0.1:${closed}`, gate: controller.gateway!.gate, logger: silentLogger });
+  try {
+    const response = await fetch(`${server.url}/v2/account`);
+    assert.equal(response.status, 502);
+    const body = (await response.json()) as { code: number; message: string };
+    assert.equal(body.code, 50210000);
+    assert.match(body.message, /could not be reached/);
+  } finally {
+    await server.close();
+  }
+});
