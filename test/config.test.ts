@@ -45,6 +45,21 @@ test('secrets are collected for redaction', () => {
   assert.equal(config.onRunaway, 'stop');
 });
 
+test('GATEWAY_ADDR: off by default, loopback for a port alone, a host when given; GATE_MODE enforce by default', async () => {
+  assert.equal(parseConfig({}).gateway, undefined);
+  assert.deepEqual(parseConfig({ GATEWAY_ADDR: '8790' }).gateway, { host: '127.0.0.1', port: 8790, mode: 'enforce' });
+  assert.deepEqual(parseConfig({ GATEWAY_ADDR: '[::1]:8790', GATE_MODE: 'observe' }).gateway, { host: '::1', port: 8790, mode: 'observe' });
+  assert.deepEqual(parseConfig({ GATEWAY_ADDR: '10.0.0.5:9000' }).gateway?.host, '10.0.0.5');
+  const error = captureConfigError({ GATEWAY_ADDR: 'localhost:99999', GATE_MODE: 'block' });
+  assert.match(error.message, /GATEWAY_ADDR is "localhost:99999": expected host:port/);
+  assert.match(error.message, /GATE_MODE is "block": expected one of enforce, observe/);
+  // The trader is pointed at the gate by the one definition of it.
+  const ecosystem = '../ecosystem.config.js'; // plain JS, no declarations: imported by name
+  const { tradingApp } = (await import(ecosystem)) as { tradingApp: (env: Record<string, string>) => { env: Record<string, string> } };
+  assert.equal(tradingApp({ GATEWAY_ADDR: '0.0.0.0:8790' }).env.APCA_API_BASE_URL, 'http://127.0.0.1:8790');
+  assert.equal(tradingApp({}).env.APCA_API_BASE_URL, undefined, 'without the gate the trader keeps the broker URL it was given');
+});
+
 function captureConfigError(env: Record<string, string>): ConfigError {
   try {
     parseConfig(env);
