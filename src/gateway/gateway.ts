@@ -18,7 +18,7 @@ import net from 'node:net';
 import tls from 'node:tls';
 import type { Logger } from '../log.ts';
 import { describeError } from '../errors.ts';
-import type { OrderGate, OrderIntent } from './order-gate.ts';
+import type { OrderGate, OrderIntent, Peer } from './order-gate.ts';
 
 export interface GatewayOptions {
   host: string;
@@ -66,6 +66,15 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
   // Keep-alive to the broker: a TLS handshake per order would cost more than everything else here.
   const agent = secure ? new https.Agent({ keepAlive: true }) : new http.Agent({ keepAlive: true });
   const sockets = new Set<net.Socket>();
+  const peers = new WeakMap<net.Socket, Peer>();
+  const peerOf = (socket: net.Socket): Peer => {
+    let peer = peers.get(socket);
+    if (!peer) {
+      peer = { ends: { localAddress: socket.localAddress ?? '', localPort: socket.localPort ?? 0, remoteAddress: socket.remoteAddress ?? '', remotePort: socket.remotePort ?? 0 } };
+      peers.set(socket, peer);
+    }
+    return peer;
+  };
 
   /** Sends one request to the broker; resolves with its response (body unread). */
   function forward(req: http.IncomingMessage, body: Buffer | undefined): Promise<http.IncomingMessage> {
@@ -116,11 +125,7 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
     const body = await readBody(req, MAX_ORDER_BODY);
     if (body === undefined) return sendError(res, 413, 41310000, `tradewarden order gate: an order body larger than ${MAX_ORDER_BODY} bytes is not an order`);
     const intent = { ...intentOf(body), ...(route.replaces ? { replaces: route.replaces } : {}) };
-    const socket = req.socket;
-    const admission = await gate.admit(
-      { localAddress: socket.localAddress ?? '', localPort: socket.localPort ?? 0, remoteAddress: socket.remoteAddress ?? '', remotePort: socket.remotePort ?? 0 },
-      intent,
-    );
+    const admission = await gate.admit(peerOf(req.socket), intent);
     if (!admission.forward || admission.ticket === undefined) {
       return sendError(res, 403, admission.refusal!.code, admission.refusal!.message);
     }

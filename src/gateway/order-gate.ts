@@ -49,6 +49,13 @@ export interface Caller {
   why?: string;
 }
 
+/** One client connection; the gateway keeps it per socket so the owner is looked up once. */
+export interface Peer {
+  ends: ConnectionEnds;
+  /** the process holding the client's socket, once found */
+  ownerPid?: number;
+}
+
 export interface Admission {
   caller: Caller;
   /** set when the order breaks a rule; in observe mode the order still goes through */
@@ -76,6 +83,8 @@ export interface OrderGateOptions {
   episodeQuietMs?: number;
 }
 
+const TRADER_PID_CACHE_MS = 2000;
+
 /** Alpaca answers "forbidden" business errors with 403 and an 8-digit 403xxxxx code. */
 export const REFUSED_CODE = 40310000;
 
@@ -98,6 +107,7 @@ export class OrderGate {
   private readonly pending = new Map<number, PendingOrder>();
   private readonly episodes = new Map<string, Episode>();
   private nextTicket = 1;
+  private traderPidCache?: { pid: number | undefined; at: number };
   /** alerts being raised: an order's answer never waits for Discord */
   private readonly raising = new Set<Promise<void>>();
   private readonly cancelGraceMs: number;
@@ -113,12 +123,12 @@ export class OrderGate {
   }
 
   /**
-   * Decides on one new order from the process behind `ends`. Serialized, and a slot is reserved
+   * Decides on one new order from the process behind `peer`. Serialized, and a slot is reserved
    * before the answer, so two orders racing for the last slot cannot both get it.
    */
-  admit(ends: ConnectionEnds, intent: OrderIntent): Promise<Admission> {
+  admit(peer: Peer, intent: OrderIntent): Promise<Admission> {
     return this.admitting.run(async () => {
-      const caller = await this.identify(ends);
+      const caller = await this.identify(peer);
       const refusal = caller.managed ? await this.checkLimits() : notManaged(caller, this.options.processName);
       const forward = !refusal || this.options.mode === 'observe';
       let ticket: number | undefined;
@@ -172,19 +182,45 @@ export class OrderGate {
 
   // ---- internals ----
 
-  private async identify(ends: ConnectionEnds): Promise<Caller> {
+  /**
+   * Who is behind `peer`. The managed trader's PID is cached briefly (a PM2 listing per order would
+   * cost more than the rest of the decision) but never trusted for a refusal: a caller outside the
+   * cached tree is checked again against a fresh listing before it is refused.
+   */
+  private async identify(peer: Peer): Promise<Caller> {
     let traderPid: number | undefined;
     try {
-      traderPid = await this.options.traderPid();
+      traderPid = await this.currentTraderPid(false);
     } catch (error) {
       return { managed: false, why: `the managed trader's PID could not be read from PM2 (${describeError(error)})` };
     }
-    const owner = socketOwner(ends, traderPid ? [traderPid] : []);
-    if (!owner.found) return { managed: false, why: `the process behind the connection could not be found: ${owner.reason}` };
-    const caller = { pid: owner.pid, command: commandLineOf(owner.pid) };
-    if (traderPid === undefined) return { ...caller, managed: false, why: `the managed trader "${this.options.processName}" is not running under PM2` };
-    if (owner.pid === traderPid || processTree(traderPid).has(owner.pid)) return { ...caller, managed: true };
-    return { ...caller, managed: false, why: `PID ${owner.pid} is not the managed trader (PM2 PID ${traderPid}) nor one of its child processes` };
+    if (peer.ownerPid === undefined) {
+      const owner = socketOwner(peer.ends, traderPid ? [traderPid] : []);
+      if (!owner.found) return { managed: false, why: `the process behind the connection could not be found: ${owner.reason}` };
+      peer.ownerPid = owner.pid; // a connection keeps its process: kept-alive connections are looked up once
+    }
+    const pid = peer.ownerPid;
+    const inTree = (root: number | undefined) => root !== undefined && (pid === root || processTree(root).has(pid));
+    if (inTree(traderPid)) return { pid, command: commandLineOf(pid), managed: true };
+    try {
+      traderPid = await this.currentTraderPid(true);
+    } catch (error) {
+      return { pid, command: commandLineOf(pid), managed: false, why: `the managed trader's PID could not be read from PM2 (${describeError(error)})` };
+    }
+    if (inTree(traderPid)) return { pid, command: commandLineOf(pid), managed: true };
+    const why =
+      traderPid === undefined
+        ? `the managed trader "${this.options.processName}" is not running under PM2`
+        : `PID ${pid} is not the managed trader (PM2 PID ${traderPid}) nor one of its child processes`;
+    return { pid, command: commandLineOf(pid), managed: false, why };
+  }
+
+  private async currentTraderPid(fresh: boolean): Promise<number | undefined> {
+    const now = Date.now(); // real time: this caches a PM2 answer, it is not domain time
+    if (!fresh && this.traderPidCache && now - this.traderPidCache.at < TRADER_PID_CACHE_MS) return this.traderPidCache.pid;
+    const pid = await this.options.traderPid();
+    this.traderPidCache = { pid, at: now };
+    return pid;
   }
 
   private async checkLimits(): Promise<Refusal | undefined> {
