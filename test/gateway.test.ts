@@ -7,6 +7,8 @@ import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import net from 'node:net';
 import path from 'node:path';
+import http from 'node:http';
+import { pathToFileURL } from 'node:url';
 import { spawn, type ChildProcess } from 'node:child_process';
 import { ManualClock } from '../src/clock.ts';
 import { parseConfig } from '../src/config.ts';
@@ -17,7 +19,7 @@ import type { AlertSink } from '../src/alerts/outbox.ts';
 import type { StoredAlert } from '../src/store/schema.ts';
 import { REFUSED_CODE } from '../src/gateway/order-gate.ts';
 import { startPaperBroker, type PaperBroker } from '../testkit/paper-broker.ts';
-import { copyTrader, killPid, makeTempHome, waitFor, type TempHome } from '../testkit/pm2-home.ts';
+import { killPid, makeTempHome, waitFor, type TempHome } from '../testkit/pm2-home.ts';
 
 const KEY = 'PKGATE';
 const SECRET = 'SKGATE';
@@ -35,7 +37,13 @@ const copies: ChildProcess[] = [];
 before(async () => {
   home = makeTempHome('tw-gw-');
   paper = await startPaperBroker({ clock, keyId: KEY, secretKey: SECRET, prices: { 'BTC/USD': 50_000, 'ETH/USD': 3_000 } });
-  trader = copyTrader(path.resolve('examples/demo-trader.js'), path.join(home.root, 'bot'));
+  // The trader under PM2: the unmodified demo trader, or (TEST_TRADER=sdk, read at each start from the
+  // environment PM2 hands over) a trader written against the official Alpaca SDK.
+  trader = path.join(home.root, 'bot', 'trader.mjs');
+  fs.mkdirSync(path.dirname(trader), { recursive: true });
+  const demo = pathToFileURL(path.resolve('examples/demo-trader.js')).href;
+  const sdk = pathToFileURL(path.resolve('test/fixtures/sdk-trader.mjs')).href;
+  fs.writeFileSync(trader, `await import(process.env.TEST_TRADER === 'sdk' ? ${JSON.stringify(sdk)} : ${JSON.stringify(demo)});\n`);
   traderLog = path.join(home.dataDir, 'logs', 'trading-bot.out.log');
   const port = await freePort();
   const env = {
@@ -109,7 +117,7 @@ test('a runaway trader through the gate makes exactly the limit of trades; later
   await waitFor(() => refusals('trade_limit').length === 1, { what: 'the order_refused alert' });
   const [alert] = refusals('trade_limit');
   assert.equal(alert!.facts.pid, started.pid, 'the alert names the trader PID');
-  assert.match(String(alert!.facts.command), /demo-trader\.js/);
+  assert.match(String(alert!.facts.command), /trader\.mjs/);
   assert.equal(alert!.facts.symbol, 'BTC/USD');
   assert.match(alert!.body, /Who: PID \d+ .*the managed trader\. What: (buy|sell) .*BTC\/USD/);
   assert.equal(refusals('trade_limit').length, 1, 'one alert for the episode, not one per order');
@@ -147,7 +155,7 @@ test('a copy started by hand gets no order through the gate, while the managed t
   const alerted = refusals('not_managed_trader');
   assert.equal(alerted.length, 1, 'one alert for the copy, not one per order');
   assert.equal(alerted[0]!.facts.pid, copy.pid);
-  assert.match(String(alerted[0]!.facts.command), /demo-trader\.js --every 0\.2/);
+  assert.match(String(alerted[0]!.facts.command), /trader\.mjs --every 0\.2/);
   assert.equal(alerted[0]!.severity, 'critical');
 
   // The managed trader still trades through the gate (its next order: a restart makes one at once).
@@ -224,5 +232,71 @@ test('the broker unreachable: the gate answers 502 in Alpaca\'s shape', async ()
     assert.match(body.message, /could not be reached/);
   } finally {
     await server.close();
+  }
+});
+
+test('the official Alpaca SDK trades through the gate unchanged: reads, orders up to the limit, the refusal as its typed 403', async () => {
+  nextHour();
+  process.env.TEST_TRADER = 'sdk';
+  process.env.SDK_ORDERS = '5';
+  const aaplBefore = ordersFor('AAPL').length;
+  const started = await controller.app.core.start(operator);
+  try {
+    await waitFor(() => logLines(/"done":true/).length > 0, { timeoutMs: 15_000, what: 'the SDK trader to finish its orders' });
+    const lines = logLines(/"sdkTrader"/).map((l) => JSON.parse(l.slice(l.indexOf('{'))) as Record<string, unknown>);
+    assert.equal(lines.find((l) => 'account' in l)?.account, 'ACTIVE', 'the SDK read the account through the gate');
+    const placed = lines.filter((l) => 'order' in l);
+    assert.deepEqual(placed.map((l) => (l.id ? 'ok' : l.httpStatus)), ['ok', 'ok', 'ok', 403, 403]);
+    assert.equal(ordersFor('AAPL').length - aaplBefore, 3, 'the broker saw the first three');
+    const refused = placed[3]!;
+    assert.equal(refused.error, 'PermissionError', "the SDK's own typed error for a 403");
+    assert.equal(refused.code, REFUSED_CODE);
+    assert.match(String(refused.message), /MAX_TRADES_PER_HOUR=3/);
+    assert.equal(started.pid > 0, true);
+  } finally {
+    delete process.env.TEST_TRADER;
+    await controller.app.core.stop(operator);
+  }
+});
+
+test('the trading stream (/stream) goes through the gate: the SDK authenticates, listens and gets trade updates', async () => {
+  // The paper broker has no stream here: a minimal Alpaca-shaped trade_updates upstream.
+  const { WebSocketServer } = await import('ws');
+  const upstream = http.createServer();
+  const wss = new WebSocketServer({ server: upstream, path: '/stream' });
+  const seen: { host?: string; auth?: unknown } = {};
+  wss.on('connection', (socket, request) => {
+    seen.host = request.headers.host;
+    socket.on('message', (raw) => {
+      const message = JSON.parse(String(raw)) as { action: string; data: Record<string, unknown> };
+      if (message.action === 'authenticate') {
+        seen.auth = message.data;
+        socket.send(JSON.stringify({ stream: 'authorization', data: { status: 'authorized', action: 'authenticate' } }));
+      } else if (message.action === 'listen') {
+        socket.send(JSON.stringify({ stream: 'listening', data: { streams: ['trade_updates'] } }));
+        socket.send(JSON.stringify({ stream: 'trade_updates', data: { event: 'fill', timestamp: new Date(clock.now()).toISOString(), order: { id: 'order-1', symbol: 'AAPL', side: 'buy', qty: '1', filled_qty: '1' }, price: '200', qty: '1', position_qty: '1' } }));
+      }
+    });
+  });
+  await new Promise<void>((resolve) => upstream.listen(0, '127.0.0.1', resolve));
+  const upstreamPort = (upstream.address() as net.AddressInfo).port;
+  const { startGateway } = await import('../src/gateway/gateway.ts');
+  const server = await startGateway({ host: '127.0.0.1', port: 0, upstream: `http://127.0.0.1:${upstreamPort}`, gate: controller.gateway!.gate, logger: silentLogger });
+  const { streaming } = await import('@alpacahq/alpaca-trade-api');
+  const stream = new streaming.TradingStream({ url: `${server.url.replace(/^http/, 'ws')}/stream`, credentials: { keyId: KEY, secret: SECRET }, reconnect: false });
+  try {
+    const update = new Promise<{ event: string; order: { id?: string; symbol?: string } }>((resolve) => stream.onTradeUpdate((u) => resolve(u as never)));
+    stream.onConnect(() => stream.subscribeTradeUpdates());
+    stream.connect();
+    const got = await Promise.race([update, new Promise<never>((_, reject) => setTimeout(() => reject(new Error('no trade update through the gate within 5 s')), 5000).unref())]);
+    assert.equal(got.event, 'fill');
+    assert.equal(got.order.symbol, 'AAPL');
+    assert.deepEqual(seen.auth, { key_id: KEY, secret_key: SECRET }, "the trader's own keys reach the broker");
+    assert.equal(seen.host, `127.0.0.1:${upstreamPort}`, "Host names the broker, not the gate");
+  } finally {
+    stream.disconnect();
+    await server.close();
+    wss.close();
+    await new Promise<void>((resolve) => upstream.close(() => resolve()));
   }
 });
