@@ -202,6 +202,31 @@ describe('npm run demo', { concurrency: true, skip: linux ? false : 'reads /proc
     }
   });
 
+  it('--scenario runaway --gate: the order gate holds the limit before the broker and refuses the copy; the broker sees 3 trades', { timeout: 90_000 }, async () => {
+    const home = tempHome();
+    const demo = startDemo(home, ['--scenario', 'runaway', '--gate', '--exit-after', '15'], { DEMO_ORDER_EVERY_SECONDS: '1' });
+    try {
+      await demo.expect(/Type \/help/, { timeoutMs: 40_000 });
+      const text = demo.output();
+      const gatePort = Number(/gate\s+http:\/\/127\.0\.0\.1:(\d+)/.exec(text)?.[1]);
+      const roguePid = Number(/second copy, PID (\d+)/.exec(text)?.[1]);
+      assert.ok(gatePort > 0 && roguePid > 0, `start-up lines:\n${text}`);
+      await demo.expect(new RegExp(`\\[CRITICAL\\] Order refused: not from the managed trader: Who: PID ${roguePid} `));
+      await demo.expect(/\[WARNING\] Order refused: trade limit reached: Who: PID \d+ .*the managed trader/);
+      assert.equal(await demo.exited, 0, demo.output());
+      const data = readStore(home);
+      // The copy placed an order every second and so did the trader, for 15 s: without the gate the
+      // broker would have seen dozens; with it, the limit.
+      assert.equal(data.trades.seen.length, 3, `trades the broker filled: ${JSON.stringify(data.trades.seen)}`);
+      const refusals = data.alerts.filter((a) => a.kind === 'order_refused');
+      assert.deepEqual(refusals.map((a) => a.facts.reason).sort(), ['not_managed_trader', 'trade_limit'], 'one alert per episode, not per order');
+      assert.equal(data.breaker.tripped, false, 'the limit was never crossed, so the breaker had nothing to do');
+      await assertNothingLeft(home);
+    } finally {
+      demo.child.kill('SIGKILL');
+    }
+  });
+
   it('refuses a second demo on the same folder, and a demo after a crash ends what the crashed one left', { timeout: 90_000 }, async () => {
     const home = tempHome();
     const pm2Home = path.join(home, 'pm2');

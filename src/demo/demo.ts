@@ -3,6 +3,7 @@
 // Everything it starts is registered for shutdown as it starts, and ended by PID, in reverse.
 import crypto from 'node:crypto';
 import fs from 'node:fs';
+import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { startPaperBroker } from '../../testkit/paper-broker.ts';
@@ -31,6 +32,8 @@ export interface DemoOptions {
   exitAfterSeconds?: number;
   /** seconds between the trader's orders; default 90, or 3 in the runaway scenario */
   orderEverySeconds?: number;
+  /** run the order gate (GATEWAY_ADDR): the trader, and the runaway's copy, trade through it */
+  gate?: boolean;
   input?: NodeJS.ReadableStream & { isTTY?: boolean };
   output?: NodeJS.WriteStream;
 }
@@ -150,11 +153,14 @@ export async function runDemo(options: DemoOptions): Promise<number> {
       TRADING_SCRIPT: home.traderScript,
       TRADING_ARGS: traderArgs.join(' '),
       ON_RUNAWAY: options.scenario === 'runaway' ? 'stop' : 'alert',
+      // Set either way, so a GATEWAY_ADDR in the developer's .env does not decide for the demo.
+      GATEWAY_ADDR: options.gate ? `127.0.0.1:${await freeLoopbackPort()}` : '',
     };
     const config = loadConfig(env, { dotenvPath: path.join(PROJECT_ROOT, '.env') });
     const log = demoLogger(home.logFile, config.secrets, terminal);
     shutdown.push('log file', log.close);
     const facts: StoryFacts = {
+      gate: Boolean(config.gateway),
       limit: config.maxTradesPerHour,
       orderEverySeconds: every,
       pollSeconds: config.tradePollSeconds,
@@ -200,7 +206,7 @@ export async function runDemo(options: DemoOptions): Promise<number> {
     checkpoint();
 
     say(
-      banner({ brokerUrl: broker.url, home, rel, daemonPid: daemonPidOf(home.pm2Home), traderPid: started.pid, config, every, discord: Boolean(config.discord.token) }),
+      banner({ brokerUrl: broker.url, gateUrl: controller.gateway?.server.url, home, rel, daemonPid: daemonPidOf(home.pm2Home), traderPid: started.pid, config, every, discord: Boolean(config.discord.token) }),
       'plain',
     );
     say(options.scenario === 'runaway' ? runawayIntro(facts) : normalIntro(facts), 'narration');
@@ -208,6 +214,8 @@ export async function runDemo(options: DemoOptions): Promise<number> {
     if (options.scenario === 'runaway') {
       // Without the Discord token: the trader gets none, and neither does its rogue copy.
       const { DISCORD_TOKEN: _token, ...rogueEnv } = process.env;
+      // With the gate on, the copy is started the way the trader is configured: through the gate.
+      if (controller.gateway) rogueEnv.APCA_API_BASE_URL = controller.gateway.server.url;
       rogue = await spawnOutsidePm2({ script: home.traderScript, args: traderArgs, env: rogueEnv, logFile: home.rogueLog });
       recordRogue(home, rogue);
       const copy = rogue;
@@ -263,6 +271,18 @@ export async function runDemo(options: DemoOptions): Promise<number> {
 }
 
 const SEVERITY_TONE: Record<AlertSeverity, Tone> = { critical: 'critical', warning: 'warning', info: 'info' };
+
+/** A port free on loopback now, for GATEWAY_ADDR (the trader's URL is written before the gate listens). */
+function freeLoopbackPort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const server = net.createServer();
+    server.once('error', reject);
+    server.listen(0, '127.0.0.1', () => {
+      const { port } = server.address() as net.AddressInfo;
+      server.close(() => resolve(port));
+    });
+  });
+}
 
 const round2 = (n: number) => Math.round(n * 100) / 100;
 
@@ -323,6 +343,7 @@ function demoLogger(file: string, secrets: readonly string[], terminal: Terminal
 
 function banner(facts: {
   brokerUrl: string;
+  gateUrl?: string;
   home: DemoHome;
   rel: (p: string) => string;
   daemonPid?: number;
@@ -336,6 +357,7 @@ function banner(facts: {
   return [
     'tradewarden demo — everything runs on this machine; no accounts, nothing to configure.',
     `  broker   ${facts.brokerUrl}  local paper broker: ${money(CASH)} cash + ${SEEDED_ETH} ETH; ${prices}`,
+    ...(facts.gateUrl ? [`  gate     ${facts.gateUrl}  the order gate (GATEWAY_ADDR, ${config.gateway?.mode}): the trader's APCA_API_BASE_URL; it forwards to the broker`] : []),
     `  PM2      PM2_HOME=${rel(home.pm2Home)} (daemon PID ${facts.daemonPid ?? '?'}) — the demo's own, not your PM2`,
     `  trader   ${config.trading.processName} PID ${facts.traderPid}: ${rel(home.traderScript)}, a $${NOTIONAL} ${SYMBOL} order every ${facts.every} s`,
     `  watch    fills every ${config.tradePollSeconds} s, processes every ${config.duplicateScanSeconds} s, limit ${config.maxTradesPerHour} trades/hour, on runaway: ${config.onRunaway}`,

@@ -1,4 +1,4 @@
-// `npm run demo [-- --scenario runaway] [--exit-after SECONDS] [--home DIR]`: see demo.ts.
+// `npm run demo [-- --scenario runaway] [--gate] [--exit-after SECONDS] [--home DIR]`: see demo.ts.
 import path from 'node:path';
 import { parseArgs } from 'node:util';
 import { EXIT, runDemo } from './demo.ts';
@@ -14,6 +14,8 @@ under the demo's own PM2, and the controller, with this terminal as the chat (ty
 Options:
   --scenario runaway   re-enact the incident: a looping trader plus a copy started outside PM2;
                        watch the duplicate alert, the trade-rate alert and the breaker, then /flatten
+  --gate               run the order gate (GATEWAY_ADDR): the trader (and the runaway's copy) trade
+                       through tradewarden, which refuses orders over the limit and from the copy
   --exit-after SECONDS end by itself this long after it is up (CI)
   --home DIR           the demo's folder (PM2_HOME, DATA_DIR, trader copy); default .demo in the
                        project, or $${DEMO_DIR_VARIABLE}
@@ -41,6 +43,7 @@ try {
       scenario: { type: 'string' },
       'exit-after': { type: 'string' },
       home: { type: 'string' },
+      gate: { type: 'boolean', default: false },
       help: { type: 'boolean', short: 'h' },
     },
     strict: true,
@@ -60,6 +63,7 @@ const code = await runDemo({
   home: path.resolve(values.home ?? (process.env[DEMO_DIR_VARIABLE]?.trim() || path.join(PROJECT_ROOT, '.demo'))),
   scenario: values.scenario as ScenarioName | undefined,
   exitAfterSeconds: positiveSeconds(values['exit-after'], '--exit-after'),
+  gate: values.gate,
   orderEverySeconds: positiveSeconds(process.env.DEMO_ORDER_EVERY_SECONDS, 'DEMO_ORDER_EVERY_SECONDS'),
 });
 // PM2's client and discord.js can leave handles open; everything the demo started is gone: leave.

@@ -7,6 +7,8 @@ export type ScenarioName = 'runaway';
 export const SCENARIOS: readonly ScenarioName[] = ['runaway'];
 
 export interface StoryFacts {
+  /** the order gate is on: orders are refused before the broker */
+  gate: boolean;
   limit: number;
   orderEverySeconds: number;
   pollSeconds: number;
@@ -27,6 +29,9 @@ export function runawayIntro(facts: StoryFacts): string {
     'Scenario: runaway — the incident tradewarden exists for. A bot was "restarted" with kill-by-name + nohup; the kill',
     'missed, each restart added a copy, and the copies made 27 trades in 14 minutes. Here: the limit is',
     `${facts.limit} trades an hour and ON_RUNAWAY=stop (the breaker halts the trader when it is crossed).`,
+    ...(facts.gate
+      ? ['With the order gate on, both copies send their orders to tradewarden first: the broker should see no more than the limit.']
+      : []),
   ].join('\n');
 }
 
@@ -48,11 +53,16 @@ export class RunawayStory {
 
   rogueStarted(pid: number, command: string): void {
     this.say(`Someone "restarts" it by hand while it still runs: ${command} → a second copy, PID ${pid}, trades outside PM2.`);
-    this.tell('   Watch for: the duplicate alert, the trade-rate alert, the breaker. /bot status shows it all at any time.');
+    this.tell(
+      this.facts.gate
+        ? '   Watch for: the order gate refusing the copy, then the trader past the limit, and the duplicate alert. /bot status shows it all at any time.'
+        : '   Watch for: the duplicate alert, the trade-rate alert, the breaker. /bot status shows it all at any time.',
+    );
   }
 
   alert(alert: StoredAlert): void {
-    if (this.told.has(alert.kind)) return;
+    const topic = alert.kind === 'order_refused' ? `${alert.kind}:${String(alert.facts.reason)}` : alert.kind;
+    if (this.told.has(topic)) return;
     const { limit, scanSeconds, pollSeconds } = this.facts;
     switch (alert.kind) {
       case 'duplicate_instance':
@@ -72,13 +82,22 @@ export class RunawayStory {
               : ' Now /flatten closes the positions.'),
         );
         break;
+      case 'order_refused':
+        this.say(
+          alert.facts.reason === 'not_managed_trader'
+            ? `The order gate refused an order from PID ${String(alert.facts.pid)}: it is not the managed trader. The copy gets nothing through — not even before the duplicate scan.`
+            : alert.facts.reason === 'trade_limit'
+              ? `The order gate refused the trader's order that would exceed ${limit} trades in the hour: it never reached the broker.`
+              : 'The order gate refused an order while the breaker is tripped.',
+        );
+        break;
       case 'flatten_result':
         this.say('Flatten stopped the trader, canceled open orders, closed every position and re-read the account to say so.');
         break;
       default:
         return;
     }
-    this.told.add(alert.kind);
+    this.told.add(topic);
   }
 
   private say(text: string): void {

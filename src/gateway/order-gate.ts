@@ -137,7 +137,8 @@ export class OrderGate {
         this.pending.set(ticket, { ticket, acceptedAt: this.options.clock.now() });
       }
       if (refusal) this.refused(caller, intent, refusal);
-      else this.episodes.clear(); // an order got through: the next refusal is news again
+      // The trader's order got through: its next refusal is news again. A copy's episode goes on.
+      else for (const key of [...this.episodes.keys()]) if (!key.startsWith('not_managed_trader:')) this.episodes.delete(key);
       return { caller, refusal, forward, ticket };
     });
   }
@@ -281,7 +282,7 @@ export class OrderGate {
       return;
     }
     this.episodes.set(episodeKey, { startedAt: now, lastAt: now, refusals: 1 });
-    logger.warn(`order gate ${verb} ${what} from ${who}: ${refusal.message}`);
+    logger.info(`order gate ${verb} ${what} from ${who}: ${refusal.message}`); // the alert says it loudly
     const observe = mode === 'observe';
     const raising = outbox
       .raise({
@@ -291,7 +292,9 @@ export class OrderGate {
         title: observe ? `Order would have been refused (${REASON_TITLE[refusal.reason]}; observe mode)` : `Order refused: ${REASON_TITLE[refusal.reason]}`,
         body:
           `${observe ? 'GATE_MODE=observe let it through. ' : ''}Who: ${who}${caller.managed ? ', the managed trader' : ''}. What: ${what}. ` +
-          `Why: ${caller.managed ? refusal.message : caller.why ?? refusal.message}. Further refusals of this kind are not alerted until an order passes again.`,
+          `Why: ${(caller.managed ? refusal.message : caller.why ?? refusal.message).replace(/\.$/, '')}. ${
+            caller.managed ? 'Further refusals of this kind are not alerted until an order passes again.' : 'Further refusals of this process are only logged while it keeps trying.'
+          }`,
         facts: {
           reason: refusal.reason,
           mode,
