@@ -300,3 +300,58 @@ test('the trading stream (/stream) goes through the gate: the SDK authenticates,
     await new Promise<void>((resolve) => upstream.close(() => resolve()));
   }
 });
+
+/** A gate of its own (own data dir, own limit) in front of the paper broker, for the gate's rules alone. */
+async function standaloneGate(options: { mode: 'enforce' | 'observe'; traderPid: () => Promise<number | undefined> }) {
+  const { Store } = await import('../src/store/store.ts');
+  const { AlertOutbox } = await import('../src/alerts/outbox.ts');
+  const { OrderGate } = await import('../src/gateway/order-gate.ts');
+  const { startGateway } = await import('../src/gateway/gateway.ts');
+  const raised: StoredAlert[] = [];
+  const store = new Store(fs.mkdtempSync(path.join(home.root, 'gate-')));
+  const outbox = new AlertOutbox({ store, clock, logger: silentLogger, sinks: [{ name: 'test', deliver: async (a) => void raised.push(a) }] });
+  const orderGate = new OrderGate({ store, outbox, clock, logger: silentLogger, maxTradesPerHour: 3, processName: 'trading-bot', ...options });
+  const server = await startGateway({ host: '127.0.0.1', port: 0, upstream: paper.url, gate: orderGate, logger: silentLogger });
+  const post = (symbol: string) =>
+    fetch(`${server.url}/v2/orders`, {
+      method: 'POST',
+      headers: { 'APCA-API-KEY-ID': KEY, 'APCA-API-SECRET-KEY': SECRET, 'content-type': 'application/json' },
+      body: JSON.stringify({ symbol, side: 'buy', type: 'market', time_in_force: 'day', qty: '1' }),
+    });
+  return { orderGate, server, raised, post };
+}
+
+test('orders racing for the last slots: exactly the limit get through, whatever the interleaving', async () => {
+  nextHour();
+  // This test process plays the managed trader.
+  const { orderGate, server, post } = await standaloneGate({ mode: 'enforce', traderPid: async () => process.pid });
+  try {
+    const before = ordersFor('MSFT').length;
+    const statuses = (await Promise.all(Array.from({ length: 10 }, () => post('MSFT')))).map((r) => r.status);
+    assert.equal(statuses.filter((s) => s === 200).length, 3, `statuses: ${statuses.join(' ')}`);
+    assert.equal(statuses.filter((s) => s === 403).length, 7, `statuses: ${statuses.join(' ')}`);
+    assert.equal(ordersFor('MSFT').length - before, 3, 'the broker saw three');
+    assert.equal(await orderGate.pendingCount(), 3, 'accepted and not yet seen as trades by a poll: still counted');
+  } finally {
+    await server.close();
+  }
+});
+
+test('GATE_MODE=observe forwards the order it would refuse, and alerts that it would have', async () => {
+  nextHour();
+  // No managed trader runs: every order would be refused as not the trader's.
+  const { orderGate, server, raised, post } = await standaloneGate({ mode: 'observe', traderPid: async () => undefined });
+  try {
+    const before = ordersFor('MSFT').length;
+    const responses = await Promise.all([post('MSFT'), post('MSFT')]);
+    assert.deepEqual(responses.map((r) => r.status), [200, 200], 'observe mode refuses nothing');
+    assert.equal(ordersFor('MSFT').length - before, 2);
+    await orderGate.alertsRaised();
+    assert.equal(raised.length, 1, 'one alert for the episode');
+    assert.equal(raised[0]!.kind, 'order_refused');
+    assert.match(raised[0]!.title, /would have been refused .*observe mode/);
+    assert.equal(raised[0]!.facts.pid, process.pid);
+  } finally {
+    await server.close();
+  }
+});
