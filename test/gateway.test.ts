@@ -2,7 +2,7 @@
 // PM2 daemon on a temp home, the unmodified demo trader started by it (its APCA_API_BASE_URL comes
 // from ecosystem.config.js and points at the gate), a copy started by hand outside PM2, and the
 // paper broker behind the gate. One injected clock drives the broker's fill times and the rolling hour.
-import { test, before, after } from 'node:test';
+import { test, before, after, afterEach } from 'node:test';
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import net from 'node:net';
@@ -75,6 +75,17 @@ after(async () => {
   await controller?.stop();
   await home?.cleanup();
   await paper?.close();
+});
+
+// A test that fails half-way must not leave the next one a running trader or a tripped breaker.
+afterEach(async () => {
+  delete process.env.TEST_TRADER;
+  if (!controller) return;
+  const status = await controller.app.core.status();
+  if (status.process.state !== 'stopped' && status.process.state !== 'not_found') await controller.app.core.stop(operator);
+  await controller.app.store.update((data) => {
+    if (data.breaker.tripped) data.breaker = { tripped: false };
+  });
 });
 
 function freePort(): Promise<number> {
@@ -153,7 +164,7 @@ test('a copy started by hand gets no order through the gate, while the managed t
   await killPid(copy.pid!, 'SIGTERM');
   await controller.gateway!.gate.alertsRaised();
   const alerted = refusals('not_managed_trader');
-  assert.equal(alerted.length, 1, 'one alert for the copy, not one per order');
+  assert.equal(alerted.length, 1, `one alert for the copy, not one per order: ${JSON.stringify(alerted.map((a) => a.facts))}`);
   assert.equal(alerted[0]!.facts.pid, copy.pid);
   assert.match(String(alerted[0]!.facts.command), /trader\.mjs --every 0\.2/);
   assert.equal(alerted[0]!.severity, 'critical');

@@ -73,13 +73,22 @@ export function holderAmong(inode: number, pids: Iterable<number>): number | und
  */
 export function socketOwner(ends: ConnectionEnds, likely: Iterable<number> = []): OwnerLookup {
   if (!SOCKET_OWNER_SUPPORTED) return { found: false, reason: `finding the process behind a connection is Linux-only (this is ${process.platform})` };
-  const inode = peerSocketInode(ends);
-  if (inode === undefined) {
-    return { found: false, reason: `no local socket ${ends.remoteAddress}:${ends.remotePort} in /proc/net/tcp (not a connection from this machine's network namespace)` };
+  const first = [...likely];
+  // /proc/net/tcp is read a page at a time and resumed by position: while other sockets open and
+  // close, a row can be skipped. A miss is looked up again before it is believed.
+  let inode: number | undefined;
+  for (let attempt = 0; attempt < LOOKUP_ATTEMPTS; attempt++) {
+    inode = peerSocketInode(ends);
+    if (inode === undefined) continue;
+    const pid = holderAmong(inode, first) ?? holderAmong(inode, allPids());
+    if (pid !== undefined) return { found: true, pid, inode };
   }
-  const pid = holderAmong(inode, likely) ?? holderAmong(inode, allPids());
-  return pid === undefined ? { found: false, reason: `socket ${inode} is held by no process we can see (another user's?)` } : { found: true, pid, inode };
+  return inode === undefined
+    ? { found: false, reason: `no local socket ${ends.remoteAddress}:${ends.remotePort} in /proc/net/tcp (not a connection from this machine's network namespace)` }
+    : { found: false, reason: `socket ${inode} is held by no process we can see (another user's?)` };
 }
+
+const LOOKUP_ATTEMPTS = 3;
 
 /** `pid` and every descendant, from each process's parent in /proc/<pid>/stat (cheap: no cmdline). */
 export function processTree(rootPid: number): Set<number> {
