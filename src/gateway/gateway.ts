@@ -104,7 +104,7 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
     const status = timedOut ? 503 : 502;
     const fate = order ? ' The order may or may not have reached it: list open orders before sending it again.' : '';
     sendError(res, status, timedOut ? 50310000 : 50210000, `tradewarden order gate: the broker at ${upstream.host} ${timedOut ? 'did not answer in time' : `could not be reached (${describeError(error)})`}.${fate}`);
-    logger.warn(`order gate: broker ${upstream.host} ${req_(res)}: ${describeError(error)}`);
+    logger.warn(`order gate: broker ${upstream.host} ${requestLine(res)}: ${describeError(error)}`);
   }
 
   async function handle(req: http.IncomingMessage, res: http.ServerResponse): Promise<void> {
@@ -223,7 +223,7 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
   };
 }
 
-function req_(res: http.ServerResponse): string {
+function requestLine(res: http.ServerResponse): string {
   return `${res.req.method} ${res.req.url}`;
 }
 

@@ -281,6 +281,7 @@ export class OrderGate {
       logger.debug(`order gate ${verb} ${what} from ${who}: ${refusal.reason} (${known.refusals} in this episode)`);
       return;
     }
+    for (const [key, episode] of this.episodes) if (now - episode.lastAt >= this.episodeQuietMs) this.episodes.delete(key); // copies long gone
     this.episodes.set(episodeKey, { startedAt: now, lastAt: now, refusals: 1 });
     logger.info(`order gate ${verb} ${what} from ${who}: ${refusal.message}`); // the alert says it loudly
     const observe = mode === 'observe';
