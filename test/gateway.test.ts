@@ -323,13 +323,15 @@ async function standaloneGate(options: { mode: 'enforce' | 'observe'; traderPid:
   const outbox = new AlertOutbox({ store, clock, logger: silentLogger, sinks: [{ name: 'test', deliver: async (a) => void raised.push(a) }] });
   const orderGate = new OrderGate({ store, outbox, clock, logger: silentLogger, maxTradesPerHour: 3, processName: 'trading-bot', ...options });
   const server = await startGateway({ host: '127.0.0.1', port: 0, upstream: paper.url, gate: orderGate, logger: silentLogger });
-  const post = (symbol: string) =>
+  const headers = { 'APCA-API-KEY-ID': KEY, 'APCA-API-SECRET-KEY': SECRET, 'content-type': 'application/json' };
+  const post = (symbol: string, extra: Record<string, string> = {}) =>
     fetch(`${server.url}/v2/orders`, {
       method: 'POST',
-      headers: { 'APCA-API-KEY-ID': KEY, 'APCA-API-SECRET-KEY': SECRET, 'content-type': 'application/json' },
-      body: JSON.stringify({ symbol, side: 'buy', type: 'market', time_in_force: 'day', qty: '1' }),
+      headers,
+      body: JSON.stringify({ symbol, side: 'buy', type: 'market', time_in_force: 'day', qty: '1', ...extra }),
     });
-  return { orderGate, server, raised, post };
+  const cancel = (orderId: string) => fetch(`${server.url}/v2/orders/${orderId}`, { method: 'DELETE', headers });
+  return { orderGate, server, raised, post, cancel };
 }
 
 test('orders racing for the last slots: exactly the limit get through, whatever the interleaving', async () => {
@@ -362,6 +364,30 @@ test('GATE_MODE=observe forwards the order it would refuse, and alerts that it w
     assert.equal(raised[0]!.kind, 'order_refused');
     assert.match(raised[0]!.title, /would have been refused .*observe mode/);
     assert.equal(raised[0]!.facts.pid, process.pid);
+  } finally {
+    await server.close();
+  }
+});
+
+test('an accepted order that has not filled counts until it fills, is canceled (after a grace for a late fill) or an hour passes', async () => {
+  nextHour();
+  const { orderGate, server, post, cancel } = await standaloneGate({ mode: 'enforce', traderPid: async () => process.pid });
+  try {
+    // Three resting limit orders: nothing has traded, yet the hour's allowance is taken.
+    const resting: string[] = [];
+    for (let i = 0; i < 3; i++) {
+      const response = await post('MSFT', { type: 'limit', limit_price: '1' });
+      assert.equal(response.status, 200);
+      resting.push(((await response.json()) as { id: string }).id);
+    }
+    assert.equal((await post('MSFT')).status, 403, 'three open orders may all fill: a fourth would exceed the limit');
+    assert.equal((await cancel(resting[0]!)).status, 204);
+    assert.equal((await post('MSFT')).status, 403, 'a canceled order still counts for the grace period (a fill may be on its way)');
+    clock.advance(61_000);
+    assert.equal(await orderGate.pendingCount(), 2);
+    assert.equal((await post('MSFT')).status, 200, 'after the grace, the canceled order no longer counts');
+    clock.advance(3600_000);
+    assert.equal(await orderGate.pendingCount(), 0, 'an hour later nothing counts');
   } finally {
     await server.close();
   }

@@ -166,7 +166,9 @@ export class OrderGate {
   canceled(orderId: string | 'all'): void {
     const now = this.options.clock.now();
     for (const pending of this.pending.values()) {
-      if (pending.canceledAt === undefined && (orderId === 'all' || pending.orderId === orderId)) pending.canceledAt = now;
+      // An order still in flight during a cancel-all may be accepted after it: it keeps counting.
+      const hit = orderId === 'all' ? pending.orderId !== undefined : pending.orderId === orderId;
+      if (hit && pending.canceledAt === undefined) pending.canceledAt = now;
     }
   }
 
