@@ -72,6 +72,7 @@ export async function startController(config: Config, options: ControllerOptions
       stopping ??= (async () => {
         // The gate first: from here on the trader's orders go nowhere (fail closed).
         await gateway?.server.close().catch((e) => logger.warn(`closing the order gate: ${describeError(e)}`));
+        await gateway?.gate.alertsRaised(); // its last order_refused is in the outbox before we go
         await jobs?.stop();
         for (const front of fronts) await front.stop().catch((e) => logger.warn(`stopping a front: ${describeError(e)}`));
         await app.close().catch((e) => logger.warn(`closing: ${describeError(e)}`));
