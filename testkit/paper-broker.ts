@@ -57,6 +57,10 @@
 //   dropStreamConnections()  ends every stream connection without a close frame (a network drop)
 //   refuseStream(on)         while on, every authentication is answered "unauthorized"
 //   setStreamFrames('binary' | 'text')
+//   setStreamAuthReply('authorization' | 'success')
+//                            the authorization message above (default), or the market-data form some
+//                            proxies and older gateways answer with: [{"T":"success","msg":"authenticated"}]
+//                            (refusal [{"T":"error","code":402,"msg":"auth failed"}])
 import http from 'node:http';
 import { randomUUID } from 'node:crypto';
 import type { AddressInfo } from 'node:net';
@@ -124,6 +128,7 @@ export interface PaperBroker {
   dropStreamConnections(): void;
   refuseStream(on: boolean): void;
   setStreamFrames(kind: 'binary' | 'text'): void;
+  setStreamAuthReply(shape: 'authorization' | 'success'): void;
 }
 
 /** A 4xx/5xx answer of the order logic, thrown by the in-process placeOrder too. */
@@ -887,6 +892,7 @@ export async function startPaperBroker(options: PaperBrokerOptions = {}): Promis
   const listening = new Set<WebSocket>();
   let refusingStream = false;
   let binaryFrames = true;
+  let authReply: 'authorization' | 'success' = 'authorization';
   const sendFrame = (socket: WebSocket, message: unknown) => {
     const text = JSON.stringify(message);
     socket.send(binaryFrames ? Buffer.from(text) : text, { binary: binaryFrames });
@@ -909,7 +915,12 @@ export async function startPaperBroker(options: PaperBrokerOptions = {}): Promis
         const secret = message.action === 'auth' ? message.secret : data.secret_key;
         const keysOk = (options.keyId === undefined && options.secretKey === undefined) || (key === options.keyId && secret === options.secretKey);
         authorized = keysOk && !refusingStream;
-        sendFrame(socket, { stream: 'authorization', data: { status: authorized ? 'authorized' : 'unauthorized', action: 'authenticate' } });
+        sendFrame(
+          socket,
+          authReply === 'authorization'
+            ? { stream: 'authorization', data: { status: authorized ? 'authorized' : 'unauthorized', action: 'authenticate' } }
+            : [authorized ? { T: 'success', msg: 'authenticated' } : { T: 'error', code: 402, msg: 'auth failed' }],
+        );
         return;
       }
       if (message.action === 'listen') {
@@ -996,6 +1007,9 @@ export async function startPaperBroker(options: PaperBrokerOptions = {}): Promis
     },
     setStreamFrames(kind) {
       binaryFrames = kind === 'binary';
+    },
+    setStreamAuthReply(shape) {
+      authReply = shape;
     },
   };
   return broker;
