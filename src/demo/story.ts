@@ -59,7 +59,7 @@ export class RunawayStory {
       case 'duplicate_instance':
         this.say(
           `The duplicate scan (every ${scanSeconds} s) found the copy in the OS process table, not only in PM2. ` +
-            'Nothing is killed unless an operator asks: /bot stop-duplicates.',
+            'ON_DUPLICATE=alert: nothing is killed on sight (an operator can: /bot stop-duplicates); the breaker ends every copy if trading runs away.',
         );
         break;
       case 'trade_rate_exceeded':
