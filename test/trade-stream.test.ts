@@ -24,6 +24,7 @@ let paper: PaperBroker;
 let home: TempHome;
 const apps: App[] = [];
 const brokers: PaperBroker[] = [];
+const dataDirs: string[] = [];
 
 before(() => {
   // Status reads PM2 (and connecting spawns its daemon): one private home for the file, ended after.
@@ -33,6 +34,7 @@ after(async () => {
   for (const app of apps) await app.close();
   await home.cleanup();
   for (const broker of brokers) await broker.close();
+  for (const dir of dataDirs) fs.rmSync(dir, { recursive: true, force: true });
 });
 
 /**
@@ -43,6 +45,7 @@ async function streamApp(extra: Record<string, string> = {}) {
   paper = await startPaperBroker({ keyId: KEY, secretKey: SECRET, prices: { 'BTC/USD': 50_000 } });
   brokers.push(paper);
   const dataDir = fs.mkdtempSync(path.join(os.tmpdir(), 'tw-stream-'));
+  dataDirs.push(dataDir);
   const alerts: StoredAlert[] = [];
   const logLines: string[] = [];
   const sink: AlertSink = { name: 'test', deliver: async (a) => void alerts.push(a) };
