@@ -137,6 +137,8 @@ export function buildApp(config: Config, options: BuildOptions): App {
           initialBackoffMs: options.streamBackoffMs,
         })
       : undefined;
+  // Only the process that started the stream may speak for it (and record it stopped on close).
+  let streamStarted = false;
   core = new Core({
     config,
     supervisor,
@@ -158,7 +160,6 @@ export function buildApp(config: Config, options: BuildOptions): App {
     endDuplicates: config.onDuplicate === 'stop' ? (duplicates) => core!.endDuplicatesByPolicy(duplicates) : undefined,
     onScan: foreignTrading ? (status) => foreignTrading.noteScan(status) : undefined,
   });
-  let streamStarted = false;
 
   return {
     config,
@@ -179,7 +180,7 @@ export function buildApp(config: Config, options: BuildOptions): App {
       tradeStream.start();
     },
     async close() {
-      await tradeStream?.stop();
+      if (streamStarted) await tradeStream?.stop();
       outbox.stop();
       await supervisor.close();
     },

@@ -106,6 +106,7 @@ export class TradeStream {
 
   /** Closes the connection and stops reconnecting; resolves when the socket is closed. */
   async stop(): Promise<void> {
+    if (this.stopped) return;
     this.stopped = true;
     clearTimeout(this.reconnectTimer);
     this.clearConnectionTimers();
