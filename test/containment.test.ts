@@ -20,14 +20,15 @@ const operator: Actor = { id: 'cli:test', name: 'test', isOperator: true };
 const KEY = 'PKCONTAIN';
 const SECRET = 'SKCONTAINSECRET';
 let home: TempHome;
+/** Each test's own broker (a fresh account, so no test sees another's fills), set by controllerApp. */
 let paper: PaperBroker;
 let trader: string;
 const apps: App[] = [];
+const brokers: PaperBroker[] = [];
 const outsiders: ChildProcess[] = [];
 
 before(async () => {
   home = makeTempHome('tw-contain-');
-  paper = await startPaperBroker({ keyId: KEY, secretKey: SECRET, prices: { 'BTC/USD': 50_000 } });
   trader = copyTrader(path.resolve('examples/demo-trader.js'), path.join(home.root, 'bot'));
 });
 
@@ -35,7 +36,7 @@ after(async () => {
   for (const child of outsiders) if (child.pid && isAlive(child.pid)) await killPid(child.pid, 'SIGKILL');
   for (const app of apps) await app.close();
   await home?.cleanup();
-  await paper?.close();
+  for (const broker of brokers) await broker.close();
 });
 
 function traderEnv(everySeconds: string): Record<string, string> {
@@ -50,6 +51,8 @@ function traderEnv(everySeconds: string): Record<string, string> {
 
 /** The app as the controller builds it, in its own DATA_DIR, the stream connected; no scheduled job. */
 async function controllerApp(name: string, extra: Record<string, string>) {
+  paper = await startPaperBroker({ keyId: KEY, secretKey: SECRET, prices: { 'BTC/USD': 50_000 } });
+  brokers.push(paper);
   const dataDir = path.join(home.root, name);
   fs.mkdirSync(dataDir, { recursive: true });
   const alerts: StoredAlert[] = [];
@@ -115,6 +118,21 @@ test('two copies trading (PM2 + outside), ON_RUNAWAY=stop: the breaker ends both
   const audit = (await app.store.read()).audit.map((e) => `${e.who} ${e.what} ${e.outcome}`);
   assert.ok(audit.includes('controller stop ok'), 'the halt of the PM2 trader is audited');
   assert.ok(audit.includes('controller stop-duplicates ok'), 'ending the outside copy is audited');
+  await app.tradeStream!.stop();
+});
+
+test('ON_RUNAWAY=flatten: flatten runs once no copy is left, and the account ends flat', async () => {
+  const { app, alerts } = await controllerApp('flatten', { ON_RUNAWAY: 'flatten', DEMO_ORDER_EVERY_SECONDS: '0.4', FOREIGN_TRADING: 'off' });
+  const managed = await app.core.start(operator);
+  const outside = startOutside('0.4');
+  const result = await waitFor(() => alerts.find((a) => a.kind === 'flatten_result'), { timeoutMs: 30_000, intervalMs: 20, what: 'the flatten result' });
+  const order = alerts.map((a) => a.kind).filter((k) => k === 'breaker_tripped' || k === 'flatten_result');
+  assert.deepEqual(order, ['breaker_tripped', 'flatten_result'], 'the halt is reported before the flatten');
+  const breaker = alerts.find((a) => a.kind === 'breaker_tripped')!;
+  assert.match(breaker.body, /No copy of the trader runs here now\. Flattening now\./);
+  assert.ok(!isAlive(managed.pid) && !isAlive(outside.pid!), 'both copies gone');
+  assert.equal(result.facts.flat, true, result.body);
+  assert.deepEqual(paper.snapshot().positions, []);
   await app.tradeStream!.stop();
 });
 
