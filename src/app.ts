@@ -11,6 +11,8 @@ import { Store } from './store/store.ts';
 import { Supervisor } from './supervisor/supervisor.ts';
 import type { Supervision } from './supervisor/types.ts';
 import { ProcessWatch, TradeWatch } from './watch/watchdog.ts';
+import { ForeignTradingWatch } from './watch/foreign-trading.ts';
+import { TradeStreamWatch } from './watch/trade-stream.ts';
 
 export interface App {
   config: Config;
@@ -21,9 +23,15 @@ export interface App {
   core: Core;
   /** Absent without broker credentials: there are no fills to count. */
   tradeWatch?: TradeWatch;
+  /** The broker's trade stream feeding tradeWatch; built here, started only by the controller. */
+  tradeStream?: TradeStreamWatch;
+  /** Absent with FOREIGN_TRADING=off or without a broker. */
+  foreignTrading?: ForeignTradingWatch;
   processWatch: ProcessWatch;
   clock: Clock;
   logger: Logger;
+  /** Connects the trade stream (the controller does; a CLI process only reads the data file). */
+  startStream(): void;
   close(): Promise<void>;
 }
 
@@ -37,6 +45,10 @@ export interface BuildOptions {
   /** Overrides for tests: the environment ecosystem.config.js is evaluated with. */
   env?: NodeJS.ProcessEnv;
   flattenVerifyTimeoutMs?: number;
+  /** Grace after a stop before a fill counts as foreign (default FOREIGN_TRADING_GRACE_MS). */
+  foreignTradingGraceMs?: number;
+  /** The trade stream's first reconnect back-off (tests and the demo shorten it). */
+  streamBackoffMs?: number;
 }
 
 /** Names of the sinks every alert is addressed to, whichever process raises it. */
@@ -88,6 +100,17 @@ export function buildApp(config: Config, options: BuildOptions): App {
     logger,
     beforeStart: () => core!.assertBreakerClear(),
   });
+  const foreignTrading =
+    broker && config.foreignTrading === 'alert'
+      ? new ForeignTradingWatch({
+          store,
+          outbox,
+          clock,
+          processName: config.trading.processName,
+          processStatus: () => supervisor.status(),
+          graceMs: options.foreignTradingGraceMs,
+        })
+      : undefined;
   const tradeWatch = broker
     ? new TradeWatch({
         store,
@@ -97,8 +120,25 @@ export function buildApp(config: Config, options: BuildOptions): App {
         processName: config.trading.processName,
         maxTradesPerHour: config.maxTradesPerHour,
         onRunaway: (trades) => core!.onRunaway(trades),
+        onNewTrades: foreignTrading ? (added) => foreignTrading.check(added) : undefined,
       })
     : undefined;
+  const tradeStream =
+    tradeWatch && config.broker.keyId && config.broker.secretKey
+      ? new TradeStreamWatch({
+          baseUrl: config.broker.baseUrl,
+          streamUrl: config.broker.streamUrl,
+          keyId: config.broker.keyId,
+          secretKey: config.broker.secretKey,
+          tradeWatch,
+          store,
+          clock,
+          logger,
+          initialBackoffMs: options.streamBackoffMs,
+        })
+      : undefined;
+  // Only the process that started the stream may speak for it (and record it stopped on close).
+  let streamStarted = false;
   core = new Core({
     config,
     supervisor,
@@ -109,8 +149,17 @@ export function buildApp(config: Config, options: BuildOptions): App {
     logger,
     flattenVerifyTimeoutMs: options.flattenVerifyTimeoutMs,
     refreshTrades: tradeWatch ? () => tradeWatch.poll() : undefined,
+    streamState: () => (streamStarted ? tradeStream?.state() : undefined),
   });
-  const processWatch = new ProcessWatch({ store, supervisor, outbox, clock, processName: config.trading.processName });
+  const processWatch = new ProcessWatch({
+    store,
+    supervisor,
+    outbox,
+    clock,
+    processName: config.trading.processName,
+    endDuplicates: config.onDuplicate === 'stop' ? (duplicates) => core!.endDuplicatesByPolicy(duplicates) : undefined,
+    onScan: foreignTrading ? (status) => foreignTrading.noteScan(status) : undefined,
+  });
 
   return {
     config,
@@ -120,10 +169,18 @@ export function buildApp(config: Config, options: BuildOptions): App {
     supervisor,
     core,
     tradeWatch,
+    tradeStream,
+    foreignTrading,
     processWatch,
     clock,
     logger,
+    startStream() {
+      if (!tradeStream) return;
+      streamStarted = true;
+      tradeStream.start();
+    },
     async close() {
+      if (streamStarted) await tradeStream?.stop();
       outbox.stop();
       await supervisor.close();
     },

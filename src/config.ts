@@ -13,6 +13,7 @@ export interface GatewayConfig {
   readonly port: number;
   readonly mode: GateMode;
 }
+export type DuplicateAction = 'alert' | 'stop';
 
 export interface Config {
   readonly discord: {
@@ -30,12 +31,18 @@ export interface Config {
     readonly keyId?: string;
     readonly secretKey?: string;
     readonly baseUrl: string;
+    /** APCA_STREAM_URL; unset = derived from baseUrl (wss://host/stream), see broker/stream.ts */
+    readonly streamUrl?: string;
   };
   readonly trading: {
     readonly processName: string;
   };
   readonly maxTradesPerHour: number;
   readonly onRunaway: RunawayAction;
+  /** 'stop': a duplicate is ended on sight, the managed trader kept */
+  readonly onDuplicate: DuplicateAction;
+  /** 'alert' on fills while no copy of the trader runs on this host */
+  readonly foreignTrading: 'alert' | 'off';
   readonly tradePollSeconds: number;
   readonly duplicateScanSeconds: number;
   /** absent: no gate (GATEWAY_ADDR unset), the trader talks to the broker directly */
@@ -111,6 +118,18 @@ export function parseConfig(env: Env, options: ParseOptions = {}): Config {
       return fallback;
     }
   };
+  const wsUrl = (name: string): string | undefined => {
+    const value = text(name);
+    if (value === undefined) return undefined;
+    try {
+      const parsed = new URL(value);
+      if (parsed.protocol !== 'ws:' && parsed.protocol !== 'wss:') throw new Error('protocol');
+      return value;
+    } catch {
+      problems.push(`${name} is ${JSON.stringify(value)}: expected a ws:// or wss:// URL (e.g. wss://paper-api.alpaca.markets/stream), or leave it unset to derive it from APCA_API_BASE_URL`);
+      return undefined;
+    }
+  };
   const integer = (name: string, fallback: number, min: number, max: number): number => {
     const value = text(name);
     if (value === undefined) return fallback;
@@ -177,10 +196,12 @@ export function parseConfig(env: Env, options: ParseOptions = {}): Config {
 
   const config: Config = {
     discord,
-    broker: { keyId, secretKey, baseUrl: url('APCA_API_BASE_URL', ALPACA_PAPER_URL)! },
+    broker: { keyId, secretKey, baseUrl: url('APCA_API_BASE_URL', ALPACA_PAPER_URL)!, streamUrl: wsUrl('APCA_STREAM_URL') },
     trading: { processName: processName('TRADING_PROCESS_NAME', 'trading-bot') },
     maxTradesPerHour: integer('MAX_TRADES_PER_HOUR', 3, 1, 10_000),
     onRunaway: oneOf('ON_RUNAWAY', ['alert', 'stop', 'flatten'] as const, 'alert'),
+    onDuplicate: oneOf('ON_DUPLICATE', ['alert', 'stop'] as const, 'alert'),
+    foreignTrading: oneOf('FOREIGN_TRADING', ['alert', 'off'] as const, 'alert'),
     tradePollSeconds: integer('TRADE_POLL_SECONDS', 10, 1, 3600),
     duplicateScanSeconds: integer('DUPLICATE_SCAN_SECONDS', 10, 1, 3600),
     ...gatewayPart(gatewayAddress('GATEWAY_ADDR'), oneOf('GATE_MODE', ['enforce', 'observe'] as const, 'enforce')),

@@ -51,10 +51,12 @@ export async function startController(config: Config, options: ControllerOptions
       ],
       logger,
     );
+    // After the jobs: the stream's first connect runs a poll at once, as every reconnect does.
+    app.startStream();
     if (!app.broker) logger.warn('No broker credentials (APCA_API_KEY_ID / APCA_API_SECRET_KEY): trade-rate watching and flatten are off.');
     logger.info(
       `tradewarden controller watching "${config.trading.processName}" (PM2_HOME ${config.pm2Home}, data ${config.dataDir}); ` +
-        `trade poll ${config.tradePollSeconds}s, scan ${config.duplicateScanSeconds}s, limit ${config.maxTradesPerHour}/h, on runaway: ${config.onRunaway}`,
+        `trade stream ${app.tradeStream ? app.tradeStream.url : 'off'}, poll ${config.tradePollSeconds}s, scan ${config.duplicateScanSeconds}s, limit ${config.maxTradesPerHour}/h, on runaway: ${config.onRunaway}, on duplicate: ${config.onDuplicate}, foreign trading: ${config.foreignTrading}`,
     );
   } catch (error) {
     await gateway?.server.close().catch(() => undefined);

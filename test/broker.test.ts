@@ -139,6 +139,7 @@ test('fills: more than 100 fills come back complete and oldest first, paged by p
       price: 100,
       at: start,
       type: 'fill',
+      cumQty: 1,
     });
     assert.deepEqual(fills.slice(7, 9).map((f) => [f.type, f.qty]), [['partial_fill', 0.5], ['fill', 0.5]]);
 

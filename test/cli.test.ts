@@ -10,7 +10,7 @@ import { buildApp, type App } from '../src/app.ts';
 import { silentLogger } from '../src/log.ts';
 import { OperationError } from '../src/errors.ts';
 import { startPaperBroker } from '../testkit/paper-broker.ts';
-import { copyTrader, godDaemonsFor, isAlive, makeTempHome, type TempHome } from '../testkit/pm2-home.ts';
+import { copyTrader, godDaemonsFor, isAlive, makeTempHome, waitFor, type TempHome } from '../testkit/pm2-home.ts';
 
 const BIN = path.resolve('bin/tradewarden.js');
 let home: TempHome;
@@ -185,6 +185,20 @@ test('account, trades, alerts and flatten --yes against the paper broker', async
     assert.equal(summary.limit, 3);
     assert.equal(summary.count, 4);
     assert.deepEqual(summary.recent.map((t: { symbol: string; side: string }) => t.side).sort(), ['buy', 'buy', 'sell', 'sell']);
+
+    // The trade stream runs in the controller; `status` in another process shows what it recorded.
+    paper.refuseStream(true);
+    const controllerSide = buildApp(parseConfig({ ...env, ...broker }), { logger: silentLogger, deliversAlerts: false, env: { ...process.env, ...env }, streamBackoffMs: 5000 });
+    try {
+      controllerSide.startStream();
+      await waitFor(async () => (await controllerSide.store.read()).watch.stream?.refused, { what: 'the refusal recorded' });
+      const status = await cli(['status'], broker);
+      assert.equal(status.code, 0, status.stderr);
+      assert.match(status.stdout, /trade stream reconnecting since [\d-]+ [\d:]+Z — the broker refused the stream credentials .*\(as the controller last recorded it\)/);
+      assert.ok(!status.stdout.includes('SKCLI'), 'no secret in the status');
+    } finally {
+      await controllerSide.tradeStream!.stop();
+    }
   } finally {
     await paper.close();
   }

@@ -145,23 +145,16 @@ describe('npm run demo', { concurrency: true, skip: linux ? false : 'reads /proc
       assert.deepEqual(godDaemonsFor(path.join(home, 'pm2')), [daemonPid], 'the demo runs its own PM2 daemon');
       assert.ok(markedPids(home).includes(roguePid) && markedPids(home).includes(traderPid), 'markedPids(home).includes(roguePid) && markedPids(home).includes(traderPid)');
 
-      // The story, as the watchdog saw it.
-      await demo.expect(/\[CRITICAL\] Duplicate trading process: 1 extra copy[^]*?PID (\d+) \(outside PM2\)/);
-      assert.match(demo.output(), new RegExp(`PID ${roguePid} \\(outside PM2\\)`));
+      // The story, as the watchdog saw it: the stream's fills trip the breaker, which ends every copy.
       await demo.expect(/\[CRITICAL\] Trade rate exceeded: \d+ trades in the last hour \(limit 3\)/);
-      await demo.expect(new RegExp(`\\[CRITICAL\\] Breaker tripped: trading halted: .*Trader stopped \\(PID ${traderPid}\\)`));
-      await waitFor(() => !isAlive(traderPid), { timeoutMs: 5000, what: 'the PM2 trader to be halted' });
-      assert.ok(isAlive(roguePid), 'the copy outside PM2 is never killed unasked');
+      const breaker = await demo.expect(/\[CRITICAL\] Breaker tripped: trading halted: [^\n]*/);
+      assert.match(breaker.match[0], new RegExp(`PID ${traderPid} \\(stopped through PM2`));
+      assert.match(breaker.match[0], new RegExp(`PID ${roguePid} \\((SIGTERM|SIGKILL): `));
+      assert.match(breaker.match[0], /No copy of the trader runs here now/);
+      await waitFor(() => !isAlive(traderPid) && !isAlive(roguePid), { timeoutMs: 5000, what: 'every copy to be halted' });
 
-      // The chat: same commands, same confirmations, same reports.
-      let at = demo.type('/bot stop-duplicates');
+      let at = demo.type('/flatten');
       let answer = await demo.expect(/Type yes to confirm/, { from: at });
-      at = demo.type('yes');
-      await demo.expect(new RegExp(`Stopped PID ${roguePid} \\(SIGTERM\\)`), { from: at });
-      assert.ok(!isAlive(roguePid), '!isAlive(roguePid)');
-
-      at = demo.type('/flatten');
-      answer = await demo.expect(/Type yes to confirm/, { from: at });
       at = demo.type('yes');
       await demo.expect(/FLAT: the broker shows no positions and no open orders\./, { from: answer.end });
 
@@ -182,17 +175,21 @@ describe('npm run demo', { concurrency: true, skip: linux ? false : 'reads /proc
 
       assert.equal(await demo.exited, 0, demo.output());
       assert.match(demo.output(), /Stopping \(--exit-after 25\)/);
+      // The summary, beside the incident.
+      assert.match(demo.output(), /The incident, in numbers[^]*trades made +\d+ in [\d.]+ s +\| 27 in 14 minutes/);
+      assert.match(demo.output(), /crossing fill → halt +\d+ ms/);
+      assert.match(demo.output(), /copies ended +2 /);
 
       // The data file tells the same story, and who did what.
       const data = readStore(home);
       const kinds = new Set(data.alerts.map((a) => a.kind));
-      for (const kind of ['duplicate_instance', 'trade_rate_exceeded', 'breaker_tripped', 'flatten_result'] as const) assert.ok(kinds.has(kind), `no ${kind} alert`);
+      for (const kind of ['trade_rate_exceeded', 'breaker_tripped', 'flatten_result'] as const) assert.ok(kinds.has(kind), `no ${kind} alert`);
       assert.ok(data.alerts.every((a) => a.deliveries.console?.deliveredAt !== undefined), 'every alert reached the console');
       assert.equal(data.breaker.tripped, true);
       const audited = data.audit.map((e) => `${e.who} ${e.what} ${e.outcome}`);
       assert.ok(audited.includes(`demo:${os.userInfo().username} start ok`), audited.join('\n'));
       assert.ok(audited.includes('controller stop ok'), audited.join('\n'));
-      assert.ok(audited.includes(`demo:${os.userInfo().username} stop-duplicates ok`), audited.join('\n'));
+      assert.ok(audited.includes('controller stop-duplicates ok'), audited.join('\n'));
       assert.ok(audited.includes(`demo:${os.userInfo().username} flatten ok`), audited.join('\n'));
       assert.ok(!fs.readFileSync(path.join(home, 'data', STORE_FILE), 'utf8').includes('PKDEMO'), 'broker keys in the data file');
 

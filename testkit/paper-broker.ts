@@ -45,9 +45,26 @@
 //                            fills (part of) a resting order now; returns the FILL activity
 //   snapshot()               cash, equity, positions, orders, activities (Alpaca JSON shapes)
 //   requests                 number of HTTP requests received; requestLog: method, path, status
+//
+// The trading stream (Alpaca's `trade_updates`) is served on the same port at /stream (ws://…/stream):
+// {"action":"auth","key","secret"} (or the legacy {"action":"authenticate","data":{"key_id","secret_key"}})
+// → {"stream":"authorization","data":{"status":"authorized"|"unauthorized","action":"authenticate"}};
+// {"action":"listen","data":{"streams":["trade_updates"]}} → {"stream":"listening",…}; then every fill
+// as {"stream":"trade_updates","data":{"event":"fill"|"partial_fill","execution_id","order":{…},
+// "timestamp","price","qty","position_qty"}}. Frames are binary, as Alpaca's paper endpoint sends them.
+// The execution id is the uuid part of the fill's activity id. Stream hooks:
+//   streamListeners          connections authorized and listening to trade_updates now
+//   dropStreamConnections()  ends every stream connection without a close frame (a network drop)
+//   refuseStream(on)         while on, every authentication is answered "unauthorized"
+//   setStreamFrames('binary' | 'text')
+//   setStreamAuthReply('authorization' | 'success')
+//                            the authorization message above (default), or the market-data form some
+//                            proxies and older gateways answer with: [{"T":"success","msg":"authenticated"}]
+//                            (refusal [{"T":"error","code":402,"msg":"auth failed"}])
 import http from 'node:http';
 import { randomUUID } from 'node:crypto';
 import type { AddressInfo } from 'node:net';
+import { WebSocketServer, type WebSocket } from 'ws';
 import type { Clock } from '../src/clock.ts';
 
 export interface PaperBrokerOptions {
@@ -106,6 +123,12 @@ export interface PaperBroker {
   };
   readonly requests: number;
   readonly requestLog: ReadonlyArray<{ method: string; path: string; status: number }>;
+  /** stream connections authorized and listening to trade_updates */
+  readonly streamListeners: number;
+  dropStreamConnections(): void;
+  refuseStream(on: boolean): void;
+  setStreamFrames(kind: 'binary' | 'text'): void;
+  setStreamAuthReply(shape: 'authorization' | 'success'): void;
 }
 
 /** A 4xx/5xx answer of the order logic, thrown by the in-process placeOrder too. */
@@ -426,7 +449,8 @@ export async function startPaperBroker(options: PaperBrokerOptions = {}): Promis
     order.status = complete ? 'filled' : 'partially_filled';
     order.updatedAt = at;
     if (complete) order.filledAt = at;
-    const id = `${activityPrefix(at)}::${randomUUID()}`;
+    const executionId = randomUUID();
+    const id = `${activityPrefix(at)}::${executionId}`;
     const json: AlpacaJson = {
       id,
       activity_type: 'FILL',
@@ -442,6 +466,15 @@ export async function startPaperBroker(options: PaperBrokerOptions = {}): Promis
       order_status: order.status,
     };
     activities.push({ id, at, seq: ++seq, json });
+    publishTradeUpdate({
+      event: complete ? 'fill' : 'partial_fill',
+      execution_id: executionId,
+      order: orderJson(order),
+      timestamp: iso(at),
+      price: dec(price),
+      qty: dec(qty),
+      position_qty: dec(positions.get(key)?.qty ?? 0),
+    });
     return json;
   }
 
@@ -854,11 +887,62 @@ export async function startPaperBroker(options: PaperBrokerOptions = {}): Promis
   });
   const { port } = server.address() as AddressInfo;
 
+  // ---- the trading stream ----
+  const streamServer = new WebSocketServer({ server, path: '/stream' });
+  const listening = new Set<WebSocket>();
+  let refusingStream = false;
+  let binaryFrames = true;
+  let authReply: 'authorization' | 'success' = 'authorization';
+  const sendFrame = (socket: WebSocket, message: unknown) => {
+    const text = JSON.stringify(message);
+    socket.send(binaryFrames ? Buffer.from(text) : text, { binary: binaryFrames });
+  };
+  streamServer.on('connection', (socket) => {
+    let authorized = false;
+    socket.on('close', () => listening.delete(socket));
+    socket.on('error', () => listening.delete(socket));
+    socket.on('message', (raw) => {
+      let message: Record<string, unknown>;
+      try {
+        message = JSON.parse(String(raw)) as Record<string, unknown>;
+      } catch {
+        sendFrame(socket, { action: 'error', data: { error_message: 'invalid syntax' } });
+        return socket.close();
+      }
+      const data = (typeof message.data === 'object' && message.data !== null ? message.data : {}) as Record<string, unknown>;
+      if (message.action === 'auth' || message.action === 'authenticate') {
+        const key = message.action === 'auth' ? message.key : data.key_id;
+        const secret = message.action === 'auth' ? message.secret : data.secret_key;
+        const keysOk = (options.keyId === undefined && options.secretKey === undefined) || (key === options.keyId && secret === options.secretKey);
+        authorized = keysOk && !refusingStream;
+        sendFrame(
+          socket,
+          authReply === 'authorization'
+            ? { stream: 'authorization', data: { status: authorized ? 'authorized' : 'unauthorized', action: 'authenticate' } }
+            : [authorized ? { T: 'success', msg: 'authenticated' } : { T: 'error', code: 402, msg: 'auth failed' }],
+        );
+        return;
+      }
+      if (message.action === 'listen') {
+        if (!authorized) return sendFrame(socket, { stream: 'authorization', data: { status: 'unauthorized', action: 'listen' } });
+        const streams = Array.isArray(data.streams) ? data.streams.filter((x): x is string => x === 'trade_updates') : [];
+        if (streams.length) listening.add(socket);
+        else listening.delete(socket);
+        sendFrame(socket, { stream: 'listening', data: { streams } });
+      }
+    });
+  });
+  function publishTradeUpdate(data: AlpacaJson): void {
+    for (const socket of listening) sendFrame(socket, { stream: 'trade_updates', data });
+  }
+
   const broker: PaperBroker = {
     url: `http://${host}:${port}`,
     async close() {
       for (const timer of pendingTimers) clearTimeout(timer);
       pendingTimers.clear();
+      for (const socket of streamServer.clients) socket.terminate();
+      streamServer.close();
       const closed = new Promise<void>((resolve) => server.close(() => resolve()));
       server.closeAllConnections();
       await closed;
@@ -911,6 +995,22 @@ export async function startPaperBroker(options: PaperBrokerOptions = {}): Promis
       return requestLog.length;
     },
     requestLog,
+    get streamListeners() {
+      return listening.size;
+    },
+    dropStreamConnections() {
+      for (const socket of streamServer.clients) socket.terminate();
+      listening.clear();
+    },
+    refuseStream(on) {
+      refusingStream = on;
+    },
+    setStreamFrames(kind) {
+      binaryFrames = kind === 'binary';
+    },
+    setStreamAuthReply(shape) {
+      authReply = shape;
+    },
   };
   return broker;
 }

@@ -449,6 +449,34 @@ function parseFill(value: unknown, where: string): Fill {
     price: decimal(a, 'price', where),
     at,
     type,
+    cumQty: optionalDecimal(a, 'cum_qty', where),
+  };
+}
+
+/**
+ * The fill inside a `trade_updates` message's data, or undefined for the events that are not fills
+ * (new, canceled, …). Same type as a polled FILL activity, so both feed one trade window.
+ */
+export function parseTradeUpdateFill(value: unknown, where: string): Fill | undefined {
+  const data = record(value, where);
+  const event = text(data, 'event', where);
+  if (event !== 'fill' && event !== 'partial_fill') return undefined;
+  const order = record(data.order, `${where}.order`);
+  const time = text(data, 'timestamp', where);
+  const at = Date.parse(time);
+  if (Number.isNaN(at)) throw new Malformed(where, `"timestamp" is ${show(time)}, expected a timestamp`);
+  const orderId = text(order, 'id', `${where}.order`);
+  return {
+    // Alpaca names each execution; the order id and time stand in should an event lack it.
+    id: optionalText(data, 'execution_id', where) ?? `${orderId}@${time}`,
+    orderId,
+    symbol: text(order, 'symbol', `${where}.order`),
+    side: text(order, 'side', `${where}.order`),
+    qty: decimal(data, 'qty', where),
+    price: decimal(data, 'price', where),
+    at,
+    type: event,
+    cumQty: optionalDecimal(order, 'filled_qty', `${where}.order`),
   };
 }
 

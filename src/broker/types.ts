@@ -47,6 +47,12 @@ export interface Fill {
   at: number;
   /** 'fill' or 'partial_fill' */
   type: string;
+  /**
+   * The order's filled quantity after this fill, when the broker says it. The stream and the poll
+   * name one execution differently (execution id vs activity id), so a trade's quantity is taken
+   * from this rather than summed when both report the same fill.
+   */
+  cumQty?: number;
 }
 
 export interface MarketClock {

@@ -23,6 +23,17 @@ export interface Actor {
 }
 
 export const CONTROLLER: Actor = { id: 'controller', name: 'tradewarden', isOperator: true };
+/** The configuration acting (ON_DUPLICATE=stop), so the audit log does not show a person. */
+export const ON_DUPLICATE_POLICY: Actor = { id: 'policy:ON_DUPLICATE', name: 'ON_DUPLICATE=stop', isOperator: true };
+
+/** What the breaker's halt did, PID by PID. */
+export interface HaltReport {
+  ended: Array<{ pid: number; how: string; command: string }>;
+  /** copies still running after the halt (flatten is then not run) */
+  survivors: Array<{ pid: number; command: string }>;
+  /** the same, in sentences for the alert */
+  lines: string[];
+}
 
 export interface TradeSummary {
   /** set when fresh fills could not be read: the figures are what was last recorded */
@@ -40,9 +51,21 @@ export interface StatusReport {
   breaker: StoreData['breaker'];
   trades: TradeSummary;
   account?: { equity: number; dayPnl: number; positions: number };
+  /** the broker's trade stream: live in the controller, as last recorded elsewhere (the CLI) */
+  stream?: StreamStatusReport;
   /** why the account part is missing */
   accountError?: string;
   lastAlert?: StoredAlert;
+}
+
+export interface StreamStatusReport {
+  status: 'connecting' | 'connected' | 'reconnecting' | 'stopped';
+  since: number;
+  lastError?: string;
+  refused?: boolean;
+  lastMessageAt?: number;
+  /** true when read from the data file (another process runs the stream) */
+  recorded: boolean;
 }
 
 export interface AccountReport {
@@ -63,6 +86,8 @@ export interface CoreDeps {
   flattenVerifyTimeoutMs?: number;
   /** Reads new fills from the broker into the store (the trade watch's poll), when there is a broker. */
   refreshTrades?: () => Promise<unknown>;
+  /** The live trade stream's state, in the process that runs it (the controller). */
+  streamState?: () => Omit<StreamStatusReport, 'recorded'> | undefined;
 }
 
 export class Core {
@@ -84,8 +109,16 @@ export class Core {
       breaker: data.breaker,
       trades: this.summarizeTrades(data, clock.now()),
       ...accountInfo,
+      ...this.streamReport(data),
       lastAlert: data.alerts.at(-1),
     };
+  }
+
+  private streamReport(data: StoreData): { stream?: StreamStatusReport } {
+    if (!this.deps.broker) return {};
+    const live = this.deps.streamState?.();
+    if (live) return { stream: { ...live, recorded: false } };
+    return data.watch.stream ? { stream: { ...data.watch.stream, recorded: true } } : {};
   }
 
   /** Fresh from the broker when it answers (the CLI may run while no controller polls). */
@@ -189,10 +222,12 @@ export class Core {
   }
 
   /**
-   * The breaker (ON_RUNAWAY): a trade-rate breach stops the trader through PM2 (so auto-restart
-   * cannot bring it back) and trips a persisted breaker that `start` respects until `resume`.
-   * Called on every poll over the limit; trips once. After a resume the trader gets a fresh
-   * allowance: only trades since the resume count, so a still-runaway trader trips it again.
+   * The breaker (ON_RUNAWAY): a trade-rate breach halts every copy of the trader — the PM2 trader
+   * (stopped through PM2, so auto-restart cannot bring it back) and every duplicate a scan made at
+   * that moment attributes to it — and trips a persisted breaker that `start` respects until
+   * `resume`. Called on every count over the limit (poll or stream); trips once. After a resume the
+   * trader gets a fresh allowance: only trades since the resume count, so a still-runaway trader
+   * trips it again. Flatten (ON_RUNAWAY=flatten) runs only once no copy is left to open positions.
    */
   async onRunaway(tradesInHour: SeenTrade[]): Promise<void> {
     const { config, store, outbox, logger, clock } = this.deps;
@@ -206,22 +241,78 @@ export class Core {
       return { reason, counted };
     });
     if (!tripped) return;
-    let stopLine: string;
-    try {
-      const stopped = await this.stop(CONTROLLER);
-      stopLine = stopped.wasRunning ? `Trader stopped (PID ${stopped.pid}).` : 'Trader was not running.';
-    } catch (error) {
-      stopLine = `Stopping the trader FAILED: ${describeError(error)}. Stop it by hand.`;
-      logger.error(stopLine);
-    }
+    const halt = await this.haltEveryCopy();
+    const flattenLine =
+      config.onRunaway !== 'flatten' ? '' : halt.survivors.length ? ` Flatten NOT run: ${halt.survivors.length} cop${halt.survivors.length === 1 ? 'y' : 'ies'} survived and would open new positions; end ${halt.survivors.length === 1 ? 'it' : 'them'}, then flatten.` : ' Flattening now.';
     await outbox.raise({
       kind: 'breaker_tripped',
       severity: 'critical',
       title: 'Breaker tripped: trading halted',
-      body: `${tripped.reason}. ${stopLine} Start is refused until an operator runs resume.`,
-      facts: { count: tripped.counted, limit: config.maxTradesPerHour, action: config.onRunaway },
+      body: `${tripped.reason}. ${halt.lines.join(' ')}${flattenLine} Start is refused until an operator runs resume.`,
+      facts: { count: tripped.counted, limit: config.maxTradesPerHour, action: config.onRunaway, ended: halt.ended, survivors: halt.survivors },
     });
-    if (config.onRunaway === 'flatten') await this.flatten(CONTROLLER).catch((e) => logger.error(`flatten after runaway: ${describeError(e)}`));
+    if (config.onRunaway === 'flatten' && !halt.survivors.length) {
+      await this.flatten(CONTROLLER).catch((e) => logger.error(`flatten after runaway: ${describeError(e)}`));
+    }
+  }
+
+  /**
+   * The breaker's halt: scan now (not at the next scheduled scan), stop the PM2 trader, end every
+   * duplicate the scan found (PM2 entries through PM2; others SIGTERM, then SIGKILL, each PID only
+   * if its start time still matches), then look again. Each step is audited as the controller.
+   */
+  private async haltEveryCopy(): Promise<HaltReport> {
+    const { supervisor, logger } = this.deps;
+    const ended: HaltReport['ended'] = [];
+    const lines: string[] = [];
+    const duplicates = await supervisor.scanDuplicates().catch((error: unknown) => {
+      lines.push(`The duplicate scan FAILED (${describeError(error)}): copies outside PM2 may still trade.`);
+      return [] as Duplicate[];
+    });
+    // Both go through the supervisor's guard, in this order; neither waits for the other's caller.
+    const [trader, others] = await Promise.allSettled([
+      this.stop(CONTROLLER),
+      duplicates.length ? this.stopDuplicates(CONTROLLER, duplicates.map((d) => d.pid)) : Promise.resolve(undefined),
+    ]);
+    if (trader.status === 'fulfilled') {
+      if (trader.value.wasRunning && trader.value.pid) {
+        ended.push({ pid: trader.value.pid, how: trader.value.forceKilled ? 'stopped through PM2 (force-killed)' : 'stopped through PM2', command: `PM2 trader ${this.deps.config.trading.processName}` });
+      } else lines.push('The PM2 trader was not running.');
+    } else {
+      lines.push(`Stopping the PM2 trader FAILED: ${describeError(trader.reason)}. Stop it by hand.`);
+      logger.error(`breaker: stopping the trader failed: ${describeError(trader.reason)}`);
+    }
+    if (others.status === 'fulfilled' && others.value) {
+      for (const s of others.value.stopped) {
+        const d = duplicates.find((x) => x.pid === s.pid);
+        ended.push({ pid: s.pid, how: d?.foundIn === 'pm2' ? `PM2 entry ${d.pm2Name ?? ''} deleted` : s.signal, command: d?.command ?? '?' });
+      }
+    } else if (others.status === 'rejected') {
+      lines.push(`Ending the duplicates FAILED: ${describeError(others.reason)}.`);
+    }
+    // What is left: a fresh look, whatever the steps above reported.
+    const survivors: HaltReport['survivors'] = [];
+    const after = await supervisor.status().catch(() => undefined);
+    if (after) {
+      if (after.pid !== undefined && (after.state === 'online' || after.state === 'launching' || after.state === 'stopping')) {
+        survivors.push({ pid: after.pid, command: `PM2 trader ${after.name}` });
+      }
+      for (const d of after.duplicates) survivors.push({ pid: d.pid, command: d.command });
+      // A duplicate that went with the trader (a second PM2 entry of the same name) was ended too.
+      for (const d of duplicates) {
+        if (!ended.some((e) => e.pid === d.pid) && !survivors.some((s) => s.pid === d.pid)) ended.push({ pid: d.pid, how: 'gone with the trader', command: d.command });
+      }
+    } else lines.push('Could not look again after the halt: check that no copy still runs.');
+    const redacted = redactDeep({ ended, survivors }, this.deps.config.secrets);
+    if (redacted.ended.length) lines.unshift(`Ended ${redacted.ended.map((e) => `PID ${e.pid} (${e.how}: ${e.command})`).join(', ')}.`);
+    if (redacted.survivors.length) lines.push(`STILL RUNNING: ${redacted.survivors.map((s) => `PID ${s.pid} (${s.command})`).join(', ')} — end by hand.`);
+    else lines.push('No copy of the trader runs here now.');
+    return { ...redacted, lines };
+  }
+
+  /** ON_DUPLICATE=stop: duplicates are ended on sight, audited as the policy, not as a person. */
+  endDuplicatesByPolicy(duplicates: Duplicate[]): Promise<StopDuplicatesResult> {
+    return this.stopDuplicates(ON_DUPLICATE_POLICY, duplicates.map((d) => d.pid));
   }
 
   /** Refusal used by the supervisor before any start (called inside its exactly-one guard). */

@@ -21,6 +21,7 @@ import { isAlive } from '../os/process-table.ts';
 import { ChatConsole } from './console.ts';
 import { PROJECT_ROOT, checkSocketRoom, clearLeftovers, demoHome, forgetRogue, freshData, installTrader, recordRogue, takeDemoLock, type DemoHome } from './home.ts';
 import { DEMO_DIR_VARIABLE, daemonPidOf, endPm2Daemon, endProcess, leftoversOf, spawnOutsidePm2, type ProcessRef } from './processes.ts';
+import { incidentText, summarizeIncident } from './incident.ts';
 import { RunawayStory, normalIntro, runawayIntro, type ScenarioName, type StoryFacts } from './story.ts';
 import { Terminal, type Tone } from './terminal.ts';
 
@@ -251,6 +252,10 @@ export async function runDemo(options: DemoOptions): Promise<number> {
     const reason = await stopRequested;
     await chat.close();
     say(`Stopping (${reason})…`, 'muted');
+    if (options.scenario === 'runaway') {
+      const fills = broker.snapshot().activities.map((a) => ({ orderId: String(a.order_id), at: Date.parse(String(a.transaction_time)) }));
+      say(incidentText(summarizeIncident(await controller.app.store.read(), fills, config.maxTradesPerHour)), 'plain');
+    }
   } catch (error) {
     if (error instanceof StopRequested) {
       say('Stopped before the demo was fully up.', 'muted'); // asked for: not a failure

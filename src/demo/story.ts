@@ -28,7 +28,8 @@ export function runawayIntro(facts: StoryFacts): string {
   return [
     'Scenario: runaway — the incident tradewarden exists for. A bot was "restarted" with kill-by-name + nohup; the kill',
     'missed, each restart added a copy, and the copies made 27 trades in 14 minutes. Here: the limit is',
-    `${facts.limit} trades an hour and ON_RUNAWAY=stop (the breaker halts the trader when it is crossed).`,
+    `${facts.limit} trades an hour and ON_RUNAWAY=stop: the broker's trade stream reports each fill as it happens, and the`,
+    'breaker halts every copy — the PM2 trader and any copy outside PM2 — the moment the limit is crossed.',
     ...(facts.gate
       ? ['With the order gate on, both copies send their orders to tradewarden first: the broker should see no more than the limit.']
       : []),
@@ -68,18 +69,22 @@ export class RunawayStory {
       case 'duplicate_instance':
         this.say(
           `The duplicate scan (every ${scanSeconds} s) found the copy in the OS process table, not only in PM2. ` +
-            'Nothing is killed unless an operator asks: /bot stop-duplicates.',
+            'ON_DUPLICATE=alert: nothing is killed on sight (an operator can: /bot stop-duplicates); the breaker ends every copy if trading runs away.',
         );
         break;
       case 'trade_rate_exceeded':
-        this.say(`The fills poll (every ${pollSeconds} s) counted more than ${limit} fills at the broker in the last hour: trade-rate alert.`);
+        this.say(
+          `The broker's trade stream pushed each fill as it was booked (the poll, every ${pollSeconds} s, only reconciles): ` +
+            `more than ${limit} fills in the last hour → trade-rate alert.`,
+        );
         break;
       case 'breaker_tripped':
         this.say(
-          'ON_RUNAWAY=stop: the breaker stopped the PM2 trader, and /bot start is refused until /bot resume.' +
+          'ON_RUNAWAY=stop: the breaker scanned at once and ended every copy — the PM2 trader and the copy outside PM2 — ' +
+            'and /bot start is refused until /bot resume.' +
             (this.rogueAlive()
-              ? ' The copy outside PM2 is still trading — /bot stop-duplicates ends it, then /flatten closes the positions.'
-              : ' Now /flatten closes the positions.'),
+              ? ' The copy outside PM2 SURVIVED — /bot stop-duplicates ends it, then /flatten closes the positions.'
+              : ' No copy trades any more: /flatten closes the positions.'),
         );
         break;
       case 'order_refused':

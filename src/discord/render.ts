@@ -5,7 +5,7 @@ import type { FlattenReport } from '../core/flatten.ts';
 import type { AlertSeverity, StoredAlert } from '../store/schema.ts';
 import type { Duplicate, ProcessState } from '../supervisor/types.ts';
 import { formatDuration } from '../alerts/outbox.ts';
-import { duplicatesText, flattenText, megabytes, money, tradeCountText } from '../render/text.ts';
+import { duplicatesText, flattenText, megabytes, money, streamText, tradeCountText } from '../render/text.ts';
 import { sparkline } from '../watch/trade-window.ts';
 
 export const COLOURS = {
@@ -55,6 +55,7 @@ export function statusEmbed(report: StatusReport): EmbedBuilder {
           : clip(`unavailable: ${report.accountError ?? '?'}`, 1024),
         inline: true,
       },
+      ...(report.stream ? [{ name: 'Trade stream', value: clip(streamText(report.stream), 1024), inline: true }] : []),
       {
         name: 'Last alert',
         value: report.lastAlert ? clip(`${report.lastAlert.title} ${relative(report.lastAlert.createdAt)}`, 1024) : 'none',

@@ -1,6 +1,6 @@
 // Plain-text renderings of core reports, shared by the CLI and the demo console.
 // (Discord renders the same reports as embeds in src/discord/render.ts.)
-import type { AccountReport, StatusReport, TradeSummary } from '../core/operations.ts';
+import type { AccountReport, StatusReport, StreamStatusReport, TradeSummary } from '../core/operations.ts';
 import type { FlattenReport } from '../core/flatten.ts';
 import type { StoredAlert } from '../store/schema.ts';
 import type { Duplicate, StartResult, StopDuplicatesResult, StopResult } from '../supervisor/types.ts';
@@ -23,9 +23,18 @@ export function statusText(report: StatusReport): string {
     report.account
       ? `  equity ${money(report.account.equity)} · day ${money(report.account.dayPnl)} · ${report.account.positions} open position(s)`
       : `  account unavailable: ${report.accountError ?? 'unknown'}`,
+    ...(report.stream ? [`  trade stream ${streamText(report.stream)}`] : []),
     `  last alert ${report.lastAlert ? `${report.lastAlert.title} (${time(report.lastAlert.createdAt)})` : 'none'}`,
   ];
   return lines.join('\n');
+}
+
+/** "connected since …" / "reconnecting since … (why)"; the CLI's copy says it is as last recorded. */
+export function streamText(stream: StreamStatusReport): string {
+  const since = `since ${time(stream.since)}`;
+  const why = stream.status !== 'connected' && stream.lastError ? ` — ${stream.lastError}` : '';
+  const recorded = stream.recorded ? ' (as the controller last recorded it)' : '';
+  return `${stream.status} ${since}${why}${recorded}`;
 }
 
 export function tradeCountText(trades: TradeSummary): string {

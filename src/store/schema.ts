@@ -27,7 +27,8 @@ export type AlertKind =
   | 'breaker_tripped'
   | 'flatten_result'
   | 'data_file_kept_aside'
-  | 'order_refused';
+  | 'order_refused'
+  | 'foreign_trading';
 
 export interface Delivery {
   attempts: number;
@@ -80,6 +81,10 @@ export interface StoreData {
     processDown: boolean;
     crashLoop: { lastAlertedAt?: number };
     brokerUnreachable: boolean;
+    /** The trade stream as the controller last saw it, for status from any process (the CLI). */
+    stream?: { status: 'connecting' | 'connected' | 'reconnecting' | 'stopped'; since: number; lastError?: string; refused?: boolean };
+    /** Fills while no copy of the trader runs here: one alert per episode, closed when a copy runs again. */
+    foreignTrading: { inEpisode: boolean; since?: number; lastAt?: number; orderIds?: string[] };
   };
   discord: { statusMessageId?: string };
 }
@@ -97,6 +102,7 @@ export function emptyStore(): StoreData {
       processDown: false,
       crashLoop: {},
       brokerUnreachable: false,
+      foreignTrading: { inEpisode: false },
     },
     discord: {},
   };

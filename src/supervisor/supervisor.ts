@@ -165,7 +165,7 @@ export class Supervisor implements Supervision {
               if (!(await waitUntil(() => !isAlive(now.pid), OS_CONFIRM_MS))) killQuietly(now.pid, 'SIGKILL');
               result.stopped.push({ pid: now.pid, signal: 'SIGTERM' }); // graceful, through PM2
             } else {
-              result.stopped.push({ pid: now.pid, signal: await terminate(now.pid) });
+              result.stopped.push({ pid: now.pid, signal: await terminate(now.pid, now.startedAt) });
             }
             this.logger.info(`duplicate ${now.pid} (${now.foundIn}: ${now.command}) stopped`);
           } catch (error) {
@@ -390,10 +390,15 @@ async function pm2ForceKilled(daemonLog: string, mark: number, pids: number[], s
   return pids.some((pid) => pid > 0 && written.includes(`Process with pid ${pid} still alive after`));
 }
 
-/** SIGTERM, a grace period, then SIGKILL. Returns the signal that ended it. */
-async function terminate(pid: number): Promise<'SIGTERM' | 'SIGKILL'> {
+/**
+ * SIGTERM, a grace period, then SIGKILL. Returns the signal that ended it. Before the SIGKILL the
+ * start time is read again: a PID that exited during the grace and was reused is not hit.
+ */
+async function terminate(pid: number, startedAt: number | undefined): Promise<'SIGTERM' | 'SIGKILL'> {
   process.kill(pid, 'SIGTERM');
   if (await waitUntil(() => !isAlive(pid), DUPLICATE_GRACE_MS)) return 'SIGTERM';
+  const still = (await readProcessTable()).find((p) => p.pid === pid);
+  if (!still || !sameStart(startedAt, still.startedAt)) return 'SIGTERM'; // it ended; the PID is someone else's now
   process.kill(pid, 'SIGKILL');
   if (await waitUntil(() => !isAlive(pid), OS_CONFIRM_MS)) return 'SIGKILL';
   throw new Error(`still alive after SIGKILL`);

@@ -29,8 +29,8 @@ export function sparkline(counts: readonly number[]): string {
 }
 
 /**
- * Merges new fills into the seen trades: partial fills of one order count once, and an activity
- * seen before (overlapping polls, a restart) changes nothing. Returns the trades that are new.
+ * Merges new fills into the seen trades: partial fills of one order count once, and a fill seen
+ * before (overlapping polls, the stream and the poll, a restart) changes nothing. Returns the trades that are new.
  */
 export function mergeFills(seen: SeenTrade[], fills: readonly Fill[]): SeenTrade[] {
   const byOrder = new Map(seen.map((t) => [t.orderId, t]));
@@ -40,7 +40,9 @@ export function mergeFills(seen: SeenTrade[], fills: readonly Fill[]): SeenTrade
     if (known) {
       if (known.activityIds.includes(fill.id)) continue;
       known.activityIds.push(fill.id);
-      known.qty += fill.qty;
+      // The stream and the poll name one execution differently; the order's cumulative filled
+      // quantity, when given, is right however many of the two reported it.
+      known.qty = fill.cumQty !== undefined ? Math.max(known.qty, fill.cumQty) : known.qty + fill.qty;
       if (fill.at < known.at) known.at = fill.at;
       continue;
     }
@@ -48,7 +50,7 @@ export function mergeFills(seen: SeenTrade[], fills: readonly Fill[]): SeenTrade
       orderId: fill.orderId,
       symbol: fill.symbol,
       side: fill.side,
-      qty: fill.qty,
+      qty: fill.cumQty ?? fill.qty,
       price: fill.price,
       at: fill.at,
       activityIds: [fill.id],

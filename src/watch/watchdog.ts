@@ -1,12 +1,12 @@
 // The controller's own eyes: each check reads the world, compares it with what the data file
 // remembers, and raises an alert only on a change of state (once per episode), never once per poll.
-import type { Broker } from '../broker/types.ts';
+import type { Broker, Fill } from '../broker/types.ts';
 import type { Clock } from '../clock.ts';
 import { describeError } from '../errors.ts';
 import type { AlertOutbox } from '../alerts/outbox.ts';
 import type { Store } from '../store/store.ts';
 import type { SeenTrade, StoreData } from '../store/schema.ts';
-import type { Duplicate, ProcessStatus, Supervision } from '../supervisor/types.ts';
+import type { Duplicate, ProcessStatus, StopDuplicatesResult, Supervision } from '../supervisor/types.ts';
 import { mergeFills, tradesInLastHour, HOUR_MS } from './trade-window.ts';
 
 /** Fills are asked for from a little before the newest one seen, so a late-posted fill is not missed. */
@@ -53,6 +53,8 @@ export interface TradeWatchOptions {
    * (ON_RUNAWAY) lives in the core and decides whether to trip (it is idempotent).
    */
   onRunaway?: (tradesInHour: SeenTrade[]) => Promise<void>;
+  /** Trades seen for the first time (either source): the foreign-trading check looks at them. */
+  onNewTrades?: (added: SeenTrade[]) => Promise<void>;
 }
 
 /** The broker's fills → the rolling-hour count → trade-rate and broker-reachability alerts. */
@@ -61,12 +63,11 @@ export class TradeWatch {
 
   /** Poll the broker's fills, update the rolling-hour count, alert on a change of episode. */
   async poll(): Promise<TradePollResult> {
-    const { store, broker, clock, outbox, maxTradesPerHour: limit } = this.options;
-    const now = clock.now();
+    const { store, broker, clock } = this.options;
     const before = await store.read();
     const after = before.trades.cursor
       ? new Date(Date.parse(before.trades.cursor) - FILL_OVERLAP_MS).toISOString()
-      : new Date(now - HOUR_MS).toISOString();
+      : new Date(clock.now() - HOUR_MS).toISOString();
     let fills;
     try {
       fills = await broker.fills(after);
@@ -75,15 +76,31 @@ export class TradeWatch {
       throw error;
     }
     await this.brokerState(true);
+    return this.record(fills, { advanceCursor: true });
+  }
 
+  /**
+   * Fills pushed by the trade stream: the same window, the same once-per-trade merge and the same
+   * alerts as the poll. The poll's cursor does not move: a fill the stream missed while it was down
+   * is older than the ones it pushes now, and the reconciling poll must still ask for it.
+   */
+  ingest(fills: readonly Fill[]): Promise<TradePollResult> {
+    return this.record(fills, { advanceCursor: false });
+  }
+
+  private async record(fills: readonly Fill[], options: { advanceCursor: boolean }): Promise<TradePollResult> {
+    const { store, clock, outbox, maxTradesPerHour: limit } = this.options;
+    const now = clock.now();
     const result = await store.update((data) => {
       const added = mergeFills(data.trades.seen, fills);
-      const newest = fills.reduce((max, f) => Math.max(max, f.at), data.trades.cursor ? Date.parse(data.trades.cursor) : 0);
-      if (newest > 0) data.trades.cursor = new Date(newest).toISOString();
+      if (options.advanceCursor) {
+        const newest = fills.reduce((max, f) => Math.max(max, f.at), data.trades.cursor ? Date.parse(data.trades.cursor) : 0);
+        if (newest > 0) data.trades.cursor = new Date(newest).toISOString();
+      }
       const inHour = tradesInLastHour(data.trades.seen, now);
       const { next, event } = evaluateTradeRate(data.watch.tradeRate, inHour.length, limit, now);
       data.watch.tradeRate = next;
-      return { newTrades: added.length, count: inHour.length, event, inHour, episode: next.episodeStartedAt };
+      return { added, count: inHour.length, event, inHour, episode: next.episodeStartedAt };
     });
 
     if (result.event === 'exceeded' || result.event === 'grew') {
@@ -105,8 +122,10 @@ export class TradeWatch {
         facts: { count: result.count, limit },
       });
     }
+    // The breaker first: with a runaway, halting matters more than saying where the fills came from.
     if (result.count > limit) await this.options.onRunaway?.(result.inHour);
-    return { newTrades: result.newTrades, count: result.count, event: result.event };
+    if (result.added.length) await this.options.onNewTrades?.(result.added);
+    return { newTrades: result.added.length, count: result.count, event: result.event };
   }
 
   private async brokerState(reachable: boolean, reason?: string): Promise<void> {
@@ -142,6 +161,13 @@ export interface ProcessWatchOptions {
   outbox: AlertOutbox;
   clock: Clock;
   processName: string;
+  /**
+   * ON_DUPLICATE=stop: ends the duplicates on sight (the core does it, audited as the policy) and
+   * says what it ended; absent with ON_DUPLICATE=alert.
+   */
+  endDuplicates?: (duplicates: Duplicate[]) => Promise<StopDuplicatesResult>;
+  /** every scan's status (the foreign-trading watch notes whether a copy runs here) */
+  onScan?: (status: ProcessStatus) => Promise<void>;
 }
 
 /** PM2's description and the OS process table → duplicate, process-down and crash-loop alerts. */
@@ -155,6 +181,7 @@ export class ProcessWatch {
     const status = await this.options.supervisor.status();
     await this.checkDuplicates(status.duplicates);
     await this.checkHealth(status);
+    await this.options.onScan?.(status);
     return status;
   }
 
@@ -165,16 +192,30 @@ export class ProcessWatch {
       data.watch.duplicates.lastPidSet = pidSet || undefined;
       return pidSet !== '' && pidSet !== previous;
     });
-    if (!isNew) return;
+    // With ON_DUPLICATE=stop every scan that finds one acts (a failed end is tried again next scan);
+    // the alert still goes out once per set of PIDs, or whenever something was ended.
+    const ended = duplicates.length && this.options.endDuplicates ? await this.endByPolicy(duplicates) : undefined;
+    if (!isNew && !ended?.stopped.length) return;
     const lines = duplicates.map((d) => `PID ${d.pid} (${d.foundIn === 'pm2' ? `PM2 entry ${d.pm2Name ?? ''}` : 'outside PM2'}): ${d.command}`);
+    const endedLines = ended ? describeEnded(duplicates, ended) : [];
     await this.options.outbox.raise({
       kind: 'duplicate_instance',
       severity: 'critical',
-      key: `duplicate:${pidSet}`,
-      title: 'Duplicate trading process',
-      body: `${duplicates.length} extra ${duplicates.length === 1 ? 'copy' : 'copies'} of ${this.options.processName} running:\n${lines.join('\n')}`,
-      facts: { pids: duplicates.map((d) => d.pid), duplicates },
+      key: `duplicate:${pidSet}${ended ? `:ended:${ended.stopped.map((s) => s.pid).join(',')}` : ''}`,
+      title: ended?.stopped.length ? 'Duplicate trading process ended (ON_DUPLICATE=stop)' : 'Duplicate trading process',
+      body:
+        `${duplicates.length} extra ${duplicates.length === 1 ? 'copy' : 'copies'} of ${this.options.processName} running:\n${lines.join('\n')}` +
+        (ended ? `\nON_DUPLICATE=stop, the managed trader kept:\n${endedLines.join('\n')}` : ''),
+      facts: { pids: duplicates.map((d) => d.pid), duplicates, ...(ended ? { ended: ended.stopped, failed: ended.failed } : {}) },
     });
+  }
+
+  private async endByPolicy(duplicates: Duplicate[]): Promise<StopDuplicatesResult> {
+    try {
+      return await this.options.endDuplicates!(duplicates);
+    } catch (error) {
+      return { stopped: [], notInLatestScan: [], failed: duplicates.map((d) => ({ pid: d.pid, reason: describeError(error) })) };
+    }
   }
 
   private async checkHealth(status: ProcessStatus): Promise<void> {
@@ -233,4 +274,13 @@ export class ProcessWatch {
       }
     }
   }
+}
+
+/** "Ended PID 123 (SIGTERM): node bot.js" / "NOT ended PID 124: why" — what a policy did, by PID. */
+export function describeEnded(duplicates: readonly Duplicate[], result: StopDuplicatesResult): string[] {
+  const command = (pid: number) => duplicates.find((d) => d.pid === pid)?.command ?? '?';
+  return [
+    ...result.stopped.map((s) => `Ended PID ${s.pid} (${s.signal}): ${command(s.pid)}`),
+    ...result.failed.map((f) => `NOT ended PID ${f.pid}: ${f.reason}`),
+  ];
 }

@@ -1,0 +1,302 @@
+// Alpaca's trading stream (`trade_updates` over a WebSocket) — the only module that imports ws.
+// The poll of FILL activities sees a fill up to one poll period late; the stream sees it as the
+// broker books it, which is what lets a runaway be stopped after one trade instead of a dozen.
+//
+// Protocol, as Alpaca documents it and its SDKs speak it:
+//   → {"action":"auth","key":…,"secret":…}
+//   ← {"stream":"authorization","data":{"status":"authorized","action":"authenticate"}}
+//     (older servers and proxies answer {"action":"auth"} inside data, or the market-data shape
+//     [{"T":"success","msg":"authenticated"}]; all are accepted, as are their refusals)
+//   → {"action":"listen","data":{"streams":["trade_updates"]}}
+//   ← {"stream":"listening","data":{"streams":["trade_updates"]}}
+//   ← {"stream":"trade_updates","data":{"event":"fill","execution_id":…,"order":{…},"price":…,"qty":…,"timestamp":…}}
+// The paper endpoint sends binary frames, the others text: both are decoded the same way.
+//
+// The stream is never trusted alone: a dropped connection loses whatever filled meanwhile, so every
+// (re)connect tells the owner (`onListening`) and the owner runs the poll at once to reconcile.
+// Keys go out only inside the auth frame; no log line, state or error carries them.
+import WebSocket from 'ws';
+import { systemClock, type Clock } from '../clock.ts';
+import { describeError } from '../errors.ts';
+import { redact, silentLogger, type Logger } from '../log.ts';
+import { parseTradeUpdateFill } from './alpaca.ts';
+import type { Fill } from './types.ts';
+
+export type StreamStatus = 'connecting' | 'connected' | 'reconnecting' | 'stopped';
+
+/** What the stream is doing now: for status replies and, later, the controller's health registry. */
+export interface StreamState {
+  status: StreamStatus;
+  /** ms since epoch the current status began (for 'reconnecting': when the connection was lost) */
+  since: number;
+  /** ms since epoch of the last frame received, any kind */
+  lastMessageAt?: number;
+  /** why the last connection ended or failed, in words for an operator */
+  lastError?: string;
+  /** the broker refused the keys on the last attempt */
+  refused: boolean;
+  /** attempts since the last successful connection */
+  attempts: number;
+}
+
+export interface TradeStreamOptions {
+  url: string;
+  keyId: string;
+  secretKey: string;
+  /** every fill and partial fill, parsed; a rejected promise is logged, never stops the stream */
+  onFill: (fill: Fill) => Promise<void> | void;
+  /** after every successful (re)subscription: what happened while disconnected must be read by poll */
+  onListening?: () => Promise<void> | void;
+  /** on every change of status (not on every message) */
+  onStateChange?: (state: StreamState) => void;
+  logger?: Logger;
+  clock?: Clock;
+  /** back-off of the first reconnect (default 500 ms), doubled per failure up to maxBackoffMs (30 s) */
+  initialBackoffMs?: number;
+  maxBackoffMs?: number;
+  /** injected so a test can fix the jitter; default Math.random */
+  random?: () => number;
+  /** from open to "listening" (default 10 s) */
+  handshakeTimeoutMs?: number;
+  /** ping period; a connection that missed a whole period's pong is dropped (default 20 s) */
+  pingIntervalMs?: number;
+}
+
+/** APCA_STREAM_URL, else the REST base URL with ws(s) and /stream, as Alpaca's own SDKs derive it. */
+export function tradeStreamUrl(baseUrl: string, explicit?: string): string {
+  if (explicit) return explicit;
+  const url = new URL(baseUrl.replace(/\/+$/, '').replace(/\/v2$/, ''));
+  url.protocol = url.protocol === 'http:' ? 'ws:' : 'wss:';
+  url.pathname = `${url.pathname.replace(/\/+$/, '')}/stream`;
+  return url.toString();
+}
+
+const REFUSED = 'the broker refused the stream credentials — check APCA_API_KEY_ID and APCA_API_SECRET_KEY (the trade poll carries on meanwhile)';
+
+type AuthAnswer = 'authorized' | 'refused' | undefined;
+
+export class TradeStream {
+  private socket?: WebSocket;
+  private current: StreamState;
+  private stopped = true;
+  private reconnectTimer?: NodeJS.Timeout;
+  private handshakeTimer?: NodeJS.Timeout;
+  private pingTimer?: NodeJS.Timeout;
+  private readonly logger: Logger;
+  private readonly clock: Clock;
+  private readonly secrets: string[];
+
+  constructor(private readonly options: TradeStreamOptions) {
+    this.logger = options.logger ?? silentLogger;
+    this.clock = options.clock ?? systemClock;
+    this.secrets = [options.keyId, options.secretKey];
+    this.current = { status: 'stopped', since: this.clock.now(), refused: false, attempts: 0 };
+  }
+
+  /** A copy of the current state. */
+  state(): StreamState {
+    return { ...this.current };
+  }
+
+  start(): void {
+    if (!this.stopped) return;
+    this.stopped = false;
+    this.connect();
+  }
+
+  /** Closes the connection and stops reconnecting; resolves when the socket is closed. */
+  async stop(): Promise<void> {
+    if (this.stopped) return;
+    this.stopped = true;
+    clearTimeout(this.reconnectTimer);
+    this.clearConnectionTimers();
+    const socket = this.socket;
+    this.socket = undefined;
+    if (socket && socket.readyState !== WebSocket.CLOSED) {
+      const closed = new Promise<void>((resolve) => socket.once('close', () => resolve()));
+      socket.terminate();
+      await closed;
+    }
+    this.setState({ status: 'stopped', since: this.clock.now() });
+  }
+
+  // ---- connection ----
+
+  private connect(): void {
+    if (this.stopped) return;
+    const attempt = this.current.attempts + 1;
+    if (this.current.status !== 'reconnecting') this.setState({ status: 'connecting', since: this.clock.now(), attempts: attempt });
+    else this.current.attempts = attempt;
+    let socket: WebSocket;
+    try {
+      socket = new WebSocket(this.options.url, { handshakeTimeout: this.options.handshakeTimeoutMs ?? 10_000, followRedirects: false });
+    } catch (error) {
+      this.lost(`cannot open ${this.options.url}: ${describeError(error)}`);
+      return;
+    }
+    this.socket = socket;
+    let authorized = false;
+    let failure: string | undefined;
+
+    socket.on('open', () => {
+      this.handshakeTimer = setTimeout(() => {
+        failure ??= `no answer to authentication within ${this.options.handshakeTimeoutMs ?? 10_000} ms`;
+        socket.terminate();
+      }, this.options.handshakeTimeoutMs ?? 10_000);
+      socket.send(JSON.stringify({ action: 'auth', key: this.options.keyId, secret: this.options.secretKey }));
+    });
+    socket.on('message', (raw: WebSocket.RawData) => {
+      this.current.lastMessageAt = this.clock.now();
+      let message: unknown;
+      try {
+        message = JSON.parse(frameText(raw));
+      } catch {
+        this.logger.warn('trade stream: a frame that is not JSON was ignored');
+        return;
+      }
+      const auth = authAnswer(message);
+      if (auth === 'refused') {
+        failure = REFUSED;
+        this.current.refused = true;
+        socket.close();
+        return;
+      }
+      if (auth === 'authorized' && !authorized) {
+        authorized = true;
+        socket.send(JSON.stringify({ action: 'listen', data: { streams: ['trade_updates'] } }));
+        return;
+      }
+      for (const item of Array.isArray(message) ? message : [message]) this.handle(item, socket, (why) => (failure = why));
+    });
+    socket.on('pong', () => {
+      (socket as WebSocket & { alive?: boolean }).alive = true;
+    });
+    socket.on('error', (error) => {
+      failure ??= describeError(error);
+    });
+    socket.on('close', (code, reason) => {
+      if (this.socket === socket) this.socket = undefined;
+      this.clearConnectionTimers();
+      if (this.stopped) return;
+      const said = reason.toString('utf8');
+      this.lost(failure ?? `connection closed (${code}${said ? ` ${said}` : ''})`);
+    });
+  }
+
+  private handle(item: unknown, socket: WebSocket, fail: (why: string) => void): void {
+    if (!isRecord(item)) return;
+    if (item.stream === 'listening') {
+      const streams = isRecord(item.data) && Array.isArray(item.data.streams) ? item.data.streams : [];
+      if (!streams.includes('trade_updates')) {
+        fail('the broker did not subscribe this connection to trade_updates');
+        socket.close();
+        return;
+      }
+      clearTimeout(this.handshakeTimer);
+      this.startPinging(socket);
+      const wasDown = this.current.status === 'reconnecting' ? this.clock.now() - this.current.since : undefined;
+      this.setState({ status: 'connected', since: this.clock.now(), attempts: 0, refused: false, lastError: undefined });
+      this.logger.info(`trade stream connected (${this.options.url})${wasDown !== undefined ? ` after ${Math.round(wasDown / 1000)} s reconnecting` : ''}`);
+      void Promise.resolve()
+        .then(() => this.options.onListening?.())
+        .catch((error) => this.logger.warn(`trade stream: reconciling after connect failed: ${this.clean(error)}`));
+      return;
+    }
+    if (item.action === 'error' || item.T === 'error') {
+      const data = isRecord(item.data) ? item.data : item;
+      fail(`the broker reported an error: ${String(data.error_message ?? data.msg ?? 'unknown')}`);
+      return;
+    }
+    if (item.stream !== 'trade_updates') return;
+    let fill: Fill | undefined;
+    try {
+      fill = parseTradeUpdateFill(item.data, 'trade_updates');
+    } catch (error) {
+      this.logger.warn(`trade stream: ${this.clean(error)}; the next poll reads it instead`);
+      return;
+    }
+    if (!fill) return;
+    void Promise.resolve()
+      .then(() => this.options.onFill(fill))
+      .catch((error) => this.logger.error(`trade stream: recording a fill failed: ${this.clean(error)}`));
+  }
+
+  /** The connection ended or never came up: back off (exponential, with jitter) and try again. */
+  private lost(why: string): void {
+    if (this.stopped) return;
+    const firstFailure = this.current.status !== 'reconnecting';
+    const refused = why === REFUSED;
+    this.setState({
+      status: 'reconnecting',
+      since: firstFailure ? this.clock.now() : this.current.since,
+      lastError: this.clean(why),
+      refused,
+    });
+    // An operator needs the first failure of a streak, not one line per retry.
+    if (firstFailure || refused !== (this.lastLoggedRefusal ?? false)) {
+      (refused ? this.logger.error : this.logger.warn)(`trade stream: ${this.clean(why)}; reconnecting with back-off`);
+      this.lastLoggedRefusal = refused;
+    }
+    const initial = this.options.initialBackoffMs ?? 500;
+    const max = this.options.maxBackoffMs ?? 30_000;
+    const base = Math.min(max, initial * 2 ** Math.min(20, Math.max(0, this.current.attempts - 1)));
+    const jittered = base / 2 + (this.options.random ?? Math.random)() * (base / 2);
+    this.reconnectTimer = setTimeout(() => this.connect(), jittered);
+  }
+
+  private lastLoggedRefusal?: boolean;
+
+  private startPinging(socket: WebSocket): void {
+    const every = this.options.pingIntervalMs ?? 20_000;
+    const tracked = socket as WebSocket & { alive?: boolean };
+    tracked.alive = true;
+    this.pingTimer = setInterval(() => {
+      if (!tracked.alive) {
+        socket.terminate(); // a half-open connection: no close frame will ever come
+        return;
+      }
+      tracked.alive = false;
+      socket.ping();
+    }, every);
+    this.pingTimer.unref();
+  }
+
+  private clearConnectionTimers(): void {
+    clearTimeout(this.handshakeTimer);
+    clearInterval(this.pingTimer);
+  }
+
+  private setState(change: Partial<StreamState>): void {
+    const before = this.current.status;
+    this.current = { ...this.current, ...change };
+    if (change.status !== undefined && (change.status !== before || change.since !== undefined)) this.options.onStateChange?.(this.state());
+  }
+
+  private clean(error: unknown): string {
+    return redact(typeof error === 'string' ? error : describeError(error), this.secrets);
+  }
+}
+
+function frameText(raw: WebSocket.RawData): string {
+  if (Buffer.isBuffer(raw)) return raw.toString('utf8');
+  if (Array.isArray(raw)) return Buffer.concat(raw).toString('utf8');
+  return Buffer.from(raw).toString('utf8');
+}
+
+const isRecord = (value: unknown): value is Record<string, unknown> => typeof value === 'object' && value !== null && !Array.isArray(value);
+
+/** Both reply shapes: the trading stream's authorization message and the [{T, msg}] form. */
+function authAnswer(message: unknown): AuthAnswer {
+  for (const item of Array.isArray(message) ? message : [message]) {
+    if (!isRecord(item)) continue;
+    if (item.stream === 'authorization' && isRecord(item.data)) {
+      const action = item.data.action;
+      if (action !== undefined && action !== 'authenticate' && action !== 'auth' && action !== 'listen') continue;
+      if (item.data.status === 'authorized') return 'authorized';
+      if (item.data.status === 'unauthorized') return 'refused';
+    }
+    if (item.T === 'success' && item.msg === 'authenticated') return 'authorized';
+    if (item.T === 'error' && (item.code === 402 || /auth/i.test(String(item.msg ?? '')))) return 'refused';
+  }
+  return undefined;
+}
