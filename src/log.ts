@@ -35,7 +35,10 @@ export function createLogger(options: {
   level?: LogLevel;
   write?: (line: string) => void;
 }): Logger {
-  const threshold = order[options.level ?? (process.env.LOG_LEVEL as LogLevel) ?? 'info'] ?? order.info;
+  // LOG_LEVEL is validated by config.ts and handed in; an unknown level is a bug, not "info".
+  const level = options.level ?? 'info';
+  const threshold = order[level];
+  if (threshold === undefined) throw new Error(`unknown log level ${JSON.stringify(level)}: expected one of ${Object.keys(order).join(', ')}`);
   const write = options.write ?? ((line: string) => process.stderr.write(line + '\n'));
   const emit = (level: LogLevel) => (message: string) => {
     if (order[level] < threshold) return;

@@ -26,7 +26,9 @@ export type AlertKind =
   | 'recovered'
   | 'breaker_tripped'
   | 'flatten_result'
-  | 'data_file_kept_aside';
+  | 'data_file_kept_aside'
+  | 'broker_clock_skew'
+  | 'record_failed';
 
 export interface Delivery {
   attempts: number;
@@ -70,8 +72,10 @@ export interface StoreData {
   alerts: StoredAlert[];
   trades: {
     seen: SeenTrade[];
-    /** Transaction time (ISO) of the newest fill read; the next poll asks from a little before it. */
+    /** Transaction time (ISO) of the newest fill read; the next poll asks from a little before it. Never past now. */
     cursor?: string;
+    /** Orders the controller itself caused (flatten's closing orders): seen, but not the trader's trades. */
+    ownOrders?: Array<{ orderId: string; at: number; by: string }>;
   };
   watch: {
     tradeRate: { inEpisode: boolean; lastAlertedCount: number; episodeStartedAt?: number };
@@ -79,6 +83,8 @@ export interface StoreData {
     processDown: boolean;
     crashLoop: { lastAlertedAt?: number };
     brokerUnreachable: boolean;
+    /** set while polls keep seeing future-stamped fills, so the warning is raised once */
+    futureFillWarned?: boolean;
   };
   discord: { statusMessageId?: string };
 }

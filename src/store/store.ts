@@ -123,6 +123,7 @@ function applyRetention(data: StoreData): void {
   }
   const newest = data.trades.seen.reduce((max, t) => Math.max(max, t.at), 0);
   data.trades.seen = data.trades.seen.filter((t) => t.at >= newest - RETENTION.tradeAgeMs);
+  if (data.trades.ownOrders) data.trades.ownOrders = data.trades.ownOrders.filter((o) => o.at >= newest - RETENTION.tradeAgeMs);
 }
 
 function isDelivered(alert: StoreData['alerts'][number]): boolean {

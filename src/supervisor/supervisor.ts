@@ -2,6 +2,7 @@
 // Every change runs under the exactly-one guard — an in-process Mutex and a cross-process lock in
 // DATA_DIR — so the CLI, the Discord bot and a second controller cannot interleave a start with a
 // start. PM2's word is never taken alone: a start is confirmed by listing, a stop by the OS.
+import fs from 'node:fs/promises';
 import path from 'node:path';
 import { OperationError, failed, refused, describeError } from '../errors.ts';
 import { Mutex, withFileLock } from '../lock.ts';
@@ -117,7 +118,8 @@ export class Supervisor implements Supervision {
   }
 
   stop(): Promise<StopDetails> {
-    return this.guarded('stop', () => this.stopLocked());
+    // A stop only reduces risk: a disk that cannot take the lock must not keep the trader running.
+    return this.guarded('stop', () => this.stopLocked(), (error) => this.logger.error(`stopping ${this.name} without the cross-process lock: ${describeError(error)}`));
   }
 
   restart(): Promise<StartResult & { stopped: StopDetails }> {
@@ -182,9 +184,10 @@ export class Supervisor implements Supervision {
   // ---- internals ----
 
   /** In-process Mutex first (cheap, fair), then the cross-process lock in DATA_DIR. */
-  private guarded<T>(what: string, work: () => Promise<T>): Promise<T> {
+  private guarded<T>(what: string, work: () => Promise<T>, onDiskProblem?: (error: Error) => void): Promise<T> {
     return this.guardMutex.run(() =>
       withFileLock(path.join(this.dataDir, 'supervisor'), work, {
+        onDiskProblem,
         waitMs: this.lockWaitMs,
         what: `another tradewarden process (CLI, Discord bot or controller) changing ${this.name} while we wanted to ${what}`,
       }),
@@ -221,6 +224,16 @@ export class Supervisor implements Supervision {
     // the stopped/errored entry and start from the file (which also picks up an edited definition).
     for (const entry of entries.filter((e) => e.name === this.name)) {
       await this.pm2.delete(entry.pmId, this.callTimeoutMs);
+    }
+    // PM2 would answer a missing script with a bare error list; say what and how to fix it.
+    try {
+      await fs.access(definition.script);
+    } catch (error) {
+      throw failed(
+        `the trading script ${definition.script} cannot be read (${(error as NodeJS.ErrnoException).code ?? describeError(error)}): ` +
+          'set TRADING_SCRIPT (and TRADING_CWD) in .env to the trader\'s script, or put the file back',
+        error,
+      );
     }
     const deadline = Date.now() + this.startTimeoutMs;
     this.logger.info(`starting ${this.name}: ${definition.script}`);
