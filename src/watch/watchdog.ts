@@ -210,7 +210,9 @@ export class ProcessWatch {
   }
 
   private duplicateAlert(duplicates: Duplicate[], pidSet: string): AlertInput {
-    const lines = duplicates.map((d) => `PID ${d.pid} (${d.foundIn === 'pm2' ? `PM2 entry ${d.pm2Name ?? ''}` : 'outside PM2'}): ${d.command}`);
+    // An alert is read on a phone: at most 10 copies named, the rest counted with where to see them.
+    const shown = duplicates.slice(0, 10).map((d) => `PID ${d.pid} (${d.foundIn === 'pm2' ? `PM2 entry ${d.pm2Name ?? ''}` : 'outside PM2'}): ${d.command.length > 300 ? `${d.command.slice(0, 299)}…` : d.command}`);
+    const lines = duplicates.length > shown.length ? [...shown, `…and ${duplicates.length - shown.length} more: \`tradewarden duplicates --json\` lists every copy`] : shown;
     return {
       kind: 'duplicate_instance',
       severity: 'critical',
