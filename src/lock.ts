@@ -94,7 +94,8 @@ export async function holdFileLock(target: string, options: { staleMs?: number }
   }
 }
 
-const heldHere = new Set<string>();
+/** targets held by this process, with their holder's description */
+const heldHere = new Map<string, string>();
 
 /**
  * Runs `work` only if nobody (this process or another) is running work under `target`; never
@@ -115,8 +116,8 @@ export async function holdExclusive<T>(
       return undefined;
     }
   };
-  if (heldHere.has(target)) throw options.busy(readHolder());
-  heldHere.add(target);
+  if (heldHere.has(target)) throw options.busy(heldHere.get(target));
+  heldHere.set(target, holder);
   try {
     const staleMs = options.staleMs ?? 10_000;
     let release: (() => Promise<void>) | undefined;

@@ -296,3 +296,189 @@ describe('smaller, same spirit', () => {
     assert.match(text, /more line\(s\) not shown: `tradewarden duplicates --json` lists every copy/);
   });
 });
+
+describe('with a real PM2 daemon', { timeout: 180_000 }, () => {
+  let home: TempHome;
+  let paper: PaperBroker;
+  let heartbeat: string;
+  const supervisors: Supervisor[] = [];
+  const apps: App[] = [];
+  const rogues: ChildProcess[] = [];
+
+  const supervisorFor = (processName: string, env: NodeJS.ProcessEnv, logger: Logger = silentLogger) => {
+    const s = new Supervisor({ pm2Home: home.pm2Home, dataDir: home.dataDir, processName, env: { ...process.env, ...env }, logger, settleMs: 300 });
+    supervisors.push(s);
+    return s;
+  };
+  const appFor = (processName: string, options: { dataDir?: string; env?: Record<string, string>; logger?: Logger; sinks?: AlertSink[] } = {}) => {
+    const dataDir = options.dataDir ?? tmp('tw-edge-app-');
+    const config = parseConfig({
+      HOME: os.homedir(),
+      PM2_HOME: home.pm2Home,
+      DATA_DIR: dataDir,
+      TRADING_PROCESS_NAME: processName,
+      APCA_API_KEY_ID: 'PKEDGE2',
+      APCA_API_SECRET_KEY: 'SKEDGE2',
+      APCA_API_BASE_URL: paper.url,
+      MAX_TRADES_PER_HOUR: '3',
+      ON_RUNAWAY: 'stop',
+    });
+    const app = buildApp(config, {
+      logger: options.logger ?? silentLogger,
+      clock: systemClock,
+      deliversAlerts: true,
+      sinks: options.sinks,
+      env: { ...process.env, TRADING_SCRIPT: heartbeat, TRADING_KILL_TIMEOUT_MS: '3000', ...options.env },
+      flattenVerifyTimeoutMs: 3000,
+    });
+    apps.push(app);
+    return app;
+  };
+  const operator = { id: 'cli:edge', name: 'edge', isOperator: true };
+  const rogue = (command: string, args: string[], cwd: string) => {
+    const child = spawn(command, args, { cwd, detached: true, stdio: 'ignore' });
+    child.unref();
+    rogues.push(child);
+    return child;
+  };
+  const runningScript = async (script: string) => (await readProcessTable()).filter((p) => runsScript(p, [script])).map((p) => p.pid);
+
+  before(async () => {
+    home = makeTempHome('tw-edge-pm2-');
+    heartbeat = copyTrader(path.join(root, 'examples/heartbeat-trader.js'), path.join(home.root, 'bots'));
+    paper = await startPaperBroker({ keyId: 'PKEDGE2', secretKey: 'SKEDGE2', cash: 1_000_000, prices: { AAPL: 200, MSFT: 400, TSLA: 250, NVDA: 100, AMD: 150 } });
+  });
+
+  after(async () => {
+    for (const app of apps) await app.close().catch(() => undefined);
+    for (const s of supervisors) await s.close().catch(() => undefined);
+    for (const child of rogues) if (child.pid) await killPid(child.pid, 'SIGKILL');
+    await paper.close();
+    await home.cleanup();
+    assert.deepEqual(godDaemonsFor(home.pm2Home), [], 'no daemon of ours is left');
+  });
+
+  it('a copy started from the real folder behind a symlinked deploy path is a duplicate, and start is refused', async () => {
+    const release = path.join(home.root, 'releases', 'v2');
+    const real = copyTrader(heartbeat, release, 'main_bot.js');
+    const link = path.join(home.root, 'bot');
+    fs.symlinkSync(release, link);
+    const s = supervisorFor('symlink-bot', { TRADING_SCRIPT: path.join(link, 'main_bot.js') });
+    const byRelative = rogue(process.execPath, ['main_bot.js', '60000'], release); // cd releases/v2 && node main_bot.js
+    const byRealPath = rogue(process.execPath, [real, '60000'], home.root);
+    const found = await waitFor(async () => {
+      const pids = (await s.scanDuplicates()).map((d) => d.pid);
+      return pids.includes(byRelative.pid!) && pids.includes(byRealPath.pid!) ? pids : undefined;
+    }, { what: 'both copies reported as duplicates' });
+    assert.ok(found.length >= 2, `found ${found.join(', ')}`);
+    await assert.rejects(s.start(), (e: unknown) => e instanceof OperationError && e.kind === 'refused' && /2 other copies/.test(e.message));
+    await killPid(byRelative.pid!, 'SIGKILL');
+    await killPid(byRealPath.pid!, 'SIGKILL');
+  });
+
+  it('a TRADING_SCRIPT under a folder with a space starts, with its TRADING_ARGS', async () => {
+    const dir = path.join(home.root, 'My Bots');
+    fs.mkdirSync(dir, { recursive: true });
+    const script = path.join(dir, 'args-trader.js');
+    fs.writeFileSync(
+      script,
+      "require('fs').writeFileSync(require('path').join(__dirname, 'argv.json'), JSON.stringify(process.argv.slice(2)));\n" +
+        "setInterval(() => {}, 1000);\nprocess.on('SIGINT', () => process.exit(0));\n",
+    );
+    const s = supervisorFor('space-bot', { TRADING_SCRIPT: script, TRADING_ARGS: '--mode "paper trading" 60000' });
+    const started = await s.start();
+    assert.ok(isAlive(started.pid), 'the trader runs');
+    const argv = await waitFor(() => (fs.existsSync(path.join(dir, 'argv.json')) ? JSON.parse(fs.readFileSync(path.join(dir, 'argv.json'), 'utf8')) : undefined), { what: 'argv.json' });
+    assert.deepEqual(argv, ['--mode', 'paper trading', '60000']);
+    assert.equal(started.status.script, script, 'PM2 and the scan name the same absolute file');
+    assert.deepEqual(await s.scanDuplicates(), []);
+    const stopped = await s.stop();
+    assert.equal(stopped.wasRunning, true);
+    assert.ok(!isAlive(started.pid), 'stopped');
+  });
+
+  it('a missing TRADING_SCRIPT says which file and what to set, not "PM2 start failed: [{}]"', async () => {
+    const s = supervisorFor('missing-bot', { TRADING_SCRIPT: path.join(home.root, 'nowhere', 'bot.py') });
+    await assert.rejects(s.start(), /the trading script .*nowhere\/bot\.py cannot be read \(ENOENT\): set TRADING_SCRIPT/);
+  });
+
+  it('stop ends a double-forked worker of the trader (its session), and says so', async () => {
+    const dir = path.join(home.root, 'forker');
+    fs.mkdirSync(dir, { recursive: true });
+    const script = path.join(dir, 'forking-trader.js');
+    const pidFile = path.join(dir, 'worker.pid');
+    // sh starts the worker in the background and exits: the worker is re-parented, out of the tree.
+    fs.writeFileSync(
+      script,
+      `require('child_process').spawnSync('sh', ['-c', 'sleep 600 > /dev/null 2>&1 & echo $! > ${pidFile}']);\n` +
+        "setInterval(() => {}, 1000);\nprocess.on('SIGINT', () => process.exit(0));\n",
+    );
+    const s = supervisorFor('forking-bot', { TRADING_SCRIPT: script });
+    const started = await s.start();
+    const worker = await waitFor(() => (fs.existsSync(pidFile) ? Number(fs.readFileSync(pidFile, 'utf8').trim()) || undefined : undefined), { what: 'the worker pid' });
+    assert.ok(isAlive(worker), 'the worker runs');
+    const table = await readProcessTable();
+    assert.notEqual(table.find((p) => p.pid === worker)?.ppid, started.pid, 'the worker is not a child of the trader');
+    const stopped = await s.stop();
+    assert.ok(!isAlive(started.pid), 'the trader is gone');
+    assert.ok(!isAlive(worker), 'its double-forked worker is gone too');
+    assert.deepEqual((stopped as { killedSurvivors?: number[] }).killedSurvivors, [worker]);
+  });
+
+  it('flatten\'s own closing orders are not runaway trading (ON_RUNAWAY=stop, limit 3, 5 positions)', async () => {
+    const app = appFor('flatten-own-bot');
+    for (const [symbol, qty] of [['AAPL', 10], ['MSFT', 5], ['TSLA', 3], ['NVDA', 7], ['AMD', 2]] as const) paper.seedPosition(symbol, qty, 100);
+    await app.tradeWatch!.poll(); // the cursor is set before the flatten
+    const report = await app.core.flatten(operator);
+    assert.equal(report.flat, true, JSON.stringify(report));
+    const poll = await app.tradeWatch!.poll();
+    assert.ok(poll.newTrades >= 5, `the 5 closing fills were read (${poll.newTrades})`);
+    assert.equal(poll.count, 0, 'none of them counts as the trader\'s');
+    assert.notEqual(poll.event, 'exceeded');
+    const data = await app.store.read();
+    assert.equal(data.breaker.tripped, false, 'the breaker did not trip');
+    assert.deepEqual(data.alerts.filter((a) => a.kind === 'trade_rate_exceeded' || a.kind === 'breaker_tripped'), []);
+    await app.core.assertBreakerClear();
+  });
+
+  it('two confirmed flattens at once: one runs, the other is refused clearly — in one process and across processes', async () => {
+    const app = appFor('flatten-twice-bot');
+    paper.seedPosition('AAPL', 4, 200);
+    const [a, b] = await Promise.allSettled([app.core.flatten(operator), app.core.flatten(operator)]);
+    const outcomes = [a, b].map((r) => r.status).sort();
+    assert.deepEqual(outcomes, ['fulfilled', 'rejected']);
+    const refusal = [a, b].find((r) => r.status === 'rejected') as PromiseRejectedResult;
+    assert.ok(refusal.reason instanceof OperationError && refusal.reason.kind === 'refused', String(refusal.reason));
+    assert.match(refusal.reason.message, /another flatten is already running \(started by edge at .*\); wait for its report/);
+
+    // Another process (the CLI) holds the flatten lock in the same DATA_DIR.
+    const release = await holdFileLock(path.join(app.config.dataDir, 'flatten'));
+    try {
+      await assert.rejects(app.core.flatten(operator), (e: unknown) => e instanceof OperationError && e.kind === 'refused' && /another flatten is already running/.test(e.message));
+    } finally {
+      await release();
+    }
+    assert.equal((await app.core.flatten(operator)).flat, true, 'once the first is done, flatten runs again');
+  });
+
+  it('killing the PM2 daemon orphans a Python trader: stop still ends it', async () => {
+    const python = copyTrader(path.join(root, 'test/fixtures/python-trader.py'), path.join(home.root, 'py'));
+    const logger = recordingLogger();
+    // The real interpreter, not a pyenv shim: a shim still exec'ing when its daemon dies dies with it.
+    const interpreter = execFileSync('python3', ['-c', 'import sys; print(sys.executable)'], { encoding: 'utf8' }).trim();
+    const s = supervisorFor('python-orphan-bot', { TRADING_SCRIPT: python, TRADING_ARGS: '600', TRADING_INTERPRETER: interpreter }, logger);
+    const started = await s.start();
+    const trader = await waitFor(async () => (await runningScript(python))[0], { what: 'the python trader in the table' });
+    assert.equal(trader, started.pid);
+    const outLog = started.status.outLogPath!;
+    await waitFor(() => fs.existsSync(outLog) && fs.readFileSync(outLog, 'utf8').includes('started'), { what: 'the trader to be up' });
+    await killDaemon(home.pm2Home, 'SIGKILL'); // a crash of the daemon: its apps live on
+    assert.equal(daemonPid(home.pm2Home) !== undefined && isAlive(daemonPid(home.pm2Home)!), false, 'the daemon is gone');
+    assert.ok(isAlive(trader), 'the trader lives on outside PM2');
+    const stopped = await s.stop(); // reconnects (a new daemon, which knows nothing of it)
+    assert.equal(stopped.wasRunning, true, `not "the trader was not running" (log: ${logger.lines.join('\n')})`);
+    assert.equal(stopped.pid, trader);
+    assert.deepEqual((stopped as { endedOutsidePm2?: number[] }).endedOutsidePm2, [trader]);
+    assert.ok(!isAlive(trader), 'the orphan is gone');
+  });
+});

@@ -303,7 +303,12 @@ export class Supervisor implements Supervision {
 
   private async stopLocked(): Promise<StopDetails> {
     const began = Date.now();
-    const entries = await this.pm2.list();
+    // The first call after the daemon died reports that PM2 lost track (see Pm2Connection); a stop
+    // does not stop there: it reconnects once and ends the trader wherever it now runs.
+    const entries = await this.pm2.list().catch((error: unknown) => {
+      this.logger.warn(`stopping ${this.name}: ${describeError(error)}; reconnecting, then ending the trader wherever it runs`);
+      return this.pm2.list();
+    });
     const primary = primaryEntry(entries, this.name);
     // Every entry with the name that could run again (including one waiting to restart after a crash).
     const active = entries.filter((e) => e.name === this.name && e.status !== 'stopped' && e.status !== 'errored');
