@@ -33,7 +33,15 @@ import { startPaperBroker, type PaperBroker } from '../testkit/paper-broker.ts';
 import { copyTrader, daemonPid, godDaemonsFor, isAlive, killDaemon, killPid, makeTempHome, waitFor, type TempHome } from '../testkit/pm2-home.ts';
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
-const tmp = (prefix: string) => fs.mkdtempSync(path.join(os.tmpdir(), prefix));
+const made: string[] = [];
+const tmp = (prefix: string) => {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), prefix));
+  made.push(dir);
+  return dir;
+};
+after(() => {
+  for (const dir of made) fs.rmSync(dir, { recursive: true, force: true });
+});
 
 /** A logger that keeps its lines, to assert what an operator would read. */
 function recordingLogger(): Logger & { lines: string[] } {
@@ -304,6 +312,8 @@ describe('with a real PM2 daemon', { timeout: 180_000 }, () => {
   const supervisors: Supervisor[] = [];
   const apps: App[] = [];
   const rogues: ChildProcess[] = [];
+  /** processes a failing test could leave behind (a worker, an orphan): ended by PID in `after` */
+  const leftovers: number[] = [];
 
   const supervisorFor = (processName: string, env: NodeJS.ProcessEnv, logger: Logger = silentLogger) => {
     const s = new Supervisor({ pm2Home: home.pm2Home, dataDir: home.dataDir, processName, env: { ...process.env, ...env }, logger, settleMs: 300 });
@@ -353,6 +363,7 @@ describe('with a real PM2 daemon', { timeout: 180_000 }, () => {
     for (const app of apps) await app.close().catch(() => undefined);
     for (const s of supervisors) await s.close().catch(() => undefined);
     for (const child of rogues) if (child.pid) await killPid(child.pid, 'SIGKILL');
+    for (const pid of leftovers) await killPid(pid, 'SIGKILL');
     await paper.close();
     await home.cleanup();
     assert.deepEqual(godDaemonsFor(home.pm2Home), [], 'no daemon of ours is left');
@@ -416,6 +427,7 @@ describe('with a real PM2 daemon', { timeout: 180_000 }, () => {
     const s = supervisorFor('forking-bot', { TRADING_SCRIPT: script });
     const started = await s.start();
     const worker = await waitFor(() => (fs.existsSync(pidFile) ? Number(fs.readFileSync(pidFile, 'utf8').trim()) || undefined : undefined), { what: 'the worker pid' });
+    leftovers.push(worker);
     assert.ok(isAlive(worker), 'the worker runs');
     const table = await readProcessTable();
     assert.notEqual(table.find((p) => p.pid === worker)?.ppid, started.pid, 'the worker is not a child of the trader');
@@ -461,6 +473,47 @@ describe('with a real PM2 daemon', { timeout: 180_000 }, () => {
     assert.equal((await app.core.flatten(operator)).flat, true, 'once the first is done, flatten runs again');
   });
 
+  it('a full DATA_DIR: stop and flatten act first and record after, loudly; a duplicate is still heard', async (t) => {
+    const mount = tmp('tw-edge-full-');
+    const mounted = spawnSync('mount', ['-t', 'tmpfs', '-o', 'size=1m', 'tmpfs', mount], { encoding: 'utf8' });
+    if (mounted.status !== 0) {
+      t.skip(`cannot mount a small tmpfs here (${mounted.stderr.trim() || mounted.status}): needs root`);
+      return;
+    }
+    let duplicate: ChildProcess | undefined;
+    try {
+      const heard: StoredAlert[] = [];
+      const sink: AlertSink = { name: 'test', deliver: async (a) => void heard.push(a) };
+      const logger = recordingLogger();
+      const app = appFor('full-disk-bot', { dataDir: mount, logger, sinks: [sink] });
+      const started = await app.core.start(operator);
+      paper.seedPosition('AAPL', 3, 200);
+      // The trader's chatty log fills the disk.
+      assert.throws(() => fs.writeFileSync(path.join(mount, 'logs', 'filler.log'), Buffer.alloc(2 * 1024 * 1024, 'x')), /ENOSPC/);
+      assert.throws(() => fs.writeFileSync(path.join(mount, 'probe'), 'x'.repeat(8192)), /ENOSPC/, 'the disk is full');
+
+      const stopped = await app.core.stop(operator);
+      assert.equal(stopped.wasRunning, true);
+      assert.ok(!isAlive(started.pid), 'the trader is stopped despite the full disk');
+      assert.ok(logger.lines.some((l) => / error COULD NOT RECORD .*ENOSPC.*DATA_DIR is full/.test(l)), logger.lines.join('\n'));
+      assert.ok(heard.some((a) => a.kind === 'record_failed'), 'an alert says the record failed, delivered unsaved');
+
+      const report = await app.core.flatten(operator);
+      assert.equal(report.flat, true, 'flatten did its work and says so');
+      assert.ok(heard.some((a) => a.kind === 'flatten_result' && /account is flat/.test(a.title)), 'the flatten result is heard');
+
+      duplicate = rogue(process.execPath, [heartbeat, '60000'], path.dirname(heartbeat));
+      await waitFor(async () => (await runningScript(heartbeat)).includes(duplicate!.pid!), { what: 'the duplicate in the table' });
+      await assert.rejects(app.processWatch.scan(), /ENOSPC|no space/i, 'the scan still fails (and the scheduler logs it at error)');
+      const alert = heard.find((a) => a.kind === 'duplicate_instance');
+      assert.ok(alert, 'the duplicate alert is not held back by the full disk');
+      assert.deepEqual((alert.facts as { pids: number[] }).pids, [duplicate.pid]);
+    } finally {
+      if (duplicate?.pid) await killPid(duplicate.pid, 'SIGKILL');
+      spawnSync('umount', ['-l', mount]);
+    }
+  });
+
   it('killing the PM2 daemon orphans a Python trader: stop still ends it', async () => {
     const python = copyTrader(path.join(root, 'test/fixtures/python-trader.py'), path.join(home.root, 'py'));
     const logger = recordingLogger();
@@ -470,6 +523,7 @@ describe('with a real PM2 daemon', { timeout: 180_000 }, () => {
     const started = await s.start();
     const trader = await waitFor(async () => (await runningScript(python))[0], { what: 'the python trader in the table' });
     assert.equal(trader, started.pid);
+    leftovers.push(trader);
     const outLog = started.status.outLogPath!;
     await waitFor(() => fs.existsSync(outLog) && fs.readFileSync(outLog, 'utf8').includes('started'), { what: 'the trader to be up' });
     await killDaemon(home.pm2Home, 'SIGKILL'); // a crash of the daemon: its apps live on
