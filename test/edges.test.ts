@@ -27,6 +27,7 @@ import { runsScript } from '../src/supervisor/duplicate-scan.ts';
 import { readProcessTable } from '../src/os/process-table.ts';
 import { accountEmbed, duplicatesEmbed, flattenMessages } from '../src/discord/render.ts';
 import type { FlattenReport } from '../src/core/flatten.ts';
+import { stopText } from '../src/render/text.ts';
 import type { StoredAlert } from '../src/store/schema.ts';
 import type { Duplicate } from '../src/supervisor/types.ts';
 import { startPaperBroker, type PaperBroker } from '../testkit/paper-broker.ts';
@@ -532,7 +533,8 @@ describe('with a real PM2 daemon', { timeout: 180_000 }, () => {
     const stopped = await s.stop(); // reconnects (a new daemon, which knows nothing of it)
     assert.equal(stopped.wasRunning, true, `not "the trader was not running" (log: ${logger.lines.join('\n')})`);
     assert.equal(stopped.pid, trader);
-    assert.deepEqual((stopped as { endedOutsidePm2?: number[] }).endedOutsidePm2, [trader]);
+    assert.deepEqual(stopped.endedOutsidePm2, [trader]);
+    assert.match(stopText(stopped), /running outside PM2 \(PM2's daemon had lost it\): ended PID \d+/);
     assert.ok(!isAlive(trader), 'the orphan is gone');
   });
 });

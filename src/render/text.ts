@@ -39,7 +39,8 @@ export function startText(result: StartResult): string {
 
 export function stopText(result: StopResult): string {
   if (!result.wasRunning) return 'The trader was not running.';
-  return `Stopped the trader (PID ${result.pid}) in ${formatDuration(result.durationMs)}${result.forceKilled ? ' — it ignored SIGINT and was force-killed' : ''}.`;
+  const outside = result.endedOutsidePm2?.length ? ` It was running outside PM2 (PM2's daemon had lost it): ended PID ${result.endedOutsidePm2.join(', ')}.` : '';
+  return `Stopped the trader (PID ${result.pid}) in ${formatDuration(result.durationMs)}${result.forceKilled ? ' — it ignored SIGINT and was force-killed' : ''}.${outside}`;
 }
 
 export function duplicatesText(duplicates: Duplicate[]): string {

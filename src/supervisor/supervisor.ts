@@ -44,8 +44,6 @@ const POLL_MS = 50;
 export interface StopDetails extends StopResult {
   /** PIDs of the trader's family still alive after PM2's stop, which we ended ourselves */
   killedSurvivors?: number[];
-  /** PIDs PM2 had started but no longer knew (a lost daemon), ended by us */
-  endedOutsidePm2?: number[];
 }
 
 export class Supervisor implements Supervision {
