@@ -50,7 +50,7 @@ function splitArgs(value) {
 function milliseconds(env, name, fallback) {
   const value = text(env, name);
   if (value === undefined) return fallback;
-  const ms = Number(value);
+  const ms = /^\d{1,15}$/.test(value) ? Number(value) : NaN; // digits only: not "1e3", "0x10", "10s"
   if (!Number.isInteger(ms) || ms < 100 || ms > 600_000) {
     throw new Error(`${name} is ${JSON.stringify(value)}: expected milliseconds from 100 to 600000`);
   }
@@ -79,6 +79,22 @@ function logsDir(env) {
   return path.join(fromRoot(text(env, 'DATA_DIR') ?? 'data'), 'logs');
 }
 
+/**
+ * The script as PM2 is given it. PM2 reads a script with a space as a shell command and rewrites it
+ * to `bash -c "<script>"` (then runs bash under python or node, so it never starts): a path under
+ * "My Bots/" is handed over relative to the app's cwd instead, which PM2 resolves back to the same
+ * absolute file. A space in the file name itself (or on the way from TRADING_CWD) has no such way.
+ */
+function pm2Script(script, cwd) {
+  if (!script.includes(' ')) return script;
+  const relative = path.relative(cwd, script);
+  if (!relative.includes(' ')) return relative;
+  throw new Error(
+    `TRADING_SCRIPT ${JSON.stringify(script)} has a space in a part PM2 cannot take (PM2 runs such a script as a shell command): ` +
+      'rename the file (or the folders between TRADING_CWD and it) without spaces, or leave TRADING_CWD unset',
+  );
+}
+
 /** The managed trading process: exactly one of it, kept alive by PM2. */
 export function tradingApp(env = process.env) {
   const name = text(env, 'TRADING_PROCESS_NAME') ?? 'trading-bot';
@@ -88,14 +104,15 @@ export function tradingApp(env = process.env) {
   const script = path.resolve(base, text(env, 'TRADING_SCRIPT') ?? 'examples/heartbeat-trader.js');
   const logs = logsDir(env);
   const gateway = gatewayUrl(env);
+  // Default: the script's own directory, as when an operator ran `python3 bot.py` from there
+  // (bots read config files relative to it).
+  const cwd = cwdSetting ? base : path.dirname(script);
   return {
     name,
-    script,
+    script: pm2Script(script, cwd),
     interpreter: text(env, 'TRADING_INTERPRETER') ?? inferInterpreter(script),
     args: splitArgs(text(env, 'TRADING_ARGS')),
-    // Default: the script's own directory, as when an operator ran `python3 bot.py` from there
-    // (bots read config files relative to it).
-    cwd: cwdSetting ? base : path.dirname(script),
+    cwd,
     // Fork mode, one instance: a trader is one account-holding process, never a cluster.
     exec_mode: 'fork',
     instances: 1,

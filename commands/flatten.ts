@@ -1,7 +1,7 @@
 // /flatten — the emergency close: stop the trader, cancel orders, close every position, verify flat.
 import { InteractionContextType, PermissionFlagsBits, SlashCommandBuilder } from 'discord.js';
 import type { Command } from '../src/discord/command.ts';
-import { flattenEmbed } from '../src/discord/render.ts';
+import { flattenMessages } from '../src/discord/render.ts';
 
 const flatten: Command = {
   data: new SlashCommandBuilder()
@@ -19,8 +19,10 @@ const flatten: Command = {
     );
     if (!click) return;
     const report = await core.flatten(actor);
-    // The report replaces the prompt.
-    await interaction.editReply({ content: '', embeds: [flattenEmbed(report)], components: [] });
+    // The report replaces the prompt; a report too long for one message continues in follow-ups.
+    const [first, ...rest] = flattenMessages(report);
+    await interaction.editReply({ content: '', embeds: first ?? [], components: [] });
+    for (const embeds of rest) await interaction.followUp({ embeds });
   },
 };
 

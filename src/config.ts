@@ -1,8 +1,15 @@
 // The configuration contract of DESIGN.md: environment (after .env) → one typed, frozen Config.
 // Every problem names the variable, what it got (never a secret's value) and what it expects,
 // and all problems are reported at once so an operator fixes the file in one pass.
+import fs from 'node:fs';
 import path from 'node:path';
+import { fileURLToPath } from 'node:url';
 import dotenv from 'dotenv';
+import type { LogLevel } from './log.ts';
+
+/** Where ecosystem.config.js lives: relative TRADING_* paths are taken from here, as it does. */
+const PROJECT_ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
+export const LOG_LEVELS = ['debug', 'info', 'warn', 'error'] as const;
 
 export type RunawayAction = 'alert' | 'stop' | 'flatten';
 export type GateMode = 'enforce' | 'observe';
@@ -37,6 +44,8 @@ export interface Config {
   readonly trading: {
     readonly processName: string;
   };
+  /** LOG_LEVEL when set; each process has its own default (controller info, CLI warn) */
+  readonly logLevel?: LogLevel;
   readonly maxTradesPerHour: number;
   readonly onRunaway: RunawayAction;
   /** 'stop': a duplicate is ended on sight, the managed trader kept */
@@ -133,7 +142,8 @@ export function parseConfig(env: Env, options: ParseOptions = {}): Config {
   const integer = (name: string, fallback: number, min: number, max: number): number => {
     const value = text(name);
     if (value === undefined) return fallback;
-    const n = Number(value);
+    // Digits only: Number() would also take "1e3", "0x10", "0b11" and " 12 ".
+    const n = /^\d{1,15}$/.test(value) ? Number(value) : NaN;
     if (!Number.isInteger(n) || n < min || n > max) {
       problems.push(`${name} is ${JSON.stringify(value)}: expected a whole number from ${min} to ${max}`);
       return fallback;
@@ -194,10 +204,35 @@ export function parseConfig(env: Env, options: ParseOptions = {}): Config {
     }
   }
 
+  // The managed process's settings are read by ecosystem.config.js; they are checked here too so a
+  // wrong value stops the controller at start instead of failing every scan and every start.
+  const tradingCwdSetting = text('TRADING_CWD');
+  const tradingBase = tradingCwdSetting ? path.resolve(PROJECT_ROOT, tradingCwdSetting) : PROJECT_ROOT;
+  if (tradingCwdSetting && !isDirectory(tradingBase)) {
+    problems.push(`TRADING_CWD is ${JSON.stringify(tradingCwdSetting)}: no such folder (looked for ${tradingBase}); give the trader's working folder, absolute or relative to ${PROJECT_ROOT}`);
+  }
+  const tradingScript = text('TRADING_SCRIPT');
+  if (tradingScript !== undefined) {
+    const resolved = path.resolve(tradingBase, tradingScript);
+    if (!isFile(resolved)) {
+      problems.push(`TRADING_SCRIPT is ${JSON.stringify(tradingScript)}: no such file (looked for ${resolved}); give the trader's script, absolute or relative to ${tradingCwdSetting ? 'TRADING_CWD' : PROJECT_ROOT}`);
+    }
+  }
+  const interpreter = text('TRADING_INTERPRETER');
+  if (interpreter !== undefined && /\s/.test(interpreter)) {
+    problems.push(`TRADING_INTERPRETER is ${JSON.stringify(interpreter)}: expected one program (python3, node, none, or a path), without options; the script's arguments go in TRADING_ARGS`);
+  }
+  const args = text('TRADING_ARGS');
+  if (args !== undefined && !quotesBalanced(args)) {
+    problems.push(`TRADING_ARGS is ${JSON.stringify(args)}: a quote is not closed; words are space-separated and "double" or 'single' quotes group them`);
+  }
+  integer('TRADING_KILL_TIMEOUT_MS', 10_000, 100, 600_000);
+
   const config: Config = {
     discord,
     broker: { keyId, secretKey, baseUrl: url('APCA_API_BASE_URL', ALPACA_PAPER_URL)!, streamUrl: wsUrl('APCA_STREAM_URL') },
     trading: { processName: processName('TRADING_PROCESS_NAME', 'trading-bot') },
+    ...(text('LOG_LEVEL') !== undefined ? { logLevel: oneOf('LOG_LEVEL', LOG_LEVELS, 'info') } : {}),
     maxTradesPerHour: integer('MAX_TRADES_PER_HOUR', 3, 1, 10_000),
     onRunaway: oneOf('ON_RUNAWAY', ['alert', 'stop', 'flatten'] as const, 'alert'),
     onDuplicate: oneOf('ON_DUPLICATE', ['alert', 'stop'] as const, 'alert'),
@@ -228,6 +263,35 @@ export function parseHostPort(value: string): { host: string; port: number } | u
   if (port < 1 || port > 65_535) return undefined;
   const host = match[1] ? match[1].replace(/^\[|\]$/g, '') : '127.0.0.1';
   return { host, port };
+}
+
+function isFile(file: string): boolean {
+  try {
+    return fs.statSync(file).isFile();
+  } catch {
+    return false;
+  }
+}
+
+function isDirectory(dir: string): boolean {
+  try {
+    return fs.statSync(dir).isDirectory();
+  } catch {
+    return false;
+  }
+}
+
+/** Every quote opened in TRADING_ARGS is closed (the same grouping as ecosystem.config.js). */
+function quotesBalanced(value: string): boolean {
+  let open: string | undefined;
+  for (const ch of value) {
+    if (open) {
+      if (ch === open) open = undefined;
+    } else if (ch === '"' || ch === "'") {
+      open = ch;
+    }
+  }
+  return open === undefined;
 }
 
 function deepFreeze<T>(value: T): T {

@@ -12,7 +12,7 @@ try {
   process.stderr.write(`${error instanceof ConfigError ? error.message : describeError(error)}\n`);
   process.exit(2);
 }
-const logger = createLogger({ secrets: config.secrets });
+const logger = createLogger({ secrets: config.secrets, level: config.logLevel ?? 'info' });
 if (!config.discord.token) logger.info('DISCORD_TOKEN is not set: running without Discord (alerts go to this log; use the tradewarden CLI).');
 
 const controller = await startController(config, { logger, deliversAlerts: true, fronts: [discordFront] }).catch((error: unknown) => {

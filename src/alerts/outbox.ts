@@ -113,6 +113,28 @@ export class AlertOutbox {
     return alert;
   }
 
+  /**
+   * raise(), and when the data file cannot be written (a full disk), straight to this process's
+   * sinks without a record: late delivery is lost then, but the operator still hears it now.
+   * Never throws.
+   */
+  async raiseLoud(raw: AlertInput): Promise<void> {
+    try {
+      await this.raise(raw);
+      return;
+    } catch (error) {
+      this.options.logger.error(`alert ${raw.kind} could not be saved (${describeError(error)}); delivering it unsaved`);
+    }
+    const input = redactDeep(raw, this.options.secrets ?? []);
+    const now = this.options.clock.now();
+    const id = crypto.randomUUID();
+    const alert: StoredAlert = { id, kind: input.kind, severity: input.severity, key: input.key ?? id, title: input.title, body: input.body, facts: input.facts ?? {}, createdAt: now, deliveries: {} };
+    for (const listener of this.listeners) listener(alert);
+    for (const sink of this.sinks.values()) {
+      await sink.deliver(alert, { lateByMs: 0 }).catch((e: unknown) => this.options.logger.error(`alert ${alert.kind} not delivered to ${sink.name}: ${describeError(e)}`));
+    }
+  }
+
   /** Tries every due delivery once. Never throws: failures are recorded and retried later. */
   deliverDue(): Promise<void> {
     return this.delivering.run(async () => {

@@ -217,7 +217,7 @@ export async function runCli(argv: string[], io = { out: (s: string) => process.
   try {
     const config = loadConfig();
     secrets = config.secrets;
-    app = buildApp(config, { logger: createLogger({ secrets, level: 'warn' }), deliversAlerts: false });
+    app = buildApp(config, { logger: createLogger({ secrets, level: config.logLevel ?? 'warn' }), deliversAlerts: false });
     const user = os.userInfo().username;
     const actor: Actor = { id: `cli:${user}`, name: user, isOperator: true };
     const result = await verb.run(app, args, actor);

@@ -32,6 +32,12 @@ export interface FlattenReport {
 export interface FlattenDeps {
   broker: Broker;
   stopTrader: () => Promise<StopResult>;
+  /**
+   * Told the closing orders' ids as soon as the broker answers the close: they are the
+   * controller's own orders, not the trader's trades. Must not throw (a failure to record is the
+   * caller's to report, never a reason to stop closing).
+   */
+  onClosingOrders?: (orderIds: string[]) => Promise<void>;
   /** how long to wait for the broker to show the account flat */
   verifyTimeoutMs?: number;
   verifyIntervalMs?: number;
@@ -78,6 +84,8 @@ export async function flattenAccount(deps: FlattenDeps): Promise<FlattenReport> 
   } catch (error) {
     report.error = `close all positions failed: ${describeError(error)}`;
   }
+  const closingOrderIds = closes.flatMap((c) => (c.order?.id ? [c.order.id] : []));
+  if (closingOrderIds.length) await deps.onClosingOrders?.(closingOrderIds);
 
   // 4. Re-read until flat or time-out: market orders fill within moments; queued ones will not.
   const deadline = Date.now() + (deps.verifyTimeoutMs ?? 10_000);

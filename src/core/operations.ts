@@ -1,16 +1,18 @@
 // The operations every front offers (Discord, CLI, demo console), transport-free: each checks who
 // may run it, runs it, writes the audit entry (who, what, arguments, outcome, duration) and returns
 // plain data that a front renders.
+import path from 'node:path';
 import type { Account, Broker, Position } from '../broker/types.ts';
 import type { Clock } from '../clock.ts';
 import type { Config } from '../config.ts';
 import { OperationError, describeError, failed, refused, withTimeout } from '../errors.ts';
+import { holdExclusive } from '../lock.ts';
 import { redact, redactDeep, type Logger } from '../log.ts';
 import type { AlertOutbox } from '../alerts/outbox.ts';
 import type { Store } from '../store/store.ts';
 import type { AuditEntry, SeenTrade, StoredAlert, StoreData } from '../store/schema.ts';
 import type { Duplicate, ProcessStatus, StartResult, StopDuplicatesResult, StopResult, Supervision } from '../supervisor/types.ts';
-import { hourBuckets, tradesInLastHour } from '../watch/trade-window.ts';
+import { countedTrades, hourBuckets, traderTrades } from '../watch/trade-window.ts';
 import { flattenAccount, type FlattenReport } from './flatten.ts';
 
 /** Who is asking. Fronts build it: the CLI user is an operator (shell access), Discord checks roles. */
@@ -169,9 +171,12 @@ export class Core {
 
   stop(actor: Actor): Promise<StopResult> {
     return this.mutate(actor, 'stop', {}, async () => {
-      // Desired first: the health watch must not report a stop it was asked for as a crash.
-      await this.setDesired('stopped', actor);
-      return this.deps.supervisor.stop();
+      // Desired first: the health watch must not report a stop it was asked for as a crash. But a
+      // full disk must not keep the trader running: the stop goes ahead if the record fails.
+      const recorded = await this.recordBestEffort('the wanted state (stopped)', () => this.setDesired('stopped', actor));
+      const result = await this.deps.supervisor.stop();
+      if (!recorded) await this.recordBestEffort('the wanted state (stopped), after the stop', () => this.setDesired('stopped', actor), { alert: false });
+      return result;
     });
   }
 
@@ -217,8 +222,17 @@ export class Core {
     });
   }
 
+  /**
+   * One flatten at a time, across processes (CLI + controller): two interleaved flattens cancel
+   * each other's closing orders and both reports lie. The second is refused, naming the first.
+   */
   flatten(actor: Actor): Promise<FlattenReport> {
-    return this.mutate(actor, 'flatten', {}, () => this.runFlatten(actor));
+    return this.mutate(actor, 'flatten', {}, () =>
+      holdExclusive(path.join(this.deps.config.dataDir, 'flatten'), `${actor.name} at ${new Date(this.deps.clock.now()).toISOString()}`, () => this.runFlatten(actor), {
+        busy: (holder) => refused(`another flatten is already running${holder ? ` (started by ${holder})` : ''}; wait for its report, then check /account`),
+        diskProblem: (error) => this.deps.logger.error(`flatten runs without its cross-process lock: ${describeError(error)}`),
+      }),
+    );
   }
 
   /**
@@ -341,15 +355,27 @@ export class Core {
     const broker = this.requireBroker();
     const report = await flattenAccount({
       broker,
+      // Act first, record after: a full DATA_DIR must not keep the trader trading or the positions open.
       stopTrader: async () => {
-        await this.setDesired('stopped', actor);
-        return this.deps.supervisor.stop();
+        const recorded = await this.recordBestEffort('the wanted state (stopped)', () => this.setDesired('stopped', actor));
+        const stopped = await this.deps.supervisor.stop();
+        if (!recorded) await this.recordBestEffort('the wanted state (stopped), after the stop', () => this.setDesired('stopped', actor), { alert: false });
+        return stopped;
       },
+      onClosingOrders: (orderIds) =>
+        this.recordBestEffort(`flatten's closing orders (${orderIds.length})`, () =>
+          this.deps.store.update((data) => {
+            const at = this.deps.clock.now();
+            const known = new Set((data.trades.ownOrders ?? []).map((o) => o.orderId));
+            data.trades.ownOrders = [...(data.trades.ownOrders ?? []), ...orderIds.filter((id) => !known.has(id)).map((orderId) => ({ orderId, at, by: `flatten:${actor.id}` }))];
+          }),
+        ).then(() => undefined),
       verifyTimeoutMs: this.deps.flattenVerifyTimeoutMs,
     });
     const failedSymbols = report.symbols.filter((s) => s.outcome === 'failed').map((s) => s.symbol);
     const queued = report.symbols.filter((s) => s.outcome === 'queued').map((s) => s.symbol);
-    await this.deps.outbox.raise({
+    // raiseLoud: the report is what the operator needs, whether or not the disk can record it.
+    await this.deps.outbox.raiseLoud({
       kind: 'flatten_result',
       severity: report.flat ? 'info' : 'critical',
       title: report.flat ? 'Flatten done: account is flat' : 'Flatten NOT complete',
@@ -365,11 +391,11 @@ export class Core {
   }
 
   private summarizeTrades(data: StoreData, now: number): TradeSummary {
-    const inHour = tradesInLastHour(data.trades.seen, now);
+    const inHour = countedTrades(data, now);
     return {
       count: inHour.length,
       limit: this.deps.config.maxTradesPerHour,
-      buckets: hourBuckets(data.trades.seen, now),
+      buckets: hourBuckets(traderTrades(data), now),
       recent: [...data.trades.seen].sort((a, b) => b.at - a.at).slice(0, 20),
     };
   }
@@ -402,14 +428,44 @@ export class Core {
       await this.deps.store.audit(entry('refused', error.message));
       throw error;
     }
+    let result: T;
     try {
-      const result = await work();
-      await this.deps.store.audit(entry('ok'));
-      return result;
+      result = await work();
     } catch (error) {
       const kind = error instanceof OperationError && error.kind === 'refused' ? 'refused' : 'failed';
       await this.deps.store.audit(entry(kind, describeError(error))).catch(() => undefined);
       throw error instanceof OperationError ? error : failed(`${what} failed: ${describeError(error)}`, error);
+    }
+    // The action is done: a failure to write its audit entry is reported loudly, never turned into "failed".
+    await this.recordBestEffort(`the audit entry for ${what} by ${actor.id} (outcome ok)`, () => this.deps.store.audit(entry('ok')));
+    return result;
+  }
+
+  /**
+   * Writes a record and reports a failure loudly (error log + an alert that reaches the sinks even
+   * unsaved) instead of throwing: used where the action matters more than its record. Returns
+   * whether the record was written.
+   */
+  private async recordBestEffort(what: string, write: () => Promise<unknown>, options: { alert?: boolean } = {}): Promise<boolean> {
+    try {
+      await write();
+      return true;
+    } catch (error) {
+      const reason = describeError(error);
+      const cause = (error as { cause?: NodeJS.ErrnoException }).cause ?? (error as NodeJS.ErrnoException);
+      const hint = cause?.code === 'ENOSPC' ? ' DATA_DIR is full: free space (the trader\'s logs live in DATA_DIR/logs by default).' : '';
+      this.deps.logger.error(`COULD NOT RECORD ${what} in ${this.deps.store.file}: ${reason}.${hint} The action itself went ahead.`);
+      if (options.alert !== false) {
+        await this.deps.outbox.raiseLoud({
+          kind: 'record_failed',
+          severity: 'critical',
+          key: `record_failed:${what}`,
+          title: 'tradewarden could not write its data file',
+          body: `Could not record ${what}: ${reason}.${hint} The action itself went ahead; audit, alerts and the trade count are not being saved until this is fixed.`,
+          facts: { what, reason, file: this.deps.store.file },
+        });
+      }
+      return false;
     }
   }
 }

@@ -5,7 +5,7 @@ import type { FlattenReport } from '../core/flatten.ts';
 import type { AlertSeverity, StoredAlert } from '../store/schema.ts';
 import type { Duplicate, ProcessState } from '../supervisor/types.ts';
 import { formatDuration } from '../alerts/outbox.ts';
-import { duplicatesText, flattenText, megabytes, money, streamText, tradeCountText } from '../render/text.ts';
+import { duplicatesText, flattenSymbolLine, flattenText, megabytes, money, streamText, tradeCountText } from '../render/text.ts';
 import { sparkline } from '../watch/trade-window.ts';
 
 export const COLOURS = {
@@ -75,11 +75,120 @@ export function alertEmbed(alert: StoredAlert, lateByMs: number): EmbedBuilder {
   return embed;
 }
 
+/** Where a reader sees every line a Discord reply had to leave out. */
+export const FULL_ACCOUNT_HINT = '`tradewarden account --json`';
+
+/** Discord's limits: 4096 per description, 10 embeds and 6000 characters per message. */
+const DESCRIPTION_MAX = 4096;
+const MESSAGE_EMBEDS_MAX = 10;
+const MESSAGE_CHARS_MAX = 6000;
+
+/**
+ * Lines joined within `max` characters; what does not fit is counted in a last line made by
+ * `more(n)`, never silently cut mid-list.
+ */
+export function fitLines(lines: readonly string[], max: number, more: (left: number) => string): string {
+  const shown: string[] = [];
+  let used = 0;
+  for (let i = 0; i < lines.length; i++) {
+    const line = lines[i]!;
+    const tail = i < lines.length - 1 ? more(lines.length - i - 1).length + 1 : 0;
+    if (used + line.length + 1 + tail > max) return [...shown, more(lines.length - i)].join('\n');
+    shown.push(line);
+    used += line.length + 1;
+  }
+  return shown.join('\n');
+}
+
+/** Words joined with ", " within `max` characters; the rest counted by `more(n)`. */
+export function fitWords(words: readonly string[], max: number, more: (left: number) => string): string {
+  let out = '';
+  for (let i = 0; i < words.length; i++) {
+    const next = out ? `${out}, ${words[i]}` : words[i]!;
+    const tail = i < words.length - 1 ? more(words.length - i - 1).length + 2 : 0;
+    if (next.length + tail > max) return `${out}${out ? ' ' : ''}${more(words.length - i)}`;
+    out = next;
+  }
+  return out;
+}
+
+/** The flatten report as one embed when it fits (the usual case). */
 export function flattenEmbed(report: FlattenReport): EmbedBuilder {
-  return new EmbedBuilder()
-    .setTitle(report.flat ? 'Flatten: account is flat' : 'Flatten: NOT flat')
-    .setColor(report.flat ? COLOURS.ok : COLOURS.critical)
-    .setDescription(clip('```\n' + flattenText(report) + '\n```', 4096));
+  return flattenMessages(report)[0]![0]!;
+}
+
+/**
+ * The flatten report as Discord messages (each a list of embeds). When the whole report fits one
+ * embed it is one. Otherwise nothing that says a position is still held is ever dropped: a
+ * summary first, then every failed and queued symbol (split across embeds, and messages when
+ * there are very many), then the closed ones, summarized to what fits.
+ */
+export function flattenMessages(report: FlattenReport): EmbedBuilder[][] {
+  const title = report.flat ? 'Flatten: account is flat' : 'Flatten: NOT flat';
+  const colour = report.flat ? COLOURS.ok : COLOURS.critical;
+  const whole = '```\n' + flattenText(report) + '\n```';
+  if (whole.length <= DESCRIPTION_MAX) return [[new EmbedBuilder().setTitle(title).setColor(colour).setDescription(whole)]];
+
+  const count = (outcome: string) => report.symbols.filter((s) => s.outcome === outcome).length;
+  const failedN = count('failed');
+  const queuedN = count('queued');
+  const closed = report.symbols.filter((s) => s.outcome === 'closed');
+  const summary = [
+    report.flat ? 'FLAT: the broker shows no positions and no open orders.' : 'NOT FLAT: see below.',
+    `${report.symbols.length} position(s): ${failedN} failed, ${queuedN} queued, ${closed.length} closed.`,
+    report.trader.stopped
+      ? `Trader: stopped${report.trader.pid ? ` (PID ${report.trader.pid})` : ' (was not running)'}${report.trader.forceKilled ? ', force-killed' : ''}.`
+      : `Trader: could NOT be stopped: ${report.trader.error ?? 'unknown error'}.`,
+    `Orders canceled: ${report.ordersCanceled}.${report.remainingOpenOrders ? ` Open orders left: ${report.remainingOpenOrders}.` : ''}`,
+    ...(report.marketOpen === false ? ['Market is closed: closing orders are queued for the next open.'] : []),
+    ...(report.remainingPositions.length ? [`Still held: ${report.remainingPositions.length} position(s); every one is listed below.`] : []),
+    ...(report.error ? [`Error: ${report.error}`] : []),
+    `(${formatDuration(report.durationMs)})`,
+  ].join('\n');
+  const embeds: EmbedBuilder[] = [new EmbedBuilder().setTitle(title).setColor(colour).setDescription(clip(summary, DESCRIPTION_MAX))];
+
+  // Every line that matters, in embeds of at most DESCRIPTION_MAX characters each.
+  const problems = [...report.symbols.filter((s) => s.outcome === 'failed'), ...report.symbols.filter((s) => s.outcome === 'queued')].map((s) => clip(flattenSymbolLine(s), 1000));
+  const reported = new Set(report.symbols.filter((s) => s.outcome !== 'closed').map((s) => s.symbol.replace('/', '')));
+  const heldUnlisted = report.remainingPositions.filter((p) => !reported.has(p.symbol.replace('/', ''))).map((p) => `  ✘ ${p.symbol.padEnd(10)} qty ${String(p.qty).padStart(10)}  still held`);
+  const chunks: string[][] = [];
+  for (const line of [...problems, ...heldUnlisted]) {
+    const last = chunks.at(-1);
+    if (last && last.join('\n').length + line.length + 1 + 8 <= DESCRIPTION_MAX) last.push(line);
+    else chunks.push([line]);
+  }
+  chunks.forEach((chunk, i) =>
+    embeds.push(
+      new EmbedBuilder()
+        .setTitle(`Still open${chunks.length > 1 ? ` (${i + 1}/${chunks.length})` : ''}`)
+        .setColor(COLOURS.critical)
+        .setDescription('```\n' + chunk.join('\n') + '\n```'),
+    ),
+  );
+  if (closed.length) {
+    const names = closed.map((s) => s.symbol);
+    embeds.push(
+      new EmbedBuilder()
+        .setTitle(`Closed (${closed.length})`)
+        .setColor(COLOURS.ok)
+        .setDescription(fitWords(names, 1000, (n) => `…and ${n} more; ${FULL_ACCOUNT_HINT} shows what is held now`)),
+    );
+  }
+  // Pack embeds into messages within Discord's per-message limits.
+  const messages: EmbedBuilder[][] = [];
+  let size = 0;
+  for (const embed of embeds) {
+    const chars = (embed.data.title?.length ?? 0) + (embed.data.description?.length ?? 0);
+    const current = messages.at(-1);
+    if (current && current.length < MESSAGE_EMBEDS_MAX && size + chars <= MESSAGE_CHARS_MAX) {
+      current.push(embed);
+      size += chars;
+    } else {
+      messages.push([embed]);
+      size = chars;
+    }
+  }
+  return messages;
 }
 
 export function accountEmbed(report: AccountReport): EmbedBuilder {
@@ -95,7 +204,11 @@ export function accountEmbed(report: AccountReport): EmbedBuilder {
       {
         name: `Positions (${report.positions.length})`,
         value: report.positions.length
-          ? clip(report.positions.map((p) => `\`${p.symbol}\` ${p.qty} · ${money(p.marketValue)} · P/L ${money(p.unrealizedPnl)}`).join('\n'), 1024)
+          ? fitLines(
+              report.positions.map((p) => clip(`\`${p.symbol}\` ${p.qty} · ${money(p.marketValue)} · P/L ${money(p.unrealizedPnl)}`, 200)),
+              1024,
+              (n) => `…and ${n} more: ${FULL_ACCOUNT_HINT} lists them all`,
+            )
           : 'none',
       },
     );
@@ -120,9 +233,10 @@ export function alertsEmbed(alerts: StoredAlert[]): EmbedBuilder {
 }
 
 export function duplicatesEmbed(duplicates: Duplicate[]): EmbedBuilder {
+  const lines = duplicatesText(duplicates).split('\n').map((l) => clip(l, 500));
   return new EmbedBuilder()
     .setTitle(duplicates.length ? `${duplicates.length} duplicate(s)` : 'No duplicates')
     .setColor(duplicates.length ? COLOURS.critical : COLOURS.ok)
-    .setDescription(clip('```\n' + duplicatesText(duplicates) + '\n```', 4096));
+    .setDescription('```\n' + fitLines(lines, DESCRIPTION_MAX - 8, (n) => `…${n} more line(s) not shown: \`tradewarden duplicates --json\` lists every copy`) + '\n```');
 }
 

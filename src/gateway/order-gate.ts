@@ -17,7 +17,7 @@ import type { Logger } from '../log.ts';
 import type { AlertOutbox } from '../alerts/outbox.ts';
 import type { Store } from '../store/store.ts';
 import type { GateMode } from '../config.ts';
-import { HOUR_MS, tradesInLastHour } from '../watch/trade-window.ts';
+import { HOUR_MS, countedTrades } from '../watch/trade-window.ts';
 import { commandLineOf, processTree, socketOwner, type ConnectionEnds } from '../os/socket-owner.ts';
 
 /** What an order asks for, as far as the alert and the log need it (the body goes to the broker as is). */
@@ -240,7 +240,8 @@ export class OrderGate {
     }
     // Like the breaker: after a resume, only trades since then count.
     const since = data.breaker.resumedAt ?? 0;
-    const trades = tradesInLastHour(data.trades.seen, now).filter((t) => t.at > since);
+    // Flatten's own closing orders are not the trader's trades (countedTrades leaves them out).
+    const trades = countedTrades(data, now).filter((t) => t.at > since);
     const pending = this.livePending(new Set(data.trades.seen.map((t) => t.orderId)));
     const limit = this.options.maxTradesPerHour;
     if (trades.length + pending.length + 1 <= limit) return undefined;

@@ -15,6 +15,9 @@ export interface OsProcess {
   cwd?: string;
   /** ms since epoch */
   startedAt?: number;
+  /** process group and session (Linux /proc): a trader PM2 started leads its own session */
+  pgid?: number;
+  sid?: number;
 }
 
 export async function readProcessTable(): Promise<OsProcess[]> {
@@ -69,6 +72,39 @@ export function descendantsOf(table: readonly OsProcess[], pid: number): OsProce
   return out;
 }
 
+/**
+ * Everything that belongs to the process `pid` started: its descendants, and — when it leads its own
+ * session or process group (PM2 spawns traders detached, so they do) — every member of that session
+ * or group, which catches a worker that double-forked and was re-parented to init.
+ */
+export function familyOf(table: readonly OsProcess[], pid: number): OsProcess[] {
+  const self = table.find((p) => p.pid === pid);
+  const family = new Map<number, OsProcess>(self ? [[pid, self]] : []);
+  for (const p of descendantsOf(table, pid)) family.set(p.pid, p);
+  const leads = self && (self.sid === pid || self.pgid === pid);
+  if (leads) {
+    for (const p of table) if (p.sid === pid || p.pgid === pid) family.set(p.pid, p);
+    // and their descendants (a member that started its own session still hangs below one)
+    for (const p of [...family.values()]) for (const d of descendantsOf(table, p.pid)) family.set(d.pid, d);
+  }
+  return [...family.values()];
+}
+
+/** A process's environment (own user's processes on Linux), or undefined when it cannot be read. */
+export function readEnviron(pid: number): Record<string, string> | undefined {
+  try {
+    const raw = readFileSync(`/proc/${pid}/environ`, 'utf8');
+    const env: Record<string, string> = {};
+    for (const pair of raw.split('\0')) {
+      const eq = pair.indexOf('=');
+      if (eq > 0) env[pair.slice(0, eq)] = pair.slice(eq + 1);
+    }
+    return env;
+  } catch {
+    return undefined;
+  }
+}
+
 /** PIDs of `pid` and its ancestors up to init. */
 export function ancestorsOf(table: readonly OsProcess[], pid: number): Set<number> {
   const byPid = new Map(table.map((p) => [p.pid, p]));
@@ -83,6 +119,8 @@ export function ancestorsOf(table: readonly OsProcess[], pid: number): Set<numbe
 
 interface Stat {
   ppid: number;
+  pgid: number;
+  sid: number;
   state: string;
   /** clock ticks since boot */
   startTicks: number;
@@ -97,7 +135,7 @@ function parseStat(text: string): Stat | undefined {
   const ppid = Number(fields[1]);
   const startTicks = Number(fields[19]);
   if (!Number.isFinite(ppid) || !Number.isFinite(startTicks)) return undefined;
-  return { ppid, state: fields[0] ?? '?', startTicks };
+  return { ppid, pgid: Number(fields[2]), sid: Number(fields[3]), state: fields[0] ?? '?', startTicks };
 }
 
 let bootTimeMs: number | undefined;
@@ -156,6 +194,8 @@ async function readProc(): Promise<OsProcess[]> {
         command: argv.join(' '),
         cwd,
         startedAt: boot ? Math.round(boot + (stat.startTicks / hz) * 1000) : undefined,
+        pgid: stat.pgid,
+        sid: stat.sid,
       });
     } catch {
       // exited while we looked

@@ -1,7 +1,7 @@
 // Plain-text renderings of core reports, shared by the CLI and the demo console.
 // (Discord renders the same reports as embeds in src/discord/render.ts.)
 import type { AccountReport, StatusReport, StreamStatusReport, TradeSummary } from '../core/operations.ts';
-import type { FlattenReport } from '../core/flatten.ts';
+import type { FlattenReport, SymbolReport } from '../core/flatten.ts';
 import type { StoredAlert } from '../store/schema.ts';
 import type { Duplicate, StartResult, StopDuplicatesResult, StopResult } from '../supervisor/types.ts';
 import { formatDuration } from '../alerts/outbox.ts';
@@ -48,7 +48,8 @@ export function startText(result: StartResult): string {
 
 export function stopText(result: StopResult): string {
   if (!result.wasRunning) return 'The trader was not running.';
-  return `Stopped the trader (PID ${result.pid}) in ${formatDuration(result.durationMs)}${result.forceKilled ? ' — it ignored SIGINT and was force-killed' : ''}.`;
+  const outside = result.endedOutsidePm2?.length ? ` It was running outside PM2 (PM2's daemon had lost it): ended PID ${result.endedOutsidePm2.join(', ')}.` : '';
+  return `Stopped the trader (PID ${result.pid}) in ${formatDuration(result.durationMs)}${result.forceKilled ? ' — it ignored SIGINT and was force-killed' : ''}.${outside}`;
 }
 
 export function duplicatesText(duplicates: Duplicate[]): string {
@@ -68,6 +69,13 @@ export function stopDuplicatesText(result: StopDuplicatesResult): string {
   return lines.join('\n') || 'Nothing to stop.';
 }
 
+const OUTCOME_ORDER: Record<SymbolReport['outcome'], number> = { failed: 0, queued: 1, closed: 2 };
+
+export function flattenSymbolLine(s: SymbolReport): string {
+  const icon = s.outcome === 'closed' ? '✔' : s.outcome === 'queued' ? '…' : '✘';
+  return `  ${icon} ${s.symbol.padEnd(10)} qty ${String(s.qtyBefore).padStart(10)}  ${s.outcome}${s.closingOrderId ? `  order ${s.closingOrderId}` : ''}${s.reason ? `  — ${s.reason}` : ''}`;
+}
+
 export function flattenText(report: FlattenReport): string {
   const lines = [
     report.flat ? 'FLAT: the broker shows no positions and no open orders.' : 'NOT FLAT: see below.',
@@ -78,10 +86,8 @@ export function flattenText(report: FlattenReport): string {
   ];
   if (report.marketOpen === false) lines.push('Market is closed: closing orders are queued for the next open.');
   if (report.symbols.length === 0) lines.push('No positions were open.');
-  for (const s of report.symbols) {
-    const icon = s.outcome === 'closed' ? '✔' : s.outcome === 'queued' ? '…' : '✘';
-    lines.push(`  ${icon} ${s.symbol.padEnd(10)} qty ${String(s.qtyBefore).padStart(10)}  ${s.outcome}${s.closingOrderId ? `  order ${s.closingOrderId}` : ''}${s.reason ? `  — ${s.reason}` : ''}`);
-  }
+  // What is still held first: with many positions, that is the line a reader must not miss.
+  for (const s of [...report.symbols].sort((a, b) => OUTCOME_ORDER[a.outcome] - OUTCOME_ORDER[b.outcome])) lines.push(flattenSymbolLine(s));
   if (report.remainingPositions.length) lines.push(`Still held: ${report.remainingPositions.map((p) => `${p.symbol} ${p.qty}`).join(', ')}.`);
   if (report.remainingOpenOrders) lines.push(`Open orders left: ${report.remainingOpenOrders}.`);
   if (report.error) lines.push(`Error: ${report.error}`);

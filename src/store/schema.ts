@@ -28,7 +28,9 @@ export type AlertKind =
   | 'flatten_result'
   | 'data_file_kept_aside'
   | 'order_refused'
-  | 'foreign_trading';
+  | 'foreign_trading'
+  | 'broker_clock_skew'
+  | 'record_failed';
 
 export interface Delivery {
   attempts: number;
@@ -72,8 +74,10 @@ export interface StoreData {
   alerts: StoredAlert[];
   trades: {
     seen: SeenTrade[];
-    /** Transaction time (ISO) of the newest fill read; the next poll asks from a little before it. */
+    /** Transaction time (ISO) of the newest fill read; the next poll asks from a little before it. Never past now. */
     cursor?: string;
+    /** Orders the controller itself caused (flatten's closing orders): seen, but not the trader's trades. */
+    ownOrders?: Array<{ orderId: string; at: number; by: string }>;
   };
   watch: {
     tradeRate: { inEpisode: boolean; lastAlertedCount: number; episodeStartedAt?: number };
@@ -85,6 +89,8 @@ export interface StoreData {
     stream?: { status: 'connecting' | 'connected' | 'reconnecting' | 'stopped'; since: number; lastError?: string; refused?: boolean };
     /** Fills while no copy of the trader runs here: one alert per episode, closed when a copy runs again. */
     foreignTrading: { inEpisode: boolean; since?: number; lastAt?: number; orderIds?: string[] };
+    /** set while polls keep seeing future-stamped fills, so the warning is raised once */
+    futureFillWarned?: boolean;
   };
   discord: { statusMessageId?: string };
 }

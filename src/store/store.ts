@@ -7,10 +7,12 @@ import path from 'node:path';
 import { Low } from 'lowdb';
 import { JSONFile } from 'lowdb/node';
 import { Mutex, withFileLock } from '../lock.ts';
-import { failed } from '../errors.ts';
+import { OperationError, describeError, failed } from '../errors.ts';
 import { RETENTION, SCHEMA_VERSION, emptyStore, type AuditEntry, type StoreData } from './schema.ts';
 
 export const STORE_FILE = 'tradewarden.json';
+/** Far above what retention lets the file grow to; beyond it the file is not one we wrote. */
+export const MAX_FILE_BYTES = 100 * 1024 * 1024;
 
 export class Store {
   readonly file: string;
@@ -19,7 +21,17 @@ export class Store {
   private readonly keptAsideListeners: Array<(keptAs: string, reason: string) => void> = [];
 
   constructor(readonly dataDir: string) {
-    fs.mkdirSync(dataDir, { recursive: true });
+    try {
+      fs.mkdirSync(dataDir, { recursive: true });
+      fs.accessSync(dataDir, fs.constants.R_OK | fs.constants.W_OK | fs.constants.X_OK);
+    } catch (error) {
+      const code = (error as NodeJS.ErrnoException).code ?? describeError(error);
+      throw failed(
+        `DATA_DIR ${dataDir} cannot be used (${code}${code === 'ENOTDIR' ? ': a part of the path is a file' : code === 'EACCES' || code === 'EPERM' ? ': no permission' : ''}): ` +
+          'point DATA_DIR in .env at a folder this user can create, read and write',
+        error,
+      );
+    }
     this.file = path.join(dataDir, STORE_FILE);
     this.db = new Low<StoreData>(new JSONFile<StoreData>(this.file), emptyStore());
   }
@@ -65,10 +77,23 @@ export class Store {
   private async load(): Promise<StoreData> {
     let raw: string;
     try {
+      const { size } = await fs.promises.stat(this.file);
+      if (size > MAX_FILE_BYTES) {
+        throw failed(
+          `the data file ${this.file} is ${(size / 1024 / 1024).toFixed(0)} MB, more than tradewarden reads (${MAX_FILE_BYTES / 1024 / 1024} MB; ` +
+            `retention keeps the ones it writes to a few MB): move it aside (mv ${this.file} ${this.file}.big) and tradewarden starts with an empty one`,
+        );
+      }
       raw = await fs.promises.readFile(this.file, 'utf8');
     } catch (error) {
-      if ((error as NodeJS.ErrnoException).code === 'ENOENT') return emptyStore();
-      throw failed(`cannot read the data file ${this.file}`, error);
+      if (error instanceof OperationError) throw error;
+      const code = (error as NodeJS.ErrnoException).code;
+      if (code === 'ENOENT') return emptyStore();
+      throw failed(
+        `cannot read the data file ${this.file} (${code ?? describeError(error)}): ` +
+          (code === 'EACCES' || code === 'EPERM' ? 'give this user read and write access to it' : code === 'EISDIR' ? 'a folder has its name; move it away' : 'check the disk and the file, or point DATA_DIR elsewhere'),
+        error,
+      );
     }
     let parsed: unknown;
     try {
@@ -76,7 +101,15 @@ export class Store {
     } catch (error) {
       return this.keepAside(`not valid JSON (${(error as Error).message})`);
     }
-    if (!isStoreShape(parsed)) return this.keepAside('not a tradewarden data file');
+    // A newer tradewarden's file is refused, never kept aside as "wrong shape".
+    const version = (parsed as { schemaVersion?: unknown } | null)?.schemaVersion;
+    if (typeof version === 'number' && version > SCHEMA_VERSION) return this.checkedVersion(parsed as StoreData);
+    const wrong = shapeProblem(parsed);
+    if (wrong) return this.keepAside(`not a tradewarden data file (${wrong})`);
+    return this.checkedVersion(parsed as StoreData);
+  }
+
+  private checkedVersion(parsed: StoreData): StoreData {
     if (parsed.schemaVersion > SCHEMA_VERSION) {
       throw failed(
         `the data file ${this.file} has schema version ${parsed.schemaVersion}, newer than this tradewarden understands (${SCHEMA_VERSION}); upgrade tradewarden or point DATA_DIR elsewhere`,
@@ -93,10 +126,39 @@ export class Store {
   }
 }
 
-function isStoreShape(value: unknown): value is StoreData {
-  if (!value || typeof value !== 'object') return false;
-  const data = value as Partial<StoreData>;
-  return typeof data.schemaVersion === 'number' && Array.isArray(data.audit) && Array.isArray(data.alerts);
+/**
+ * Why `value` is not a data file this code can work with, or undefined. Valid JSON with the wrong
+ * types inside (a hand edit, another program's file) is as unusable as broken JSON: every part
+ * that the code walks is checked, so stop and status never meet "x.filter is not a function".
+ */
+export function shapeProblem(value: unknown): string | undefined {
+  const isObject = (v: unknown): v is Record<string, unknown> => Boolean(v) && typeof v === 'object' && !Array.isArray(v);
+  if (!isObject(value)) return 'not a JSON object';
+  if (typeof value.schemaVersion !== 'number') return 'schemaVersion is not a number';
+  if (!Array.isArray(value.audit) || !value.audit.every(isObject)) return 'audit is not a list of entries';
+  if (!Array.isArray(value.alerts) || !value.alerts.every((a) => isObject(a) && typeof a.id === 'string' && typeof a.key === 'string' && isObject(a.deliveries))) {
+    return 'alerts is not a list of alerts';
+  }
+  for (const section of ['breaker', 'trades', 'watch', 'discord', 'desired'] as const) {
+    if (value[section] !== undefined && !isObject(value[section])) return `${section} is not an object`;
+  }
+  if (isObject(value.breaker) && value.breaker.tripped !== undefined && typeof value.breaker.tripped !== 'boolean') return 'breaker.tripped is not true/false';
+  const trades = value.trades as Record<string, unknown> | undefined;
+  if (trades?.seen !== undefined) {
+    const ok = Array.isArray(trades.seen) && trades.seen.every((t) => isObject(t) && typeof t.orderId === 'string' && typeof t.at === 'number' && Array.isArray(t.activityIds));
+    if (!ok) return 'trades.seen is not a list of trades';
+  }
+  if (trades?.cursor !== undefined && (typeof trades.cursor !== 'string' || Number.isNaN(Date.parse(trades.cursor)))) return 'trades.cursor is not a date';
+  if (trades?.ownOrders !== undefined && !(Array.isArray(trades.ownOrders) && trades.ownOrders.every((o) => isObject(o) && typeof o.orderId === 'string'))) {
+    return 'trades.ownOrders is not a list of orders';
+  }
+  const watch = value.watch as Record<string, unknown> | undefined;
+  if (watch) {
+    for (const part of ['tradeRate', 'duplicates', 'crashLoop'] as const) {
+      if (watch[part] !== undefined && !isObject(watch[part])) return `watch.${part} is not an object`;
+    }
+  }
+  return undefined;
 }
 
 /** Older files may lack newer sections: fill them in without touching what is there. */
@@ -123,6 +185,7 @@ function applyRetention(data: StoreData): void {
   }
   const newest = data.trades.seen.reduce((max, t) => Math.max(max, t.at), 0);
   data.trades.seen = data.trades.seen.filter((t) => t.at >= newest - RETENTION.tradeAgeMs);
+  if (data.trades.ownOrders) data.trades.ownOrders = data.trades.ownOrders.filter((o) => o.at >= newest - RETENTION.tradeAgeMs);
 }
 
 function isDelivered(alert: StoreData['alerts'][number]): boolean {

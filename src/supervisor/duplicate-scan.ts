@@ -2,6 +2,7 @@
 // name or the script, or an OS process running the script outside PM2 (`nohup python3 bot.py &`
 // from another shell). Pure functions over a PM2 listing and a process table, so they are tested
 // without either.
+import fs from 'node:fs';
 import path from 'node:path';
 import type { Duplicate } from './types.ts';
 import { ancestorsOf, descendantsOf, type OsProcess } from '../os/process-table.ts';
@@ -37,12 +38,28 @@ export function programOf(argv: readonly string[]): string | undefined {
  * of them; when that cwd is unreadable (another user's process), a relative program matches by
  * basename. An editor (`vim bot.py`) or `tail -f bot.log` is not a match: their program is vim/tail.
  */
-export function runsScript(proc: Pick<OsProcess, 'argv' | 'cwd'>, scripts: readonly string[]): boolean {
+export function runsScript(proc: Pick<OsProcess, 'argv' | 'cwd'>, scripts: readonly string[], realpath: (file: string) => string = realPathOf): boolean {
   const program = programOf(proc.argv);
   if (!program) return false;
-  if (path.isAbsolute(program)) return scripts.some((s) => path.normalize(program) === s);
-  if (proc.cwd) return scripts.some((s) => path.resolve(proc.cwd!, program) === s);
-  return scripts.some((s) => path.basename(program) === path.basename(s));
+  let resolved: string;
+  if (path.isAbsolute(program)) resolved = path.normalize(program);
+  else if (proc.cwd) resolved = path.resolve(proc.cwd, program);
+  else return scripts.some((s) => path.basename(program) === path.basename(s));
+  if (scripts.includes(resolved)) return true;
+  // Through a symlink (`~/bot → releases/v2`, a common deploy layout) the same file has two names:
+  // compare real paths. Only for a matching file name, so a scan stays one syscall per candidate.
+  if (!scripts.some((s) => path.basename(s) === path.basename(resolved))) return false;
+  const real = realpath(resolved);
+  return scripts.some((s) => s === real || realpath(s) === real);
+}
+
+/** The file's real path (symlinks resolved), or the path itself when it cannot be resolved. */
+export function realPathOf(file: string): string {
+  try {
+    return fs.realpathSync(file);
+  } catch {
+    return file;
+  }
 }
 
 export interface ScanInput {

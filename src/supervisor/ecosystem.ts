@@ -12,7 +12,7 @@ export const DEFAULT_ECOSYSTEM_PATH = path.resolve(path.dirname(fileURLToPath(im
 /** The fields of the trading app that the supervisor itself relies on, checked. */
 export interface TradingDefinition {
   name: string;
-  /** absolute */
+  /** absolute (app.script may be relative to cwd) */
   script: string;
   /** absolute */
   cwd: string;
@@ -54,8 +54,14 @@ function parseDefinition(raw: unknown, file: string): TradingDefinition {
   const app = raw as Pm2AppDefinition;
   const problems: string[] = [];
   const name = typeof app.name === 'string' && app.name ? app.name : (problems.push('name is missing'), '');
-  const script = typeof app.script === 'string' && path.isAbsolute(app.script) ? app.script : (problems.push('script must be an absolute path'), '');
-  const cwd = typeof app.cwd === 'string' && path.isAbsolute(app.cwd) ? app.cwd : path.dirname(script);
+  // A relative script is taken from an absolute cwd, as PM2 does (ecosystem.config.js hands a
+  // script under a folder with a space over that way).
+  const cwdSetting = typeof app.cwd === 'string' && path.isAbsolute(app.cwd) ? app.cwd : undefined;
+  const script =
+    typeof app.script === 'string' && (path.isAbsolute(app.script) || (cwdSetting && app.script))
+      ? path.resolve(cwdSetting ?? '/', app.script)
+      : (problems.push('script must be an absolute path, or relative to an absolute cwd'), '');
+  const cwd = cwdSetting ?? path.dirname(script);
   const killTimeoutMs = typeof app.kill_timeout === 'number' && app.kill_timeout > 0 ? app.kill_timeout : 1600; // PM2's default
   if (app.exec_mode !== undefined && app.exec_mode !== 'fork' && app.exec_mode !== 'fork_mode') problems.push('exec_mode must be fork');
   if (app.instances !== undefined && app.instances !== 1) problems.push('instances must be 1');

@@ -321,7 +321,13 @@ function withholdFromDaemon(): Record<string, string> {
 
 function asError(value: unknown): Error {
   if (value instanceof Error) return value;
+  // PM2's start answers a list of Errors ("Script not found: …"); JSON would show them as [{}].
+  if (Array.isArray(value)) {
+    const messages = value.map((v) => asError(v).message).filter((m) => m && m !== '{}');
+    return new Error(messages.length ? messages.join('; ') : 'PM2 gave no reason');
+  }
   if (value && typeof value === 'object' && 'msg' in value) return new Error(String((value as { msg: unknown }).msg));
+  if (value && typeof value === 'object' && typeof (value as { message?: unknown }).message === 'string') return new Error((value as { message: string }).message);
   return new Error(typeof value === 'string' ? value : JSON.stringify(value));
 }
 

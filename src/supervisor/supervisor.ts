@@ -2,6 +2,7 @@
 // Every change runs under the exactly-one guard — an in-process Mutex and a cross-process lock in
 // DATA_DIR — so the CLI, the Discord bot and a second controller cannot interleave a start with a
 // start. PM2's word is never taken alone: a start is confirmed by listing, a stop by the OS.
+import fs from 'node:fs/promises';
 import path from 'node:path';
 import { OperationError, failed, refused, describeError } from '../errors.ts';
 import { Mutex, withFileLock } from '../lock.ts';
@@ -9,7 +10,7 @@ import type { Logger } from '../log.ts';
 import type { Duplicate, ProcessState, ProcessStatus, StartResult, StopDuplicatesResult, StopResult, Supervision } from './types.ts';
 import { Pm2Connection, type Pm2Entry } from './pm2-connection.ts';
 import { DEFAULT_ECOSYSTEM_PATH, readTradingDefinition, type TradingDefinition } from './ecosystem.ts';
-import { descendantsOf, isAlive, readProcessTable, type OsProcess } from '../os/process-table.ts';
+import { descendantsOf, familyOf, isAlive, readEnviron, readProcessTable, type OsProcess } from '../os/process-table.ts';
 import { findDuplicates, isRunning, primaryEntry } from './duplicate-scan.ts';
 import { fileSize, readSince, tailLines } from './log-tail.ts';
 
@@ -41,7 +42,7 @@ const DUPLICATE_GRACE_MS = 3000;
 const POLL_MS = 50;
 
 export interface StopDetails extends StopResult {
-  /** PIDs of the trader's tree still alive after PM2's stop, which we SIGKILLed ourselves */
+  /** PIDs of the trader's family still alive after PM2's stop, which we ended ourselves */
   killedSurvivors?: number[];
 }
 
@@ -57,6 +58,7 @@ export class Supervisor implements Supervision {
   private readonly settleMs: number;
   private readonly lockWaitMs: number;
   private readonly ecosystemPath: string;
+  private readonly pm2Home: string;
   private readonly guardMutex = new Mutex();
   /** what the latest scan reported, by PID: stopDuplicates only ends these */
   private latestScan = new Map<number, Duplicate>();
@@ -76,6 +78,7 @@ export class Supervisor implements Supervision {
     this.settleMs = options.settleMs ?? 1000;
     this.lockWaitMs = options.lockWaitMs ?? 60_000;
     this.ecosystemPath = options.ecosystemPath ?? DEFAULT_ECOSYSTEM_PATH;
+    this.pm2Home = path.resolve(options.pm2Home);
     this.pm2 = new Pm2Connection({ pm2Home: options.pm2Home, logger: options.logger, callTimeoutMs: this.callTimeoutMs });
   }
 
@@ -122,7 +125,8 @@ export class Supervisor implements Supervision {
   }
 
   stop(): Promise<StopDetails> {
-    return this.guarded('stop', () => this.stopLocked());
+    // A stop only reduces risk: a disk that cannot take the lock must not keep the trader running.
+    return this.guarded('stop', () => this.stopLocked(), (error) => this.logger.error(`stopping ${this.name} without the cross-process lock: ${describeError(error)}`));
   }
 
   restart(): Promise<StartResult & { stopped: StopDetails }> {
@@ -187,9 +191,10 @@ export class Supervisor implements Supervision {
   // ---- internals ----
 
   /** In-process Mutex first (cheap, fair), then the cross-process lock in DATA_DIR. */
-  private guarded<T>(what: string, work: () => Promise<T>): Promise<T> {
+  private guarded<T>(what: string, work: () => Promise<T>, onDiskProblem?: (error: Error) => void): Promise<T> {
     return this.guardMutex.run(() =>
       withFileLock(path.join(this.dataDir, 'supervisor'), work, {
+        onDiskProblem,
         waitMs: this.lockWaitMs,
         what: `another tradewarden process (CLI, Discord bot or controller) changing ${this.name} while we wanted to ${what}`,
       }),
@@ -226,6 +231,16 @@ export class Supervisor implements Supervision {
     // the stopped/errored entry and start from the file (which also picks up an edited definition).
     for (const entry of entries.filter((e) => e.name === this.name)) {
       await this.pm2.delete(entry.pmId, this.callTimeoutMs);
+    }
+    // PM2 would answer a missing script with a bare error list; say what and how to fix it.
+    try {
+      await fs.access(definition.script);
+    } catch (error) {
+      throw failed(
+        `the trading script ${definition.script} cannot be read (${(error as NodeJS.ErrnoException).code ?? describeError(error)}): ` +
+          'set TRADING_SCRIPT (and TRADING_CWD) in .env to the trader\'s script, or put the file back',
+        error,
+      );
     }
     const deadline = Date.now() + this.startTimeoutMs;
     this.logger.info(`starting ${this.name}: ${definition.script}`);
@@ -291,26 +306,47 @@ export class Supervisor implements Supervision {
 
   private async stopLocked(): Promise<StopDetails> {
     const began = Date.now();
-    const entries = await this.pm2.list();
+    // The first call after the daemon died reports that PM2 lost track (see Pm2Connection); a stop
+    // does not stop there: it reconnects once and ends the trader wherever it now runs.
+    const entries = await this.pm2.list().catch((error: unknown) => {
+      this.logger.warn(`stopping ${this.name}: ${describeError(error)}; reconnecting, then ending the trader wherever it runs`);
+      return this.pm2.list();
+    });
     const primary = primaryEntry(entries, this.name);
     // Every entry with the name that could run again (including one waiting to restart after a crash).
     const active = entries.filter((e) => e.name === this.name && e.status !== 'stopped' && e.status !== 'errored');
-    if (!active.length) return { pid: undefined, wasRunning: false, forceKilled: false, durationMs: Date.now() - began };
-
-    // The trees as they are now, with start times: what must be gone afterwards (and nothing else).
     const table = await readProcessTable();
-    const tree = active.filter((e) => e.pid > 0).flatMap((e) => treeOf(table, e.pid));
+    // A trader PM2 started but no longer knows (its daemon was killed): the stop must end it too.
+    const orphans = await this.orphans(entries, table);
+    if (!active.length && !orphans.length) return { pid: undefined, wasRunning: false, forceKilled: false, durationMs: Date.now() - began };
+
+    // The families as they are now, with start times: what must be gone afterwards (and nothing
+    // else). A family is the tree and, for a session leader, its whole session: a worker that
+    // double-forked away from the tree is still the trader's.
+    const tree = uniqueByPid([...active.filter((e) => e.pid > 0).flatMap((e) => familyOf(table, e.pid)), ...orphans.flatMap((o) => familyOf(table, o.pid))]);
     const wasRunning = tree.length > 0;
-    const killTimeoutMs = Math.max(...active.map((e) => e.killTimeoutMs ?? 1600));
+    const definition = orphans.length ? await this.definition().catch(() => undefined) : undefined;
+    const killTimeoutMs = Math.max(...active.map((e) => e.killTimeoutMs ?? 1600), definition?.killTimeoutMs ?? 1600);
     const daemonLog = this.pm2.daemonLogPath;
     const mark = await fileSize(daemonLog);
 
     const stopBegan = Date.now();
     for (const entry of active) await this.pm2.stop(entry.pmId, killTimeoutMs + this.callTimeoutMs + 2000);
     const stopMs = Date.now() - stopBegan;
-    let forceKilled = await pm2ForceKilled(daemonLog, mark, active.map((e) => e.pid), stopMs, killTimeoutMs);
+    let forceKilled = active.length ? await pm2ForceKilled(daemonLog, mark, active.map((e) => e.pid), stopMs, killTimeoutMs) : false;
+    if (orphans.length) {
+      this.logger.warn(`${this.name}: ${orphans.map((o) => o.pid).join(', ')} still running outside PM2 (its PM2 daemon was lost); stopping it as PM2 would`);
+      // As PM2 does: SIGINT to the family, kill_timeout to close out, then SIGKILL.
+      const family = uniqueByPid(orphans.flatMap((o) => familyOf(table, o.pid)));
+      for (const p of family) killQuietly(p.pid, 'SIGINT');
+      if (!(await waitUntil(() => family.every((p) => !isAlive(p.pid)), killTimeoutMs))) {
+        for (const p of family) if (isAlive(p.pid)) killQuietly(p.pid, 'SIGKILL');
+        forceKilled = true;
+      }
+    }
 
-    // PM2 says stopped; the OS must agree. Whatever of the recorded tree survives gets SIGKILL.
+    // PM2 (or we) stopped the leaders; the OS must agree for the whole family. Whatever survives
+    // (a worker re-parented to init that PM2's tree kill did not reach) gets SIGKILL.
     const gone = await waitUntil(() => tree.every((p) => !isAlive(p.pid)), OS_CONFIRM_MS);
     let killedSurvivors: number[] | undefined;
     if (!gone) {
@@ -327,8 +363,36 @@ export class Supervisor implements Supervision {
       }
     }
     const durationMs = Date.now() - began;
-    this.logger.info(`${this.name} stopped (pid ${primary?.pid ?? '-'}, ${durationMs} ms${forceKilled ? ', force-killed' : ''})`);
-    return { pid: primary && primary.pid > 0 ? primary.pid : undefined, wasRunning, forceKilled, durationMs, ...(killedSurvivors?.length ? { killedSurvivors } : {}) };
+    const pid = primary && primary.pid > 0 && active.length ? primary.pid : orphans[0]?.pid;
+    this.logger.info(`${this.name} stopped (pid ${pid ?? '-'}, ${durationMs} ms${forceKilled ? ', force-killed' : ''})`);
+    return {
+      pid,
+      wasRunning,
+      forceKilled,
+      durationMs,
+      ...(killedSurvivors?.length ? { killedSurvivors } : {}),
+      ...(orphans.length ? { endedOutsidePm2: orphans.map((o) => o.pid) } : {}),
+    };
+  }
+
+  /**
+   * Processes running the trader's script outside PM2 that PM2 itself started for this name and
+   * this PM2_HOME (their environment says so: PM2 hands every app name, pm_id and PM2_HOME) — left
+   * behind when the daemon died. Other copies are duplicates, ended only on request.
+   */
+  private async orphans(entries: Pm2Entry[], table: readonly OsProcess[]): Promise<OsProcess[]> {
+    const definition = await this.definition().catch(() => undefined);
+    const primary = primaryEntry(entries, this.name);
+    const scripts = [...new Set([definition?.script, primary?.script].filter((s): s is string => Boolean(s)))];
+    if (!scripts.length) return [];
+    const outside = findDuplicates({ name: this.name, scripts, entries, primary, table, selfPid: process.pid }).filter((d) => d.foundIn === 'os');
+    const byPid = new Map(table.map((p) => [p.pid, p]));
+    return outside.flatMap((d) => {
+      const env = readEnviron(d.pid);
+      const ours = env && env.name === this.name && env.pm_id !== undefined && env.PM2_HOME !== undefined && path.resolve(env.PM2_HOME) === this.pm2Home;
+      const proc = byPid.get(d.pid);
+      return ours && proc ? [proc] : [];
+    });
   }
 
   private describe(primary: Pm2Entry | undefined, definition: TradingDefinition | undefined, duplicates: Duplicate[]): ProcessStatus {
@@ -371,6 +435,10 @@ function toState(status: string): ProcessState {
     default:
       return 'errored';
   }
+}
+
+function uniqueByPid(processes: OsProcess[]): OsProcess[] {
+  return [...new Map(processes.map((p) => [p.pid, p])).values()];
 }
 
 function treeOf(table: readonly OsProcess[], pid: number): OsProcess[] {

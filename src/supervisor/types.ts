@@ -42,6 +42,8 @@ export interface StopResult {
   /** true when the process ignored SIGINT and had to be killed after kill_timeout */
   forceKilled: boolean;
   durationMs: number;
+  /** PIDs of a trader PM2 had started but no longer knew (its daemon died), ended all the same */
+  endedOutsidePm2?: number[];
 }
 
 export interface StopDuplicatesResult {

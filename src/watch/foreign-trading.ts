@@ -65,7 +65,9 @@ export class ForeignTradingWatch {
       const stoppedAt = data.desired?.state === 'stopped' ? Date.parse(data.desired.at) : undefined;
       const haltedAt = data.breaker.tripped && data.breaker.at ? Date.parse(data.breaker.at) : undefined;
       const baseline = Math.max(this.since, this.lastCopySeenAt ?? 0, stoppedAt || 0, haltedAt || 0);
-      const foreign = added.filter((t) => t.at > baseline + (this.options.graceMs ?? FOREIGN_TRADING_GRACE_MS));
+      // Flatten's own closing orders are the controller's, not another copy's.
+      const own = new Set((data.trades.ownOrders ?? []).map((o) => o.orderId));
+      const foreign = added.filter((t) => !own.has(t.orderId) && t.at > baseline + (this.options.graceMs ?? FOREIGN_TRADING_GRACE_MS));
       if (!foreign.length) return undefined;
       const episode = data.watch.foreignTrading;
       const stale = (episode.lastAt ?? episode.since ?? 0) < now - HOUR_MS;

@@ -1,7 +1,7 @@
 // The rolling-hour trade count. A trade is an order with at least one fill, placed in time by the
 // broker's transaction time of its first fill — never by when we happened to poll.
 import type { Fill } from '../broker/types.ts';
-import type { SeenTrade } from '../store/schema.ts';
+import type { SeenTrade, StoreData } from '../store/schema.ts';
 
 export const HOUR_MS = 3600_000;
 export const BUCKET_MS = 10 * 60_000;
@@ -9,6 +9,23 @@ export const BUCKET_MS = 10 * 60_000;
 /** Trades in (now - 1h, now]. */
 export function tradesInLastHour(seen: readonly SeenTrade[], now: number): SeenTrade[] {
   return seen.filter((t) => t.at > now - HOUR_MS && t.at <= now);
+}
+
+/**
+ * The trader's trades: every seen trade except the controller's own orders (flatten's closing
+ * orders). Those are not runaway trading, and counting them would trip the breaker on the flatten
+ * that an operator ran to stop a runaway.
+ */
+export function traderTrades(data: Pick<StoreData, 'trades'>): SeenTrade[] {
+  const own = data.trades.ownOrders;
+  if (!own?.length) return data.trades.seen;
+  const ids = new Set(own.map((o) => o.orderId));
+  return data.trades.seen.filter((t) => !ids.has(t.orderId));
+}
+
+/** The trader's trades in the rolling hour: what the limit and the breaker count. */
+export function countedTrades(data: Pick<StoreData, 'trades'>, now: number): SeenTrade[] {
+  return tradesInLastHour(traderTrades(data), now);
 }
 
 /** Counts of the last six 10-minute buckets, oldest first (for the sparkline). */

@@ -3,14 +3,20 @@
 import type { Broker, Fill } from '../broker/types.ts';
 import type { Clock } from '../clock.ts';
 import { describeError } from '../errors.ts';
-import type { AlertOutbox } from '../alerts/outbox.ts';
+import type { AlertInput, AlertOutbox } from '../alerts/outbox.ts';
 import type { Store } from '../store/store.ts';
 import type { SeenTrade, StoreData } from '../store/schema.ts';
 import type { Duplicate, ProcessStatus, StopDuplicatesResult, Supervision } from '../supervisor/types.ts';
-import { mergeFills, tradesInLastHour, HOUR_MS } from './trade-window.ts';
+import { countedTrades, mergeFills, HOUR_MS } from './trade-window.ts';
 
 /** Fills are asked for from a little before the newest one seen, so a late-posted fill is not missed. */
 const FILL_OVERLAP_MS = 5 * 60_000;
+/**
+ * A fill stamped later than now + this (a broker clock glitch, a proxy rewriting dates) is counted
+ * at its arrival instead, and never becomes the cursor: a future cursor would make every later poll
+ * ask for fills after that date, get none, and blind the trade-rate alert across restarts.
+ */
+export const FUTURE_FILL_SKEW_MS = 60_000;
 const CRASH_LOOP_RESTARTS = 3;
 const CRASH_LOOP_WINDOW_MS = 10 * 60_000;
 
@@ -65,18 +71,21 @@ export class TradeWatch {
   async poll(): Promise<TradePollResult> {
     const { store, broker, clock } = this.options;
     const before = await store.read();
-    const after = before.trades.cursor
-      ? new Date(Date.parse(before.trades.cursor) - FILL_OVERLAP_MS).toISOString()
-      : new Date(clock.now() - HOUR_MS).toISOString();
-    let fills;
+    const now = clock.now();
+    // A cursor persisted by an earlier run may already be in the future: never ask from past now.
+    const cursorMs = before.trades.cursor ? Math.min(Date.parse(before.trades.cursor), now) : undefined;
+    const after = cursorMs !== undefined && Number.isFinite(cursorMs)
+      ? new Date(cursorMs - FILL_OVERLAP_MS).toISOString()
+      : new Date(now - HOUR_MS).toISOString();
+    let rawFills;
     try {
-      fills = await broker.fills(after);
+      rawFills = await broker.fills(after);
     } catch (error) {
       await this.brokerState(false, describeError(error));
       throw error;
     }
     await this.brokerState(true);
-    return this.record(fills, { advanceCursor: true });
+    return this.record(rawFills, { advanceCursor: true });
   }
 
   /**
@@ -88,20 +97,41 @@ export class TradeWatch {
     return this.record(fills, { advanceCursor: false });
   }
 
-  private async record(fills: readonly Fill[], options: { advanceCursor: boolean }): Promise<TradePollResult> {
+  private async record(rawFills: readonly Fill[], options: { advanceCursor: boolean }): Promise<TradePollResult> {
     const { store, clock, outbox, maxTradesPerHour: limit } = this.options;
     const now = clock.now();
+    const future = rawFills.filter((f) => f.at > now + FUTURE_FILL_SKEW_MS);
+    // Counted by arrival: a fill cannot have happened after we read it.
+    const fills = rawFills.map((f) => (f.at > now ? { ...f, at: now } : f));
     const result = await store.update((data) => {
       const added = mergeFills(data.trades.seen, fills);
       if (options.advanceCursor) {
-        const newest = fills.reduce((max, f) => Math.max(max, f.at), data.trades.cursor ? Date.parse(data.trades.cursor) : 0);
+        const previous = data.trades.cursor ? Date.parse(data.trades.cursor) : 0;
+        const newest = Math.min(now, fills.reduce((max, f) => Math.max(max, f.at), Number.isFinite(previous) ? previous : 0));
         if (newest > 0) data.trades.cursor = new Date(newest).toISOString();
       }
-      const inHour = tradesInLastHour(data.trades.seen, now);
+      const warnFuture = future.length > 0 && !data.watch.futureFillWarned;
+      // Only the poll, which sees every fill, may say the future-stamped ones have stopped.
+      if (future.length > 0) data.watch.futureFillWarned = true;
+      else if (options.advanceCursor) data.watch.futureFillWarned = undefined;
+      const inHour = countedTrades(data, now);
       const { next, event } = evaluateTradeRate(data.watch.tradeRate, inHour.length, limit, now);
       data.watch.tradeRate = next;
-      return { added, count: inHour.length, event, inHour, episode: next.episodeStartedAt };
+      return { added, count: inHour.length, event, inHour, episode: next.episodeStartedAt, warnFuture };
     });
+
+    if (result.warnFuture) {
+      const latest = future.reduce((a, b) => (b.at > a.at ? b : a));
+      await outbox.raise({
+        kind: 'broker_clock_skew',
+        severity: 'warning',
+        title: 'Broker reported fills in the future',
+        body:
+          `${future.length} fill(s) stamped up to ${new Date(latest.at).toISOString()} (now ${new Date(now).toISOString()}). ` +
+          'They are counted at their arrival and do not move the fills cursor; check the broker clock or any proxy in between.',
+        facts: { fills: future.length, latest: new Date(latest.at).toISOString(), orderIds: future.slice(0, 10).map((f) => f.orderId) },
+      });
+    }
 
     if (result.event === 'exceeded' || result.event === 'grew') {
       const recent = result.inHour.slice(-10).map((t) => `${new Date(t.at).toISOString().slice(11, 19)} ${t.side} ${t.qty} ${t.symbol}`);
@@ -173,6 +203,8 @@ export interface ProcessWatchOptions {
 /** PM2's description and the OS process table → duplicate, process-down and crash-loop alerts. */
 export class ProcessWatch {
   private restartSamples: Array<{ at: number; restarts: number }> = [];
+  /** the duplicate PID set last seen, for when the data file cannot be written */
+  private unsavedPidSet: string | undefined;
 
   constructor(private readonly options: ProcessWatchOptions) {}
 
@@ -187,18 +219,36 @@ export class ProcessWatch {
 
   private async checkDuplicates(duplicates: Duplicate[]): Promise<void> {
     const pidSet = duplicates.map((d) => d.pid).sort((a, b) => a - b).join(',');
-    const isNew = await this.options.store.update((data) => {
-      const previous = data.watch.duplicates.lastPidSet ?? '';
-      data.watch.duplicates.lastPidSet = pidSet || undefined;
-      return pidSet !== '' && pidSet !== previous;
-    });
+    let isNew: boolean;
+    try {
+      isNew = await this.options.store.update((data) => {
+        const previous = data.watch.duplicates.lastPidSet ?? '';
+        data.watch.duplicates.lastPidSet = pidSet || undefined;
+        return pidSet !== '' && pidSet !== previous;
+      });
+    } catch (error) {
+      // The data file cannot be written (a full disk): a duplicate must still be heard, once per
+      // set of PIDs (remembered here meanwhile); the error still reaches the scheduler's log.
+      const unsavedNew = pidSet !== '' && pidSet !== this.unsavedPidSet;
+      this.unsavedPidSet = pidSet;
+      const ended = duplicates.length && this.options.endDuplicates ? await this.endByPolicy(duplicates) : undefined;
+      if (unsavedNew || ended?.stopped.length) await this.options.outbox.raiseLoud(this.duplicateAlert(duplicates, pidSet, ended));
+      throw error;
+    }
+    this.unsavedPidSet = pidSet;
     // With ON_DUPLICATE=stop every scan that finds one acts (a failed end is tried again next scan);
     // the alert still goes out once per set of PIDs, or whenever something was ended.
     const ended = duplicates.length && this.options.endDuplicates ? await this.endByPolicy(duplicates) : undefined;
     if (!isNew && !ended?.stopped.length) return;
-    const lines = duplicates.map((d) => `PID ${d.pid} (${d.foundIn === 'pm2' ? `PM2 entry ${d.pm2Name ?? ''}` : 'outside PM2'}): ${d.command}`);
+    await this.options.outbox.raise(this.duplicateAlert(duplicates, pidSet, ended));
+  }
+
+  private duplicateAlert(duplicates: Duplicate[], pidSet: string, ended?: StopDuplicatesResult): AlertInput {
+    // An alert is read on a phone: at most 10 copies named, the rest counted with where to see them.
+    const shown = duplicates.slice(0, 10).map((d) => `PID ${d.pid} (${d.foundIn === 'pm2' ? `PM2 entry ${d.pm2Name ?? ''}` : 'outside PM2'}): ${d.command.length > 300 ? `${d.command.slice(0, 299)}…` : d.command}`);
+    const lines = duplicates.length > shown.length ? [...shown, `…and ${duplicates.length - shown.length} more: \`tradewarden duplicates --json\` lists every copy`] : shown;
     const endedLines = ended ? describeEnded(duplicates, ended) : [];
-    await this.options.outbox.raise({
+    return {
       kind: 'duplicate_instance',
       severity: 'critical',
       key: `duplicate:${pidSet}${ended ? `:ended:${ended.stopped.map((s) => s.pid).join(',')}` : ''}`,
@@ -207,7 +257,7 @@ export class ProcessWatch {
         `${duplicates.length} extra ${duplicates.length === 1 ? 'copy' : 'copies'} of ${this.options.processName} running:\n${lines.join('\n')}` +
         (ended ? `\nON_DUPLICATE=stop, the managed trader kept:\n${endedLines.join('\n')}` : ''),
       facts: { pids: duplicates.map((d) => d.pid), duplicates, ...(ended ? { ended: ended.stopped, failed: ended.failed } : {}) },
-    });
+    };
   }
 
   private async endByPolicy(duplicates: Duplicate[]): Promise<StopDuplicatesResult> {
