@@ -243,19 +243,21 @@ test('a 403 business refusal is reported as the broker said it, not as bad crede
   }));
 
 test('time-out: a slow broker gives a clear time-out error; a GET is retried, a DELETE is not', () =>
-  withHarness({ client: { timeoutMs: 100, retries: 1 } }, async ({ paper, broker, logLines }) => {
+  withHarness({ client: { timeoutMs: 400, retries: 1 } }, async ({ paper, broker, logLines }) => {
     paper.seedPosition('AAPL', 1, 100);
-    paper.setDelay(400);
+    // Generous margins: under a loaded machine a 100 ms time-out could fire before the request
+    // even reached the broker, and then there would be no late close to hide.
+    paper.setDelay(1500);
     const started = Date.now();
     const getError = await failure(broker.account());
-    assert.equal(getError.message, 'broker GET /v2/account timed out after 100 ms (2 attempts)');
-    assert.ok(Date.now() - started < 1500, 'bounded by the time-out, not by the broker');
+    assert.equal(getError.message, 'broker GET /v2/account timed out after 400 ms (2 attempts)');
+    assert.ok(Date.now() - started < 2900, 'bounded by the time-out (2 × 400 ms), not by the broker (2 × 1500 ms)');
     assert.equal(paper.requestLog.filter((r) => r.path === '/v2/account').length, 2);
     assertNoKeys(getError, logLines);
 
     // The close was done but answered late: repeating it blindly could act twice.
     const deleteError = await failure(broker.closeAllPositions());
-    assert.match(deleteError.message, /^broker DELETE \/v2\/positions timed out after 100 ms; not repeated because the broker may have acted on it/);
+    assert.match(deleteError.message, /^broker DELETE \/v2\/positions timed out after 400 ms; not repeated because the broker may have acted on it/);
     assert.equal(paper.requestLog.filter((r) => r.path.startsWith('/v2/positions')).length, 1);
     assertNoKeys(deleteError, logLines);
     paper.setDelay(0);
