@@ -288,7 +288,7 @@ describe('Discord front, end to end (discord.js + stand-in + PM2 + paper broker)
     const asked = await click(operator, posted, buttonId);
     const prompt = await asked.response();
     assert.ok(prompt.ephemeral, 'the confirmation is only for the operator');
-    assert.match(prompt.content, new RegExp(`Stop duplicate PID ${rogue.pid}\\?`));
+    assert.match(prompt.content, new RegExp(`Stop 1 duplicate\\(s\\): PID ${rogue.pid}\\?`));
     const confirm = await click(operator, prompt.message, customIdLike(prompt.message, 'tw:confirm:'));
     assert.equal((await confirm.response()).content, 'Stop duplicates: working…');
     const result = await discord.waitFor(

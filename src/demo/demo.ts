@@ -10,7 +10,6 @@ import { alertLine, type AlertSink } from '../alerts/outbox.ts';
 import { ConfigError, loadConfig, type Config } from '../config.ts';
 import { startController, type Controller } from '../controller.ts';
 import type { Actor } from '../core/operations.ts';
-import { loadCommands } from '../discord/commands.ts';
 import { discordFront } from '../discord/front.ts';
 import { OperationError, describeError } from '../errors.ts';
 import { createLogger, redact, type Logger } from '../log.ts';
@@ -178,7 +177,6 @@ export async function runDemo(options: DemoOptions): Promise<number> {
       const ended = await endPm2Daemon(home.pm2Home);
       if (ended?.outcome === 'not-ours') throw new Error(`pm2.pid names PID ${ended.pid}, which is not this demo's daemon; left alone`);
     });
-    const commands = await loadCommands();
     const controller = await startController(config, {
       logger: log.logger,
       deliversAlerts: true,
@@ -222,7 +220,6 @@ export async function runDemo(options: DemoOptions): Promise<number> {
     const chat = new ChatConsole({
       core: controller.app.core,
       actor,
-      commands,
       terminal,
       input,
       output,

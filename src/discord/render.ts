@@ -1,11 +1,9 @@
 // Core reports as Discord embeds, within Discord's limits (field values ≤ 1024, description ≤ 4096).
 import { EmbedBuilder } from 'discord.js';
-import type { AccountReport, StatusReport, TradeSummary } from '../core/operations.ts';
-import type { FlattenReport } from '../core/flatten.ts';
-import type { AlertSeverity, StoredAlert } from '../store/schema.ts';
-import type { Duplicate, ProcessState } from '../supervisor/types.ts';
+import type { Renderers } from '../core/catalogue.ts';
+import type { AccountReport, AlertSeverity, Duplicate, FlattenReport, ProcessState, StatusReport, StoredAlert, StopDuplicatesResult, TradeSummary } from '../core/reports.ts';
 import { formatDuration } from '../alerts/outbox.ts';
-import { duplicatesText, flattenText, megabytes, money, tradeCountText } from '../render/text.ts';
+import { TEXT, duplicatesText, flattenText, megabytes, money, stopDuplicatesText, tradeCountText } from '../render/text.ts';
 import { sparkline } from '../watch/trade-window.ts';
 
 export const COLOURS = {
@@ -125,3 +123,45 @@ export function duplicatesEmbed(duplicates: Duplicate[]): EmbedBuilder {
     .setDescription(clip('```\n' + duplicatesText(duplicates) + '\n```', 4096));
 }
 
+
+/** What a reply carries: text, embeds, or both. */
+export interface Reply {
+  content?: string;
+  embeds?: EmbedBuilder[];
+}
+
+const text = (content: string): Reply => ({ content: clip(content, 2000) });
+const embed = (e: EmbedBuilder): Reply => ({ embeds: [e] });
+
+function logsReply(logs: string): Reply {
+  // Keep the newest lines that fit in one message (2000 characters with the code fence).
+  const body = logs.length > 1900 ? '…' + logs.slice(-1890) : logs;
+  return text('```\n' + (body.replace(/```/g, "'''") || '(empty)') + '\n```');
+}
+
+function stopDuplicatesReply(result: StopDuplicatesResult): Reply {
+  const nothingAsked = !result.stopped.length && !result.failed.length;
+  if (nothingAsked && !result.notInLatestScan.length) return embed(duplicatesEmbed([]));
+  if (nothingAsked) {
+    const named = result.notInLatestScan;
+    return text(`PID ${named.join(', ')} ${named.length === 1 ? 'is' : 'are'} no longer running as duplicates: nothing to stop.`);
+  }
+  return text(stopDuplicatesText(result));
+}
+
+/** Each operation's report as a Discord reply. */
+export const REPLIES: Renderers<Reply> = {
+  status: (report) => embed(statusEmbed(report)),
+  start: (result) => text(TEXT.start(result, {})),
+  stop: (result) => text(TEXT.stop(result, {})),
+  restart: (result, args) => text(TEXT.restart(result, args)),
+  resume: (result, args) => text(TEXT.resume(result, args)),
+  logs: ({ logs }) => logsReply(logs),
+  duplicates: (duplicates) => embed(duplicatesEmbed(duplicates)),
+  'stop-duplicates': stopDuplicatesReply,
+  flatten: (report) => embed(flattenEmbed(report)),
+  account: (report) => embed(accountEmbed(report)),
+  trades: (trades) => embed(tradesEmbed(trades)),
+  alerts: (alerts) => embed(alertsEmbed(alerts)),
+  audit: (entries, args) => text('```\n' + TEXT.audit(entries, args) + '\n```'),
+};

@@ -1,9 +1,19 @@
-// Plain-text renderings of core reports, shared by the CLI and the demo console.
-// (Discord renders the same reports as embeds in src/discord/render.ts.)
-import type { AccountReport, StatusReport, TradeSummary } from '../core/operations.ts';
-import type { FlattenReport } from '../core/flatten.ts';
-import type { StoredAlert } from '../store/schema.ts';
-import type { Duplicate, StartResult, StopDuplicatesResult, StopResult } from '../supervisor/types.ts';
+// Plain-text renderings of core reports, shared by the CLI and the demo console: TEXT has one per
+// operation of the catalogue. (Discord renders the same reports in src/discord/render.ts.)
+import type { Renderers } from '../core/catalogue.ts';
+import type {
+  AccountReport,
+  AuditEntry,
+  Duplicate,
+  FlattenReport,
+  ResumeReport,
+  StartResult,
+  StatusReport,
+  StopDuplicatesResult,
+  StopResult,
+  StoredAlert,
+  TradeSummary,
+} from '../core/reports.ts';
 import { formatDuration } from '../alerts/outbox.ts';
 import { sparkline } from '../watch/trade-window.ts';
 
@@ -53,6 +63,8 @@ export function duplicatesText(duplicates: Duplicate[]): string {
 }
 
 export function stopDuplicatesText(result: StopDuplicatesResult): string {
+  // Nothing asked for is still running: the same answer as the list of duplicates.
+  if (!result.stopped.length && !result.failed.length && !result.notInLatestScan.length) return duplicatesText([]);
   const lines = result.stopped.map((s) => `Stopped PID ${s.pid} (${s.signal}).`);
   if (result.notInLatestScan.length) lines.push(`Not touched (not reported as duplicates by the latest scan): ${result.notInLatestScan.join(', ')}.`);
   for (const f of result.failed) lines.push(`Could not stop PID ${f.pid}: ${f.reason}`);
@@ -111,3 +123,28 @@ export function alertsText(alerts: StoredAlert[]): string {
     })
     .join('\n');
 }
+
+export function resumeText(result: ResumeReport): string {
+  return `Breaker cleared${result.breakerWas.tripped ? ` (was: ${result.breakerWas.reason})` : ' (was not tripped)'}. ${startText(result)}`;
+}
+
+export function auditText(entries: AuditEntry[]): string {
+  return entries.map((e) => `${e.at}  ${e.who.padEnd(24)} ${e.what.padEnd(16)} ${e.outcome}${e.message ? `  ${e.message}` : ''}`).join('\n') || 'No audit entries.';
+}
+
+/** Each operation's report as text (CLI without --json, the demo console). */
+export const TEXT: Renderers<string> = {
+  status: statusText,
+  start: startText,
+  stop: stopText,
+  restart: (result) => `${stopText(result.stopped)}\n${startText(result)}`,
+  resume: resumeText,
+  logs: ({ logs }) => logs || '(the log is empty)',
+  duplicates: duplicatesText,
+  'stop-duplicates': stopDuplicatesText,
+  flatten: flattenText,
+  account: accountText,
+  trades: tradesText,
+  alerts: alertsText,
+  audit: auditText,
+};
