@@ -1,6 +1,6 @@
 // Builds the parts from a Config and wires them (the composition shared by the controller, the CLI
 // and the demo). Nothing here has behaviour of its own: it is the one place that knows every part.
-import { AlpacaBroker } from './broker/alpaca.ts';
+import { OnDemandBroker } from './broker/on-demand.ts';
 import type { Broker } from './broker/types.ts';
 import { systemClock, type Clock } from './clock.ts';
 import type { Config } from './config.ts';
@@ -75,7 +75,7 @@ export function buildApp(config: Config, options: BuildOptions): App {
 
   const broker =
     config.broker.keyId && config.broker.secretKey
-      ? new AlpacaBroker({ baseUrl: config.broker.baseUrl, keyId: config.broker.keyId, secretKey: config.broker.secretKey, logger })
+      ? new OnDemandBroker({ baseUrl: config.broker.baseUrl, keyId: config.broker.keyId, secretKey: config.broker.secretKey, logger })
       : undefined;
 
   // The supervisor asks the core whether the breaker allows a start, inside its exactly-one guard.
