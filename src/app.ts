@@ -11,6 +11,7 @@ import { Store } from './store/store.ts';
 import { Supervisor } from './supervisor/supervisor.ts';
 import type { Supervision } from './supervisor/types.ts';
 import { ProcessWatch, TradeWatch } from './watch/watchdog.ts';
+import { AccountWatch } from './watch/account-watch.ts';
 
 export interface App {
   config: Config;
@@ -21,6 +22,8 @@ export interface App {
   core: Core;
   /** Absent without broker credentials: there are no fills to count. */
   tradeWatch?: TradeWatch;
+  /** Keeps the account figures status shows; absent without broker credentials. */
+  accountWatch?: AccountWatch;
   processWatch: ProcessWatch;
   clock: Clock;
   logger: Logger;
@@ -99,6 +102,7 @@ export function buildApp(config: Config, options: BuildOptions): App {
         onRunaway: (trades) => core!.onRunaway(trades),
       })
     : undefined;
+  const accountWatch = broker ? new AccountWatch({ store, broker, clock }) : undefined;
   core = new Core({
     config,
     supervisor,
@@ -109,6 +113,7 @@ export function buildApp(config: Config, options: BuildOptions): App {
     logger,
     flattenVerifyTimeoutMs: options.flattenVerifyTimeoutMs,
     refreshTrades: tradeWatch ? () => tradeWatch.poll() : undefined,
+    refreshAccount: accountWatch ? () => accountWatch.refresh() : undefined,
   });
   const processWatch = new ProcessWatch({ store, supervisor, outbox, clock, processName: config.trading.processName });
 
@@ -120,6 +125,7 @@ export function buildApp(config: Config, options: BuildOptions): App {
     supervisor,
     core,
     tradeWatch,
+    accountWatch,
     processWatch,
     clock,
     logger,

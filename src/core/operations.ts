@@ -4,11 +4,11 @@
 import type { Account, Broker, Position } from '../broker/types.ts';
 import type { Clock } from '../clock.ts';
 import type { Config } from '../config.ts';
-import { OperationError, describeError, failed, refused, withTimeout } from '../errors.ts';
+import { OperationError, describeError, failed, refused } from '../errors.ts';
 import { redact, redactDeep, type Logger } from '../log.ts';
 import type { AlertOutbox } from '../alerts/outbox.ts';
 import type { Store } from '../store/store.ts';
-import type { AuditEntry, SeenTrade, StoredAlert, StoreData } from '../store/schema.ts';
+import type { AccountSnapshot, AuditEntry, SeenTrade, StoredAlert, StoreData } from '../store/schema.ts';
 import type { Duplicate, ProcessStatus, StartResult, StopDuplicatesResult, StopResult, Supervision } from '../supervisor/types.ts';
 import { hourBuckets, tradesInLastHour } from '../watch/trade-window.ts';
 import { flattenAccount, type FlattenReport } from './flatten.ts';
@@ -39,7 +39,8 @@ export interface StatusReport {
   desired?: StoreData['desired'];
   breaker: StoreData['breaker'];
   trades: TradeSummary;
-  account?: { equity: number; dayPnl: number; positions: number };
+  /** The last figures the watch read from the broker, with `at` (ms since epoch): status never waits on the broker. */
+  account?: AccountSnapshot & { ageMs: number };
   /** why the account part is missing */
   accountError?: string;
   lastAlert?: StoredAlert;
@@ -58,11 +59,11 @@ export interface CoreDeps {
   outbox: AlertOutbox;
   clock: Clock;
   logger: Logger;
-  /** time-outs for the broker part of /bot status, so status stays fast when the broker is slow */
-  statusBrokerTimeoutMs?: number;
   flattenVerifyTimeoutMs?: number;
   /** Reads new fills from the broker into the store (the trade watch's poll), when there is a broker. */
   refreshTrades?: () => Promise<unknown>;
+  /** Records the account figures status shows (the account watch's refresh), when there is a broker. */
+  refreshAccount?: () => Promise<unknown>;
 }
 
 export class Core {
@@ -70,16 +71,15 @@ export class Core {
 
   // ----- read-only -----
 
+  /** Answers from PM2 and the store only: the account part is what the watch last recorded. */
   async status(): Promise<StatusReport> {
-    const { supervisor, store, clock, broker } = this.deps;
-    const accountPart = broker
-      ? withTimeout(Promise.all([broker.account(), broker.positions()]), this.deps.statusBrokerTimeoutMs ?? 1500, 'broker account')
-          .then(([account, positions]) => ({ account: { equity: account.equity, dayPnl: account.dayPnl, positions: positions.length } }))
-          .catch((error: unknown) => ({ accountError: describeError(error) }))
-      : Promise.resolve({ accountError: 'broker not configured (APCA_API_KEY_ID)' });
-    const [process, data, accountInfo] = await Promise.all([supervisor.status(), store.read(), accountPart]);
+    const { supervisor, store, clock, broker, config } = this.deps;
+    const [process, data] = await Promise.all([supervisor.status(), store.read()]);
+    const accountInfo = data.account
+      ? { account: { ...data.account, ageMs: Math.max(0, clock.now() - data.account.at) } }
+      : { accountError: broker ? `not read yet (the watch reads it every ${config.tradePollSeconds} s)` : 'broker not configured (APCA_API_KEY_ID)' };
     return {
-      process: redactDeep(process, this.deps.config.secrets),
+      process: redactDeep(process, config.secrets),
       desired: data.desired,
       breaker: data.breaker,
       trades: this.summarizeTrades(data, clock.now()),
@@ -256,6 +256,8 @@ export class Core {
       },
       verifyTimeoutMs: this.deps.flattenVerifyTimeoutMs,
     });
+    // Status must not go on showing the positions that were just closed.
+    await this.deps.refreshAccount?.().catch((error: unknown) => this.deps.logger.warn(`account figures after flatten: ${describeError(error)}`));
     const failedSymbols = report.symbols.filter((s) => s.outcome === 'failed').map((s) => s.symbol);
     const queued = report.symbols.filter((s) => s.outcome === 'queued').map((s) => s.symbol);
     await this.deps.outbox.raise({

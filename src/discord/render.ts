@@ -49,7 +49,7 @@ export function statusEmbed(report: StatusReport): EmbedBuilder {
       {
         name: 'Account',
         value: report.account
-          ? `${money(report.account.equity)} (day ${money(report.account.dayPnl)}), ${report.account.positions} position(s)`
+          ? `${money(report.account.equity)} (day ${money(report.account.dayPnl)}), ${report.account.positions} position(s), read ${relative(report.account.at)}`
           : clip(`unavailable: ${report.accountError ?? '?'}`, 1024),
         inline: true,
       },

@@ -31,7 +31,7 @@ export function statusText(report: StatusReport): string {
     `  duplicates ${p.duplicates.length ? p.duplicates.map((d) => `PID ${d.pid} (${d.foundIn})`).join(', ') : 'none'}`,
     `  breaker ${report.breaker.tripped ? `TRIPPED — ${report.breaker.reason ?? ''} (resume to clear)` : 'ok'}`,
     report.account
-      ? `  equity ${money(report.account.equity)} · day ${money(report.account.dayPnl)} · ${report.account.positions} open position(s)`
+      ? `  equity ${money(report.account.equity)} · day ${money(report.account.dayPnl)} · ${report.account.positions} open position(s) (read ${formatDuration(report.account.ageMs)} ago)`
       : `  account unavailable: ${report.accountError ?? 'unknown'}`,
     `  last alert ${report.lastAlert ? `${report.lastAlert.title} (${time(report.lastAlert.createdAt)})` : 'none'}`,
   ];
