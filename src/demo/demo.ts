@@ -18,7 +18,9 @@ import type { AlertSeverity } from '../store/schema.ts';
 import { isAlive } from '../os/process-table.ts';
 import { ChatConsole } from './console.ts';
 import { PROJECT_ROOT, checkSocketRoom, clearLeftovers, demoHome, forgetRogue, freshData, installTrader, recordRogue, takeDemoLock, type DemoHome } from './home.ts';
-import { DEMO_DIR_VARIABLE, daemonPidOf, endPm2Daemon, endProcess, leftoversOf, spawnOutsidePm2, type ProcessRef } from './processes.ts';
+import { daemonPidOf, endPm2Daemon } from '../os/pm2-daemon.ts';
+import { endProcess, type ProcessRef } from '../os/processes.ts';
+import { DEMO_DIR_VARIABLE, leftoversOf, spawnOutsidePm2 } from './processes.ts';
 import { RunawayStory, normalIntro, runawayIntro, type ScenarioName, type StoryFacts } from './story.ts';
 import { Terminal, type Tone } from './terminal.ts';
 

@@ -10,6 +10,7 @@ import type { Duplicate, ProcessState, ProcessStatus, StartResult, StopDuplicate
 import { Pm2Connection, type Pm2Entry } from './pm2-connection.ts';
 import { DEFAULT_ECOSYSTEM_PATH, readTradingDefinition, type TradingDefinition } from './ecosystem.ts';
 import { descendantsOf, isAlive, readProcessTable, type OsProcess } from '../os/process-table.ts';
+import { sameStart, signalQuietly, terminate, waitUntilGone } from '../os/processes.ts';
 import { findDuplicates, isRunning, primaryEntry } from './duplicate-scan.ts';
 import { fileSize, readSince, tailLines } from './log-tail.ts';
 
@@ -38,7 +39,6 @@ export interface SupervisorOptions {
 const OS_CONFIRM_MS = 3000;
 /** stopDuplicates: SIGTERM, then this long, then SIGKILL. */
 const DUPLICATE_GRACE_MS = 3000;
-const POLL_MS = 50;
 
 export interface StopDetails extends StopResult {
   /** PIDs of the trader's tree still alive after PM2's stop, which we SIGKILLed ourselves */
@@ -157,10 +157,10 @@ export class Supervisor implements Supervision {
             if (now.foundIn === 'pm2' && now.pmId !== undefined) {
               const entry = entries.find((e) => e.pmId === now.pmId);
               await this.pm2.delete(now.pmId, (entry?.killTimeoutMs ?? 10_000) + this.callTimeoutMs + 2000);
-              if (!(await waitUntil(() => !isAlive(now.pid), OS_CONFIRM_MS))) killQuietly(now.pid, 'SIGKILL');
+              if (!(await waitUntilGone([now.pid], OS_CONFIRM_MS))) signalQuietly(now.pid, 'SIGKILL');
               result.stopped.push({ pid: now.pid, signal: 'SIGTERM' }); // graceful, through PM2
             } else {
-              result.stopped.push({ pid: now.pid, signal: await terminate(now.pid) });
+              result.stopped.push({ pid: now.pid, signal: (await terminate(now.pid, { graceMs: DUPLICATE_GRACE_MS, confirmMs: OS_CONFIRM_MS })) as 'SIGTERM' | 'SIGKILL' });
             }
             this.logger.info(`duplicate ${now.pid} (${now.foundIn}: ${now.command}) stopped`);
           } catch (error) {
@@ -306,17 +306,17 @@ export class Supervisor implements Supervision {
     let forceKilled = await pm2ForceKilled(daemonLog, mark, active.map((e) => e.pid), stopMs, killTimeoutMs);
 
     // PM2 says stopped; the OS must agree. Whatever of the recorded tree survives gets SIGKILL.
-    const gone = await waitUntil(() => tree.every((p) => !isAlive(p.pid)), OS_CONFIRM_MS);
+    const gone = await waitUntilGone(tree.map((p) => p.pid), OS_CONFIRM_MS);
     let killedSurvivors: number[] | undefined;
     if (!gone) {
       const now = new Map((await readProcessTable()).map((p) => [p.pid, p]));
       const survivors = tree.filter((p) => now.has(p.pid) && sameStart(p.startedAt, now.get(p.pid)!.startedAt));
-      for (const p of survivors) killQuietly(p.pid, 'SIGKILL');
+      for (const p of survivors) signalQuietly(p.pid, 'SIGKILL');
       killedSurvivors = survivors.map((p) => p.pid);
       if (survivors.length) {
         forceKilled = true;
         this.logger.warn(`${this.name}: PM2 stopped it but ${killedSurvivors.join(', ')} survived; sent SIGKILL`);
-        if (!(await waitUntil(() => survivors.every((p) => !isAlive(p.pid)), OS_CONFIRM_MS))) {
+        if (!(await waitUntilGone(survivors.map((p) => p.pid), OS_CONFIRM_MS))) {
           throw failed(`${this.name} could not be stopped: ${survivors.filter((p) => isAlive(p.pid)).map((p) => p.pid).join(', ')} still alive after SIGKILL`);
         }
       }
@@ -385,28 +385,6 @@ async function pm2ForceKilled(daemonLog: string, mark: number, pids: number[], s
   return pids.some((pid) => pid > 0 && written.includes(`Process with pid ${pid} still alive after`));
 }
 
-/** SIGTERM, a grace period, then SIGKILL. Returns the signal that ended it. */
-async function terminate(pid: number): Promise<'SIGTERM' | 'SIGKILL'> {
-  process.kill(pid, 'SIGTERM');
-  if (await waitUntil(() => !isAlive(pid), DUPLICATE_GRACE_MS)) return 'SIGTERM';
-  process.kill(pid, 'SIGKILL');
-  if (await waitUntil(() => !isAlive(pid), OS_CONFIRM_MS)) return 'SIGKILL';
-  throw new Error(`still alive after SIGKILL`);
-}
-
-function killQuietly(pid: number, signal: NodeJS.Signals): void {
-  try {
-    process.kill(pid, signal);
-  } catch {
-    // already gone
-  }
-}
-
-/** Same process if both start times are known and within a second (ps has 1 s resolution). */
-function sameStart(a: number | undefined, b: number | undefined): boolean {
-  return a === undefined || b === undefined || Math.abs(a - b) < 1000;
-}
-
 function describeDuplicates(duplicates: Duplicate[]): string {
   const shown = duplicates.map((d) => `pid ${d.pid} (${d.foundIn === 'pm2' ? `PM2 entry ${d.pm2Name}#${d.pmId}` : 'outside PM2'}: ${d.command})`);
   return `${duplicates.length} other cop${duplicates.length === 1 ? 'y' : 'ies'} of the trader running — ${shown.join('; ')}. Stop ${duplicates.length === 1 ? 'it' : 'them'} first (stop duplicates).`;
@@ -432,14 +410,4 @@ function mergeByTimestamp(tails: string[][]): string[] {
 
 function delay(ms: number): Promise<void> {
   return new Promise((resolve) => setTimeout(resolve, ms));
-}
-
-/** Polls `done` until true or `withinMs` passes; true if it became true. */
-async function waitUntil(done: () => boolean, withinMs: number): Promise<boolean> {
-  const deadline = Date.now() + withinMs;
-  for (;;) {
-    if (done()) return true;
-    if (Date.now() >= deadline) return false;
-    await delay(POLL_MS);
-  }
 }
