@@ -4,6 +4,7 @@ import { OnDemandBroker } from './broker/on-demand.ts';
 import type { Broker } from './broker/types.ts';
 import { systemClock, type Clock } from './clock.ts';
 import type { Config } from './config.ts';
+import { RunawayBreaker } from './core/breaker.ts';
 import { Core } from './core/operations.ts';
 import type { Logger } from './log.ts';
 import { AlertOutbox, logSink, type AlertSink } from './alerts/outbox.ts';
@@ -20,6 +21,7 @@ export interface App {
   broker?: Broker;
   supervisor: Supervision;
   core: Core;
+  breaker: RunawayBreaker;
   /** Absent without broker credentials: there are no fills to count. */
   tradeWatch?: TradeWatch;
   /** Keeps the account figures status shows; absent without broker credentials. */
@@ -81,15 +83,15 @@ export function buildApp(config: Config, options: BuildOptions): App {
       ? new OnDemandBroker({ baseUrl: config.broker.baseUrl, keyId: config.broker.keyId, secretKey: config.broker.secretKey, logger })
       : undefined;
 
-  // The supervisor asks the core whether the breaker allows a start, inside its exactly-one guard.
-  let core: Core | undefined;
+  // Every start (inside the supervisor's exactly-one guard) asks the breaker first.
+  const breaker = new RunawayBreaker({ config, store, outbox, clock, logger });
   const supervisor = new Supervisor({
     pm2Home: config.pm2Home,
     dataDir: config.dataDir,
     processName: config.trading.processName,
     env: options.env,
     logger,
-    beforeStart: () => core!.assertBreakerClear(),
+    beforeStart: () => breaker.assertClear(),
   });
   const tradeWatch = broker
     ? new TradeWatch({
@@ -99,22 +101,25 @@ export function buildApp(config: Config, options: BuildOptions): App {
         clock,
         processName: config.trading.processName,
         maxTradesPerHour: config.maxTradesPerHour,
-        onRunaway: (trades) => core!.onRunaway(trades),
+        onRunaway: (trades) => breaker.onRunaway(trades),
       })
     : undefined;
   const accountWatch = broker ? new AccountWatch({ store, broker, clock }) : undefined;
-  core = new Core({
+  const core = new Core({
     config,
     supervisor,
     broker,
     store,
     outbox,
+    breaker,
     clock,
     logger,
     flattenVerifyTimeoutMs: options.flattenVerifyTimeoutMs,
     refreshTrades: tradeWatch ? () => tradeWatch.poll() : undefined,
     refreshAccount: accountWatch ? () => accountWatch.refresh() : undefined,
   });
+  // The breaker halts through the core's audited stop and flatten.
+  breaker.haltThrough(core);
   const processWatch = new ProcessWatch({ store, supervisor, outbox, clock, processName: config.trading.processName });
 
   return {
@@ -124,6 +129,7 @@ export function buildApp(config: Config, options: BuildOptions): App {
     broker,
     supervisor,
     core,
+    breaker,
     tradeWatch,
     accountWatch,
     processWatch,

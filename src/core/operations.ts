@@ -12,6 +12,7 @@ import type { AccountSnapshot, AuditEntry, SeenTrade, StoredAlert, StoreData } f
 import type { Duplicate, ProcessStatus, StartResult, StopDuplicatesResult, StopResult, Supervision } from '../supervisor/types.ts';
 import { hourBuckets, tradesInLastHour } from '../watch/trade-window.ts';
 import { flattenAccount, type FlattenReport } from './flatten.ts';
+import type { RunawayBreaker } from './breaker.ts';
 
 /** Who is asking. Fronts build it: the CLI user is an operator (shell access), Discord checks roles. */
 export interface Actor {
@@ -22,7 +23,7 @@ export interface Actor {
   isOperator: boolean;
 }
 
-export const CONTROLLER: Actor = { id: 'controller', name: 'tradewarden', isOperator: true };
+export { CONTROLLER } from './breaker.ts';
 
 export interface TradeSummary {
   /** set when fresh fills could not be read: the figures are what was last recorded */
@@ -57,6 +58,8 @@ export interface CoreDeps {
   broker?: Broker;
   store: Store;
   outbox: AlertOutbox;
+  /** the runaway breaker: resume clears it */
+  breaker: RunawayBreaker;
   clock: Clock;
   logger: Logger;
   flattenVerifyTimeoutMs?: number;
@@ -153,22 +156,14 @@ export class Core {
   /** Clears a tripped breaker and starts the trader again; a refused start leaves the breaker as it was. */
   resume(actor: Actor): Promise<StartResult & { breakerWas: StoreData['breaker'] }> {
     return this.mutate(actor, 'resume', {}, async () => {
-      const { store, clock, supervisor } = this.deps;
-      const breakerWas = await store.update((data) => {
-        const was = { ...data.breaker };
-        data.breaker = { tripped: false, resumedAt: was.tripped ? clock.now() : data.breaker.resumedAt };
-        return was;
-      });
+      const { breaker, supervisor } = this.deps;
+      const breakerWas = await breaker.clear();
       let result: StartResult;
       try {
         result = await supervisor.start();
       } catch (error) {
         // E.g. the trader is still running because the halt failed: the breaker must still hold.
-        if (breakerWas.tripped) {
-          await store.update((data) => {
-            if (!data.breaker.tripped) data.breaker = breakerWas;
-          });
-        }
+        await breaker.restore(breakerWas);
         throw error;
       }
       await this.setDesired('running', actor);
@@ -186,50 +181,6 @@ export class Core {
 
   flatten(actor: Actor): Promise<FlattenReport> {
     return this.mutate(actor, 'flatten', {}, () => this.runFlatten(actor));
-  }
-
-  /**
-   * The breaker (ON_RUNAWAY): a trade-rate breach stops the trader through PM2 (so auto-restart
-   * cannot bring it back) and trips a persisted breaker that `start` respects until `resume`.
-   * Called on every poll over the limit; trips once. After a resume the trader gets a fresh
-   * allowance: only trades since the resume count, so a still-runaway trader trips it again.
-   */
-  async onRunaway(tradesInHour: SeenTrade[]): Promise<void> {
-    const { config, store, outbox, logger, clock } = this.deps;
-    if (config.onRunaway === 'alert') return;
-    const tripped = await store.update((data) => {
-      if (data.breaker.tripped) return undefined;
-      const counted = tradesInHour.filter((t) => t.at > (data.breaker.resumedAt ?? 0)).length;
-      if (counted <= config.maxTradesPerHour) return undefined;
-      const reason = `${counted} trades in the last hour${data.breaker.resumedAt ? ' since the last resume' : ''} (limit ${config.maxTradesPerHour})`;
-      data.breaker = { tripped: true, reason, at: new Date(clock.now()).toISOString(), by: CONTROLLER.id };
-      return { reason, counted };
-    });
-    if (!tripped) return;
-    let stopLine: string;
-    try {
-      const stopped = await this.stop(CONTROLLER);
-      stopLine = stopped.wasRunning ? `Trader stopped (PID ${stopped.pid}).` : 'Trader was not running.';
-    } catch (error) {
-      stopLine = `Stopping the trader FAILED: ${describeError(error)}. Stop it by hand.`;
-      logger.error(stopLine);
-    }
-    await outbox.raise({
-      kind: 'breaker_tripped',
-      severity: 'critical',
-      title: 'Breaker tripped: trading halted',
-      body: `${tripped.reason}. ${stopLine} Start is refused until an operator runs resume.`,
-      facts: { count: tripped.counted, limit: config.maxTradesPerHour, action: config.onRunaway },
-    });
-    if (config.onRunaway === 'flatten') await this.flatten(CONTROLLER).catch((e) => logger.error(`flatten after runaway: ${describeError(e)}`));
-  }
-
-  /** Refusal used by the supervisor before any start (called inside its exactly-one guard). */
-  async assertBreakerClear(): Promise<void> {
-    const data = await this.deps.store.read();
-    if (data.breaker.tripped) {
-      throw refused(`the breaker is tripped (${data.breaker.reason ?? 'no reason recorded'}, at ${data.breaker.at ?? '?'}); an operator must run resume`);
-    }
   }
 
   /** Audits a change refused before it reached the core (a front's own authorization check). */
