@@ -2,7 +2,7 @@
 import { EmbedBuilder } from 'discord.js';
 import type { Renderers } from '../core/catalogue.ts';
 import type { AccountReport, AlertSeverity, Duplicate, FlattenReport, ProcessState, StatusReport, StoredAlert, StopDuplicatesResult, TradeSummary } from '../core/reports.ts';
-import { formatDuration } from '../alerts/outbox.ts';
+import { formatDuration } from '../duration.ts';
 import { TEXT, duplicatesText, flattenText, megabytes, money, stopDuplicatesText, tradeCountText } from '../render/text.ts';
 import { sparkline } from '../watch/trade-window.ts';
 

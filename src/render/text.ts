@@ -14,7 +14,7 @@ import type {
   StoredAlert,
   TradeSummary,
 } from '../core/reports.ts';
-import { formatDuration } from '../alerts/outbox.ts';
+import { formatDuration } from '../duration.ts';
 import { sparkline } from '../watch/trade-window.ts';
 
 export const money = (n: number) => `${n < 0 ? '-' : ''}$${Math.abs(n).toLocaleString('en-US', { minimumFractionDigits: 2, maximumFractionDigits: 2 })}`;
