@@ -2,7 +2,7 @@
 // the console's commands, the CLI's strict command line and its generated help.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { OPERATIONS, operationForSlash, operationNames, type AnyOperation } from '../src/core/catalogue.ts';
+import { OPERATIONS, checkValue, operationForSlash, operationNames, type AnyOperation } from '../src/core/catalogue.ts';
 import { helpText, parseVerbLine, runCli } from '../src/cli/main.ts';
 import { commandSpecs, parseLine } from '../src/demo/console.ts';
 import { loadCommands } from '../src/discord/commands.ts';
@@ -80,4 +80,13 @@ test('--help is generated from the catalogue: every verb, its options and its co
   assert.match(flatten.out, /Asks you to type FLATTEN to confirm, unless --yes is given\./);
   const logs = await cli(['help', 'logs']);
   assert.match(logs.out, /--lines N {2}How many lines \(1–200, default 30\)/);
+});
+
+test('a choice option takes one word of its list, whatever the case, and names the list otherwise', () => {
+  const period = { kind: 'choice', name: 'period', description: 'Which period', choices: ['day', 'week', 'month'], default: 'day' } as const;
+  assert.equal(checkValue(period, 'Week'), 'week');
+  assert.deepEqual(checkValue(period, 'year'), { problem: 'period is "year": expected one of day, week, month' });
+  assert.deepEqual(checkValue({ kind: 'integer', name: 'count', description: '', min: 1, max: 25, default: 10 }, '26'), {
+    problem: 'count is "26": expected a whole number from 1 to 25',
+  });
 });

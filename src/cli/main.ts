@@ -8,8 +8,9 @@ import os from 'node:os';
 import { parseArgs, type ParseArgsConfig } from 'node:util';
 import {
   OPERATIONS,
-  checkInteger,
   checkPids,
+  checkValue,
+  isValueOption,
   operation,
   operationNames,
   perform,
@@ -50,6 +51,7 @@ function usageOf(op: AnyOperation): string {
   const parts = [op.name];
   for (const option of op.options) {
     if (option.kind === 'integer') parts.push(`[--${option.name} N]`);
+    else if (option.kind === 'choice') parts.push(`[--${option.name} ${option.choices.join('|')}]`);
     else if (option.typedIn.includes('cli')) parts.push('PID [PID…]');
   }
   if (asksForWord(op)) parts.push('[--yes]');
@@ -58,7 +60,7 @@ function usageOf(op: AnyOperation): string {
 
 function parseOptions(op: AnyOperation): ParseArgsConfig['options'] {
   const options: NonNullable<ParseArgsConfig['options']> = { json: { type: 'boolean' }, help: { type: 'boolean', short: 'h' } };
-  for (const option of op.options) if (option.kind === 'integer') options[option.name] = { type: 'string' };
+  for (const option of op.options) if (isValueOption(option)) options[option.name] = { type: 'string' };
   if (asksForWord(op)) options.yes = { type: 'boolean' };
   return options;
 }
@@ -87,12 +89,12 @@ export function parseVerbLine(verb: string, rest: readonly string[]): VerbLine {
     throw new UsageError(`${op.name}: ${argumentProblem(error, op)}`);
   }
   const { values, positionals } = parsed;
-  const args: Record<string, number | number[]> = {};
+  const args: Record<string, number | string | number[]> = {};
   for (const option of op.options) {
-    if (option.kind !== 'integer') continue;
+    if (!isValueOption(option)) continue;
     const raw = values[option.name];
     if (typeof raw !== 'string') continue;
-    const value = checkInteger(option, raw);
+    const value = checkValue(option, raw);
     if (typeof value === 'object') throw new UsageError(`${op.name}: --${value.problem}`);
     args[option.name] = value;
   }
@@ -131,8 +133,8 @@ export function helpText(verb?: string): string {
     if (op.details) lines.push('', op.details);
     const word = asksForWord(op);
     if (word) lines.push('', `Asks you to type ${word} to confirm, unless --yes is given.`);
-    const integers = op.options.filter((o) => o.kind === 'integer');
-    if (integers.length) lines.push('', 'Options:', ...integers.map((o) => `  --${o.name} N  ${o.description}`));
+    const valued = op.options.filter(isValueOption);
+    if (valued.length) lines.push('', 'Options:', ...valued.map((o) => `  --${o.name} ${o.kind === 'integer' ? 'N' : o.choices.join('|')}  ${o.description}`));
     lines.push('', op.access === 'operator' ? 'Changes things: audited as cli:<your user name>.' : 'Read-only.');
     return lines.join('\n');
   }

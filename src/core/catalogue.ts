@@ -46,10 +46,23 @@ export interface PidsOption {
   typedIn: readonly Front[];
 }
 
-export type OptionDecl = IntegerOption | PidsOption;
+/** One word of a fixed list (a period: day, week, month); absent means `default`. */
+export interface ChoiceOption {
+  kind: 'choice';
+  name: string;
+  description: string;
+  choices: readonly string[];
+  default: string;
+}
 
-/** Option values after parsing: integers always set (defaults applied), pids when given. */
-export type Args = Readonly<Record<string, number | readonly number[] | undefined>>;
+export type OptionDecl = IntegerOption | ChoiceOption | PidsOption;
+/** The options a person types in every front (PIDs are typed only in a terminal). */
+export type ValueOption = IntegerOption | ChoiceOption;
+export const isValueOption = (option: OptionDecl): option is ValueOption => option.kind !== 'pids';
+
+export type ArgValue = number | string | readonly number[] | undefined;
+/** Option values after parsing: integers and choices always set (defaults applied), pids when given. */
+export type Args = Readonly<Record<string, ArgValue>>;
 
 export interface Confirmation {
   /** the question (may use **bold**; text fronts drop the asterisks) */
@@ -256,8 +269,8 @@ export const mayRun = (op: Pick<AnyOperation, 'access'>, actor: Actor): boolean 
 
 /** Defaults for the integer options the caller did not give. */
 export function withDefaults(op: AnyOperation, given: Args): Args {
-  const args: Record<string, number | readonly number[] | undefined> = { ...given };
-  for (const option of op.options) if (option.kind === 'integer' && args[option.name] === undefined) args[option.name] = option.default;
+  const args: Record<string, ArgValue> = { ...given };
+  for (const option of op.options) if (isValueOption(option) && args[option.name] === undefined) args[option.name] = option.default;
   return args;
 }
 
@@ -268,6 +281,17 @@ export function checkInteger(option: IntegerOption, raw: string): number | { pro
     return { problem: `${option.name} is "${raw}": expected a whole number from ${option.min} to ${option.max}` };
   }
   return n;
+}
+
+export function checkChoice(option: ChoiceOption, raw: string): string | { problem: string } {
+  const word = raw.trim().toLowerCase();
+  if (!option.choices.includes(word)) return { problem: `${option.name} is "${raw}": expected one of ${option.choices.join(', ')}` };
+  return word;
+}
+
+/** An integer or choice option's value, checked; the problem names the option and what it takes. */
+export function checkValue(option: ValueOption, raw: string): number | string | { problem: string } {
+  return option.kind === 'integer' ? checkInteger(option, raw) : checkChoice(option, raw);
 }
 
 export function checkPids(words: readonly string[]): number[] | { problem: string } {

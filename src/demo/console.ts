@@ -3,7 +3,7 @@
 // (and bounds), access rule, confirmation and flow (perform); the answers are the reports rendered
 // by src/render/text.ts. A confirmation asks to type "yes" and expires like Discord's buttons do.
 import readline from 'node:readline';
-import { OPERATIONS, checkInteger, mayRun, operationNames, perform, plainPrompt, type Access, type AnyOperation, type Args, type IntegerOption, type OperationName } from '../core/catalogue.ts';
+import { OPERATIONS, checkValue, isValueOption, mayRun, operationNames, perform, plainPrompt, type Access, type AnyOperation, type Args, type OperationName, type ValueOption } from '../core/catalogue.ts';
 import type { Actor, Core } from '../core/operations.ts';
 import { OperationError, describeError, withTimeout } from '../errors.ts';
 import { redact } from '../log.ts';
@@ -20,7 +20,7 @@ export interface CommandSpec {
   subcommand?: string;
   description: string;
   /** the options typed in a chat (PIDs come from the scan there) */
-  options: IntegerOption[];
+  options: ValueOption[];
   access: Access;
   operation: OperationName;
 }
@@ -37,7 +37,7 @@ export function commandSpecs(): CommandSpec[] {
       command,
       ...(subcommand ? { subcommand } : {}),
       description: op.summary,
-      options: op.options.filter((o): o is IntegerOption => o.kind === 'integer'),
+      options: op.options.filter(isValueOption),
       access: op.access,
       operation: name,
     });
@@ -55,7 +55,7 @@ const QUIT_WORDS = new Set(['quit', 'exit']);
 // ---- parsing a typed line ----
 
 export type Parsed =
-  | { kind: 'run'; spec: CommandSpec; options: Map<string, number> }
+  | { kind: 'run'; spec: CommandSpec; options: Map<string, number | string> }
   | { kind: 'help'; topic?: string }
   | { kind: 'quit' }
   | { kind: 'empty' }
@@ -84,7 +84,7 @@ export function parseLine(line: string, specs: readonly CommandSpec[]): Parsed {
     rest = words.slice(2);
   }
 
-  const options = new Map<string, number>();
+  const options = new Map<string, number | string>();
   let position = 0;
   for (const word of rest) {
     // Discord's own syntax (lines:50) or positional, in definition order (/bot logs 50).
@@ -105,8 +105,8 @@ export function parseLine(line: string, specs: readonly CommandSpec[]): Parsed {
   return { kind: 'run', spec, options };
 }
 
-function parseValue(option: IntegerOption, raw: string): number | { problem: string } {
-  return checkInteger(option, raw);
+function parseValue(option: ValueOption, raw: string): number | string | { problem: string } {
+  return checkValue(option, raw);
 }
 
 function unknownCommand(name: string, specs: readonly CommandSpec[]): string {

@@ -26,8 +26,11 @@ type OptionHost = SlashCommandBuilder | SlashCommandSubcommandBuilder;
 function addOptions<T extends OptionHost>(host: T, options: readonly OptionDecl[]): T {
   for (const option of options) {
     // PIDs are not typed in Discord: the scan or the alert's button names them.
-    if (option.kind !== 'integer') continue;
-    host.addIntegerOption((o) => o.setName(option.name).setDescription(option.description).setMinValue(option.min).setMaxValue(option.max));
+    if (option.kind === 'integer') {
+      host.addIntegerOption((o) => o.setName(option.name).setDescription(option.description).setMinValue(option.min).setMaxValue(option.max));
+    } else if (option.kind === 'choice') {
+      host.addStringOption((o) => o.setName(option.name).setDescription(option.description).addChoices(...option.choices.map((c) => ({ name: c, value: c }))));
+    }
   }
   return host;
 }

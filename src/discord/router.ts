@@ -95,9 +95,9 @@ export class InteractionRouter {
       return;
     }
     await interaction.deferReply();
-    const args: Record<string, number> = {};
+    const args: Record<string, number | string> = {};
     for (const option of op.options) {
-      const value = option.kind === 'integer' ? interaction.options.getInteger(option.name) : null;
+      const value = option.kind === 'integer' ? interaction.options.getInteger(option.name) : option.kind === 'choice' ? interaction.options.getString(option.name) : null;
       if (value !== null) args[option.name] = value;
     }
     await this.run(interaction, op.name, actor, args, what);
