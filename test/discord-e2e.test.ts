@@ -131,9 +131,12 @@ describe('Discord front, end to end (discord.js + stand-in + PM2 + paper broker)
       );
     });
     paper.seedPosition('AAPL', 10, 200);
+    await app.accountWatch!.refresh(); // what the controller's watch does on its cadence
+    paper.setDelay(5000); // status answers from those figures: a slow broker does not hold it up
     const { pid } = await app.supervisor.status();
     const run = await slash(bystander, 'bot', subcommand('status'));
     const reply = await run.response();
+    paper.setDelay(0);
     assert.equal(run.callbacks[0]?.type, 5);
     assert.equal(reply.ephemeral, false, 'status is for the channel');
     const [embed] = reply.embeds;
@@ -143,7 +146,7 @@ describe('Discord front, end to end (discord.js + stand-in + PM2 + paper broker)
     assert.equal(fieldOf(embed, 'Trades (1h)'), '3/3 `···▅·█`');
     assert.equal(fieldOf(embed, 'Breaker'), 'ok');
     assert.equal(fieldOf(embed, 'Duplicates'), 'none');
-    assert.match(fieldOf(embed, 'Account'), /^\$[\d,]+\.\d\d \(day -?\$[\d,.]+\), 1 position\(s\)$/);
+    assert.match(fieldOf(embed, 'Account'), new RegExp(`^\\$[\\d,]+\\.\\d\\d \\(day -?\\$[\\d,.]+\\), 1 position\\(s\\), read <t:${Math.floor(now / 1000)}:R>$`));
     assert.match(String((embed.footer as JsonObject).text), /wanted running \(by discord:1500000000000000001\)/);
   });
 
@@ -288,7 +291,7 @@ describe('Discord front, end to end (discord.js + stand-in + PM2 + paper broker)
     const asked = await click(operator, posted, buttonId);
     const prompt = await asked.response();
     assert.ok(prompt.ephemeral, 'the confirmation is only for the operator');
-    assert.match(prompt.content, new RegExp(`Stop duplicate PID ${rogue.pid}\\?`));
+    assert.match(prompt.content, new RegExp(`Stop 1 duplicate\\(s\\): PID ${rogue.pid}\\?`));
     const confirm = await click(operator, prompt.message, customIdLike(prompt.message, 'tw:confirm:'));
     assert.equal((await confirm.response()).content, 'Stop duplicates: working…');
     const result = await discord.waitFor(

@@ -451,7 +451,7 @@ describe('with a real PM2 daemon', { timeout: 180_000 }, () => {
     const data = await app.store.read();
     assert.equal(data.breaker.tripped, false, 'the breaker did not trip');
     assert.deepEqual(data.alerts.filter((a) => a.kind === 'trade_rate_exceeded' || a.kind === 'breaker_tripped'), []);
-    await app.core.assertBreakerClear();
+    await app.breaker.assertClear();
   });
 
   it('two confirmed flattens at once: one runs, the other is refused clearly — in one process and across processes', async () => {
