@@ -1,9 +1,10 @@
 // Builds the parts from a Config and wires them (the composition shared by the controller, the CLI
 // and the demo). Nothing here has behaviour of its own: it is the one place that knows every part.
-import { AlpacaBroker } from './broker/alpaca.ts';
+import { OnDemandBroker } from './broker/on-demand.ts';
 import type { Broker } from './broker/types.ts';
 import { systemClock, type Clock } from './clock.ts';
 import type { Config } from './config.ts';
+import { RunawayBreaker } from './core/breaker.ts';
 import { Core } from './core/operations.ts';
 import type { Logger } from './log.ts';
 import { AlertOutbox, logSink, type AlertSink } from './alerts/outbox.ts';
@@ -13,6 +14,7 @@ import type { Supervision } from './supervisor/types.ts';
 import { ProcessWatch, TradeWatch } from './watch/watchdog.ts';
 import { ForeignTradingWatch } from './watch/foreign-trading.ts';
 import { TradeStreamWatch } from './watch/trade-stream.ts';
+import { AccountWatch } from './watch/account-watch.ts';
 
 export interface App {
   config: Config;
@@ -21,12 +23,15 @@ export interface App {
   broker?: Broker;
   supervisor: Supervision;
   core: Core;
+  breaker: RunawayBreaker;
   /** Absent without broker credentials: there are no fills to count. */
   tradeWatch?: TradeWatch;
   /** The broker's trade stream feeding tradeWatch; built here, started only by the controller. */
   tradeStream?: TradeStreamWatch;
   /** Absent with FOREIGN_TRADING=off or without a broker. */
   foreignTrading?: ForeignTradingWatch;
+  /** Keeps the account figures status shows; absent without broker credentials. */
+  accountWatch?: AccountWatch;
   processWatch: ProcessWatch;
   clock: Clock;
   logger: Logger;
@@ -87,19 +92,20 @@ export function buildApp(config: Config, options: BuildOptions): App {
 
   const broker =
     config.broker.keyId && config.broker.secretKey
-      ? new AlpacaBroker({ baseUrl: config.broker.baseUrl, keyId: config.broker.keyId, secretKey: config.broker.secretKey, logger })
+      ? new OnDemandBroker({ baseUrl: config.broker.baseUrl, keyId: config.broker.keyId, secretKey: config.broker.secretKey, logger })
       : undefined;
 
-  // The supervisor asks the core whether the breaker allows a start, inside its exactly-one guard.
-  let core: Core | undefined;
   const supervisor = new Supervisor({
     pm2Home: config.pm2Home,
     dataDir: config.dataDir,
     processName: config.trading.processName,
     env: options.env,
     logger,
-    beforeStart: () => core!.assertBreakerClear(),
+    // Every start (inside the supervisor's exactly-one guard) asks the breaker first.
+    beforeStart: () => breaker.assertClear(),
   });
+  // It scans and looks through the supervisor; it changes nothing but through the core (haltThrough).
+  const breaker = new RunawayBreaker({ config, supervisor, store, outbox, clock, logger });
   const foreignTrading =
     broker && config.foreignTrading === 'alert'
       ? new ForeignTradingWatch({
@@ -119,7 +125,7 @@ export function buildApp(config: Config, options: BuildOptions): App {
         clock,
         processName: config.trading.processName,
         maxTradesPerHour: config.maxTradesPerHour,
-        onRunaway: (trades) => core!.onRunaway(trades),
+        onRunaway: (trades) => breaker.onRunaway(trades),
         onNewTrades: foreignTrading ? (added) => foreignTrading.check(added) : undefined,
       })
     : undefined;
@@ -139,25 +145,30 @@ export function buildApp(config: Config, options: BuildOptions): App {
       : undefined;
   // Only the process that started the stream may speak for it (and record it stopped on close).
   let streamStarted = false;
-  core = new Core({
+  const accountWatch = broker ? new AccountWatch({ store, broker, clock }) : undefined;
+  const core = new Core({
     config,
     supervisor,
     broker,
     store,
     outbox,
+    breaker,
     clock,
     logger,
     flattenVerifyTimeoutMs: options.flattenVerifyTimeoutMs,
     refreshTrades: tradeWatch ? () => tradeWatch.poll() : undefined,
     streamState: () => (streamStarted ? tradeStream?.state() : undefined),
+    refreshAccount: accountWatch ? () => accountWatch.refresh() : undefined,
   });
+  // The breaker halts through the core's audited stop, duplicate ending and flatten.
+  breaker.haltThrough(core);
   const processWatch = new ProcessWatch({
     store,
     supervisor,
     outbox,
     clock,
     processName: config.trading.processName,
-    endDuplicates: config.onDuplicate === 'stop' ? (duplicates) => core!.endDuplicatesByPolicy(duplicates) : undefined,
+    endDuplicates: config.onDuplicate === 'stop' ? (duplicates) => core.endDuplicatesByPolicy(duplicates) : undefined,
     onScan: foreignTrading ? (status) => foreignTrading.noteScan(status) : undefined,
   });
 
@@ -168,9 +179,11 @@ export function buildApp(config: Config, options: BuildOptions): App {
     broker,
     supervisor,
     core,
+    breaker,
     tradeWatch,
     tradeStream,
     foreignTrading,
+    accountWatch,
     processWatch,
     clock,
     logger,

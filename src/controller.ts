@@ -43,14 +43,18 @@ export async function startController(config: Config, options: ControllerOptions
     }
     app.outbox.start(options.alertDeliveryIntervalMs);
     await app.outbox.deliverDue(); // whatever an earlier run left undelivered goes out now
-    const { tradeWatch, processWatch } = app;
+    const { tradeWatch, accountWatch, processWatch } = app;
     jobs = scheduleJobs(
       [
         ...(tradeWatch ? [{ name: 'trade-poll', everySeconds: config.tradePollSeconds, run: () => tradeWatch.poll() }] : []),
+        // The figures /bot status shows, so status never waits on the broker.
+        ...(accountWatch ? [{ name: 'account-refresh', everySeconds: config.tradePollSeconds, run: () => accountWatch.refresh() }] : []),
         { name: 'process-scan', everySeconds: config.duplicateScanSeconds, run: () => processWatch.scan() },
       ],
       logger,
     );
+    // Status has figures from the start, not only after the first tick.
+    void accountWatch?.refresh().catch((e: unknown) => logger.debug(`account-refresh: ${describeError(e)}`));
     // After the jobs: the stream's first connect runs a poll at once, as every reconnect does.
     app.startStream();
     if (!app.broker) logger.warn('No broker credentials (APCA_API_KEY_ID / APCA_API_SECRET_KEY): trade-rate watching and flatten are off.');

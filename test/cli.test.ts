@@ -138,6 +138,13 @@ test('help, usage errors and configuration errors have their exit codes', async 
   const unknown = await cli(['launch']);
   assert.equal(unknown.code, 2);
   assert.match(unknown.stderr, /Unknown command "launch"/);
+  // Strict: an unknown flag, a bad value, a typo'd verb or a stray word is refused, by name.
+  const strict = await Promise.all([cli(['status', '--bogus']), cli(['stauts']), cli(['status', 'now']), cli(['alerts', '--count', '99'])]);
+  assert.deepEqual(strict.map((r) => r.code), [2, 2, 2, 2], strict.map((r) => r.stderr).join('\n'));
+  assert.match(strict[0].stderr, /unknown option --bogus/);
+  assert.match(strict[1].stderr, /Unknown command "stauts"\. Did you mean "status"\?/);
+  assert.match(strict[2].stderr, /status takes no words, got "now"/);
+  assert.match(strict[3].stderr, /--count is "99": expected a whole number from 1 to 25/);
   const noPids = await cli(['stop-duplicates']);
   assert.equal(noPids.code, 2);
   assert.match(noPids.stderr, /needs one or more PIDs/);

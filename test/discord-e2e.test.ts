@@ -131,9 +131,12 @@ describe('Discord front, end to end (discord.js + stand-in + PM2 + paper broker)
       );
     });
     paper.seedPosition('AAPL', 10, 200);
+    await app.accountWatch!.refresh(); // what the controller's watch does on its cadence
+    paper.setDelay(5000); // status answers from those figures: a slow broker does not hold it up
     const { pid } = await app.supervisor.status();
     const run = await slash(bystander, 'bot', subcommand('status'));
     const reply = await run.response();
+    paper.setDelay(0);
     assert.equal(run.callbacks[0]?.type, 5);
     assert.equal(reply.ephemeral, false, 'status is for the channel');
     const [embed] = reply.embeds;
@@ -143,7 +146,7 @@ describe('Discord front, end to end (discord.js + stand-in + PM2 + paper broker)
     assert.equal(fieldOf(embed, 'Trades (1h)'), '3/3 `···▅·█`');
     assert.equal(fieldOf(embed, 'Breaker'), 'ok');
     assert.equal(fieldOf(embed, 'Duplicates'), 'none');
-    assert.match(fieldOf(embed, 'Account'), /^\$[\d,]+\.\d\d \(day -?\$[\d,.]+\), 1 position\(s\)$/);
+    assert.match(fieldOf(embed, 'Account'), new RegExp(`^\\$[\\d,]+\\.\\d\\d \\(day -?\\$[\\d,.]+\\), 1 position\\(s\\), read <t:${Math.floor(now / 1000)}:R>$`));
     assert.match(String((embed.footer as JsonObject).text), /wanted running \(by discord:1500000000000000001\)/);
   });
 
@@ -241,6 +244,31 @@ describe('Discord front, end to end (discord.js + stand-in + PM2 + paper broker)
     assert.equal((await auditOf('flatten')).length, flattensBefore);
   });
 
+  test('/flatten with a report too long for one message: the answer replaces the prompt and follow-ups carry the rest, every held symbol listed', async () => {
+    const symbols = Array.from({ length: 300 }, (_, i) => `Q${String(i).padStart(3, '0')}`);
+    for (const symbol of symbols) paper.seedPosition(symbol, 1, 10);
+    paper.setMarketOpen(false); // every closing order is queued, so every symbol is listed as still open
+    try {
+      const run = await slash(operator, 'flatten');
+      const prompt = await run.response();
+      await (await click(operator, prompt.message, customIdLike(prompt.message, 'tw:confirm:'))).response();
+      const report = await discord.waitFor(() => (discord.message(prompt.message.id)?.embeds[0]?.title ? discord.message(prompt.message.id) : undefined), 'the flatten report', 20_000);
+      assert.equal(report.embeds[0].title, 'Flatten: NOT flat');
+      assert.deepEqual(report.components, []);
+      await run.waitForFollowUp((m) => m.embeds.some((e) => /^Still open \((\d+)\/\1\)$/.test(String(e.title))), 20_000);
+      assert.ok(run.followUps.length >= 1, 'the rest of the report came as follow-up messages');
+      const shown = [report, ...run.followUps].flatMap((m) => m.embeds).map((e) => String(e.description)).join('\n');
+      const missing = [...symbols, 'AAPL'].filter((symbol) => !shown.includes(symbol));
+      assert.deepEqual(missing, [], 'no held symbol is lost to Discord\'s limits');
+      for (const message of [report, ...run.followUps]) assert.ok(message.embeds.length <= 10, 'at most 10 embeds a message');
+    } finally {
+      paper.setMarketOpen(true);
+      await app.core.flatten({ id: 'test:cleanup', name: 'cleanup', isOperator: true });
+    }
+    assert.deepEqual(paper.snapshot().positions, [], 'flat again');
+    paper.seedPosition('AAPL', 3, 200); // as the expiry test left it, for the tests that follow
+  });
+
   test('an alert is posted in the alert channel, mentioning only the alert role', async () => {
     const alert = await app.outbox.raise({
       kind: 'trade_rate_exceeded',
@@ -288,7 +316,7 @@ describe('Discord front, end to end (discord.js + stand-in + PM2 + paper broker)
     const asked = await click(operator, posted, buttonId);
     const prompt = await asked.response();
     assert.ok(prompt.ephemeral, 'the confirmation is only for the operator');
-    assert.match(prompt.content, new RegExp(`Stop duplicate PID ${rogue.pid}\\?`));
+    assert.match(prompt.content, new RegExp(`Stop 1 duplicate\\(s\\): PID ${rogue.pid}\\?`));
     const confirm = await click(operator, prompt.message, customIdLike(prompt.message, 'tw:confirm:'));
     assert.equal((await confirm.response()).content, 'Stop duplicates: working…');
     const result = await discord.waitFor(

@@ -25,7 +25,7 @@ import { holdFileLock } from '../src/lock.ts';
 import { Supervisor } from '../src/supervisor/supervisor.ts';
 import { runsScript } from '../src/supervisor/duplicate-scan.ts';
 import { readProcessTable } from '../src/os/process-table.ts';
-import { accountEmbed, duplicatesEmbed, flattenMessages } from '../src/discord/render.ts';
+import { REPLIES, accountEmbed, duplicatesEmbed, flattenMessages } from '../src/discord/render.ts';
 import type { FlattenReport } from '../src/core/flatten.ts';
 import { stopText } from '../src/render/text.ts';
 import type { StoredAlert } from '../src/store/schema.ts';
@@ -290,6 +290,24 @@ describe('smaller, same spirit', () => {
     assert.ok(all.indexOf('SYM59') < all.indexOf('SYM00'), 'the failure is listed before the closed ones');
   });
 
+  it('/flatten through the catalogue: a report too long for one message answers with the first and follows up with the rest', () => {
+    const symbols = Array.from({ length: 300 }, (_, i) => ({
+      symbol: `SYM${String(i).padStart(3, '0')}`,
+      qtyBefore: 100 + i,
+      closingOrderId: `order-${'x'.repeat(30)}-${i}`,
+      outcome: 'failed' as const,
+      reason: 'insufficient qty available for order',
+    }));
+    const report: FlattenReport = { flat: false, trader: { stopped: true, pid: 4242 }, ordersCanceled: 0, symbols, remainingPositions: [], remainingOpenOrders: 0, durationMs: 900 };
+    const messages = flattenMessages(report);
+    assert.ok(messages.length > 1, `300 failed symbols need more than one message (got ${messages.length})`);
+    const reply = REPLIES.flatten(report, {});
+    assert.deepEqual(reply.embeds, messages[0], 'the answer carries the first message');
+    assert.deepEqual(reply.followUps?.map((m) => m.embeds), messages.slice(1), 'every other message follows, in order');
+    const shown = [reply, ...(reply.followUps ?? [])].flatMap((m) => m.embeds ?? []).map((e) => String(e.data.description)).join('\n');
+    for (const s of symbols) assert.ok(shown.includes(s.symbol), `${s.symbol} is in the reply`);
+  });
+
   it('/account with 60 positions and 30 duplicates say how many were left out and where to see them all', () => {
     const positions = Array.from({ length: 60 }, (_, i) => ({ symbol: `LONGSYMBOL${i}`, qty: i + 1, side: 'long' as const, marketValue: 1234.5 * i, avgEntryPrice: 10, unrealizedPnl: -3.21 * i }));
     const account = { status: 'ACTIVE', currency: 'USD', equity: 1e6, lastEquity: 1e6, cash: 5e5, buyingPower: 1e6, dayPnl: 0 };
@@ -451,7 +469,7 @@ describe('with a real PM2 daemon', { timeout: 180_000 }, () => {
     const data = await app.store.read();
     assert.equal(data.breaker.tripped, false, 'the breaker did not trip');
     assert.deepEqual(data.alerts.filter((a) => a.kind === 'trade_rate_exceeded' || a.kind === 'breaker_tripped'), []);
-    await app.core.assertBreakerClear();
+    await app.breaker.assertClear();
   });
 
   it('two confirmed flattens at once: one runs, the other is refused clearly — in one process and across processes', async () => {

@@ -1,9 +1,12 @@
 // Test support for anything that drives a real PM2 daemon: a private PM2_HOME and DATA_DIR under
 // os.tmpdir(), the daemon of that home ended by its PID (never `pm2 kill` on a shared home, never
-// by name), and a poller for waiting on the OS.
+// by name; src/os/ does the ending), and a poller for waiting on the OS.
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
+import { isAlive } from '../src/os/process-table.ts';
+import { terminate } from '../src/os/processes.ts';
+import { daemonPidOf, endPm2Daemon, godDaemonsFor } from '../src/os/pm2-daemon.ts';
 
 export interface TempHome {
   root: string;
@@ -59,48 +62,14 @@ export async function waitFor<T>(predicate: () => T | Promise<T>, options: WaitO
   }
 }
 
-/** Alive and not a zombie. */
-export function isAlive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-  } catch (error) {
-    return (error as NodeJS.ErrnoException).code === 'EPERM';
-  }
-  try {
-    const stat = fs.readFileSync(`/proc/${pid}/stat`, 'utf8');
-    return stat.slice(stat.lastIndexOf(')') + 2, stat.lastIndexOf(')') + 3) !== 'Z';
-  } catch {
-    return process.platform !== 'linux';
-  }
-}
+export { isAlive, godDaemonsFor };
+/** The PID `$PM2_HOME/pm2.pid` names. */
+export const daemonPid = daemonPidOf;
 
-/** Signals `pid`, waits for it to go, SIGKILLs it if it has not within `graceMs`. */
+/** Signals `pid`, waits for it to go, SIGKILLs it if it has not within `graceMs` (src/os's terminate). */
 export async function killPid(pid: number, signal: NodeJS.Signals = 'SIGTERM', graceMs = 5000): Promise<void> {
   if (!isAlive(pid)) return;
-  try {
-    process.kill(pid, signal);
-  } catch {
-    return;
-  }
-  try {
-    await waitFor(() => !isAlive(pid), { timeoutMs: graceMs, what: `pid ${pid} to exit` });
-  } catch {
-    try {
-      process.kill(pid, 'SIGKILL');
-    } catch {
-      return;
-    }
-    await waitFor(() => !isAlive(pid), { timeoutMs: 3000, what: `pid ${pid} to exit after SIGKILL` });
-  }
-}
-
-export function daemonPid(pm2Home: string): number | undefined {
-  try {
-    const pid = Number(fs.readFileSync(path.join(pm2Home, 'pm2.pid'), 'utf8').trim());
-    return Number.isInteger(pid) && pid > 0 ? pid : undefined;
-  } catch {
-    return undefined;
-  }
+  await terminate(pid, { signal, graceMs });
 }
 
 /**
@@ -108,34 +77,8 @@ export function daemonPid(pm2Home: string): number | undefined {
  * stop its apps first; SIGKILL simulates a crash (its apps live on as orphans). Returns the PID.
  */
 export async function killDaemon(pm2Home: string, signal: NodeJS.Signals = 'SIGTERM'): Promise<number | undefined> {
-  const pid = daemonPid(pm2Home);
-  if (pid === undefined || !isDaemonOf(pid, pm2Home)) return undefined;
-  await killPid(pid, signal, 15_000);
-  return pid;
-}
-
-/** Whether `pid` is a PM2 God Daemon whose environment says PM2_HOME=<pm2Home>. */
-function isDaemonOf(pid: number, pm2Home: string): boolean {
-  try {
-    const cmdline = fs.readFileSync(`/proc/${pid}/cmdline`, 'utf8');
-    if (!cmdline.includes('God Daemon')) return false;
-    const environ = fs.readFileSync(`/proc/${pid}/environ`, 'utf8').split('\0');
-    return environ.includes(`PM2_HOME=${pm2Home}`);
-  } catch {
-    return false;
-  }
-}
-
-/**
- * PIDs of every God Daemon serving `pm2Home`. The title ("PM2 vX: God Daemon (<home>)") may be
- * truncated to the original argv's length, so the home is read from /proc/PID/environ instead.
- */
-export function godDaemonsFor(pm2Home: string): number[] {
-  return fs
-    .readdirSync('/proc')
-    .filter((e) => /^\d+$/.test(e))
-    .map(Number)
-    .filter((pid) => isDaemonOf(pid, pm2Home));
+  const ended = await endPm2Daemon(pm2Home, { signal });
+  return ended && ended.outcome !== 'not-ours' ? ended.pid : undefined;
 }
 
 /**

@@ -6,6 +6,7 @@ import type { Clock } from '../clock.ts';
 import { redactDeep, type Logger } from '../log.ts';
 import { describeError } from '../errors.ts';
 import { Mutex } from '../lock.ts';
+import { formatDuration } from '../duration.ts';
 import type { Store } from '../store/store.ts';
 import type { AlertKind, AlertSeverity, StoredAlert } from '../store/schema.ts';
 
@@ -210,14 +211,7 @@ export function alertLine(alert: StoredAlert, lateByMs = 0): string {
   return `[${alert.severity.toUpperCase()}] ${alert.title}: ${alert.body}${late}`;
 }
 
-export function formatDuration(ms: number): string {
-  const s = Math.round(ms / 1000);
-  if (s < 60) return `${s}s`;
-  const m = Math.floor(s / 60);
-  if (m < 60) return `${m}m ${s % 60}s`;
-  const h = Math.floor(m / 60);
-  return `${h}h ${m % 60}m`;
-}
+export { formatDuration };
 
 export function logSink(logger: Logger): AlertSink {
   return {

@@ -62,14 +62,7 @@ export interface TradeStreamOptions {
   pingIntervalMs?: number;
 }
 
-/** APCA_STREAM_URL, else the REST base URL with ws(s) and /stream, as Alpaca's own SDKs derive it. */
-export function tradeStreamUrl(baseUrl: string, explicit?: string): string {
-  if (explicit) return explicit;
-  const url = new URL(baseUrl.replace(/\/+$/, '').replace(/\/v2$/, ''));
-  url.protocol = url.protocol === 'http:' ? 'ws:' : 'wss:';
-  url.pathname = `${url.pathname.replace(/\/+$/, '')}/stream`;
-  return url.toString();
-}
+export { tradeStreamUrl } from './stream-url.ts';
 
 const REFUSED = 'the broker refused the stream credentials — check APCA_API_KEY_ID and APCA_API_SECRET_KEY (the trade poll carries on meanwhile)';
 

@@ -1,192 +1,152 @@
-// `tradewarden <verb>`: the core operations from a terminal, for when Discord is down.
+// `tradewarden <verb>`: the catalogue's operations from a terminal, for when Discord is down.
 // Exit codes: 0 done, 1 failed, 2 usage, 3 refused (already running, breaker, not confirmed, …).
+//
+// Quick on purpose: parsing and --help need only the catalogue; the parts a verb needs (config,
+// PM2, the store, the broker) are imported after the command line is known to be right, and
+// discord.js never loads here.
 import os from 'node:os';
-import readline from 'node:readline/promises';
-import { buildApp, type App } from '../app.ts';
-import { ConfigError, loadConfig } from '../config.ts';
-import { OperationError, describeError } from '../errors.ts';
-import { createLogger, redact } from '../log.ts';
+import { parseArgs, type ParseArgsConfig } from 'node:util';
+import {
+  OPERATIONS,
+  checkPids,
+  checkValue,
+  isValueOption,
+  operation,
+  operationNames,
+  perform,
+  plainPrompt,
+  type AnyOperation,
+  type Args,
+  type OperationName,
+} from '../core/catalogue.ts';
 import type { Actor } from '../core/operations.ts';
-import * as text from '../render/text.ts';
+import type { Config } from '../config.ts';
+import { OperationError, describeError } from '../errors.ts';
+import { nearest } from '../render/suggest.ts';
 
 export const EXIT = { ok: 0, failed: 1, usage: 2, refused: 3 } as const;
 
-interface Verb {
-  usage: string;
-  summary: string;
-  details?: string;
-  run(app: App, args: ParsedArgs, actor: Actor): Promise<{ json: unknown; text: string; exitCode?: number }>;
+export interface CliIo {
+  out(text: string): void;
+  err(text: string): void;
 }
 
-interface ParsedArgs {
-  positional: string[];
-  flags: Set<string>;
-  values: Map<string, string>;
-}
+const processIo: CliIo = { out: (s) => process.stdout.write(s + '\n'), err: (s) => process.stderr.write(s + '\n') };
 
-const VERBS: Record<string, Verb> = {
-  status: {
-    usage: 'status',
-    summary: 'state of the trader (PID, uptime, restarts, CPU/memory), trades this hour, duplicates, breaker, account',
-    async run(app) {
-      const report = await app.core.status();
-      return { json: report, text: text.statusText(report) };
-    },
-  },
-  start: {
-    usage: 'start',
-    summary: 'start the trader; refused if it is already running, a duplicate exists or the breaker is tripped',
-    async run(app, _args, actor) {
-      const result = await app.core.start(actor);
-      return { json: result, text: text.startText(result) };
-    },
-  },
-  stop: {
-    usage: 'stop',
-    summary: 'stop the trader gracefully (SIGINT, then SIGKILL after kill_timeout) and verify it is gone',
-    async run(app, _args, actor) {
-      const result = await app.core.stop(actor);
-      return { json: result, text: text.stopText(result) };
-    },
-  },
-  restart: {
-    usage: 'restart',
-    summary: 'stop, then start, as one guarded operation',
-    async run(app, _args, actor) {
-      const result = await app.core.restart(actor);
-      return { json: result, text: `${text.stopText(result.stopped)}\n${text.startText(result)}` };
-    },
-  },
-  resume: {
-    usage: 'resume',
-    summary: 'clear a tripped breaker and start the trader',
-    async run(app, _args, actor) {
-      const result = await app.core.resume(actor);
-      return { json: result, text: `Breaker cleared${result.breakerWas.tripped ? ` (was: ${result.breakerWas.reason})` : ' (was not tripped)'}.\n${text.startText(result)}` };
-    },
-  },
-  duplicates: {
-    usage: 'duplicates',
-    summary: 'list copies of the trader: extra PM2 entries and processes running the script outside PM2',
-    async run(app) {
-      const duplicates = await app.core.duplicates();
-      return { json: duplicates, text: text.duplicatesText(duplicates) };
-    },
-  },
-  'stop-duplicates': {
-    usage: 'stop-duplicates PID [PID…]',
-    summary: 'end duplicate processes by PID (only PIDs the latest scan reports; SIGTERM, then SIGKILL)',
-    async run(app, args, actor) {
-      const pids = args.positional.map(Number);
-      if (!pids.length || pids.some((p) => !Number.isInteger(p) || p <= 0)) {
-        throw new OperationError('usage', 'stop-duplicates needs one or more PIDs, e.g. `tradewarden stop-duplicates 4242` (see `tradewarden duplicates`)');
-      }
-      const result = await app.core.stopDuplicates(actor, pids);
-      return { json: result, text: text.stopDuplicatesText(result), exitCode: result.failed.length ? EXIT.failed : EXIT.ok };
-    },
-  },
-  flatten: {
-    usage: 'flatten [--yes]',
-    summary: 'EMERGENCY: stop the trader, cancel open orders, close every position, verify the account is flat',
-    details: 'Asks you to type FLATTEN unless --yes is given. Exits 0 only when the broker shows the account flat.',
-    async run(app, args, actor) {
-      if (!args.flags.has('yes') && !(await confirm('This stops the trader and closes EVERY position at the broker. Type FLATTEN to confirm: ', 'FLATTEN'))) {
-        throw new OperationError('refused', 'flatten not confirmed: nothing was done');
-      }
-      const report = await app.core.flatten(actor);
-      return { json: report, text: text.flattenText(report), exitCode: report.flat ? EXIT.ok : EXIT.failed };
-    },
-  },
-  account: {
-    usage: 'account',
-    summary: 'equity, cash, buying power, day P/L and open positions at the broker',
-    async run(app) {
-      const report = await app.core.account();
-      return { json: report, text: text.accountText(report) };
-    },
-  },
-  trades: {
-    usage: 'trades',
-    summary: 'recent fills and the rolling-hour count against MAX_TRADES_PER_HOUR',
-    async run(app) {
-      const trades = await app.core.trades();
-      return { json: trades, text: text.tradesText(trades) };
-    },
-  },
-  alerts: {
-    usage: 'alerts [--limit N]',
-    summary: 'recent alerts with their delivery state',
-    async run(app, args) {
-      const alerts = await app.core.alerts(positiveInt(args.values.get('limit'), 20, 'limit'));
-      return { json: alerts, text: text.alertsText(alerts) };
-    },
-  },
-  logs: {
-    usage: 'logs [--lines N]',
-    summary: "the trader's last log lines, secrets redacted",
-    async run(app, args) {
-      const logs = await app.core.logs(positiveInt(args.values.get('lines'), 30, 'lines'));
-      return { json: { logs }, text: logs || '(the log is empty)' };
-    },
-  },
-  audit: {
-    usage: 'audit [--limit N]',
-    summary: 'who did what, when, and how it ended',
-    async run(app, args) {
-      const entries = await app.core.audit(positiveInt(args.values.get('limit'), 30, 'limit'));
-      return {
-        json: entries,
-        text: entries.map((e) => `${e.at}  ${e.who.padEnd(24)} ${e.what.padEnd(16)} ${e.outcome}${e.message ? `  ${e.message}` : ''}`).join('\n') || 'No audit entries.',
-      };
-    },
-  },
-};
+/**
+ * Ways to answer a verb without building the app, tried in order before it (e.g. asking a running
+ * controller over its local socket). Each returns the report, or undefined to let the next try.
+ */
+export type Shortcut = (config: Config, args: Args) => Promise<unknown | undefined>;
+export const SHORTCUTS: Partial<Record<OperationName, Shortcut[]>> = {};
 
-function positiveInt(value: string | undefined, fallback: number, name: string): number {
-  if (value === undefined) return fallback;
-  const n = Number(value);
-  if (!Number.isInteger(n) || n <= 0) throw new OperationError('usage', `--${name} expects a positive whole number, got ${JSON.stringify(value)}`);
-  return n;
-}
+// ---- the command line, from the catalogue ----
 
-function parseArgs(argv: string[]): ParsedArgs {
-  const parsed: ParsedArgs = { positional: [], flags: new Set(), values: new Map() };
-  for (let i = 0; i < argv.length; i++) {
-    const arg = argv[i];
-    if (arg === '-h') parsed.flags.add('help');
-    else if (arg.startsWith('--')) {
-      const [name, inline] = arg.slice(2).split('=', 2);
-      if (inline !== undefined) parsed.values.set(name, inline);
-      else if (['limit', 'lines'].includes(name) && argv[i + 1] !== undefined) parsed.values.set(name, argv[++i]);
-      else parsed.flags.add(name);
-    } else parsed.positional.push(arg);
+const cliOperations = (): AnyOperation[] => operationNames.map((name) => OPERATIONS[name] as AnyOperation);
+
+const takesPids = (op: AnyOperation) => op.options.some((o) => o.kind === 'pids' && o.typedIn.includes('cli'));
+const asksForWord = (op: AnyOperation) => op.confirm?.typedWord;
+
+function usageOf(op: AnyOperation): string {
+  const parts = [op.name];
+  for (const option of op.options) {
+    if (option.kind === 'integer') parts.push(`[--${option.name} N]`);
+    else if (option.kind === 'choice') parts.push(`[--${option.name} ${option.choices.join('|')}]`);
+    else if (option.typedIn.includes('cli')) parts.push('PID [PID…]');
   }
-  return parsed;
+  if (asksForWord(op)) parts.push('[--yes]');
+  return parts.join(' ');
 }
 
-async function confirm(question: string, expected: string): Promise<boolean> {
-  const rl = readline.createInterface({ input: process.stdin, output: process.stderr });
+function parseOptions(op: AnyOperation): ParseArgsConfig['options'] {
+  const options: NonNullable<ParseArgsConfig['options']> = { json: { type: 'boolean' }, help: { type: 'boolean', short: 'h' } };
+  for (const option of op.options) if (isValueOption(option)) options[option.name] = { type: 'string' };
+  if (asksForWord(op)) options.yes = { type: 'boolean' };
+  return options;
+}
+
+class UsageError extends Error {}
+
+interface VerbLine {
+  op: AnyOperation;
+  args: Args;
+  json: boolean;
+  yes: boolean;
+  help: boolean;
+}
+
+/** Parses `<verb> [options]` strictly; every problem names the word and what is expected. */
+export function parseVerbLine(verb: string, rest: readonly string[]): VerbLine {
+  const op = operation(verb);
+  if (!op) {
+    const close = nearest(verb, operationNames);
+    throw new UsageError(`Unknown command "${verb}".${close ? ` Did you mean "${close}"?` : ''} Run \`tradewarden --help\` for the list.`);
+  }
+  let parsed: { values: Record<string, string | boolean | undefined>; positionals: string[] };
   try {
-    const answer = await Promise.race([rl.question(question), new Promise<string>((resolve) => rl.once('close', () => resolve('')))]);
-    return answer.trim() === expected;
-  } finally {
-    rl.close();
+    parsed = parseArgs({ args: [...rest], options: parseOptions(op), strict: true, allowPositionals: true }) as typeof parsed;
+  } catch (error) {
+    throw new UsageError(`${op.name}: ${argumentProblem(error, op)}`);
   }
+  const { values, positionals } = parsed;
+  const args: Record<string, number | string | number[]> = {};
+  for (const option of op.options) {
+    if (!isValueOption(option)) continue;
+    const raw = values[option.name];
+    if (typeof raw !== 'string') continue;
+    const value = checkValue(option, raw);
+    if (typeof value === 'object') throw new UsageError(`${op.name}: --${value.problem}`);
+    args[option.name] = value;
+  }
+  if (takesPids(op)) {
+    if (positionals.length === 0 && !values.help) {
+      throw new UsageError(`${op.name} needs one or more PIDs, e.g. \`tradewarden ${op.name} 4242\` (see \`tradewarden duplicates\`)`);
+    }
+    const pids = checkPids(positionals);
+    if (!Array.isArray(pids)) throw new UsageError(`${op.name}: ${pids.problem}`);
+    if (pids.length) args.pids = pids;
+  } else if (positionals.length) {
+    throw new UsageError(`${op.name} takes no words, got "${positionals.join(' ')}". Usage: tradewarden ${usageOf(op)}`);
+  }
+  return { op, args, json: values.json === true, yes: values.yes === true, help: values.help === true };
 }
+
+/** node:util's parse errors, said in our words: which flag, and what the verb takes. */
+function argumentProblem(error: unknown, op: AnyOperation): string {
+  const code = (error as { code?: string }).code;
+  const flag = /'(-[^']*)'/.exec(describeError(error))?.[1];
+  const takes = `it takes: ${usageOf(op).split(' ').slice(1).concat('[--json]').join(' ')}`;
+  if (code === 'ERR_PARSE_ARGS_UNKNOWN_OPTION') return `unknown option ${flag ?? ''}; ${takes}`;
+  if (code === 'ERR_PARSE_ARGS_INVALID_OPTION_VALUE') {
+    const name = flag?.replace(/^-+/, '').split(' ')[0] ?? '';
+    return ['json', 'help', 'yes', 'h'].includes(name) ? `--${name} takes no value` : `--${name} needs a value, e.g. --${name} 10`;
+  }
+  return describeError(error);
+}
+
+// ---- help, generated from the catalogue ----
 
 export function helpText(verb?: string): string {
-  if (verb && VERBS[verb]) {
-    const v = VERBS[verb];
-    return [`Usage: tradewarden ${v.usage} [--json]`, '', v.summary, ...(v.details ? ['', v.details] : [])].join('\n');
+  const op = verb ? operation(verb) : undefined;
+  if (op) {
+    const lines = [`Usage: tradewarden ${usageOf(op)} [--json]`, '', op.summary];
+    if (op.details) lines.push('', op.details);
+    const word = asksForWord(op);
+    if (word) lines.push('', `Asks you to type ${word} to confirm, unless --yes is given.`);
+    const valued = op.options.filter(isValueOption);
+    if (valued.length) lines.push('', 'Options:', ...valued.map((o) => `  --${o.name} ${o.kind === 'integer' ? 'N' : o.choices.join('|')}  ${o.description}`));
+    lines.push('', op.access === 'operator' ? 'Changes things: audited as cli:<your user name>.' : 'Read-only.');
+    return lines.join('\n');
   }
-  const width = Math.max(...Object.values(VERBS).map((v) => v.usage.length));
+  const ops = cliOperations();
+  const width = Math.max(...ops.map((o) => usageOf(o).length));
   return [
     'Usage: tradewarden <command> [options]',
     '',
     'Keeps exactly one trading process running under PM2; the same operations as the Discord bot.',
     '',
     'Commands:',
-    ...Object.values(VERBS).map((v) => `  ${v.usage.padEnd(width)}  ${v.summary}`),
+    ...ops.map((o) => `  ${usageOf(o).padEnd(width)}  ${o.summary}`),
     '',
     'Options: --json (machine-readable output), --help (help for a command)',
     'Exit codes: 0 done, 1 failed, 2 usage error, 3 refused',
@@ -194,35 +154,87 @@ export function helpText(verb?: string): string {
   ].join('\n');
 }
 
-export async function runCli(argv: string[], io = { out: (s: string) => process.stdout.write(s + '\n'), err: (s: string) => process.stderr.write(s + '\n') }): Promise<number> {
-  const args = parseArgs(argv);
-  const verbName = args.positional.shift();
-  if (!verbName || verbName === 'help') {
-    io.out(helpText(args.positional[0]));
-    return verbName || args.flags.has('help') ? EXIT.ok : EXIT.usage;
+// ---- running a verb ----
+
+export async function runCli(argv: string[], io: CliIo = processIo): Promise<number> {
+  const verbAt = argv.findIndex((a) => !a.startsWith('-'));
+  const verb = verbAt === -1 ? undefined : argv[verbAt]!;
+  const rest = verbAt === -1 ? argv : [...argv.slice(0, verbAt), ...argv.slice(verbAt + 1)];
+  if (verb === undefined || verb === 'help') {
+    const topic = verb === 'help' ? rest.find((a) => !a.startsWith('-')) : undefined;
+    const strays = rest.filter((a) => a !== '--help' && a !== '-h' && a !== topic);
+    if (strays.length) {
+      io.err(`Unknown option ${strays[0]}.\n\n${helpText()}`);
+      return EXIT.usage;
+    }
+    if (topic && !operation(topic)) {
+      io.err(parseProblem(topic));
+      return EXIT.usage;
+    }
+    io.out(helpText(topic));
+    return verb === 'help' || rest.length ? EXIT.ok : EXIT.usage;
   }
-  const verb = VERBS[verbName];
-  if (!verb) {
-    io.err(`Unknown command "${verbName}".\n\n${helpText()}`);
+
+  let line: VerbLine;
+  try {
+    line = parseVerbLine(verb, rest);
+  } catch (error) {
+    if (!(error instanceof UsageError)) throw error;
+    io.err(error.message);
     return EXIT.usage;
   }
-  if (args.flags.has('help')) {
-    io.out(helpText(verbName));
+  if (line.help) {
+    io.out(helpText(verb));
     return EXIT.ok;
   }
-  const json = args.flags.has('json');
+  return runVerb(line, io);
+}
 
-  let app: App | undefined;
+function parseProblem(verb: string): string {
+  try {
+    parseVerbLine(verb, []);
+    return '';
+  } catch (error) {
+    return describeError(error);
+  }
+}
+
+async function runVerb({ op, args, json, yes }: VerbLine, io: CliIo): Promise<number> {
+  // Loaded only now: nothing of this is needed to parse or to print help.
+  const [{ ConfigError, loadConfig }, { createLogger, redact }, { TEXT }] = await Promise.all([
+    import('../config.ts'),
+    import('../log.ts'),
+    import('../render/text.ts'),
+  ]);
+  const name = op.name as OperationName;
   let secrets: readonly string[] = [];
+  let close: (() => Promise<void>) | undefined;
   try {
     const config = loadConfig();
     secrets = config.secrets;
-    app = buildApp(config, { logger: createLogger({ secrets, level: config.logLevel ?? 'warn' }), deliversAlerts: false });
-    const user = os.userInfo().username;
-    const actor: Actor = { id: `cli:${user}`, name: user, isOperator: true };
-    const result = await verb.run(app, args, actor);
-    io.out(json ? JSON.stringify(result.json, null, 2) : result.text);
-    return result.exitCode ?? EXIT.ok;
+    let report: unknown;
+    for (const shortcut of SHORTCUTS[name] ?? []) {
+      report = await shortcut(config, args);
+      if (report !== undefined) break;
+    }
+    if (report === undefined) {
+      const { buildApp } = await import('../app.ts');
+      const app = buildApp(config, { logger: createLogger({ secrets, level: config.logLevel ?? 'warn' }), deliversAlerts: false });
+      close = () => app.close();
+      const user = os.userInfo().username;
+      const actor: Actor = { id: `cli:${user}`, name: user, isOperator: true };
+      const outcome = await perform(op, app.core, actor, args, async (confirmation, planned) => {
+        const word = confirmation.typedWord;
+        if (!word || yes) return true;
+        if (await typed(`${plainPrompt(confirmation, planned)} Type ${word} to confirm: `, word)) return true;
+        throw new OperationError('refused', `${op.name} not confirmed: nothing was done`);
+      });
+      if (!outcome.done) throw new OperationError('refused', `${op.name} not confirmed: nothing was done`);
+      report = outcome.report;
+    }
+    const rendered = json ? JSON.stringify(report, null, 2) : (TEXT[name] as (report: unknown, args: Args) => string)(report, args);
+    io.out(redact(rendered, secrets));
+    return op.incomplete?.(report) ? EXIT.failed : EXIT.ok;
   } catch (error) {
     const message = redact(describeError(error), secrets);
     if (json) io.out(JSON.stringify({ error: message, kind: error instanceof OperationError ? error.kind : 'failed' }));
@@ -231,7 +243,18 @@ export async function runCli(argv: string[], io = { out: (s: string) => process.
     if (error instanceof OperationError) return error.kind === 'refused' ? EXIT.refused : error.kind === 'usage' ? EXIT.usage : EXIT.failed;
     return EXIT.failed;
   } finally {
-    await app?.close().catch(() => undefined);
+    await close?.().catch(() => undefined);
+  }
+}
+
+async function typed(question: string, expected: string): Promise<boolean> {
+  const readline = await import('node:readline/promises');
+  const rl = readline.createInterface({ input: process.stdin, output: process.stderr });
+  try {
+    const answer = await Promise.race([rl.question(question), new Promise<string>((resolve) => rl.once('close', () => resolve('')))]);
+    return answer.trim() === expected;
+  } finally {
+    rl.close();
   }
 }
 

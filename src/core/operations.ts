@@ -5,15 +5,16 @@ import path from 'node:path';
 import type { Account, Broker, Position } from '../broker/types.ts';
 import type { Clock } from '../clock.ts';
 import type { Config } from '../config.ts';
-import { OperationError, describeError, failed, refused, withTimeout } from '../errors.ts';
+import { OperationError, describeError, failed, refused } from '../errors.ts';
 import { holdExclusive } from '../lock.ts';
 import { redact, redactDeep, type Logger } from '../log.ts';
 import type { AlertOutbox } from '../alerts/outbox.ts';
 import type { Store } from '../store/store.ts';
-import type { AuditEntry, SeenTrade, StoredAlert, StoreData } from '../store/schema.ts';
+import type { AccountSnapshot, AuditEntry, SeenTrade, StoredAlert, StoreData } from '../store/schema.ts';
 import type { Duplicate, ProcessStatus, StartResult, StopDuplicatesResult, StopResult, Supervision } from '../supervisor/types.ts';
 import { countedTrades, hourBuckets, traderTrades } from '../watch/trade-window.ts';
 import { flattenAccount, type FlattenReport } from './flatten.ts';
+import type { RunawayBreaker } from './breaker.ts';
 
 /** Who is asking. Fronts build it: the CLI user is an operator (shell access), Discord checks roles. */
 export interface Actor {
@@ -24,18 +25,9 @@ export interface Actor {
   isOperator: boolean;
 }
 
-export const CONTROLLER: Actor = { id: 'controller', name: 'tradewarden', isOperator: true };
+export { CONTROLLER } from './breaker.ts';
 /** The configuration acting (ON_DUPLICATE=stop), so the audit log does not show a person. */
 export const ON_DUPLICATE_POLICY: Actor = { id: 'policy:ON_DUPLICATE', name: 'ON_DUPLICATE=stop', isOperator: true };
-
-/** What the breaker's halt did, PID by PID. */
-export interface HaltReport {
-  ended: Array<{ pid: number; how: string; command: string }>;
-  /** copies still running after the halt (flatten is then not run) */
-  survivors: Array<{ pid: number; command: string }>;
-  /** the same, in sentences for the alert */
-  lines: string[];
-}
 
 export interface TradeSummary {
   /** set when fresh fills could not be read: the figures are what was last recorded */
@@ -52,7 +44,8 @@ export interface StatusReport {
   desired?: StoreData['desired'];
   breaker: StoreData['breaker'];
   trades: TradeSummary;
-  account?: { equity: number; dayPnl: number; positions: number };
+  /** The last figures the watch read from the broker, with `at` (ms since epoch): status never waits on the broker. */
+  account?: AccountSnapshot & { ageMs: number };
   /** the broker's trade stream: live in the controller, as last recorded elsewhere (the CLI) */
   stream?: StreamStatusReport;
   /** why the account part is missing */
@@ -81,15 +74,17 @@ export interface CoreDeps {
   broker?: Broker;
   store: Store;
   outbox: AlertOutbox;
+  /** the runaway breaker: resume clears it */
+  breaker: RunawayBreaker;
   clock: Clock;
   logger: Logger;
-  /** time-outs for the broker part of /bot status, so status stays fast when the broker is slow */
-  statusBrokerTimeoutMs?: number;
   flattenVerifyTimeoutMs?: number;
   /** Reads new fills from the broker into the store (the trade watch's poll), when there is a broker. */
   refreshTrades?: () => Promise<unknown>;
   /** The live trade stream's state, in the process that runs it (the controller). */
   streamState?: () => Omit<StreamStatusReport, 'recorded'> | undefined;
+  /** Records the account figures status shows (the account watch's refresh), when there is a broker. */
+  refreshAccount?: () => Promise<unknown>;
 }
 
 export class Core {
@@ -97,16 +92,15 @@ export class Core {
 
   // ----- read-only -----
 
+  /** Answers from PM2 and the store only: the account part is what the watch last recorded. */
   async status(): Promise<StatusReport> {
-    const { supervisor, store, clock, broker } = this.deps;
-    const accountPart = broker
-      ? withTimeout(Promise.all([broker.account(), broker.positions()]), this.deps.statusBrokerTimeoutMs ?? 1500, 'broker account')
-          .then(([account, positions]) => ({ account: { equity: account.equity, dayPnl: account.dayPnl, positions: positions.length } }))
-          .catch((error: unknown) => ({ accountError: describeError(error) }))
-      : Promise.resolve({ accountError: 'broker not configured (APCA_API_KEY_ID)' });
-    const [process, data, accountInfo] = await Promise.all([supervisor.status(), store.read(), accountPart]);
+    const { supervisor, store, clock, broker, config } = this.deps;
+    const [process, data] = await Promise.all([supervisor.status(), store.read()]);
+    const accountInfo = data.account
+      ? { account: { ...data.account, ageMs: Math.max(0, clock.now() - data.account.at) } }
+      : { accountError: broker ? `not read yet (the watch reads it every ${config.tradePollSeconds} s)` : 'broker not configured (APCA_API_KEY_ID)' };
     return {
-      process: redactDeep(process, this.deps.config.secrets),
+      process: redactDeep(process, config.secrets),
       desired: data.desired,
       breaker: data.breaker,
       trades: this.summarizeTrades(data, clock.now()),
@@ -191,22 +185,14 @@ export class Core {
   /** Clears a tripped breaker and starts the trader again; a refused start leaves the breaker as it was. */
   resume(actor: Actor): Promise<StartResult & { breakerWas: StoreData['breaker'] }> {
     return this.mutate(actor, 'resume', {}, async () => {
-      const { store, clock, supervisor } = this.deps;
-      const breakerWas = await store.update((data) => {
-        const was = { ...data.breaker };
-        data.breaker = { tripped: false, resumedAt: was.tripped ? clock.now() : data.breaker.resumedAt };
-        return was;
-      });
+      const { breaker, supervisor } = this.deps;
+      const breakerWas = await breaker.clear();
       let result: StartResult;
       try {
         result = await supervisor.start();
       } catch (error) {
         // E.g. the trader is still running because the halt failed: the breaker must still hold.
-        if (breakerWas.tripped) {
-          await store.update((data) => {
-            if (!data.breaker.tripped) data.breaker = breakerWas;
-          });
-        }
+        await breaker.restore(breakerWas);
         throw error;
       }
       await this.setDesired('running', actor);
@@ -235,106 +221,9 @@ export class Core {
     );
   }
 
-  /**
-   * The breaker (ON_RUNAWAY): a trade-rate breach halts every copy of the trader — the PM2 trader
-   * (stopped through PM2, so auto-restart cannot bring it back) and every duplicate a scan made at
-   * that moment attributes to it — and trips a persisted breaker that `start` respects until
-   * `resume`. Called on every count over the limit (poll or stream); trips once. After a resume the
-   * trader gets a fresh allowance: only trades since the resume count, so a still-runaway trader
-   * trips it again. Flatten (ON_RUNAWAY=flatten) runs only once no copy is left to open positions.
-   */
-  async onRunaway(tradesInHour: SeenTrade[]): Promise<void> {
-    const { config, store, outbox, logger, clock } = this.deps;
-    if (config.onRunaway === 'alert') return;
-    const tripped = await store.update((data) => {
-      if (data.breaker.tripped) return undefined;
-      const counted = tradesInHour.filter((t) => t.at > (data.breaker.resumedAt ?? 0)).length;
-      if (counted <= config.maxTradesPerHour) return undefined;
-      const reason = `${counted} trades in the last hour${data.breaker.resumedAt ? ' since the last resume' : ''} (limit ${config.maxTradesPerHour})`;
-      data.breaker = { tripped: true, reason, at: new Date(clock.now()).toISOString(), by: CONTROLLER.id };
-      return { reason, counted };
-    });
-    if (!tripped) return;
-    const halt = await this.haltEveryCopy();
-    const flattenLine =
-      config.onRunaway !== 'flatten' ? '' : halt.survivors.length ? ` Flatten NOT run: ${halt.survivors.length} cop${halt.survivors.length === 1 ? 'y' : 'ies'} survived and would open new positions; end ${halt.survivors.length === 1 ? 'it' : 'them'}, then flatten.` : ' Flattening now.';
-    await outbox.raise({
-      kind: 'breaker_tripped',
-      severity: 'critical',
-      title: 'Breaker tripped: trading halted',
-      body: `${tripped.reason}. ${halt.lines.join(' ')}${flattenLine} Start is refused until an operator runs resume.`,
-      facts: { count: tripped.counted, limit: config.maxTradesPerHour, action: config.onRunaway, ended: halt.ended, survivors: halt.survivors },
-    });
-    if (config.onRunaway === 'flatten' && !halt.survivors.length) {
-      await this.flatten(CONTROLLER).catch((e) => logger.error(`flatten after runaway: ${describeError(e)}`));
-    }
-  }
-
-  /**
-   * The breaker's halt: scan now (not at the next scheduled scan), stop the PM2 trader, end every
-   * duplicate the scan found (PM2 entries through PM2; others SIGTERM, then SIGKILL, each PID only
-   * if its start time still matches), then look again. Each step is audited as the controller.
-   */
-  private async haltEveryCopy(): Promise<HaltReport> {
-    const { supervisor, logger } = this.deps;
-    const ended: HaltReport['ended'] = [];
-    const lines: string[] = [];
-    const duplicates = await supervisor.scanDuplicates().catch((error: unknown) => {
-      lines.push(`The duplicate scan FAILED (${describeError(error)}): copies outside PM2 may still trade.`);
-      return [] as Duplicate[];
-    });
-    // Both go through the supervisor's guard, in this order; neither waits for the other's caller.
-    const [trader, others] = await Promise.allSettled([
-      this.stop(CONTROLLER),
-      duplicates.length ? this.stopDuplicates(CONTROLLER, duplicates.map((d) => d.pid)) : Promise.resolve(undefined),
-    ]);
-    if (trader.status === 'fulfilled') {
-      if (trader.value.wasRunning && trader.value.pid) {
-        ended.push({ pid: trader.value.pid, how: trader.value.forceKilled ? 'stopped through PM2 (force-killed)' : 'stopped through PM2', command: `PM2 trader ${this.deps.config.trading.processName}` });
-      } else lines.push('The PM2 trader was not running.');
-    } else {
-      lines.push(`Stopping the PM2 trader FAILED: ${describeError(trader.reason)}. Stop it by hand.`);
-      logger.error(`breaker: stopping the trader failed: ${describeError(trader.reason)}`);
-    }
-    if (others.status === 'fulfilled' && others.value) {
-      for (const s of others.value.stopped) {
-        const d = duplicates.find((x) => x.pid === s.pid);
-        ended.push({ pid: s.pid, how: d?.foundIn === 'pm2' ? `PM2 entry ${d.pm2Name ?? ''} deleted` : s.signal, command: d?.command ?? '?' });
-      }
-    } else if (others.status === 'rejected') {
-      lines.push(`Ending the duplicates FAILED: ${describeError(others.reason)}.`);
-    }
-    // What is left: a fresh look, whatever the steps above reported.
-    const survivors: HaltReport['survivors'] = [];
-    const after = await supervisor.status().catch(() => undefined);
-    if (after) {
-      if (after.pid !== undefined && (after.state === 'online' || after.state === 'launching' || after.state === 'stopping')) {
-        survivors.push({ pid: after.pid, command: `PM2 trader ${after.name}` });
-      }
-      for (const d of after.duplicates) survivors.push({ pid: d.pid, command: d.command });
-      // A duplicate that went with the trader (a second PM2 entry of the same name) was ended too.
-      for (const d of duplicates) {
-        if (!ended.some((e) => e.pid === d.pid) && !survivors.some((s) => s.pid === d.pid)) ended.push({ pid: d.pid, how: 'gone with the trader', command: d.command });
-      }
-    } else lines.push('Could not look again after the halt: check that no copy still runs.');
-    const redacted = redactDeep({ ended, survivors }, this.deps.config.secrets);
-    if (redacted.ended.length) lines.unshift(`Ended ${redacted.ended.map((e) => `PID ${e.pid} (${e.how}: ${e.command})`).join(', ')}.`);
-    if (redacted.survivors.length) lines.push(`STILL RUNNING: ${redacted.survivors.map((s) => `PID ${s.pid} (${s.command})`).join(', ')} — end by hand.`);
-    else lines.push('No copy of the trader runs here now.');
-    return { ...redacted, lines };
-  }
-
   /** ON_DUPLICATE=stop: duplicates are ended on sight, audited as the policy, not as a person. */
   endDuplicatesByPolicy(duplicates: Duplicate[]): Promise<StopDuplicatesResult> {
     return this.stopDuplicates(ON_DUPLICATE_POLICY, duplicates.map((d) => d.pid));
-  }
-
-  /** Refusal used by the supervisor before any start (called inside its exactly-one guard). */
-  async assertBreakerClear(): Promise<void> {
-    const data = await this.deps.store.read();
-    if (data.breaker.tripped) {
-      throw refused(`the breaker is tripped (${data.breaker.reason ?? 'no reason recorded'}, at ${data.breaker.at ?? '?'}); an operator must run resume`);
-    }
   }
 
   /** Audits a change refused before it reached the core (a front's own authorization check). */
@@ -372,6 +261,8 @@ export class Core {
         ).then(() => undefined),
       verifyTimeoutMs: this.deps.flattenVerifyTimeoutMs,
     });
+    // Status must not go on showing the positions that were just closed.
+    await this.deps.refreshAccount?.().catch((error: unknown) => this.deps.logger.warn(`account figures after flatten: ${describeError(error)}`));
     const failedSymbols = report.symbols.filter((s) => s.outcome === 'failed').map((s) => s.symbol);
     const queued = report.symbols.filter((s) => s.outcome === 'queued').map((s) => s.symbol);
     // raiseLoud: the report is what the operator needs, whether or not the disk can record it.

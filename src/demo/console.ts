@@ -1,159 +1,53 @@
-// The terminal as the chat: the slash commands of commands/*.ts, typed at a prompt. Names,
-// subcommands, options (with their bounds) and descriptions come from the command definitions
-// themselves, so the console and Discord cannot drift; who may run what comes from the same
-// `access` data (accessFor); the answers are the core's reports rendered by src/render/text.ts;
-// stop, flatten and stop-duplicates ask to type "yes", and the question expires like Discord's
-// confirmation buttons do.
+// The terminal as the chat: the slash commands, typed at a prompt. They are the operations of the
+// catalogue (src/core/catalogue.ts) that Discord offers, with the same names, subcommands, options
+// (and bounds), access rule, confirmation and flow (perform); the answers are the reports rendered
+// by src/render/text.ts. A confirmation asks to type "yes" and expires like Discord's buttons do.
 import readline from 'node:readline';
-import { accessFor, type Access, type Command } from '../discord/command.ts';
+import { OPERATIONS, checkValue, isValueOption, mayRun, operationNames, perform, plainPrompt, type Access, type AnyOperation, type Args, type OperationName, type ValueOption } from '../core/catalogue.ts';
 import type { Actor, Core } from '../core/operations.ts';
 import { OperationError, describeError, withTimeout } from '../errors.ts';
 import { redact } from '../log.ts';
 import { Mutex } from '../lock.ts';
-import * as text from '../render/text.ts';
+import { nearest } from '../render/suggest.ts';
+import { TEXT } from '../render/text.ts';
 import type { Terminal } from './terminal.ts';
-
-// ---- the command definitions, as the console reads them ----
-
-export type OptionKind = 'string' | 'integer' | 'number' | 'boolean';
-
-export interface OptionSpec {
-  name: string;
-  description: string;
-  kind: OptionKind;
-  required: boolean;
-  min?: number;
-  max?: number;
-}
 
 /** One runnable slash command: `/account`, or one subcommand such as `/bot logs`. */
 export interface CommandSpec {
-  /** "account", "bot logs" — the key of its console handler */
+  /** "account", "bot logs" */
   path: string;
   command: string;
   subcommand?: string;
   description: string;
-  options: OptionSpec[];
+  /** the options typed in a chat (PIDs come from the scan there) */
+  options: ValueOption[];
   access: Access;
+  operation: OperationName;
 }
 
-// Discord's ApplicationCommandOptionType numbers (a wire format, stable across API versions).
-const SUB_COMMAND = 1;
-const SUB_COMMAND_GROUP = 2;
-const KIND_OF: Record<number, OptionKind> = { 3: 'string', 4: 'integer', 5: 'boolean', 10: 'number' };
-
-interface RawOption {
-  type: number;
-  name: string;
-  description: string;
-  required?: boolean;
-  min_value?: number;
-  max_value?: number;
-  options?: RawOption[];
-}
-
-function asRawOptions(value: unknown): RawOption[] {
-  if (!Array.isArray(value)) return [];
-  return value.filter(
-    (o): o is RawOption => Boolean(o) && typeof o === 'object' && typeof o.type === 'number' && typeof o.name === 'string',
-  );
-}
-
-function optionSpecs(raw: RawOption[]): OptionSpec[] {
-  return raw
-    .filter((o) => KIND_OF[o.type] !== undefined)
-    .map((o) => ({
-      name: o.name,
-      description: typeof o.description === 'string' ? o.description : '',
-      kind: KIND_OF[o.type]!,
-      required: o.required === true,
-      ...(typeof o.min_value === 'number' ? { min: o.min_value } : {}),
-      ...(typeof o.max_value === 'number' ? { max: o.max_value } : {}),
-    }));
-}
-
-/** Every runnable command and subcommand of the loaded definitions, in definition order. */
-export function commandSpecs(commands: ReadonlyMap<string, Command>): CommandSpec[] {
+/** Every operation Discord offers, as the console types it, in catalogue order. */
+export function commandSpecs(): CommandSpec[] {
   const specs: CommandSpec[] = [];
-  for (const command of commands.values()) {
-    const json = command.data.toJSON() as { name: string; description?: string; options?: unknown };
-    const options = asRawOptions(json.options);
-    const subcommands = options.filter((o) => o.type === SUB_COMMAND);
-    if (options.some((o) => o.type === SUB_COMMAND_GROUP)) {
-      throw new Error(`/${json.name} uses subcommand groups, which the demo console does not support yet`);
-    }
-    if (subcommands.length === 0) {
-      specs.push({ path: json.name, command: json.name, description: json.description ?? '', options: optionSpecs(options), access: accessFor(command, null) });
-      continue;
-    }
-    for (const sub of subcommands) {
-      specs.push({
-        path: `${json.name} ${sub.name}`,
-        command: json.name,
-        subcommand: sub.name,
-        description: sub.description ?? '',
-        options: optionSpecs(asRawOptions(sub.options)),
-        access: accessFor(command, sub.name),
-      });
-    }
+  for (const name of operationNames) {
+    const op = OPERATIONS[name] as AnyOperation;
+    if (!op.slash) continue;
+    const { command, subcommand } = op.slash;
+    specs.push({
+      path: subcommand ? `${command} ${subcommand}` : command,
+      command,
+      ...(subcommand ? { subcommand } : {}),
+      description: op.summary,
+      options: op.options.filter(isValueOption),
+      access: op.access,
+      operation: name,
+    });
   }
   return specs;
 }
 
 export function usageOf(spec: CommandSpec): string {
-  return `/${spec.path}${spec.options.map((o) => (o.required ? ` <${o.name}>` : ` [${o.name}]`)).join('')}`;
+  return `/${spec.path}${spec.options.map((o) => ` [${o.name}]`).join('')}`;
 }
-
-// ---- what each command does in the console (commands/*.ts do the same for Discord) ----
-
-export type OptionValues = ReadonlyMap<string, string | number | boolean>;
-
-export interface HandlerContext {
-  core: Core;
-  actor: Actor;
-  /** Asks to type "yes"; false when anything else was typed or it expired (already said so). */
-  confirm(question: string): Promise<boolean>;
-}
-
-type Handler = (context: HandlerContext, options: OptionValues) => Promise<string | undefined>;
-
-const integer = (options: OptionValues, name: string): number | undefined => {
-  const value = options.get(name);
-  return typeof value === 'number' ? value : undefined;
-};
-
-export const HANDLERS: Record<string, Handler> = {
-  'bot status': async ({ core }) => text.statusText(await core.status()),
-  'bot start': async ({ core, actor }) => text.startText(await core.start(actor)),
-  'bot stop': async ({ core, actor, confirm }) => {
-    if (!(await confirm('Stop the trader? It gets SIGINT, then SIGKILL after its kill timeout.'))) return undefined;
-    return text.stopText(await core.stop(actor));
-  },
-  'bot restart': async ({ core, actor }) => {
-    const result = await core.restart(actor);
-    return `${text.stopText(result.stopped)}\n${text.startText(result)}`;
-  },
-  'bot resume': async ({ core, actor }) => {
-    const result = await core.resume(actor);
-    return `Breaker cleared${result.breakerWas.tripped ? ` (was: ${result.breakerWas.reason})` : ' (was not tripped)'}. ${text.startText(result)}`;
-  },
-  'bot logs': async ({ core }, options) => (await core.logs(integer(options, 'lines') ?? 30)) || '(the log is empty)',
-  'bot duplicates': async ({ core }) => text.duplicatesText(await core.duplicates()),
-  'bot stop-duplicates': async ({ core, actor, confirm }) => {
-    const duplicates = await core.duplicates();
-    if (duplicates.length === 0) return text.duplicatesText(duplicates);
-    const pids = duplicates.map((d) => d.pid);
-    if (!(await confirm(`${text.duplicatesText(duplicates)}\nStop ${pids.length} duplicate(s): PID ${pids.join(', ')}?`))) return undefined;
-    return text.stopDuplicatesText(await core.stopDuplicates(actor, pids));
-  },
-  flatten: async ({ core, actor, confirm }) => {
-    if (!(await confirm('Flatten the account? This stops the trader, cancels every open order and closes every position at the broker.'))) return undefined;
-    return text.flattenText(await core.flatten(actor));
-  },
-  account: async ({ core }) => text.accountText(await core.account()),
-  trades: async ({ core }) => text.tradesText(await core.trades()),
-  alerts: async ({ core }, options) => text.alertsText(await core.alerts(integer(options, 'count') ?? 10)),
-};
 
 /** Console-only words, beside the slash commands. */
 const QUIT_WORDS = new Set(['quit', 'exit']);
@@ -161,7 +55,7 @@ const QUIT_WORDS = new Set(['quit', 'exit']);
 // ---- parsing a typed line ----
 
 export type Parsed =
-  | { kind: 'run'; spec: CommandSpec; options: Map<string, string | number | boolean> }
+  | { kind: 'run'; spec: CommandSpec; options: Map<string, number | string> }
   | { kind: 'help'; topic?: string }
   | { kind: 'quit' }
   | { kind: 'empty' }
@@ -190,7 +84,7 @@ export function parseLine(line: string, specs: readonly CommandSpec[]): Parsed {
     rest = words.slice(2);
   }
 
-  const options = new Map<string, string | number | boolean>();
+  const options = new Map<string, number | string>();
   let position = 0;
   for (const word of rest) {
     // Discord's own syntax (lines:50) or positional, in definition order (/bot logs 50).
@@ -208,31 +102,11 @@ export function parseLine(line: string, specs: readonly CommandSpec[]): Parsed {
     if (typeof parsed === 'object') return { kind: 'problem', message: `${parsed.problem}. Usage: ${usageOf(spec)}` };
     options.set(option.name, parsed);
   }
-  const missing = spec.options.filter((o) => o.required && !options.has(o.name));
-  if (missing.length) return { kind: 'problem', message: `/${spec.path} needs ${missing.map((o) => o.name).join(', ')}. Usage: ${usageOf(spec)}` };
   return { kind: 'run', spec, options };
 }
 
-function parseValue(option: OptionSpec, raw: string): string | number | boolean | { problem: string } {
-  const bounds = () =>
-    option.min !== undefined && option.max !== undefined ? ` from ${option.min} to ${option.max}` : option.min !== undefined ? ` of at least ${option.min}` : option.max !== undefined ? ` up to ${option.max}` : '';
-  switch (option.kind) {
-    case 'string':
-      return raw;
-    case 'boolean':
-      if (/^(true|yes|on)$/i.test(raw)) return true;
-      if (/^(false|no|off)$/i.test(raw)) return false;
-      return { problem: `${option.name} is "${raw}": expected true or false` };
-    case 'integer':
-    case 'number': {
-      const n = Number(raw);
-      const ok = raw !== '' && Number.isFinite(n) && (option.kind === 'number' || Number.isInteger(n));
-      if (!ok || (option.min !== undefined && n < option.min) || (option.max !== undefined && n > option.max)) {
-        return { problem: `${option.name} is "${raw}": expected a ${option.kind === 'integer' ? 'whole ' : ''}number${bounds()}` };
-      }
-      return n;
-    }
-  }
+function parseValue(option: ValueOption, raw: string): number | string | { problem: string } {
+  return checkValue(option, raw);
 }
 
 function unknownCommand(name: string, specs: readonly CommandSpec[]): string {
@@ -249,36 +123,13 @@ function unknownCommand(name: string, specs: readonly CommandSpec[]): string {
   ].join('\n');
 }
 
-/** The closest candidate within a typo's reach of `word` (one edit for short words, two otherwise). */
-function nearest(word: string, candidates: readonly string[]): string | undefined {
-  const reach = word.length <= 4 ? 1 : 2;
-  let best: { candidate: string; distance: number } | undefined;
-  for (const candidate of candidates) {
-    const distance = editDistance(word, candidate);
-    if (distance <= reach && (!best || distance < best.distance)) best = { candidate, distance };
-  }
-  return best?.candidate;
-}
-
-function editDistance(a: string, b: string): number {
-  let previous = Array.from({ length: b.length + 1 }, (_, j) => j);
-  for (let i = 1; i <= a.length; i++) {
-    const current = [i];
-    for (let j = 1; j <= b.length; j++) {
-      current[j] = Math.min(previous[j]! + 1, current[j - 1]! + 1, previous[j - 1]! + (a[i - 1] === b[j - 1] ? 0 : 1));
-    }
-    previous = current;
-  }
-  return previous[b.length]!;
-}
-
 export function helpText(specs: readonly CommandSpec[], actor: Actor, topic?: string): string {
   const shown = topic ? specs.filter((s) => s.command === topic) : specs;
   if (topic && shown.length === 0) return unknownCommand(topic, specs);
   const width = Math.max(...shown.map((s) => usageOf(s).length));
   const lines = [topic ? `/${topic}:` : 'Commands (the same as in Discord):'];
   for (const spec of shown) {
-    const notes = [spec.access === 'operator' ? 'operators' : '', HANDLERS[spec.path] ? '' : 'Discord only'].filter(Boolean);
+    const notes = spec.access === 'operator' ? ['operators'] : [];
     lines.push(`  ${usageOf(spec).padEnd(width)}  ${spec.description}${notes.length ? ` [${notes.join(', ')}]` : ''}`);
     for (const option of spec.options) lines.push(`  ${''.padEnd(width)}    ${option.name}: ${option.description}`);
   }
@@ -298,7 +149,6 @@ export function helpText(specs: readonly CommandSpec[], actor: Actor, topic?: st
 export interface ChatConsoleOptions {
   core: Core;
   actor: Actor;
-  commands: ReadonlyMap<string, Command>;
   terminal: Terminal;
   input: NodeJS.ReadableStream & { isTTY?: boolean };
   output: NodeJS.WriteStream;
@@ -325,7 +175,7 @@ export class ChatConsole {
   private closed = false;
 
   constructor(private readonly options: ChatConsoleOptions) {
-    this.specs = commandSpecs(options.commands);
+    this.specs = commandSpecs();
     this.confirmTimeoutMs = options.confirmTimeoutMs ?? 30_000;
     this.interactive = Boolean(options.input.isTTY);
   }
@@ -418,20 +268,16 @@ export class ChatConsole {
         break;
     }
     const { spec, options } = parsed;
-    const handler = HANDLERS[spec.path];
-    if (!handler) {
-      this.say(`/${spec.path} is in Discord but not in this console yet.`, 'warning');
-      return;
-    }
-    // The same check the Discord router makes, from the same `access` data.
-    if (spec.access === 'operator' && !actor.isOperator) {
+    const op = OPERATIONS[spec.operation] as AnyOperation;
+    // The same check the Discord router makes, from the same catalogue.
+    if (!mayRun(op, actor)) {
       this.say(`Only operators can run /${spec.path}.`, 'error');
-      await core.recordRefusal(actor, spec.path, 'not an operator').catch(() => undefined);
+      await core.recordRefusal(actor, op.name, 'not an operator').catch(() => undefined);
       return;
     }
     try {
-      const reply = await handler({ core, actor, confirm: (question) => this.confirm(question) }, options);
-      if (reply !== undefined) this.say(redact(reply, secrets));
+      const outcome = await perform(op, core, actor, Object.fromEntries(options), (confirmation, args) => this.confirm(plainPrompt(confirmation, args)));
+      if (outcome.done) this.say(redact((TEXT[spec.operation] as (report: unknown, args: Args) => string)(outcome.report, outcome.args), secrets));
     } catch (error) {
       const message = redact(describeError(error), secrets);
       if (error instanceof OperationError) {

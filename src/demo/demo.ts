@@ -11,7 +11,6 @@ import { alertLine, type AlertSink } from '../alerts/outbox.ts';
 import { ConfigError, loadConfig, type Config } from '../config.ts';
 import { startController, type Controller } from '../controller.ts';
 import type { Actor } from '../core/operations.ts';
-import { loadCommands } from '../discord/commands.ts';
 import { discordFront } from '../discord/front.ts';
 import { OperationError, describeError } from '../errors.ts';
 import { createLogger, redact, type Logger } from '../log.ts';
@@ -20,7 +19,9 @@ import type { AlertSeverity } from '../store/schema.ts';
 import { isAlive } from '../os/process-table.ts';
 import { ChatConsole } from './console.ts';
 import { PROJECT_ROOT, checkSocketRoom, clearLeftovers, demoHome, forgetRogue, freshData, installTrader, recordRogue, takeDemoLock, type DemoHome } from './home.ts';
-import { DEMO_DIR_VARIABLE, daemonPidOf, endPm2Daemon, endProcess, leftoversOf, spawnOutsidePm2, type ProcessRef } from './processes.ts';
+import { daemonPidOf, endPm2Daemon } from '../os/pm2-daemon.ts';
+import { endProcess, type ProcessRef } from '../os/processes.ts';
+import { DEMO_DIR_VARIABLE, leftoversOf, spawnOutsidePm2 } from './processes.ts';
 import { incidentText, summarizeIncident } from './incident.ts';
 import { RunawayStory, normalIntro, runawayIntro, type ScenarioName, type StoryFacts } from './story.ts';
 import { Terminal, type Tone } from './terminal.ts';
@@ -185,7 +186,6 @@ export async function runDemo(options: DemoOptions): Promise<number> {
       const ended = await endPm2Daemon(home.pm2Home);
       if (ended?.outcome === 'not-ours') throw new Error(`pm2.pid names PID ${ended.pid}, which is not this demo's daemon; left alone`);
     });
-    const commands = await loadCommands();
     const controller = await startController(config, {
       logger: log.logger,
       deliversAlerts: true,
@@ -231,7 +231,6 @@ export async function runDemo(options: DemoOptions): Promise<number> {
     const chat = new ChatConsole({
       core: controller.app.core,
       actor,
-      commands,
       terminal,
       input,
       output,

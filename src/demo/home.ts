@@ -6,9 +6,12 @@ import path from 'node:path';
 import { OperationError, describeError, refused } from '../errors.ts';
 import { holdFileLock } from '../lock.ts';
 import { isAlive } from '../os/process-table.ts';
-import { endPm2Daemon, endProcess, leftoversOf, processInfo, type ProcessRef } from './processes.ts';
+import { endPm2Daemon } from '../os/pm2-daemon.ts';
+import { endProcess, processInfo, type ProcessRef } from '../os/processes.ts';
+import { leftoversOf } from './processes.ts';
+import { PROJECT_ROOT } from '../project-root.ts';
 
-export const PROJECT_ROOT = path.resolve(import.meta.dirname, '../..');
+export { PROJECT_ROOT };
 export const TRADER_SOURCE = path.join(PROJECT_ROOT, 'examples/demo-trader.js');
 
 export interface DemoHome {

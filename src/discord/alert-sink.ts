@@ -1,7 +1,7 @@
 // Posts alerts to DISCORD_ALERT_CHANNEL_ID. A failure (not connected, 429 after discord.js's own
 // waiting, 5xx after its retries) throws, and the outbox retries later: delayed, never lost.
 import { ActionRowBuilder, ButtonBuilder, ButtonStyle, DiscordAPIError, type Client, type SendableChannels } from 'discord.js';
-import type { StoredAlert } from '../store/schema.ts';
+import type { StoredAlert } from '../core/reports.ts';
 import type { AlertSink } from '../alerts/outbox.ts';
 import type { Config } from '../config.ts';
 import { alertEmbed } from './render.ts';

@@ -2,6 +2,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { pathToFileURL } from 'node:url';
+import { OPERATIONS, operationNames, type AnyOperation } from '../core/catalogue.ts';
 import { assertCommand, type Command } from './command.ts';
 
 export const COMMANDS_DIR = path.resolve(import.meta.dirname, '../../commands');
@@ -15,6 +16,11 @@ export async function loadCommands(dir = COMMANDS_DIR): Promise<Map<string, Comm
     commands.set(command.data.name, command);
   }
   if (commands.size === 0) throw new Error(`no command modules found in ${dir}`);
+  // Every operation the catalogue puts in Discord must have its command module.
+  for (const name of operationNames) {
+    const slash = (OPERATIONS[name] as AnyOperation).slash;
+    if (slash && !commands.has(slash.command)) throw new Error(`operation ${name} sits under /${slash.command}, but ${dir} has no module defining it`);
+  }
   return commands;
 }
 

@@ -29,7 +29,7 @@ export async function startDiscord(app: App, options: DiscordFrontOptions = {}):
 
   const commands = await loadCommands();
   const client = new Client({ intents: [GatewayIntentBits.Guilds], ...(apiUrl ? { rest: { api: apiUrl } } : {}) });
-  const router = new InteractionRouter({ commands, core, config, logger, confirmTimeoutMs: options.confirmTimeoutMs });
+  const router = new InteractionRouter({ core, config, logger, confirmTimeoutMs: options.confirmTimeoutMs });
   client.on(Events.InteractionCreate, (interaction) => void router.handle(interaction));
   client.on(Events.Error, (error) => logger.warn(`discord: ${describeError(error)}`));
   client.on(Events.ShardDisconnect, (event) => logger.warn(`discord gateway closed (${event.code}); reconnecting`));

@@ -1,11 +1,9 @@
 // Core reports as Discord embeds, within Discord's limits (field values ≤ 1024, description ≤ 4096).
 import { EmbedBuilder } from 'discord.js';
-import type { AccountReport, StatusReport, TradeSummary } from '../core/operations.ts';
-import type { FlattenReport } from '../core/flatten.ts';
-import type { AlertSeverity, StoredAlert } from '../store/schema.ts';
-import type { Duplicate, ProcessState } from '../supervisor/types.ts';
-import { formatDuration } from '../alerts/outbox.ts';
-import { duplicatesText, flattenSymbolLine, flattenText, megabytes, money, streamText, tradeCountText } from '../render/text.ts';
+import type { Renderers } from '../core/catalogue.ts';
+import type { AccountReport, AlertSeverity, Duplicate, FlattenReport, ProcessState, StatusReport, StoredAlert, StopDuplicatesResult, TradeSummary } from '../core/reports.ts';
+import { formatDuration } from '../duration.ts';
+import { TEXT, duplicatesText, flattenSymbolLine, flattenText, megabytes, money, stopDuplicatesText, streamText, tradeCountText } from '../render/text.ts';
 import { sparkline } from '../watch/trade-window.ts';
 
 export const COLOURS = {
@@ -51,7 +49,7 @@ export function statusEmbed(report: StatusReport): EmbedBuilder {
       {
         name: 'Account',
         value: report.account
-          ? `${money(report.account.equity)} (day ${money(report.account.dayPnl)}), ${report.account.positions} position(s)`
+          ? `${money(report.account.equity)} (day ${money(report.account.dayPnl)}), ${report.account.positions} position(s), read ${relative(report.account.at)}`
           : clip(`unavailable: ${report.accountError ?? '?'}`, 1024),
         inline: true,
       },
@@ -240,3 +238,56 @@ export function duplicatesEmbed(duplicates: Duplicate[]): EmbedBuilder {
     .setDescription('```\n' + fitLines(lines, DESCRIPTION_MAX - 8, (n) => `…${n} more line(s) not shown: \`tradewarden duplicates --json\` lists every copy`) + '\n```');
 }
 
+/** One Discord message: text, embeds, or both. */
+export interface ReplyMessage {
+  content?: string;
+  embeds?: EmbedBuilder[];
+}
+
+/** What a reply carries: the message that answers, and follow-up messages when one is not enough. */
+export interface Reply extends ReplyMessage {
+  /** sent after the answer, in order (a long flatten report continues here) */
+  followUps?: ReplyMessage[];
+}
+
+const text = (content: string): Reply => ({ content: clip(content, 2000) });
+const embed = (e: EmbedBuilder): Reply => ({ embeds: [e] });
+
+function logsReply(logs: string): Reply {
+  // Keep the newest lines that fit in one message (2000 characters with the code fence).
+  const body = logs.length > 1900 ? '…' + logs.slice(-1890) : logs;
+  return text('```\n' + (body.replace(/```/g, "'''") || '(empty)') + '\n```');
+}
+
+function stopDuplicatesReply(result: StopDuplicatesResult): Reply {
+  const nothingAsked = !result.stopped.length && !result.failed.length;
+  if (nothingAsked && !result.notInLatestScan.length) return embed(duplicatesEmbed([]));
+  if (nothingAsked) {
+    const named = result.notInLatestScan;
+    return text(`PID ${named.join(', ')} ${named.length === 1 ? 'is' : 'are'} no longer running as duplicates: nothing to stop.`);
+  }
+  return text(stopDuplicatesText(result));
+}
+
+/** The report replaces the prompt; a report too long for one message continues in follow-ups. */
+function flattenReply(report: FlattenReport): Reply {
+  const [first, ...rest] = flattenMessages(report);
+  return { embeds: first ?? [], followUps: rest.map((embeds) => ({ embeds })) };
+}
+
+/** Each operation's report as a Discord reply. */
+export const REPLIES: Renderers<Reply> = {
+  status: (report) => embed(statusEmbed(report)),
+  start: (result) => text(TEXT.start(result, {})),
+  stop: (result) => text(TEXT.stop(result, {})),
+  restart: (result, args) => text(TEXT.restart(result, args)),
+  resume: (result, args) => text(TEXT.resume(result, args)),
+  logs: ({ logs }) => logsReply(logs),
+  duplicates: (duplicates) => embed(duplicatesEmbed(duplicates)),
+  'stop-duplicates': stopDuplicatesReply,
+  flatten: flattenReply,
+  account: (report) => embed(accountEmbed(report)),
+  trades: (trades) => embed(tradesEmbed(trades)),
+  alerts: (alerts) => embed(alertsEmbed(alerts)),
+  audit: (entries, args) => text('```\n' + TEXT.audit(entries, args) + '\n```'),
+};

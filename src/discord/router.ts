@@ -1,6 +1,7 @@
-// One router, once: every interaction passes here. It looks the command up, checks who may run it
-// (operators for anything that changes something, buttons included), defers so Discord's 3-second
-// acknowledgement never lapses, runs the command, and turns errors into short ephemeral messages.
+// One router, once: every interaction passes here. It finds the catalogue operation behind the
+// command (or the alert's button), checks who may run it with the catalogue's access rule, defers so
+// Discord's 3-second acknowledgement never lapses, follows the catalogue's flow (look, confirm with
+// buttons, run), renders the report (REPLIES) and turns errors into short ephemeral messages.
 import crypto from 'node:crypto';
 import {
   ActionRowBuilder,
@@ -14,12 +15,11 @@ import {
   type APIInteractionGuildMember,
 } from 'discord.js';
 import type { Config } from '../config.ts';
+import { OPERATIONS, mayRun, operationForSlash, perform, type Args, type OperationName, type Operation } from '../core/catalogue.ts';
 import type { Actor, Core } from '../core/operations.ts';
 import { OperationError, describeError } from '../errors.ts';
 import { redact, type Logger } from '../log.ts';
-import { accessFor, type Command, type CommandContext } from './command.ts';
-import { stopDuplicatesText } from '../render/text.ts';
-import { clip } from './render.ts';
+import { REPLIES, clip, type Reply } from './render.ts';
 
 /** custom_id prefixes. Confirmation buttons carry a one-time nonce; alert buttons carry their facts. */
 export const CUSTOM_ID = { confirm: 'tw:confirm:', cancel: 'tw:cancel:', stopDuplicates: 'tw:stopdups:' } as const;
@@ -36,7 +36,6 @@ interface PendingConfirmation {
 type Deferred = ChatInputCommandInteraction | ButtonInteraction;
 
 export interface RouterOptions {
-  commands: Map<string, Command>;
   core: Core;
   config: Config;
   logger: Logger;
@@ -82,22 +81,39 @@ export class InteractionRouter {
   }
 
   private async handleCommand(interaction: ChatInputCommandInteraction): Promise<void> {
-    const command = this.options.commands.get(interaction.commandName);
-    if (!command) {
+    const subcommand = interaction.options.getSubcommand(false);
+    const op = operationForSlash(interaction.commandName, subcommand);
+    if (!op) {
       await interaction.reply({ content: `I don't know /${interaction.commandName} (any more). The command list refreshes when the controller restarts.`, flags: MessageFlags.Ephemeral });
       return;
     }
-    const subcommand = interaction.options.getSubcommand(false);
     const what = [interaction.commandName, subcommand].filter(Boolean).join(' ');
     const actor = this.actorFor(interaction);
-    if (accessFor(command, subcommand) === 'operator' && !actor.isOperator) {
-      // Audited under the core's operation name (start, flatten, …), as the CLI and the core record it.
-      await this.refuse(interaction, actor, `run /${what}`, subcommand ?? interaction.commandName);
+    if (!mayRun(op, actor)) {
+      // Audited under the operation's name (start, flatten, …), as the CLI and the core record it.
+      await this.refuse(interaction, actor, `run /${what}`, op.name);
       return;
     }
-    await interaction.deferReply(command.ephemeral ? { flags: MessageFlags.Ephemeral } : {});
+    await interaction.deferReply();
+    const args: Record<string, number | string> = {};
+    for (const option of op.options) {
+      const value = option.kind === 'integer' ? interaction.options.getInteger(option.name) : option.kind === 'choice' ? interaction.options.getString(option.name) : null;
+      if (value !== null) args[option.name] = value;
+    }
+    await this.run(interaction, op.name, actor, args, what);
+  }
+
+  /** The catalogue's flow for one operation, answered on the (deferred) reply. */
+  private async run(interaction: Deferred, name: OperationName, actor: Actor, args: Args, what: string): Promise<void> {
     try {
-      await command.execute(interaction, this.context(interaction, actor));
+      const op = OPERATIONS[name] as Operation<unknown>;
+      const outcome = await perform(op, this.options.core, actor, args, (confirmation, planned) => this.confirm(interaction, confirmation.prompt(planned), confirmation.label).then(Boolean));
+      if (!outcome.done) return;
+      const { followUps = [], ...reply } = (REPLIES[name] as (report: unknown, args: Args) => Reply)(outcome.report, outcome.args);
+      // After a confirmation the report replaces the prompt (and its buttons).
+      await interaction.editReply(op.confirm ? { content: '', embeds: [], components: [], ...reply } : reply);
+      // What did not fit in one message (a long flatten report) follows, in order.
+      for (const message of followUps) await interaction.followUp(message);
     } catch (error) {
       await this.answerError(interaction, what, error);
     }
@@ -140,42 +156,20 @@ export class InteractionRouter {
   }
 
   /**
-   * The "Stop duplicates" button of a duplicate alert. The alert may be old (or from before a
-   * restart): the duplicates are scanned again, and only PIDs the alert named that are still
-   * duplicates are offered (all current ones when the alert's list did not fit in the button).
+   * The "Stop duplicates" button of a duplicate alert: the stop-duplicates operation with the PIDs
+   * the alert named (all current ones when the list did not fit in the button). The catalogue's plan
+   * scans again, so an old alert (or one from before a restart) stops only what is still a duplicate.
    */
   private async handleStopDuplicates(interaction: ButtonInteraction, pidList: string): Promise<void> {
+    const op = OPERATIONS['stop-duplicates'];
     const actor = this.actorFor(interaction);
-    if (!actor.isOperator) {
+    if (!mayRun(op, actor)) {
       await this.refuse(interaction, actor, 'stop duplicates', 'stop-duplicates');
       return;
     }
     await interaction.deferReply({ flags: MessageFlags.Ephemeral });
-    try {
-      const named = pidList.split(',').map(Number).filter((n) => Number.isInteger(n) && n > 0);
-      const current = (await this.options.core.duplicates()).map((d) => d.pid);
-      const pids = named.length ? named.filter((pid) => current.includes(pid)) : current;
-      if (!pids.length) {
-        await interaction.editReply(
-          named.length ? `PID ${named.join(', ')} ${named.length === 1 ? 'is' : 'are'} no longer running as duplicates: nothing to stop.` : 'No duplicates are running now: nothing to stop.',
-        );
-        return;
-      }
-      const click = await this.context(interaction, actor).confirm(`Stop duplicate PID ${pids.join(', ')}?`, 'Stop duplicates');
-      if (!click) return;
-      const result = await this.options.core.stopDuplicates(actor, pids);
-      await interaction.editReply(clip(stopDuplicatesText(result), 2000));
-    } catch (error) {
-      await this.answerError(interaction, 'stop-duplicates', error);
-    }
-  }
-
-  private context(interaction: Deferred, actor: Actor): CommandContext {
-    return {
-      core: this.options.core,
-      actor,
-      confirm: (prompt, label) => this.confirm(interaction, prompt, label),
-    };
+    const named = pidList.split(',').map(Number).filter((n) => Number.isInteger(n) && n > 0);
+    await this.run(interaction, 'stop-duplicates', actor, named.length ? { pids: named } : {}, 'stop-duplicates');
   }
 
   private confirm(interaction: Deferred, prompt: string, label: string): Promise<ButtonInteraction | null> {

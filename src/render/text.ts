@@ -1,10 +1,22 @@
-// Plain-text renderings of core reports, shared by the CLI and the demo console.
-// (Discord renders the same reports as embeds in src/discord/render.ts.)
-import type { AccountReport, StatusReport, StreamStatusReport, TradeSummary } from '../core/operations.ts';
-import type { FlattenReport, SymbolReport } from '../core/flatten.ts';
-import type { StoredAlert } from '../store/schema.ts';
-import type { Duplicate, StartResult, StopDuplicatesResult, StopResult } from '../supervisor/types.ts';
-import { formatDuration } from '../alerts/outbox.ts';
+// Plain-text renderings of core reports, shared by the CLI and the demo console: TEXT has one per
+// operation of the catalogue. (Discord renders the same reports in src/discord/render.ts.)
+import type { Renderers } from '../core/catalogue.ts';
+import type {
+  AccountReport,
+  AuditEntry,
+  Duplicate,
+  FlattenReport,
+  ResumeReport,
+  StartResult,
+  StatusReport,
+  StopDuplicatesResult,
+  StopResult,
+  StoredAlert,
+  StreamStatusReport,
+  SymbolReport,
+  TradeSummary,
+} from '../core/reports.ts';
+import { formatDuration } from '../duration.ts';
 import { sparkline } from '../watch/trade-window.ts';
 
 export const money = (n: number) => `${n < 0 ? '-' : ''}$${Math.abs(n).toLocaleString('en-US', { minimumFractionDigits: 2, maximumFractionDigits: 2 })}`;
@@ -21,7 +33,7 @@ export function statusText(report: StatusReport): string {
     `  duplicates ${p.duplicates.length ? p.duplicates.map((d) => `PID ${d.pid} (${d.foundIn})`).join(', ') : 'none'}`,
     `  breaker ${report.breaker.tripped ? `TRIPPED — ${report.breaker.reason ?? ''} (resume to clear)` : 'ok'}`,
     report.account
-      ? `  equity ${money(report.account.equity)} · day ${money(report.account.dayPnl)} · ${report.account.positions} open position(s)`
+      ? `  equity ${money(report.account.equity)} · day ${money(report.account.dayPnl)} · ${report.account.positions} open position(s) (read ${formatDuration(report.account.ageMs)} ago)`
       : `  account unavailable: ${report.accountError ?? 'unknown'}`,
     ...(report.stream ? [`  trade stream ${streamText(report.stream)}`] : []),
     `  last alert ${report.lastAlert ? `${report.lastAlert.title} (${time(report.lastAlert.createdAt)})` : 'none'}`,
@@ -63,6 +75,8 @@ export function duplicatesText(duplicates: Duplicate[]): string {
 }
 
 export function stopDuplicatesText(result: StopDuplicatesResult): string {
+  // Nothing asked for is still running: the same answer as the list of duplicates.
+  if (!result.stopped.length && !result.failed.length && !result.notInLatestScan.length) return duplicatesText([]);
   const lines = result.stopped.map((s) => `Stopped PID ${s.pid} (${s.signal}).`);
   if (result.notInLatestScan.length) lines.push(`Not touched (not reported as duplicates by the latest scan): ${result.notInLatestScan.join(', ')}.`);
   for (const f of result.failed) lines.push(`Could not stop PID ${f.pid}: ${f.reason}`);
@@ -126,3 +140,28 @@ export function alertsText(alerts: StoredAlert[]): string {
     })
     .join('\n');
 }
+
+export function resumeText(result: ResumeReport): string {
+  return `Breaker cleared${result.breakerWas.tripped ? ` (was: ${result.breakerWas.reason})` : ' (was not tripped)'}. ${startText(result)}`;
+}
+
+export function auditText(entries: AuditEntry[]): string {
+  return entries.map((e) => `${e.at}  ${e.who.padEnd(24)} ${e.what.padEnd(16)} ${e.outcome}${e.message ? `  ${e.message}` : ''}`).join('\n') || 'No audit entries.';
+}
+
+/** Each operation's report as text (CLI without --json, the demo console). */
+export const TEXT: Renderers<string> = {
+  status: statusText,
+  start: startText,
+  stop: stopText,
+  restart: (result) => `${stopText(result.stopped)}\n${startText(result)}`,
+  resume: resumeText,
+  logs: ({ logs }) => logs || '(the log is empty)',
+  duplicates: duplicatesText,
+  'stop-duplicates': stopDuplicatesText,
+  flatten: flattenText,
+  account: accountText,
+  trades: tradesText,
+  alerts: alertsText,
+  audit: auditText,
+};

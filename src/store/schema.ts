@@ -65,6 +65,15 @@ export interface SeenTrade {
   activityIds: string[];
 }
 
+/** Account figures as last read from the broker (by the watch), with when. */
+export interface AccountSnapshot {
+  equity: number;
+  dayPnl: number;
+  positions: number;
+  /** ms since epoch when the broker answered */
+  at: number;
+}
+
 export interface StoreData {
   schemaVersion: number;
   desired?: { state: 'running' | 'stopped'; at: string; by: string };
@@ -93,6 +102,8 @@ export interface StoreData {
     futureFillWarned?: boolean;
   };
   discord: { statusMessageId?: string };
+  /** absent until the watch has read the account once */
+  account?: AccountSnapshot;
 }
 
 export function emptyStore(): StoreData {

@@ -3,11 +3,12 @@
 // edited definition is picked up by the next start without restarting the controller.
 import fs from 'node:fs/promises';
 import path from 'node:path';
-import { fileURLToPath, pathToFileURL } from 'node:url';
+import { pathToFileURL } from 'node:url';
 import { failed } from '../errors.ts';
+import { PROJECT_ROOT } from '../project-root.ts';
 import type { Pm2AppDefinition } from './pm2-connection.ts';
 
-export const DEFAULT_ECOSYSTEM_PATH = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../ecosystem.config.js');
+export const DEFAULT_ECOSYSTEM_PATH = path.join(PROJECT_ROOT, 'ecosystem.config.js');
 
 /** The fields of the trading app that the supervisor itself relies on, checked. */
 export interface TradingDefinition {

@@ -20,6 +20,7 @@ import { failed, OperationError, describeError, withTimeout } from '../errors.ts
 import { Mutex, withFileLock } from '../lock.ts';
 import type { Logger } from '../log.ts';
 import { isAlive } from '../os/process-table.ts';
+import { daemonPidOf } from '../os/pm2-daemon.ts';
 
 /** One PM2 entry, as much of `pm2 jlist` as we use. */
 export interface Pm2Entry {
@@ -290,12 +291,7 @@ export class Pm2Connection {
   }
 
   daemonPid(): number | undefined {
-    try {
-      const pid = Number(fs.readFileSync(path.join(this.pm2Home, 'pm2.pid'), 'utf8').trim());
-      return Number.isInteger(pid) && pid > 0 ? pid : undefined;
-    } catch {
-      return undefined;
-    }
+    return daemonPidOf(this.pm2Home);
   }
 
   private notAnswering(detail: string, cause?: unknown): OperationError {

@@ -11,6 +11,7 @@ import type { Duplicate, ProcessState, ProcessStatus, StartResult, StopDuplicate
 import { Pm2Connection, type Pm2Entry } from './pm2-connection.ts';
 import { DEFAULT_ECOSYSTEM_PATH, readTradingDefinition, type TradingDefinition } from './ecosystem.ts';
 import { descendantsOf, familyOf, isAlive, readEnviron, readProcessTable, type OsProcess } from '../os/process-table.ts';
+import { sameStart, signalQuietly, terminate, waitUntilGone } from '../os/processes.ts';
 import { findDuplicates, isRunning, primaryEntry } from './duplicate-scan.ts';
 import { fileSize, readSince, tailLines } from './log-tail.ts';
 
@@ -39,7 +40,6 @@ export interface SupervisorOptions {
 const OS_CONFIRM_MS = 3000;
 /** stopDuplicates: SIGTERM, then this long, then SIGKILL. */
 const DUPLICATE_GRACE_MS = 3000;
-const POLL_MS = 50;
 
 export interface StopDetails extends StopResult {
   /** PIDs of the trader's family still alive after PM2's stop, which we ended ourselves */
@@ -166,10 +166,11 @@ export class Supervisor implements Supervision {
             if (now.foundIn === 'pm2' && now.pmId !== undefined) {
               const entry = entries.find((e) => e.pmId === now.pmId);
               await this.pm2.delete(now.pmId, (entry?.killTimeoutMs ?? 10_000) + this.callTimeoutMs + 2000);
-              if (!(await waitUntil(() => !isAlive(now.pid), OS_CONFIRM_MS))) killQuietly(now.pid, 'SIGKILL');
+              if (!(await waitUntilGone([now.pid], OS_CONFIRM_MS))) signalQuietly(now.pid, 'SIGKILL');
               result.stopped.push({ pid: now.pid, signal: 'SIGTERM' }); // graceful, through PM2
             } else {
-              result.stopped.push({ pid: now.pid, signal: await terminate(now.pid, now.startedAt) });
+              // The start time is re-read before SIGKILL: a PID reused during the grace is never hit.
+              result.stopped.push({ pid: now.pid, signal: (await terminate(now.pid, { graceMs: DUPLICATE_GRACE_MS, confirmMs: OS_CONFIRM_MS, startedAt: now.startedAt })) as 'SIGTERM' | 'SIGKILL' });
             }
             this.logger.info(`duplicate ${now.pid} (${now.foundIn}: ${now.command}) stopped`);
           } catch (error) {
@@ -338,26 +339,26 @@ export class Supervisor implements Supervision {
       this.logger.warn(`${this.name}: ${orphans.map((o) => o.pid).join(', ')} still running outside PM2 (its PM2 daemon was lost); stopping it as PM2 would`);
       // As PM2 does: SIGINT to the family, kill_timeout to close out, then SIGKILL.
       const family = uniqueByPid(orphans.flatMap((o) => familyOf(table, o.pid)));
-      for (const p of family) killQuietly(p.pid, 'SIGINT');
-      if (!(await waitUntil(() => family.every((p) => !isAlive(p.pid)), killTimeoutMs))) {
-        for (const p of family) if (isAlive(p.pid)) killQuietly(p.pid, 'SIGKILL');
+      for (const p of family) signalQuietly(p.pid, 'SIGINT');
+      if (!(await waitUntilGone(family.map((p) => p.pid), killTimeoutMs))) {
+        for (const p of family) if (isAlive(p.pid)) signalQuietly(p.pid, 'SIGKILL');
         forceKilled = true;
       }
     }
 
     // PM2 (or we) stopped the leaders; the OS must agree for the whole family. Whatever survives
     // (a worker re-parented to init that PM2's tree kill did not reach) gets SIGKILL.
-    const gone = await waitUntil(() => tree.every((p) => !isAlive(p.pid)), OS_CONFIRM_MS);
+    const gone = await waitUntilGone(tree.map((p) => p.pid), OS_CONFIRM_MS);
     let killedSurvivors: number[] | undefined;
     if (!gone) {
       const now = new Map((await readProcessTable()).map((p) => [p.pid, p]));
       const survivors = tree.filter((p) => now.has(p.pid) && sameStart(p.startedAt, now.get(p.pid)!.startedAt));
-      for (const p of survivors) killQuietly(p.pid, 'SIGKILL');
+      for (const p of survivors) signalQuietly(p.pid, 'SIGKILL');
       killedSurvivors = survivors.map((p) => p.pid);
       if (survivors.length) {
         forceKilled = true;
         this.logger.warn(`${this.name}: PM2 stopped it but ${killedSurvivors.join(', ')} survived; sent SIGKILL`);
-        if (!(await waitUntil(() => survivors.every((p) => !isAlive(p.pid)), OS_CONFIRM_MS))) {
+        if (!(await waitUntilGone(survivors.map((p) => p.pid), OS_CONFIRM_MS))) {
           throw failed(`${this.name} could not be stopped: ${survivors.filter((p) => isAlive(p.pid)).map((p) => p.pid).join(', ')} still alive after SIGKILL`);
         }
       }
@@ -458,33 +459,6 @@ async function pm2ForceKilled(daemonLog: string, mark: number, pids: number[], s
   return pids.some((pid) => pid > 0 && written.includes(`Process with pid ${pid} still alive after`));
 }
 
-/**
- * SIGTERM, a grace period, then SIGKILL. Returns the signal that ended it. Before the SIGKILL the
- * start time is read again: a PID that exited during the grace and was reused is not hit.
- */
-async function terminate(pid: number, startedAt: number | undefined): Promise<'SIGTERM' | 'SIGKILL'> {
-  process.kill(pid, 'SIGTERM');
-  if (await waitUntil(() => !isAlive(pid), DUPLICATE_GRACE_MS)) return 'SIGTERM';
-  const still = (await readProcessTable()).find((p) => p.pid === pid);
-  if (!still || !sameStart(startedAt, still.startedAt)) return 'SIGTERM'; // it ended; the PID is someone else's now
-  process.kill(pid, 'SIGKILL');
-  if (await waitUntil(() => !isAlive(pid), OS_CONFIRM_MS)) return 'SIGKILL';
-  throw new Error(`still alive after SIGKILL`);
-}
-
-function killQuietly(pid: number, signal: NodeJS.Signals): void {
-  try {
-    process.kill(pid, signal);
-  } catch {
-    // already gone
-  }
-}
-
-/** Same process if both start times are known and within a second (ps has 1 s resolution). */
-function sameStart(a: number | undefined, b: number | undefined): boolean {
-  return a === undefined || b === undefined || Math.abs(a - b) < 1000;
-}
-
 function describeDuplicates(duplicates: Duplicate[]): string {
   const shown = duplicates.map((d) => `pid ${d.pid} (${d.foundIn === 'pm2' ? `PM2 entry ${d.pm2Name}#${d.pmId}` : 'outside PM2'}: ${d.command})`);
   return `${duplicates.length} other cop${duplicates.length === 1 ? 'y' : 'ies'} of the trader running — ${shown.join('; ')}. Stop ${duplicates.length === 1 ? 'it' : 'them'} first (stop duplicates).`;
@@ -510,14 +484,4 @@ function mergeByTimestamp(tails: string[][]): string[] {
 
 function delay(ms: number): Promise<void> {
   return new Promise((resolve) => setTimeout(resolve, ms));
-}
-
-/** Polls `done` until true or `withinMs` passes; true if it became true. */
-async function waitUntil(done: () => boolean, withinMs: number): Promise<boolean> {
-  const deadline = Date.now() + withinMs;
-  for (;;) {
-    if (done()) return true;
-    if (Date.now() >= deadline) return false;
-    await delay(POLL_MS);
-  }
 }

@@ -2,7 +2,8 @@
 // poll's (TradeWatch.ingest), and every (re)connect runs the poll at once, so whatever filled while
 // the stream was down is read and counted once. The stream's state is kept in the data file on each
 // change, so `tradewarden status` (another process) shows it too.
-import { TradeStream, tradeStreamUrl, type StreamState } from '../broker/stream.ts';
+import type { StreamState, TradeStream } from '../broker/stream.ts';
+import { tradeStreamUrl } from '../broker/stream-url.ts';
 import type { Clock } from '../clock.ts';
 import { describeError } from '../errors.ts';
 import type { Logger } from '../log.ts';
@@ -27,15 +28,53 @@ export interface TradeStreamWatchOptions {
 }
 
 export class TradeStreamWatch {
-  private readonly stream: TradeStream;
+  /** Loaded on start: ws and the broker client under it cost a CLI process that never starts it. */
+  private stream?: TradeStream;
+  private loading?: Promise<void>;
+  private stopRequested = false;
+  private readonly initial: StreamState;
   readonly url: string;
   /** Serializes the state writes so the data file ends with the latest state. */
   private persisting: Promise<void> = Promise.resolve();
 
   constructor(private readonly options: TradeStreamWatchOptions) {
-    const { tradeWatch, logger } = options;
     this.url = tradeStreamUrl(options.baseUrl, options.streamUrl);
-    this.stream = new TradeStream({
+    this.initial = { status: 'stopped', since: options.clock.now(), refused: false, attempts: 0 };
+  }
+
+  /** connected / reconnecting since / last message at: for status and the health registry. */
+  state(): StreamState {
+    return this.stream?.state() ?? { ...this.initial };
+  }
+
+  start(): void {
+    this.stopRequested = false;
+    if (this.stream) {
+      this.stream.start();
+      return;
+    }
+    this.loading ??= import('../broker/stream.ts')
+      .then(({ TradeStream }) => {
+        this.stream = this.build(TradeStream);
+        if (!this.stopRequested) this.stream.start();
+      })
+      .catch((error: unknown) => {
+        this.loading = undefined;
+        this.options.logger.error(`the trade stream could not be loaded (the trade poll carries on): ${describeError(error)}`);
+      });
+  }
+
+  async stop(): Promise<void> {
+    this.stopRequested = true;
+    await this.loading;
+    await this.stream?.stop();
+    await this.persisting;
+  }
+
+  private build(Stream: typeof TradeStream): TradeStream {
+    const { options } = this;
+    const { tradeWatch, logger } = options;
+    return new Stream({
       url: this.url,
       keyId: options.keyId,
       secretKey: options.secretKey,
@@ -51,20 +90,6 @@ export class TradeStreamWatch {
       },
       onStateChange: (state) => this.persist(state),
     });
-  }
-
-  /** connected / reconnecting since / last message at: for status and the health registry. */
-  state(): StreamState {
-    return this.stream.state();
-  }
-
-  start(): void {
-    this.stream.start();
-  }
-
-  async stop(): Promise<void> {
-    await this.stream.stop();
-    await this.persisting;
   }
 
   private persist(state: StreamState): void {

@@ -1,0 +1,45 @@
+// The broker, loaded on its first call: the Alpaca client (and axios under it) costs a tenth of a
+// second to import, and a `tradewarden status` never calls the broker (status reads the figures the
+// watch recorded). The controller calls it within seconds anyway.
+import type { Logger } from '../log.ts';
+import type { Account, Broker, CloseResult, Fill, MarketClock, Order, Position } from './types.ts';
+
+export interface BrokerSettings {
+  baseUrl: string;
+  keyId: string;
+  secretKey: string;
+  logger: Logger;
+}
+
+export class OnDemandBroker implements Broker {
+  private client?: Promise<Broker>;
+
+  constructor(private readonly settings: BrokerSettings) {}
+
+  private get broker(): Promise<Broker> {
+    this.client ??= import('./alpaca.ts').then(({ AlpacaBroker }) => new AlpacaBroker(this.settings));
+    return this.client;
+  }
+
+  async account(): Promise<Account> {
+    return (await this.broker).account();
+  }
+  async clock(): Promise<MarketClock> {
+    return (await this.broker).clock();
+  }
+  async positions(): Promise<Position[]> {
+    return (await this.broker).positions();
+  }
+  async openOrders(): Promise<Order[]> {
+    return (await this.broker).openOrders();
+  }
+  async fills(afterIso?: string): Promise<Fill[]> {
+    return (await this.broker).fills(afterIso);
+  }
+  async cancelAllOrders(): Promise<Array<{ id: string; status: number }>> {
+    return (await this.broker).cancelAllOrders();
+  }
+  async closeAllPositions(): Promise<CloseResult[]> {
+    return (await this.broker).closeAllPositions();
+  }
+}
