@@ -5,6 +5,7 @@ import type { Broker } from './broker/types.ts';
 import { systemClock, type Clock } from './clock.ts';
 import type { Config } from './config.ts';
 import { Core } from './core/operations.ts';
+import { HealthChecks } from './health/checks.ts';
 import type { Logger } from './log.ts';
 import { AlertOutbox, logSink, type AlertSink } from './alerts/outbox.ts';
 import { Store } from './store/store.ts';
@@ -22,6 +23,8 @@ export interface App {
   /** Absent without broker credentials: there are no fills to count. */
   tradeWatch?: TradeWatch;
   processWatch: ProcessWatch;
+  /** The controller's checks: watch jobs report into it; health, /healthz and the dead-man's switch read it. */
+  health: HealthChecks;
   clock: Clock;
   logger: Logger;
   close(): Promise<void>;
@@ -121,6 +124,7 @@ export function buildApp(config: Config, options: BuildOptions): App {
     core,
     tradeWatch,
     processWatch,
+    health: new HealthChecks(clock),
     clock,
     logger,
     async close() {

@@ -32,11 +32,22 @@ export interface Config {
   readonly duplicateScanSeconds: number;
   readonly dataDir: string;
   readonly pm2Home: string;
+  /** Dead-man's switch (HEALTHCHECK_URL): pinged while healthy, `<url>/fail` while not. A secret. */
+  readonly healthcheck?: {
+    readonly url: string;
+    readonly everySeconds: number;
+  };
+  /** METRICS_ADDR: where /metrics and /healthz are served (loopback unless a host is given). */
+  readonly metrics?: {
+    readonly host: string;
+    readonly port: number;
+  };
   /** Values that must never appear in a log line, a reply or an error. */
   readonly secrets: readonly string[];
 }
 
-export const SECRET_VARIABLES = ['DISCORD_TOKEN', 'APCA_API_KEY_ID', 'APCA_API_SECRET_KEY'] as const;
+// HEALTHCHECK_URL is a capability: whoever has it can ping (or silence) the dead-man's switch.
+export const SECRET_VARIABLES = ['DISCORD_TOKEN', 'APCA_API_KEY_ID', 'APCA_API_SECRET_KEY', 'HEALTHCHECK_URL'] as const;
 export const ALPACA_PAPER_URL = 'https://paper-api.alpaca.markets';
 
 export class ConfigError extends Error {
@@ -129,6 +140,32 @@ export function parseConfig(env: Env, options: ParseOptions = {}): Config {
     return value;
   };
 
+  const healthcheckUrl = (): string | undefined => {
+    const value = text('HEALTHCHECK_URL');
+    if (value === undefined) return undefined;
+    try {
+      const parsed = new URL(value);
+      if (parsed.protocol !== 'http:' && parsed.protocol !== 'https:') throw new Error('protocol');
+      return value.replace(/\/+$/, '');
+    } catch {
+      problems.push(`HEALTHCHECK_URL is ${shown('HEALTHCHECK_URL', value)}: expected an http(s) URL, e.g. https://hc-ping.com/<uuid>`);
+      return undefined;
+    }
+  };
+  const listenAddress = (name: string): { host: string; port: number } | undefined => {
+    const value = text(name);
+    if (value === undefined) return undefined;
+    // host:port, [v6]:port, :port or a bare port; no host = loopback (metrics are not for the world).
+    const match = /^(?:(\[[0-9a-fA-F:.]+\]|[A-Za-z0-9.-]*):)?(\d{1,5})$/.exec(value);
+    const port = match ? Number(match[2]) : NaN;
+    if (!match || port > 65535) {
+      problems.push(`${name} is ${JSON.stringify(value)}: expected host:port or :port (e.g. 127.0.0.1:9464; port 0 = any free port)`);
+      return undefined;
+    }
+    const host = match[1] ? match[1].replace(/^\[|\]$/g, '') : '127.0.0.1';
+    return { host, port };
+  };
+
   const token = text('DISCORD_TOKEN');
   const keyId = text('APCA_API_KEY_ID');
   const secretKey = text('APCA_API_SECRET_KEY');
@@ -154,6 +191,14 @@ export function parseConfig(env: Env, options: ParseOptions = {}): Config {
     }
   }
 
+  const hcUrl = healthcheckUrl();
+  const hcSeconds = integer('HEALTHCHECK_SECONDS', 60, 1, 86_400);
+  const healthcheck = hcUrl ? { url: hcUrl, everySeconds: hcSeconds } : undefined;
+  // The path alone (the check's uuid) is as much a capability as the whole URL.
+  const hcPath = hcUrl ? new URL(hcUrl).pathname + new URL(hcUrl).search : '';
+  const healthcheckSecrets = hcUrl ? [hcUrl, ...(hcPath.length >= 8 ? [hcPath] : [])] : [];
+  const metrics = listenAddress('METRICS_ADDR');
+
   const config: Config = {
     discord,
     broker: { keyId, secretKey, baseUrl: url('APCA_API_BASE_URL', ALPACA_PAPER_URL)! },
@@ -164,7 +209,9 @@ export function parseConfig(env: Env, options: ParseOptions = {}): Config {
     duplicateScanSeconds: integer('DUPLICATE_SCAN_SECONDS', 10, 1, 3600),
     dataDir: path.resolve(text('DATA_DIR') ?? 'data'),
     pm2Home: path.resolve(text('PM2_HOME') ?? path.join(env.HOME ?? env.USERPROFILE ?? '.', '.pm2')),
-    secrets: [token, keyId, secretKey].filter((s): s is string => Boolean(s)),
+    ...(healthcheck ? { healthcheck } : {}),
+    ...(metrics ? { metrics } : {}),
+    secrets: [token, keyId, secretKey, ...healthcheckSecrets].filter((s): s is string => Boolean(s)),
   };
   if (problems.length) throw new ConfigError(problems);
   return deepFreeze(config);

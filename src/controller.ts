@@ -1,11 +1,13 @@
 // The long-running controller: one per DATA_DIR (invariant 7), it delivers alerts, runs the watch
 // jobs and serves Discord when configured. main.ts runs it in the foreground; the demo embeds it.
-import path from 'node:path';
 import { buildApp, type App, type BuildOptions } from './app.ts';
 import type { Config } from './config.ts';
+import { ControlServer } from './control/socket.ts';
 import { describeError } from './errors.ts';
-import { holdFileLock } from './lock.ts';
-import { scheduleJobs } from './watch/schedule.ts';
+import { ControllerLife, reportDowntime } from './health/downtime.ts';
+import { exposeHealth, type Exposure } from './health/expose.ts';
+import type { ProcessStatus } from './supervisor/types.ts';
+import { scheduleJobs, type Job } from './watch/schedule.ts';
 
 export interface Front {
   stop(): Promise<void>;
@@ -16,56 +18,101 @@ export interface ControllerOptions extends BuildOptions {
   fronts?: Array<(app: App) => Promise<Front | undefined>>;
   /** Watch cadences default to the config's; the demo and benchmarks may shorten them. */
   alertDeliveryIntervalMs?: number;
+  /** How often the heartbeat is written to the data file (default 30 s: each one rewrites the file). */
+  heartbeatSeconds?: number;
 }
 
 export interface Controller {
   app: App;
+  control: ControlServer;
+  exposure: Exposure;
   stop(): Promise<void>;
 }
 
 export async function startController(config: Config, options: ControllerOptions): Promise<Controller> {
   const { logger } = options;
-  // Two controllers on one data dir would double every alert and race every breaker.
-  const releaseSingleton = await holdFileLock(path.join(config.dataDir, 'controller'));
+  // Two controllers on one data dir would double every alert and race every breaker. The singleton
+  // is a socket the kernel closes when this process dies: a restart right after a crash takes over.
+  const control = await ControlServer.listen({ dataDir: config.dataDir, logger });
   const app = buildApp(config, { ...options, deliversAlerts: true });
+  const life = new ControllerLife(app.store, app.clock);
   const fronts: Front[] = [];
   let jobs: { stop(): Promise<void> } | undefined;
+  let exposure: Exposure | undefined;
   try {
+    const downtime = await life.begin();
     for (const startFront of options.fronts ?? []) {
       const front = await startFront(app);
       if (front) fronts.push(front);
     }
     app.outbox.start(options.alertDeliveryIntervalMs);
     await app.outbox.deliverDue(); // whatever an earlier run left undelivered goes out now
-    const { tradeWatch, processWatch } = app;
+    const { tradeWatch, processWatch, health } = app;
+    let latestScan: ProcessStatus | undefined;
+    // Each job reports into the health checks (`tradewarden health`, /healthz, the dead-man's switch).
+    const poll: Job | undefined = tradeWatch
+      ? health.tracked({ name: 'trade-poll', everySeconds: config.tradePollSeconds, run: () => tradeWatch.poll() }, 'fills from the broker')
+      : undefined;
+    const scan: Job = health.tracked(
+      { name: 'process-scan', everySeconds: config.duplicateScanSeconds, run: async () => (latestScan = await processWatch.scan()) },
+      'PM2 and the process scan',
+    );
+    // A first look now rather than one interval from now: health is fresh from the start, and a
+    // restart after a crash can say what happened while nothing watched.
+    const pollError = poll ? await poll.run().then(() => undefined, (e: unknown) => describeError(e)) : undefined;
+    const scanned = await scan.run().then(
+      () => latestScan!,
+      (e: unknown) => ({ error: describeError(e) }),
+    );
+    if (downtime) {
+      await reportDowntime({
+        downtime,
+        store: app.store,
+        clock: app.clock,
+        hasBroker: Boolean(app.broker),
+        pollError,
+        status: scanned,
+        limit: config.maxTradesPerHour,
+        processName: config.trading.processName,
+        raise: (alert) => app.outbox.raise(alert),
+      });
+      await life.reported();
+      logger.warn(`the previous controller (PID ${downtime.previousPid}) did not exit cleanly; last seen ${new Date(downtime.from).toISOString()}`);
+    }
     jobs = scheduleJobs(
-      [
-        ...(tradeWatch ? [{ name: 'trade-poll', everySeconds: config.tradePollSeconds, run: () => tradeWatch.poll() }] : []),
-        { name: 'process-scan', everySeconds: config.duplicateScanSeconds, run: () => processWatch.scan() },
-      ],
+      [...(poll ? [poll] : []), scan, { name: 'heartbeat', everySeconds: options.heartbeatSeconds ?? 30, run: () => life.heartbeat() }],
       logger,
     );
+    exposure = await exposeHealth(app, control, () => latestScan);
     if (!app.broker) logger.warn('No broker credentials (APCA_API_KEY_ID / APCA_API_SECRET_KEY): trade-rate watching and flatten are off.');
     logger.info(
       `tradewarden controller watching "${config.trading.processName}" (PM2_HOME ${config.pm2Home}, data ${config.dataDir}); ` +
         `trade poll ${config.tradePollSeconds}s, scan ${config.duplicateScanSeconds}s, limit ${config.maxTradesPerHour}/h, on runaway: ${config.onRunaway}`,
     );
   } catch (error) {
+    await jobs?.stop();
+    await exposure?.stop();
     await Promise.allSettled(fronts.map((f) => f.stop()));
     await app.close().catch(() => undefined);
-    await releaseSingleton().catch(() => undefined);
+    await control.close().catch(() => undefined);
     throw error;
   }
 
   let stopping: Promise<void> | undefined;
+  const exposed = exposure!;
   return {
     app,
+    control,
+    exposure: exposed,
     stop() {
       stopping ??= (async () => {
         await jobs?.stop();
+        await exposed.stop().catch((e) => logger.warn(`stopping health exposure: ${describeError(e)}`));
         for (const front of fronts) await front.stop().catch((e) => logger.warn(`stopping a front: ${describeError(e)}`));
         await app.close().catch((e) => logger.warn(`closing: ${describeError(e)}`));
-        await releaseSingleton().catch(() => undefined);
+        // The clean-exit mark: the next start knows nothing was missed.
+        await life.end().catch((e) => logger.warn(`recording the clean exit: ${describeError(e)}`));
+        await control.close().catch(() => undefined);
       })();
       return stopping;
     },

@@ -8,6 +8,7 @@ import { OperationError, describeError } from '../errors.ts';
 import { createLogger, redact } from '../log.ts';
 import type { Actor } from '../core/operations.ts';
 import * as text from '../render/text.ts';
+import { probeHealth } from '../health/probe.ts';
 
 export const EXIT = { ok: 0, failed: 1, usage: 2, refused: 3 } as const;
 
@@ -127,6 +128,15 @@ const VERBS: Record<string, Verb> = {
     async run(app, args) {
       const logs = await app.core.logs(positiveInt(args.values.get('lines'), 30, 'lines'));
       return { json: { logs }, text: logs || '(the log is empty)' };
+    },
+  },
+  health: {
+    usage: 'health',
+    summary: "exit 0 when a controller serves this DATA_DIR and its checks are fresh, 1 with the reasons otherwise (a PM2, systemd or Docker health check)",
+    details: 'Asks the running controller over its control socket in DATA_DIR. Fails when no controller answers, a check (fill poll, process scan, stream) has not succeeded within 3 times its interval or is failing (broker or PM2 unreachable), the trader is down while wanted, or alerts cannot be delivered.',
+    async run(app) {
+      const probe = await probeHealth(app.config.dataDir);
+      return { json: probe, text: text.healthText(probe), exitCode: probe.healthy ? EXIT.ok : EXIT.failed };
     },
   },
   audit: {

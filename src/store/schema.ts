@@ -26,7 +26,8 @@ export type AlertKind =
   | 'recovered'
   | 'breaker_tripped'
   | 'flatten_result'
-  | 'data_file_kept_aside';
+  | 'data_file_kept_aside'
+  | 'controller_restarted';
 
 export interface Delivery {
   attempts: number;
@@ -81,6 +82,19 @@ export interface StoreData {
     brokerUnreachable: boolean;
   };
   discord: { statusMessageId?: string };
+  /**
+   * The running controller's life signs. `heartbeatAt` is refreshed every ~30 s (not every second:
+   * each refresh rewrites the file); `cleanExitAt` is set by a clean stop. A start that finds a
+   * record without it knows the last controller died, and when it was last seen.
+   */
+  controller?: {
+    pid: number;
+    startedAt: number;
+    heartbeatAt: number;
+    cleanExitAt?: number;
+    /** last sign of life before an unclean exit not yet reported (carried over if a restart dies too) */
+    unreportedDownSince?: number;
+  };
 }
 
 export function emptyStore(): StoreData {
