@@ -213,3 +213,34 @@ test('/metrics exposes every tradewarden metric and the process defaults; /healt
     await server.close();
   }
 });
+
+test('downtime: a clean exit reports nothing; a crash reports from the last heartbeat; a restart that dies before its report carries the gap over', async () => {
+  const { ControllerLife } = await import('../src/health/downtime.ts');
+  const store = new Store(fs.mkdtempSync(path.join(root, 'life-')));
+  const clock = new ManualClock(Date.parse('2026-03-02T10:00:00Z'));
+  const life = new ControllerLife(store, clock);
+  assert.equal(await life.begin(), undefined, 'first start ever');
+  clock.advance(30_000);
+  await life.heartbeat();
+  clock.advance(10_000);
+  await life.end();
+  clock.advance(60_000);
+  assert.equal(await life.begin(), undefined, 'after a clean exit');
+
+  clock.advance(30_000);
+  await life.heartbeat();
+  const lastSeen = clock.now();
+  clock.advance(45_000); // SIGKILL somewhere in here; nothing is written
+  const gap = await life.begin();
+  assert.deepEqual(gap, { from: lastSeen, to: clock.now(), previousPid: process.pid });
+
+  clock.advance(5_000); // this restart dies too, before its report was saved
+  const carried = await life.begin();
+  assert.equal(carried?.from, lastSeen, 'the gap still starts at the first controller\'s last heartbeat');
+
+  // This time the report is saved (its key), but the controller dies before marking it: not carried again.
+  await store.update((data) => void data.alerts.push({ id: 'x', kind: 'controller_restarted', severity: 'warning', key: `controller_restarted:${lastSeen}`, title: '', body: '', facts: {}, createdAt: clock.now(), deliveries: {} }));
+  const startedAt = clock.now();
+  clock.advance(5_000);
+  assert.equal((await life.begin())?.from, startedAt, 'a new gap, from the last restart\'s start');
+});

@@ -29,8 +29,11 @@ export class ControllerLife {
     return this.store.update((data) => {
       const previous = data.controller;
       const unclean = previous !== undefined && previous.cleanExitAt === undefined;
-      // A restart that itself died before reporting: keep the first gap's start.
-      const downSince = unclean ? Math.min(previous.unreportedDownSince ?? previous.heartbeatAt, previous.heartbeatAt) : undefined;
+      // A restart that itself died before its report was saved: keep the first gap's start. (Its
+      // report may be saved yet unmarked: the alert's key says so, read in this same update.)
+      const carried = previous?.unreportedDownSince;
+      const carriedOver = carried !== undefined && !data.alerts.some((a) => a.key === downtimeKey(carried));
+      const downSince = unclean ? (carriedOver ? Math.min(carried, previous.heartbeatAt) : previous.heartbeatAt) : undefined;
       data.controller = { pid: process.pid, startedAt: now, heartbeatAt: now, ...(downSince !== undefined ? { unreportedDownSince: downSince } : {}) };
       return unclean ? { from: downSince!, to: now, previousPid: previous.pid } : undefined;
     });
@@ -59,6 +62,8 @@ export class ControllerLife {
     });
   }
 }
+
+const downtimeKey = (from: number) => `controller_restarted:${from}`;
 
 export interface DowntimeFindings {
   downtime: Downtime;
@@ -113,7 +118,7 @@ export function downtimeAlert(findings: DowntimeFindings, processName: string): 
   return {
     kind: 'controller_restarted',
     severity: worrying ? 'critical' : 'warning',
-    key: `controller_restarted:${downtime.from}`,
+    key: downtimeKey(downtime.from),
     title: 'Controller restarted after a crash',
     body: lines.join('\n'),
     facts: {
