@@ -97,9 +97,9 @@ export function tradingApp(env = process.env) {
     error_file: path.join(logs, `${name}.err.log`),
     merge_logs: true, // one file per stream, no "-<id>" suffix per instance
     time: true, // timestamp every line, so out and err can be read side by side
-    // PM2 hands the starting client's environment to the app; the Discord token is the
-    // controller's, not the trader's. (Broker keys stay: the trader trades.)
-    env: { DISCORD_TOKEN: '' },
+    // PM2 hands the starting client's environment to the app; the Discord token and the
+    // dead-man's switch URL are the controller's, not the trader's. (Broker keys stay: the trader trades.)
+    env: { DISCORD_TOKEN: '', HEALTHCHECK_URL: '' },
   };
 }
 
