@@ -39,6 +39,7 @@ export async function startController(config: Config, options: ControllerOptions
   const fronts: Front[] = [];
   let jobs: { stop(): Promise<void> } | undefined;
   let exposure: Exposure | undefined;
+  let firstLook: Promise<{ pollError?: string; scanned: ProcessStatus | { error: string } }> | undefined;
   try {
     const downtime = await life.begin();
     for (const startFront of options.fronts ?? []) {
@@ -58,13 +59,18 @@ export async function startController(config: Config, options: ControllerOptions
       'PM2 and the process scan',
     );
     // A first look now rather than one interval from now: health is fresh from the start, and a
-    // restart after a crash can say what happened while nothing watched.
-    const pollError = poll ? await poll.run().then(() => undefined, (e: unknown) => describeError(e)) : undefined;
-    const scanned = await scan.run().then(
-      () => latestScan!,
-      (e: unknown) => ({ error: describeError(e) }),
-    );
+    // restart after a crash can say what happened while nothing watched. Only that report waits
+    // for it (a cold PM2 daemon can take seconds to answer); otherwise it runs alongside the start.
+    firstLook = (async () => {
+      const pollError = poll ? await poll.run().then(() => undefined, (e: unknown) => describeError(e)) : undefined;
+      const scanned = await scan.run().then(
+        () => latestScan!,
+        (e: unknown) => ({ error: describeError(e) }),
+      );
+      return { pollError, scanned };
+    })();
     if (downtime) {
+      const { pollError, scanned } = await firstLook;
       await reportDowntime({
         downtime,
         store: app.store,
@@ -90,6 +96,7 @@ export async function startController(config: Config, options: ControllerOptions
         `trade poll ${config.tradePollSeconds}s, scan ${config.duplicateScanSeconds}s, limit ${config.maxTradesPerHour}/h, on runaway: ${config.onRunaway}`,
     );
   } catch (error) {
+    await firstLook;
     await jobs?.stop();
     await exposure?.stop();
     await Promise.allSettled(fronts.map((f) => f.stop()));
@@ -106,6 +113,7 @@ export async function startController(config: Config, options: ControllerOptions
     exposure: exposed,
     stop() {
       stopping ??= (async () => {
+        await firstLook;
         await jobs?.stop();
         await exposed.stop().catch((e) => logger.warn(`stopping health exposure: ${describeError(e)}`));
         for (const front of fronts) await front.stop().catch((e) => logger.warn(`stopping a front: ${describeError(e)}`));

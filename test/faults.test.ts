@@ -86,11 +86,26 @@ test('the controller under PM2 as the README runs it, SIGKILLed three times: bac
   assert.equal(entry.pm2_env.restart_time, 3);
   assert.equal(entry.pid, pid, 'the one PM2 runs is the one holding the socket');
 
-  const health = spawnSync(process.execPath, ['--import', 'tsx', 'src/cli/main.ts', 'health', '--json'], { env, encoding: 'utf8', timeout: 60_000 });
+  const health = await cli(['health', '--json'], env);
   const report = JSON.parse(health.stdout) as { healthy: boolean; pid: number; reasons: string[] };
   assert.equal(health.status, 0, `healthy: ${report.reasons?.join('; ')}`);
   assert.equal(report.pid, pid);
 });
+
+/**
+ * `tradewarden <args>` as its own process, without blocking this one: the paper broker and the
+ * ping server live in this process and must keep answering the controller meanwhile.
+ */
+async function cli(args: string[], env: Record<string, string>): Promise<{ status: number | null; stdout: string; stderr: string }> {
+  const child = spawn(process.execPath, ['--import', 'tsx', 'src/cli/main.ts', ...args], { env, stdio: ['ignore', 'pipe', 'pipe'] });
+  children.push(child);
+  let stdout = '';
+  let stderr = '';
+  child.stdout!.on('data', (c) => (stdout += c));
+  child.stderr!.on('data', (c) => (stderr += c));
+  const [status] = (await once(child, 'exit')) as [number | null];
+  return { status, stdout, stderr };
+}
 
 /** The controller as its own process (npm start); its output collected. */
 function controller(env: Record<string, string>) {
@@ -141,7 +156,7 @@ test('SIGKILL, fills made while nothing watched: the restart counts them once, r
   buy();
 
   const first = controller(env);
-  await waitFor(() => first.output.text.includes('controller watching'), { timeoutMs: 30_000, what: 'the controller to start' });
+  await waitFor(() => first.output.text.includes('controller watching'), { timeoutMs: 60_000, what: 'the controller to start' });
   await waitFor(() => ping.requests.some((r) => r.method === 'GET' && r.url === checkPath), { timeoutMs: 10_000, what: 'a healthy ping' });
   const metricsUrl = /metrics: (http:\/\/\S+)\/metrics/.exec(first.output.text)![1];
   const metric = async (url: string, name: string) => Number(new RegExp(`^${name} (\\S+)$`, 'm').exec(await (await fetch(`${url}/metrics`)).text())?.[1]);
@@ -153,7 +168,7 @@ test('SIGKILL, fills made while nothing watched: the restart counts them once, r
   for (let i = 0; i < 4; i++) buy(); // 5 in the hour: over the limit of 3, while nobody watched
 
   const second = controller(env);
-  await waitFor(() => second.output.text.includes('controller watching'), { timeoutMs: 30_000, what: 'the restarted controller' });
+  await waitFor(() => second.output.text.includes('controller watching'), { timeoutMs: 60_000, what: 'the restarted controller' });
   const [restarted] = await alertsOf(dataDir, 'controller_restarted');
   assert.ok(restarted, 'controller_restarted raised');
   assert.equal(restarted.severity, 'critical', 'over the limit while down');
@@ -171,7 +186,7 @@ test('SIGKILL, fills made while nothing watched: the restart counts them once, r
   assert.equal(await metric(metricsUrl2, 'tradewarden_trades_last_hour'), 5);
   assert.equal(await metric(metricsUrl2, 'tradewarden_trade_limit'), 3);
 
-  const healthy = spawnSync(process.execPath, ['--import', 'tsx', 'src/cli/main.ts', 'health'], { env, encoding: 'utf8', timeout: 60_000 });
+  const healthy = await cli(['health'], env);
   assert.equal(healthy.status, 0, `health passes: ${healthy.stdout}${healthy.stderr}`);
   assert.match(healthy.stdout, new RegExp(`^healthy: controller PID ${second.child.pid} serves ${dataDir}`));
 
@@ -179,7 +194,7 @@ test('SIGKILL, fills made while nothing watched: the restart counts them once, r
   second.child.kill('SIGINT');
   assert.equal((await once(second.child, 'exit'))[0], 0);
   assert.ok((await new Store(dataDir).read()).controller?.cleanExitAt, 'clean exit recorded');
-  const down = spawnSync(process.execPath, ['--import', 'tsx', 'src/cli/main.ts', 'health'], { env, encoding: 'utf8', timeout: 60_000 });
+  const down = await cli(['health'], env);
   assert.equal(down.status, 1, 'no controller: health fails');
   assert.match(down.stdout, /UNHEALTHY:\n {2}- no tradewarden controller serves .*: nothing is watching the trader/);
   for (const text of [first.output.text, second.output.text]) assert.ok(!text.includes('5b3e2a1c'), 'the check URL never reaches the log');
@@ -208,7 +223,7 @@ test('SIGKILL mid-delivery: Discord got the alert, the controller died before he
     DISCORD_ALERT_CHANNEL_ID: alertChannelId,
   };
   const first = controller(env);
-  await waitFor(() => first.output.text.includes('controller watching'), { timeoutMs: 30_000, what: 'the controller with Discord' });
+  await waitFor(() => first.output.text.includes('controller watching'), { timeoutMs: 60_000, what: 'the controller with Discord' });
 
   // Discord will take the next alert post and never answer it.
   const arrived = discordPost(discord, alertChannelId);
