@@ -160,7 +160,7 @@ test('SIGKILL, fills made while nothing watched: the restart counts them once, r
   await waitFor(() => ping.requests.some((r) => r.method === 'GET' && r.url === checkPath), { timeoutMs: 10_000, what: 'a healthy ping' });
   const metricsUrl = /metrics: (http:\/\/\S+)\/metrics/.exec(first.output.text)![1];
   const metric = async (url: string, name: string) => Number(new RegExp(`^${name} (\\S+)$`, 'm').exec(await (await fetch(`${url}/metrics`)).text())?.[1]);
-  assert.equal(await metric(metricsUrl, 'tradewarden_trades_last_hour'), 1);
+  await waitFor(async () => (await metric(metricsUrl, 'tradewarden_trades_last_hour')) === 1, { timeoutMs: 20_000, what: 'the first poll to count the fill' });
   assert.equal((await fetch(`${metricsUrl}/healthz`)).status, 200);
 
   first.child.kill('SIGKILL');
