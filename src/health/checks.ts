@@ -5,7 +5,10 @@
 //
 // A check is fresh when it succeeded within 3× its interval (one missed or slow run is not an
 // outage); its latest run failing makes it unhealthy at once (the broker and PM2 clients retry
-// before they fail). A new job (the trade stream) joins with one line: `health.register(...)`.
+// before they fail). A new job joins with one line, e.g. the trade stream in buildApp:
+//   const streamCheck = health.register('stream', { everySeconds: 30, what: 'the trade stream' });
+//   // streamCheck.ok() on every message or heartbeat, streamCheck.fail(error) on a drop
+//   health.indicator('stream_connected', () => stream.connected); // → tradewarden_stream_connected
 import type { Clock } from '../clock.ts';
 import { describeError } from '../errors.ts';
 import { formatDuration } from '../alerts/outbox.ts';
