@@ -170,7 +170,10 @@ export class ControlServer {
     let queue = Promise.resolve();
     socket.on('data', (chunk: string) => {
       buffer += chunk;
-      if (Buffer.byteLength(buffer) > MAX_LINE_BYTES && !buffer.includes('\n')) {
+      if (buffer.length > MAX_LINE_BYTES && !buffer.includes('\n')) {
+        // Not our protocol (or a runaway client): answer once and hang up.
+        buffer = '';
+        socket.removeAllListeners('data');
         socket.end(JSON.stringify({ id: null, ok: false, error: `request longer than ${MAX_LINE_BYTES} bytes` }) + '\n');
         return;
       }
