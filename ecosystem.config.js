@@ -133,10 +133,11 @@ export function tradingApp(env = process.env) {
     error_file: path.join(logs, `${name}.err.log`),
     merge_logs: true, // one file per stream, no "-<id>" suffix per instance
     time: true, // timestamp every line, so out and err can be read side by side
-    // PM2 hands the starting client's environment to the app; the Discord token is the
-    // controller's, not the trader's. (Broker keys stay: the trader trades.) With the order gate
-    // on, the trader's broker is the gate: an unmodified Alpaca bot trades through it.
-    env: { DISCORD_TOKEN: '', ...(gateway ? { APCA_API_BASE_URL: gateway } : {}) },
+    // PM2 hands the starting client's environment to the app; the Discord token and the
+    // dead-man's switch URL are the controller's, not the trader's. (Broker keys stay: the trader
+    // trades.) With the order gate on, the trader's broker is the gate: an unmodified Alpaca bot
+    // trades through it.
+    env: { DISCORD_TOKEN: '', HEALTHCHECK_URL: '', ...(gateway ? { APCA_API_BASE_URL: gateway } : {}) },
   };
 }
 
@@ -151,10 +152,16 @@ export function controllerApp(env = process.env) {
     node_args: ['--import', 'tsx'],
     cwd: projectRoot, // .env and ./data are found from here
     exec_mode: 'fork',
-    instances: 1, // the controller is a singleton (a lock in DATA_DIR also enforces it)
+    instances: 1, // the controller is a singleton (its control socket in DATA_DIR also enforces it)
+    // The watcher must never stay down: no restart budget that ends in "errored". PM2 counts a
+    // restart "unstable" only when the app lived < min_uptime, and gives up at max_restarts of
+    // them; the controller comes back after every crash instead, with an exponential back-off
+    // (100 ms, ×1.5 per crash, at most 15 s; back to 100 ms once it has run for 30 s) so a crash
+    // loop (a bad .env) does not spin.
     autorestart: true,
-    max_restarts: 10,
-    min_uptime: '10s',
+    exp_backoff_restart_delay: 100,
+    min_uptime: 1000,
+    max_restarts: 1_000_000_000,
     // Time to flush the alert outbox and say goodbye on Discord before SIGKILL.
     kill_timeout: 15_000,
     treekill: true,

@@ -6,6 +6,7 @@ import { systemClock, type Clock } from './clock.ts';
 import type { Config } from './config.ts';
 import { RunawayBreaker } from './core/breaker.ts';
 import { Core } from './core/operations.ts';
+import { HealthChecks } from './health/checks.ts';
 import type { Logger } from './log.ts';
 import { AlertOutbox, logSink, type AlertSink } from './alerts/outbox.ts';
 import { Store } from './store/store.ts';
@@ -33,6 +34,8 @@ export interface App {
   /** Keeps the account figures status shows; absent without broker credentials. */
   accountWatch?: AccountWatch;
   processWatch: ProcessWatch;
+  /** The controller's checks: watch jobs report into it; health, /healthz and the dead-man's switch read it. */
+  health: HealthChecks;
   clock: Clock;
   logger: Logger;
   /** Connects the trade stream (the controller does; a CLI process only reads the data file). */
@@ -185,6 +188,7 @@ export function buildApp(config: Config, options: BuildOptions): App {
     foreignTrading,
     accountWatch,
     processWatch,
+    health: new HealthChecks(clock),
     clock,
     logger,
     startStream() {

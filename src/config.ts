@@ -58,11 +58,22 @@ export interface Config {
   readonly gateway?: GatewayConfig;
   readonly dataDir: string;
   readonly pm2Home: string;
+  /** Dead-man's switch (HEALTHCHECK_URL): pinged while healthy, `<url>/fail` while not. A secret. */
+  readonly healthcheck?: {
+    readonly url: string;
+    readonly everySeconds: number;
+  };
+  /** METRICS_ADDR: where /metrics and /healthz are served (loopback unless a host is given). */
+  readonly metrics?: {
+    readonly host: string;
+    readonly port: number;
+  };
   /** Values that must never appear in a log line, a reply or an error. */
   readonly secrets: readonly string[];
 }
 
-export const SECRET_VARIABLES = ['DISCORD_TOKEN', 'APCA_API_KEY_ID', 'APCA_API_SECRET_KEY'] as const;
+// HEALTHCHECK_URL is a capability: whoever has it can ping (or silence) the dead-man's switch.
+export const SECRET_VARIABLES = ['DISCORD_TOKEN', 'APCA_API_KEY_ID', 'APCA_API_SECRET_KEY', 'HEALTHCHECK_URL'] as const;
 export const ALPACA_PAPER_URL = 'https://paper-api.alpaca.markets';
 
 export class ConfigError extends Error {
@@ -178,6 +189,29 @@ export function parseConfig(env: Env, options: ParseOptions = {}): Config {
     }
     return parsed;
   };
+  const healthcheckUrl = (): string | undefined => {
+    const value = text('HEALTHCHECK_URL');
+    if (value === undefined) return undefined;
+    try {
+      const parsed = new URL(value);
+      if (parsed.protocol !== 'http:' && parsed.protocol !== 'https:') throw new Error('protocol');
+      return value.replace(/\/+$/, '');
+    } catch {
+      problems.push(`HEALTHCHECK_URL is ${shown('HEALTHCHECK_URL', value)}: expected an http(s) URL, e.g. https://hc-ping.com/<uuid>`);
+      return undefined;
+    }
+  };
+  const listenAddress = (name: string): { host: string; port: number } | undefined => {
+    const value = text(name);
+    if (value === undefined) return undefined;
+    // No host = loopback (metrics are not for the world); port 0 = any free port.
+    const parsed = parseHostPort(value, { minPort: 0 });
+    if (!parsed) {
+      problems.push(`${name} is ${JSON.stringify(value)}: expected host:port or :port (e.g. 127.0.0.1:9464; port 0 = any free port)`);
+      return undefined;
+    }
+    return parsed;
+  };
 
   const token = text('DISCORD_TOKEN');
   const keyId = text('APCA_API_KEY_ID');
@@ -227,6 +261,13 @@ export function parseConfig(env: Env, options: ParseOptions = {}): Config {
     problems.push(`TRADING_ARGS is ${JSON.stringify(args)}: a quote is not closed; words are space-separated and "double" or 'single' quotes group them`);
   }
   integer('TRADING_KILL_TIMEOUT_MS', 10_000, 100, 600_000);
+  const hcUrl = healthcheckUrl();
+  const hcSeconds = integer('HEALTHCHECK_SECONDS', 60, 1, 86_400);
+  const healthcheck = hcUrl ? { url: hcUrl, everySeconds: hcSeconds } : undefined;
+  // The path alone (the check's uuid) is as much a capability as the whole URL.
+  const hcPath = hcUrl ? new URL(hcUrl).pathname + new URL(hcUrl).search : '';
+  const healthcheckSecrets = hcUrl ? [hcUrl, ...(hcPath.length >= 8 ? [hcPath] : [])] : [];
+  const metrics = listenAddress('METRICS_ADDR');
 
   const config: Config = {
     discord,
@@ -242,7 +283,9 @@ export function parseConfig(env: Env, options: ParseOptions = {}): Config {
     ...gatewayPart(gatewayAddress('GATEWAY_ADDR'), oneOf('GATE_MODE', ['enforce', 'observe'] as const, 'enforce')),
     dataDir: path.resolve(text('DATA_DIR') ?? 'data'),
     pm2Home: path.resolve(text('PM2_HOME') ?? path.join(env.HOME ?? env.USERPROFILE ?? '.', '.pm2')),
-    secrets: [token, keyId, secretKey].filter((s): s is string => Boolean(s)),
+    ...(healthcheck ? { healthcheck } : {}),
+    ...(metrics ? { metrics } : {}),
+    secrets: [token, keyId, secretKey, ...healthcheckSecrets].filter((s): s is string => Boolean(s)),
   };
   if (problems.length) throw new ConfigError(problems);
   return deepFreeze(config);
@@ -256,11 +299,11 @@ function gatewayPart(address: { host: string; port: number } | undefined, mode: 
  * "host:port", "[::1]:port", ":port" or "port" (the last two: loopback only). Port 1–65535; 0 is
  * refused because the trader's APCA_API_BASE_URL is written from this address before the gate listens.
  */
-export function parseHostPort(value: string): { host: string; port: number } | undefined {
+export function parseHostPort(value: string, options: { minPort?: number } = {}): { host: string; port: number } | undefined {
   const match = /^(?:(\[[0-9a-fA-F:.]+\]|[A-Za-z0-9.-]+)?:)?(\d{1,5})$/.exec(value.trim());
   if (!match) return undefined;
   const port = Number(match[2]);
-  if (port < 1 || port > 65_535) return undefined;
+  if (port < (options.minPort ?? 1) || port > 65_535) return undefined;
   const host = match[1] ? match[1].replace(/^\[|\]$/g, '') : '127.0.0.1';
   return { host, port };
 }

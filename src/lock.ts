@@ -88,7 +88,7 @@ export async function holdFileLock(target: string, options: { staleMs?: number }
     return await lockfile.lock(target, { realpath: false, stale: staleMs, update: Math.floor(staleMs / 3) });
   } catch (error) {
     if ((error as NodeJS.ErrnoException).code === 'ELOCKED') {
-      throw Object.assign(refused(`another process holds ${target}.lock (is a second controller running?)`), { cause: error });
+      throw Object.assign(refused(`another process holds ${target}.lock`), { cause: error });
     }
     throw failed(`could not lock ${target}`, error);
   }

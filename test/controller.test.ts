@@ -50,7 +50,7 @@ test('one controller per data dir; it delivers what was pending, runs without Di
   const second = controller();
   const [code] = await once(second.child, 'exit');
   assert.equal(code, 1);
-  assert.match(second.output.text, /another process holds .*controller\.lock \(is a second controller running\?\)/);
+  assert.match(second.output.text, new RegExp(`another tradewarden controller \\(PID ${first.child.pid}\\) serves .*only one may run per DATA_DIR`));
 
   first.child.kill('SIGINT');
   const [firstCode] = await once(first.child, 'exit');

@@ -329,13 +329,15 @@ describe('Discord front, end to end (discord.js + stand-in + PM2 + paper broker)
     assert.deepEqual([done?.who, done?.outcome, done?.args], [`discord:${operator.user.id}`, 'ok', { pids: [rogue.pid] }]);
   });
 
-  test('after a gateway drop the client resumes and still answers /bot status', async () => {
-    const resumes = discord.gateway.resumes.filter((r) => r.accepted).length;
-    discord.dropConnection();
-    await discord.waitForResume(resumes);
-    const run = await slash(bystander, 'bot', subcommand('status'));
-    assert.equal((await run.response()).embeds[0].title, 'trading-bot: stopped');
-    assert.equal(discord.gateway.identifies.length, 1, 'resumed, not re-identified');
+  test('the gateway dropped repeatedly (clean and abnormal closes): the client resumes each time and still answers /bot status', async () => {
+    for (let drop = 1; drop <= 5; drop++) {
+      const resumes = discord.gateway.resumes.filter((r) => r.accepted).length;
+      discord.dropConnection(drop % 2 === 0 ? { abnormal: true } : undefined);
+      await discord.waitForResume(resumes);
+      const run = await slash(bystander, 'bot', subcommand('status'));
+      assert.equal((await run.response()).embeds[0].title, 'trading-bot: stopped', `answered after drop #${drop}`);
+    }
+    assert.equal(discord.gateway.identifies.length, 1, 'resumed every time, never re-identified');
   });
 
   test('a 429 on an alert post is waited out: delivered once, later', async () => {

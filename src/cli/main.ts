@@ -38,7 +38,35 @@ const processIo: CliIo = { out: (s) => process.stdout.write(s + '\n'), err: (s) 
  * controller over its local socket). Each returns the report, or undefined to let the next try.
  */
 export type Shortcut = (config: Config, args: Args) => Promise<unknown | undefined>;
-export const SHORTCUTS: Partial<Record<OperationName, Shortcut[]>> = {};
+export const SHORTCUTS: Partial<Record<OperationName, Shortcut[]>> = {
+  // A running controller already holds PM2's answer and the store: one round trip on its socket.
+  status: [askController('status')],
+};
+
+/** Asks the controller of this DATA_DIR over its control socket; undefined (build the app) when none answers. */
+function askController(op: string): Shortcut {
+  return async (config) => {
+    const { requestControl } = await import('../control/socket.ts');
+    return requestControl(config.dataDir, op, {}, 2000).catch(() => undefined);
+  };
+}
+
+/**
+ * Verbs of the terminal alone, not operations: `health` asks whether a controller watches at all,
+ * which only makes sense from outside it (a PM2, systemd or Docker health check).
+ */
+const TERMINAL_VERBS = {
+  health: {
+    summary: 'exit 0 when a controller serves this DATA_DIR and its checks are fresh, 1 with the reasons otherwise',
+    details:
+      'Asks the running controller over its control socket in DATA_DIR. Fails when no controller answers, a check (fill poll, process scan, stream) ' +
+      'has not succeeded within 3 times its interval or is failing (broker or PM2 unreachable), the trader is down while wanted, or alerts cannot be delivered. ' +
+      'Usable as a PM2, systemd or Docker health check.',
+  },
+} as const;
+type TerminalVerb = keyof typeof TERMINAL_VERBS;
+const isTerminalVerb = (verb: string): verb is TerminalVerb => Object.hasOwn(TERMINAL_VERBS, verb);
+const verbNames = (): string[] => [...operationNames, ...Object.keys(TERMINAL_VERBS)];
 
 // ---- the command line, from the catalogue ----
 
@@ -79,7 +107,7 @@ interface VerbLine {
 export function parseVerbLine(verb: string, rest: readonly string[]): VerbLine {
   const op = operation(verb);
   if (!op) {
-    const close = nearest(verb, operationNames);
+    const close = nearest(verb, verbNames());
     throw new UsageError(`Unknown command "${verb}".${close ? ` Did you mean "${close}"?` : ''} Run \`tradewarden --help\` for the list.`);
   }
   let parsed: { values: Record<string, string | boolean | undefined>; positionals: string[] };
@@ -127,6 +155,10 @@ function argumentProblem(error: unknown, op: AnyOperation): string {
 // ---- help, generated from the catalogue ----
 
 export function helpText(verb?: string): string {
+  if (verb && isTerminalVerb(verb)) {
+    const { summary, details } = TERMINAL_VERBS[verb];
+    return [`Usage: tradewarden ${verb} [--json]`, '', summary, '', details, '', 'Read-only. Exit codes: 0 healthy, 1 not (the reasons are printed).'].join('\n');
+  }
   const op = verb ? operation(verb) : undefined;
   if (op) {
     const lines = [`Usage: tradewarden ${usageOf(op)} [--json]`, '', op.summary];
@@ -139,14 +171,16 @@ export function helpText(verb?: string): string {
     return lines.join('\n');
   }
   const ops = cliOperations();
-  const width = Math.max(...ops.map((o) => usageOf(o).length));
+  const terminal = Object.entries(TERMINAL_VERBS).map(([name, v]) => ({ usage: name, summary: v.summary }));
+  const rows = [...ops.map((o) => ({ usage: usageOf(o), summary: o.summary })), ...terminal];
+  const width = Math.max(...rows.map((r) => r.usage.length));
   return [
     'Usage: tradewarden <command> [options]',
     '',
     'Keeps exactly one trading process running under PM2; the same operations as the Discord bot.',
     '',
     'Commands:',
-    ...ops.map((o) => `  ${usageOf(o).padEnd(width)}  ${o.summary}`),
+    ...rows.map((r) => `  ${r.usage.padEnd(width)}  ${r.summary}`),
     '',
     'Options: --json (machine-readable output), --help (help for a command)',
     'Exit codes: 0 done, 1 failed, 2 usage error, 3 refused',
@@ -167,13 +201,15 @@ export async function runCli(argv: string[], io: CliIo = processIo): Promise<num
       io.err(`Unknown option ${strays[0]}.\n\n${helpText()}`);
       return EXIT.usage;
     }
-    if (topic && !operation(topic)) {
+    if (topic && !operation(topic) && !isTerminalVerb(topic)) {
       io.err(parseProblem(topic));
       return EXIT.usage;
     }
     io.out(helpText(topic));
     return verb === 'help' || rest.length ? EXIT.ok : EXIT.usage;
   }
+
+  if (isTerminalVerb(verb)) return runHealth(verb, rest, io);
 
   let line: VerbLine;
   try {
@@ -245,6 +281,38 @@ async function runVerb({ op, args, json, yes }: VerbLine, io: CliIo): Promise<nu
   } finally {
     await close?.().catch(() => undefined);
   }
+}
+
+/** `tradewarden health`: strict like every verb; the answer is the controller's, over its socket. */
+async function runHealth(verb: TerminalVerb, rest: readonly string[], io: CliIo): Promise<number> {
+  let values: { json?: boolean; help?: boolean };
+  try {
+    const parsed = parseArgs({ args: [...rest], options: { json: { type: 'boolean' }, help: { type: 'boolean', short: 'h' } }, strict: true, allowPositionals: true });
+    if (parsed.positionals.length) throw new UsageError(`${verb} takes no words, got "${parsed.positionals.join(' ')}". Usage: tradewarden ${verb} [--json]`);
+    values = parsed.values;
+  } catch (error) {
+    io.err(error instanceof UsageError ? error.message : `${verb}: ${describeError(error)}; it takes: [--json]`);
+    return EXIT.usage;
+  }
+  if (values.help) {
+    io.out(helpText(verb));
+    return EXIT.ok;
+  }
+  const [{ ConfigError, loadConfig }, { healthText }, { probeHealth }] = await Promise.all([
+    import('../config.ts'),
+    import('../render/text.ts'),
+    import('../health/probe.ts'),
+  ]);
+  let config: Config;
+  try {
+    config = loadConfig();
+  } catch (error) {
+    io.err(`Error: ${describeError(error)}`);
+    return error instanceof ConfigError ? EXIT.usage : EXIT.failed;
+  }
+  const probe = await probeHealth(config.dataDir);
+  io.out(values.json ? JSON.stringify(probe, null, 2) : healthText(probe));
+  return probe.healthy ? EXIT.ok : EXIT.failed;
 }
 
 async function typed(question: string, expected: string): Promise<boolean> {

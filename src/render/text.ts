@@ -18,6 +18,7 @@ import type {
 } from '../core/reports.ts';
 import { formatDuration } from '../duration.ts';
 import { sparkline } from '../watch/trade-window.ts';
+import type { HealthProbe } from '../health/probe.ts';
 
 export const money = (n: number) => `${n < 0 ? '-' : ''}$${Math.abs(n).toLocaleString('en-US', { minimumFractionDigits: 2, maximumFractionDigits: 2 })}`;
 export const megabytes = (bytes?: number) => (bytes === undefined ? '—' : `${(bytes / 1024 / 1024).toFixed(1)} MB`);
@@ -165,3 +166,12 @@ export const TEXT: Renderers<string> = {
   alerts: alertsText,
   audit: auditText,
 };
+export function healthText(probe: HealthProbe): string {
+  const head = probe.healthy
+    ? `healthy: controller PID ${probe.pid ?? '?'} serves ${probe.dataDir}`
+    : `UNHEALTHY${probe.controller ? ` (controller PID ${probe.pid ?? '?'})` : ''}:\n${probe.reasons.map((r) => `  - ${r}`).join('\n')}`;
+  const checks = (probe.checks ?? []).map(
+    (c) => `  ${c.name.padEnd(14)} ${c.state.padEnd(8)} every ${c.intervalSeconds}s, last ok ${c.lastOkAt ? `${formatDuration(c.ageSeconds * 1000)} ago` : 'never'}${c.lastError ? ` — ${c.lastError}` : ''}`,
+  );
+  return [head, ...(checks.length ? ['checks:', ...checks] : [])].join('\n');
+}

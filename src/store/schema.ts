@@ -30,7 +30,8 @@ export type AlertKind =
   | 'order_refused'
   | 'foreign_trading'
   | 'broker_clock_skew'
-  | 'record_failed';
+  | 'record_failed'
+  | 'controller_restarted';
 
 export interface Delivery {
   attempts: number;
@@ -104,6 +105,19 @@ export interface StoreData {
   discord: { statusMessageId?: string };
   /** absent until the watch has read the account once */
   account?: AccountSnapshot;
+  /**
+   * The running controller's life signs. `heartbeatAt` is refreshed every ~30 s (not every second:
+   * each refresh rewrites the file); `cleanExitAt` is set by a clean stop. A start that finds a
+   * record without it knows the last controller died, and when it was last seen.
+   */
+  controller?: {
+    pid: number;
+    startedAt: number;
+    heartbeatAt: number;
+    cleanExitAt?: number;
+    /** last sign of life before an unclean exit not yet reported (carried over if a restart dies too) */
+    unreportedDownSince?: number;
+  };
 }
 
 export function emptyStore(): StoreData {

@@ -302,7 +302,7 @@ export class Pm2Connection {
 }
 
 /** Environment the PM2 daemon has no use for: removed while it may be spawned, then put back. */
-const NOT_FOR_THE_DAEMON = ['DISCORD_TOKEN'] as const;
+const NOT_FOR_THE_DAEMON = ['DISCORD_TOKEN', 'HEALTHCHECK_URL'] as const;
 
 function withholdFromDaemon(): Record<string, string> {
   const withheld: Record<string, string> = {};

@@ -68,9 +68,11 @@ export interface StandInMessage {
   deleted: boolean;
   /** Names and sizes of files uploaded with it (multipart requests). */
   files: { name: string; size: number }[];
+  /** The nonce it was created with, when the sender asked Discord to enforce it. */
+  enforcedNonce?: string;
 }
 
-const bookkeeping = new Set(['allowed_mentions', 'source', 'interactionId', 'deleted', 'files']);
+const bookkeeping = new Set(['allowed_mentions', 'source', 'interactionId', 'deleted', 'files', 'enforcedNonce']);
 
 /** The message as Discord would send it to a client. */
 export function messageToWire(message: StandInMessage): JsonObject {

@@ -156,6 +156,7 @@ export class DiscordStandIn {
   private readonly guildCommands = new Map<string, StoredCommand[]>();
   private readonly users = new Map<string, JsonObject>();
   private readonly faults: { spec: FaultSpec; hits: RecordedRequest[]; remaining: number }[] = [];
+  private readonly withheld: Array<{ method: string; path: RegExp; arrived: (record: RecordedRequest) => void }> = [];
   private readonly routes: Route[];
   private readonly clock: { now(): number };
   private readonly expiryMs: number;
@@ -287,6 +288,14 @@ export class DiscordStandIn {
     const fault = { spec, hits: [] as RecordedRequest[], remaining: spec.count ?? 1 };
     this.faults.push(fault);
     return fault;
+  }
+
+  /**
+   * The next matching REST call is carried out (a message is created) but its answer never leaves:
+   * the client's side of "Discord got it, then I died before hearing back". Resolves when it arrived.
+   */
+  withholdAnswerTo(method: string, path: RegExp): Promise<RecordedRequest> {
+    return new Promise((arrived) => this.withheld.push({ method: method.toUpperCase(), path, arrived }));
   }
 
   /** Closes the gateway socket (default code 4000, which discord.js answers with a RESUME). */
@@ -742,7 +751,13 @@ export class DiscordStandIn {
         const payload = isJsonObject(body) ? body : {};
         const problems = messageBodyProblems(payload, { requireContent: files.length === 0 });
         if (problems.length) return formError(problems);
-        return { status: 200, body: messageToWire(this.createMessage(params.channel, payload, 'channel', undefined, files)) };
+        // enforce_nonce: a message with the same nonce sent within a few minutes is returned, not repeated.
+        const nonce = payload.enforce_nonce === true && (typeof payload.nonce === 'string' || typeof payload.nonce === 'number') ? String(payload.nonce) : undefined;
+        const earlier = nonce === undefined ? undefined : this.channelMessages(params.channel).find((m) => m.enforcedNonce === nonce && Date.now() - Date.parse(m.timestamp) < NONCE_WINDOW_MS);
+        if (earlier) return { status: 200, body: messageToWire(earlier) };
+        const created = this.createMessage(params.channel, payload, 'channel', undefined, files);
+        if (nonce !== undefined) created.enforcedNonce = nonce;
+        return { status: 200, body: messageToWire(created) };
       }),
       route('GET', '/channels/:channel/messages/:message', true, ({ params }) => {
         if (!channelOf(params.channel)) return fail(404, errorBody.unknownChannel);
@@ -788,6 +803,13 @@ export class DiscordStandIn {
     this.requests.push(record);
 
     const answer = await this.answerRequest(request, record, versioned ? segments : null);
+    const withhold = this.withheld.findIndex((w) => w.method === record.method && w.path.test(record.path));
+    if (withhold >= 0) {
+      const [held] = this.withheld.splice(withhold, 1);
+      this.feed.changed();
+      held.arrived(record);
+      return; // the socket stays open, unanswered, until the client gives up or dies
+    }
     record.status = answer.status;
     const headers: Record<string, string> = { ...answer.headers };
     if (answer.body !== undefined) headers['content-type'] = 'application/json';
@@ -834,6 +856,9 @@ export class DiscordStandIn {
     return fail(404, errorBody.unknownRoute);
   }
 }
+
+/** How long Discord remembers an enforced nonce ("the past few minutes"). */
+const NONCE_WINDOW_MS = 5 * 60_000;
 
 export function startDiscordStandIn(options: DiscordStandInOptions): Promise<DiscordStandIn> {
   return DiscordStandIn.start(options);

@@ -1,0 +1,308 @@
+// The controller's control socket: a Unix socket that is both the controller's singleton
+// (invariant 7) and its local control channel (`tradewarden health`, and more requests later).
+//
+// Why a socket and not a lock file: a lock file outlives a SIGKILLed holder (proper-lockfile's lock
+// stayed "fresh" for 10 s, and PM2 burnt its whole restart budget on refusals). The kernel closes a
+// dead process's listening socket at once, so connecting to it is refused: whoever starts next knows
+// the old controller is gone, without waiting for anything to go stale.
+//
+// Taking it: bind; on EADDRINUSE connect to it: accepted → a live controller, refuse; refused or
+// gone → stale, unlink and bind again. Two starters finding the same stale socket could otherwise
+// both unlink-and-bind, the second removing the first's fresh socket (two live controllers): the
+// probe-unlink-bind step runs under a short cross-process lock (milliseconds, never held for the
+// controller's life; if its holder dies it goes stale after 2 s).
+//
+// Where: DATA_DIR/controller.sock. A socket path is limited to 107 bytes on Linux (103 on macOS);
+// for a deeper DATA_DIR the socket lives in a private folder under the temp directory
+// (<tmp>/tradewarden-<uid>/, mode 0700) named by a hash of DATA_DIR, so the controller and the CLI
+// find the same one. Only the owner can connect (socket mode 0600).
+//
+// Protocol: JSON lines over the socket, request → response, answered in order on one connection.
+//   request:  {"id"?: any, "op": "<name>", "args"?: {...}}
+//   response: {"id": <same>, "ok": true, "result": <op's result>}
+//             {"id": <same>, "ok": false, "error": "<message>"}
+// Operations: "hello" → {pid, dataDir, startedAt}; every other op is registered with
+// ControlServer.handle(op, handler) by the module that owns it ("health": see src/health/).
+import crypto from 'node:crypto';
+import fs from 'node:fs';
+import net from 'node:net';
+import os from 'node:os';
+import path from 'node:path';
+import { OperationError, describeError, failed, refused } from '../errors.ts';
+import { withFileLock } from '../lock.ts';
+import type { Logger } from '../log.ts';
+
+/** Longest socket path we use: Linux allows 107 bytes, macOS 103; keep a margin. */
+export const MAX_SOCKET_PATH_BYTES = 100;
+const SOCKET_NAME = 'controller.sock';
+/** A request line longer than this is refused (the protocol carries small JSON objects). */
+const MAX_LINE_BYTES = 64 * 1024;
+
+export interface ControlRequest {
+  id?: unknown;
+  op: string;
+  args?: Record<string, unknown>;
+}
+
+export type ControlHandler = (args: Record<string, unknown>) => unknown;
+
+/** Where the control socket of `dataDir` is (the same answer in the controller and the CLI). */
+export function controlSocketPath(dataDir: string, tmpDir = os.tmpdir()): string {
+  const resolved = path.resolve(dataDir);
+  const preferred = path.join(resolved, SOCKET_NAME);
+  if (Buffer.byteLength(preferred) <= MAX_SOCKET_PATH_BYTES) return preferred;
+  const hash = crypto.createHash('sha256').update(resolved).digest('hex').slice(0, 16);
+  const fallback = path.join(privateRunDir(tmpDir), `${hash}.sock`);
+  if (Buffer.byteLength(fallback) > MAX_SOCKET_PATH_BYTES) {
+    throw new OperationError(
+      'usage',
+      `DATA_DIR ${resolved} is too deep for the controller's socket (${preferred} is over ${MAX_SOCKET_PATH_BYTES} bytes) ` +
+        `and so is the temp directory fallback (${fallback}); use a shorter DATA_DIR or TMPDIR`,
+    );
+  }
+  return fallback;
+}
+
+function privateRunDir(tmpDir: string): string {
+  const uid = typeof process.getuid === 'function' ? process.getuid() : 0;
+  return path.join(tmpDir, `tradewarden-${uid}`);
+}
+
+/** Creates (or checks) the private folder for fallback sockets: ours, not a symlink, mode 0700. */
+function ensurePrivateDir(dir: string): void {
+  fs.mkdirSync(dir, { recursive: true, mode: 0o700 });
+  const stat = fs.lstatSync(dir);
+  const uid = typeof process.getuid === 'function' ? process.getuid() : stat.uid;
+  if (!stat.isDirectory() || stat.uid !== uid) {
+    throw refused(`${dir} is not a directory owned by this user; remove it (the controller keeps its socket there when DATA_DIR is deep)`);
+  }
+  if ((stat.mode & 0o077) !== 0) fs.chmodSync(dir, 0o700);
+}
+
+export interface ControlServerOptions {
+  dataDir: string;
+  logger: Logger;
+  /** How long a start waits for another start's takeover step (default 10 s). */
+  takeoverWaitMs?: number;
+}
+
+/** The listening side: held by the one controller of a DATA_DIR. */
+export class ControlServer {
+  private readonly handlers = new Map<string, ControlHandler>();
+  private readonly sockets = new Set<net.Socket>();
+  private closed?: Promise<void>;
+
+  private constructor(
+    private readonly server: net.Server,
+    readonly socketPath: string,
+    private readonly logger: Logger,
+    dataDir: string,
+  ) {
+    const startedAt = new Date().toISOString();
+    this.handle('hello', () => ({ pid: process.pid, dataDir, startedAt }));
+    server.on('connection', (socket) => this.serve(socket));
+  }
+
+  /**
+   * Becomes the controller of `dataDir`, or refuses (kind 'refused') when a live one serves it.
+   * A socket left by a dead controller is taken over at once.
+   */
+  static async listen(options: ControlServerOptions): Promise<ControlServer> {
+    const dataDir = path.resolve(options.dataDir);
+    fs.mkdirSync(dataDir, { recursive: true });
+    const socketPath = controlSocketPath(dataDir);
+    if (path.dirname(socketPath) !== dataDir) {
+      ensurePrivateDir(path.dirname(socketPath));
+      options.logger.info(`DATA_DIR is too deep for a socket path; the control socket is ${socketPath}`);
+    }
+    const server = net.createServer();
+    await withFileLock(
+      path.join(dataDir, 'controller-takeover'),
+      async () => {
+        for (let attempt = 0; ; attempt++) {
+          try {
+            await bind(server, socketPath);
+            return;
+          } catch (error) {
+            if ((error as NodeJS.ErrnoException).code !== 'EADDRINUSE' || attempt >= 2) {
+              throw failed(`cannot listen on the control socket ${socketPath}: ${describeError(error)}`, error);
+            }
+          }
+          const holder = await probe(socketPath);
+          if (holder.live) {
+            throw refused(
+              `another tradewarden controller${holder.pid ? ` (PID ${holder.pid})` : ''} serves ${dataDir} (its socket ${socketPath} answers); only one may run per DATA_DIR`,
+            );
+          }
+          const stat = fs.lstatSync(socketPath, { throwIfNoEntry: false });
+          if (stat && !stat.isSocket()) {
+            throw refused(`${socketPath} exists and is not a socket; remove it (it is where the controller listens)`);
+          }
+          // The kernel refused the connection: its owner is dead. Take its place.
+          fs.rmSync(socketPath, { force: true });
+        }
+      },
+      { waitMs: options.takeoverWaitMs ?? 10_000, staleMs: 2000, what: 'another controller starting on this DATA_DIR' },
+    );
+    return new ControlServer(server, socketPath, options.logger, dataDir);
+  }
+
+  /** Registers an operation; a handler may return a value or a promise, and throw to answer an error. */
+  handle(op: string, handler: ControlHandler): void {
+    this.handlers.set(op, handler);
+  }
+
+  /** Stops listening (which removes the socket file) and ends open connections. */
+  close(): Promise<void> {
+    this.closed ??= new Promise<void>((resolve) => {
+      this.server.close(() => resolve());
+      for (const socket of this.sockets) socket.destroy();
+    });
+    return this.closed;
+  }
+
+  private serve(socket: net.Socket): void {
+    this.sockets.add(socket);
+    socket.on('close', () => this.sockets.delete(socket));
+    socket.on('error', () => socket.destroy());
+    socket.setEncoding('utf8');
+    let buffer = '';
+    let queue = Promise.resolve();
+    socket.on('data', (chunk: string) => {
+      buffer += chunk;
+      if (buffer.length > MAX_LINE_BYTES && !buffer.includes('\n')) {
+        // Not our protocol (or a runaway client): answer once and hang up.
+        buffer = '';
+        socket.removeAllListeners('data');
+        socket.end(JSON.stringify({ id: null, ok: false, error: `request longer than ${MAX_LINE_BYTES} bytes` }) + '\n');
+        return;
+      }
+      let newline: number;
+      while ((newline = buffer.indexOf('\n')) >= 0) {
+        const line = buffer.slice(0, newline).trim();
+        buffer = buffer.slice(newline + 1);
+        if (!line) continue;
+        // Answers go out in request order, one at a time.
+        queue = queue.then(async () => {
+          const response = await this.answer(line);
+          if (!socket.destroyed) socket.write(JSON.stringify(response) + '\n');
+        });
+      }
+    });
+  }
+
+  private async answer(line: string): Promise<Record<string, unknown>> {
+    let request: ControlRequest;
+    try {
+      request = parseRequest(JSON.parse(line));
+    } catch (error) {
+      return { id: null, ok: false, error: `bad request: ${describeError(error)}` };
+    }
+    const handler = this.handlers.get(request.op);
+    if (!handler) return { id: request.id ?? null, ok: false, error: `unknown op "${request.op}" (known: ${[...this.handlers.keys()].join(', ')})` };
+    try {
+      return { id: request.id ?? null, ok: true, result: await handler(request.args ?? {}) };
+    } catch (error) {
+      this.logger.debug(`control op ${request.op}: ${describeError(error)}`);
+      return { id: request.id ?? null, ok: false, error: describeError(error) };
+    }
+  }
+}
+
+function parseRequest(value: unknown): ControlRequest {
+  if (!value || typeof value !== 'object' || Array.isArray(value)) throw new Error('expected a JSON object');
+  const { id, op, args } = value as Record<string, unknown>;
+  if (typeof op !== 'string' || !op) throw new Error('"op" must be a non-empty string');
+  if (args !== undefined && (!args || typeof args !== 'object' || Array.isArray(args))) throw new Error('"args" must be an object');
+  return { id, op, args: args as Record<string, unknown> | undefined };
+}
+
+/** Binds with the process umask narrowed, so the socket is created 0600 (no window where others may connect). */
+function bind(server: net.Server, socketPath: string): Promise<void> {
+  return new Promise<void>((resolve, reject) => {
+    const onError = (error: Error) => {
+      server.off('listening', onListening);
+      reject(error);
+    };
+    const onListening = () => {
+      server.off('error', onError);
+      try {
+        fs.chmodSync(socketPath, 0o600);
+      } catch {
+        // The socket is already 0600 from the umask; chmod is belt and braces.
+      }
+      resolve();
+    };
+    server.once('error', onError);
+    server.once('listening', onListening);
+    // The bind happens synchronously inside listen(); only the events are deferred.
+    const previous = process.umask(0o177);
+    try {
+      server.listen(socketPath);
+    } finally {
+      process.umask(previous);
+    }
+  });
+}
+
+/** Whether a live process listens on `socketPath` (and its PID when it answers hello). */
+async function probe(socketPath: string, timeoutMs = 2000): Promise<{ live: boolean; pid?: number }> {
+  try {
+    const hello = (await requestControlAt(socketPath, 'hello', {}, timeoutMs)) as { pid?: unknown };
+    return { live: true, pid: typeof hello?.pid === 'number' ? hello.pid : undefined };
+  } catch (error) {
+    if (error instanceof ControlUnavailable) return { live: false };
+    // It accepted the connection but did not answer (busy, or not ours): alive all the same.
+    return { live: true };
+  }
+}
+
+/** No controller listens: nothing at the socket path, or the kernel refused (its owner died). */
+export class ControlUnavailable extends OperationError {
+  constructor(message: string, cause?: unknown) {
+    super('failed', message, { cause });
+    this.name = 'ControlUnavailable';
+  }
+}
+
+/** Sends one request to the controller of `dataDir` and returns its result; throws its error. */
+export function requestControl(dataDir: string, op: string, args: Record<string, unknown> = {}, timeoutMs = 5000): Promise<unknown> {
+  return requestControlAt(controlSocketPath(dataDir), op, args, timeoutMs, path.resolve(dataDir));
+}
+
+function requestControlAt(socketPath: string, op: string, args: Record<string, unknown>, timeoutMs: number, dataDir?: string): Promise<unknown> {
+  return new Promise((resolve, reject) => {
+    const socket = net.connect(socketPath);
+    let buffer = '';
+    let settled = false;
+    const finish = (error: Error | undefined, value?: unknown) => {
+      if (settled) return;
+      settled = true;
+      clearTimeout(timer);
+      socket.destroy();
+      if (error) reject(error);
+      else resolve(value);
+    };
+    const timer = setTimeout(() => finish(failed(`the controller did not answer "${op}" within ${timeoutMs} ms (${socketPath})`)), timeoutMs);
+    socket.setEncoding('utf8');
+    socket.on('connect', () => socket.write(JSON.stringify({ id: 1, op, args }) + '\n'));
+    socket.on('data', (chunk: string) => {
+      buffer += chunk;
+      const newline = buffer.indexOf('\n');
+      if (newline < 0) return;
+      try {
+        const response = JSON.parse(buffer.slice(0, newline)) as { ok?: unknown; result?: unknown; error?: unknown };
+        if (response.ok === true) finish(undefined, response.result);
+        else finish(failed(`the controller answered "${op}" with an error: ${String(response.error)}`));
+      } catch (error) {
+        finish(failed(`the controller's answer to "${op}" is not JSON: ${describeError(error)}`, error));
+      }
+    });
+    socket.on('error', (error: NodeJS.ErrnoException) => {
+      if (error.code === 'ENOENT' || error.code === 'ECONNREFUSED') {
+        finish(new ControlUnavailable(`no tradewarden controller serves ${dataDir ?? path.dirname(socketPath)} (${socketPath}: ${error.code === 'ENOENT' ? 'no socket' : 'connection refused'})`, error));
+      } else finish(failed(`cannot reach the controller at ${socketPath}: ${describeError(error)}`, error));
+    });
+    socket.on('close', () => finish(failed(`the controller closed the connection before answering "${op}"`)));
+  });
+}

@@ -1,0 +1,114 @@
+// Prometheus exposition (METRICS_ADDR): /metrics for scraping and /healthz for probes (200 healthy,
+// 503 with the reasons). The only module that imports prom-client. Values are read when scraped
+// (the data file and the latest process scan), so a scrape never asks PM2 or the broker anything.
+import http from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { Counter, Gauge, Registry, collectDefaultMetrics } from 'prom-client';
+import { describeError } from '../errors.ts';
+import type { Logger } from '../log.ts';
+import type { HealthReport } from './checks.ts';
+
+export interface MetricsSnapshot {
+  tradesLastHour: number;
+  tradeLimit: number;
+  /** undefined until the first process scan */
+  traderUp?: boolean;
+  /** PM2's restart counter for the trader (resets when its PM2 entry is recreated) */
+  traderRestarts?: number;
+  breakerTripped: boolean;
+  duplicates?: number;
+  alertsPending: number;
+  streamConnected?: boolean;
+  /** seconds since the last successful fill poll; undefined before the first (or without a broker) */
+  lastFillPollAgeSeconds?: number;
+  healthy: boolean;
+}
+
+export interface MetricsServerOptions {
+  host: string;
+  port: number;
+  snapshot: () => Promise<MetricsSnapshot>;
+  health: () => Promise<HealthReport>;
+  logger: Logger;
+}
+
+export interface MetricsServer {
+  /** the address actually bound (port 0 = a free one) */
+  url: string;
+  close(): Promise<void>;
+}
+
+export async function startMetricsServer(options: MetricsServerOptions): Promise<MetricsServer> {
+  const registry = new Registry();
+  collectDefaultMetrics({ register: registry });
+  const gauge = (name: string, help: string) => new Gauge({ name, help, registers: [registry] });
+  const tradesLastHour = gauge('tradewarden_trades_last_hour', 'Broker fills (orders with a fill) in the rolling last hour');
+  const tradeLimit = gauge('tradewarden_trade_limit', 'MAX_TRADES_PER_HOUR: the rolling-hour count that raises an alert when exceeded');
+  const traderUp = gauge('tradewarden_trader_up', '1 when the managed trader is online in PM2, 0 otherwise (latest process scan)');
+  const restarts = new Counter({ name: 'tradewarden_trader_restarts_total', help: "Restarts of the managed trader seen in PM2's restart counter", registers: [registry] });
+  const breaker = gauge('tradewarden_breaker_tripped', '1 while the runaway breaker is tripped (starts refused until resume)');
+  const duplicates = gauge('tradewarden_duplicates', 'Extra copies of the trader (PM2 entries and processes outside PM2) in the latest scan');
+  const alertsPending = gauge('tradewarden_alerts_pending', 'Alerts not yet delivered to every sink');
+  const streamConnected = gauge('tradewarden_stream_connected', '1 while the broker trade stream is connected');
+  const fillPollAge = gauge('tradewarden_fill_poll_age_seconds', 'Seconds since the last successful poll of broker fills');
+  const healthy = gauge('tradewarden_healthy', '1 when tradewarden health would pass (checks fresh, nothing needing a human)');
+  let restartsSeen = 0;
+
+  const refresh = async () => {
+    const s = await options.snapshot();
+    tradesLastHour.set(s.tradesLastHour);
+    tradeLimit.set(s.tradeLimit);
+    breaker.set(s.breakerTripped ? 1 : 0);
+    alertsPending.set(s.alertsPending);
+    streamConnected.set(s.streamConnected ? 1 : 0);
+    healthy.set(s.healthy ? 1 : 0);
+    if (s.traderUp !== undefined) traderUp.set(s.traderUp ? 1 : 0);
+    if (s.duplicates !== undefined) duplicates.set(s.duplicates);
+    if (s.lastFillPollAgeSeconds !== undefined) fillPollAge.set(s.lastFillPollAgeSeconds);
+    else fillPollAge.reset();
+    if (s.traderRestarts !== undefined) {
+      // A counter only goes up: add what PM2's counter grew by; a smaller value means a new entry.
+      restarts.inc(s.traderRestarts >= restartsSeen ? s.traderRestarts - restartsSeen : s.traderRestarts);
+      restartsSeen = s.traderRestarts;
+    }
+  };
+
+  const server = http.createServer((request, response) => {
+    const path = (request.url ?? '/').split('?')[0];
+    const reply = (status: number, type: string, body: string) => {
+      response.writeHead(status, { 'content-type': type, 'cache-control': 'no-store' });
+      response.end(body);
+    };
+    if (request.method !== 'GET' && request.method !== 'HEAD') return reply(405, 'text/plain', 'GET only\n');
+    if (path === '/metrics') {
+      refresh()
+        .then(() => registry.metrics())
+        .then((text) => reply(200, registry.contentType, text))
+        .catch((error: unknown) => {
+          options.logger.warn(`metrics: ${describeError(error)}`);
+          reply(500, 'text/plain', `metrics unavailable: ${describeError(error)}\n`);
+        });
+    } else if (path === '/healthz') {
+      options
+        .health()
+        .then((report) => reply(report.healthy ? 200 : 503, 'text/plain; charset=utf-8', report.healthy ? 'ok\n' : `${report.reasons.join('\n')}\n`))
+        .catch((error: unknown) => reply(503, 'text/plain', `health could not be evaluated: ${describeError(error)}\n`));
+    } else reply(404, 'text/plain', 'not found: try /metrics or /healthz\n');
+  });
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', (error) => reject(new Error(`METRICS_ADDR ${options.host}:${options.port}: cannot listen (${describeError(error)})`, { cause: error })));
+    server.listen(options.port, options.host, () => resolve());
+  });
+  const address = server.address() as AddressInfo;
+  const host = address.family === 'IPv6' ? `[${address.address}]` : address.address;
+  const url = `http://${host}:${address.port}`;
+  options.logger.info(`metrics: ${url}/metrics and ${url}/healthz`);
+  return {
+    url,
+    close: () =>
+      new Promise<void>((resolve) => {
+        server.close(() => resolve());
+        server.closeAllConnections();
+      }),
+  };
+}
