@@ -105,6 +105,14 @@ const VERBS: Record<string, Verb> = {
       return { json: report, text: text.accountText(report) };
     },
   },
+  pnl: {
+    usage: 'pnl [--period day|week|month|year]',
+    summary: 'equity now, P/L over the period (default month), best and worst step, and the curve as a sparkline',
+    async run(app, args) {
+      const report = await app.core.pnl(args.values.get('period') ?? args.positional[0]);
+      return { json: report, text: text.pnlText(report) };
+    },
+  },
   trades: {
     usage: 'trades',
     summary: 'recent fills and the rolling-hour count against MAX_TRADES_PER_HOUR',
@@ -157,7 +165,7 @@ function parseArgs(argv: string[]): ParsedArgs {
     else if (arg.startsWith('--')) {
       const [name, inline] = arg.slice(2).split('=', 2);
       if (inline !== undefined) parsed.values.set(name, inline);
-      else if (['limit', 'lines'].includes(name) && argv[i + 1] !== undefined) parsed.values.set(name, argv[++i]);
+      else if (['limit', 'lines', 'period'].includes(name) && argv[i + 1] !== undefined) parsed.values.set(name, argv[++i]);
       else parsed.flags.add(name);
     } else parsed.positional.push(arg);
   }

@@ -12,6 +12,10 @@ import type { AuditEntry, SeenTrade, StoredAlert, StoreData } from '../store/sch
 import type { Duplicate, ProcessStatus, StartResult, StopDuplicatesResult, StopResult, Supervision } from '../supervisor/types.ts';
 import { hourBuckets, tradesInLastHour } from '../watch/trade-window.ts';
 import { flattenAccount, type FlattenReport } from './flatten.ts';
+import { buildPnlReport, buildSessionReport, parsePnlPeriod, type PnlReport, type SessionReport } from './review.ts';
+
+/** A stop, with the report of the run it ended (absent when nothing was running). */
+export type StopReport = StopResult & { session?: SessionReport };
 
 /** Who is asking. Fronts build it: the CLI user is an operator (shell access), Discord checks roles. */
 export interface Actor {
@@ -104,6 +108,12 @@ export class Core {
     return { account, positions };
   }
 
+  /** Equity now, P/L over the period, best and worst step, and the curve (everyone may ask). */
+  async pnl(period?: string): Promise<PnlReport> {
+    const chosen = parsePnlPeriod(period);
+    return buildPnlReport(this.requireBroker(), chosen, this.deps.clock.now());
+  }
+
   async alerts(limit = 20): Promise<StoredAlert[]> {
     return this.deps.outbox.recent(limit);
   }
@@ -134,19 +144,24 @@ export class Core {
     });
   }
 
-  stop(actor: Actor): Promise<StopResult> {
+  stop(actor: Actor): Promise<StopReport> {
     return this.mutate(actor, 'stop', {}, async () => {
+      const startedAt = await this.runStartedAt();
       // Desired first: the health watch must not report a stop it was asked for as a crash.
       await this.setDesired('stopped', actor);
-      return this.deps.supervisor.stop();
+      const stopped = await this.deps.supervisor.stop();
+      // An automatic stop (the breaker) comes straight from a poll: the fills are fresh already.
+      return stopped.wasRunning ? { ...stopped, session: await this.sessionReport(startedAt, undefined, actor !== CONTROLLER) } : stopped;
     });
   }
 
-  restart(actor: Actor): Promise<StartResult & { stopped: StopResult }> {
+  restart(actor: Actor): Promise<StartResult & { stopped: StopReport }> {
     return this.mutate(actor, 'restart', {}, async () => {
+      const startedAt = await this.runStartedAt();
       const result = await this.deps.supervisor.restart();
       await this.setDesired('running', actor);
-      return result;
+      const session = result.stopped.wasRunning ? await this.sessionReport(startedAt) : undefined;
+      return session ? { ...result, stopped: { ...result.stopped, session } } : result;
     });
   }
 
@@ -207,8 +222,10 @@ export class Core {
     });
     if (!tripped) return;
     let stopLine: string;
+    let session: SessionReport | undefined;
     try {
       const stopped = await this.stop(CONTROLLER);
+      session = stopped.session;
       stopLine = stopped.wasRunning ? `Trader stopped (PID ${stopped.pid}).` : 'Trader was not running.';
     } catch (error) {
       stopLine = `Stopping the trader FAILED: ${describeError(error)}. Stop it by hand.`;
@@ -218,8 +235,8 @@ export class Core {
       kind: 'breaker_tripped',
       severity: 'critical',
       title: 'Breaker tripped: trading halted',
-      body: `${tripped.reason}. ${stopLine} Start is refused until an operator runs resume.`,
-      facts: { count: tripped.counted, limit: config.maxTradesPerHour, action: config.onRunaway },
+      body: `${tripped.reason}. ${stopLine} Start is refused until an operator runs resume.${session ? `\n${sessionSummary(session)}` : ''}`,
+      facts: { count: tripped.counted, limit: config.maxTradesPerHour, action: config.onRunaway, ...(session ? { session } : {}) },
     });
     if (config.onRunaway === 'flatten') await this.flatten(CONTROLLER).catch((e) => logger.error(`flatten after runaway: ${describeError(e)}`));
   }
@@ -245,6 +262,27 @@ export class Core {
   }
 
   // ----- internals -----
+
+  /** When the running trader's run began, read before it is stopped (undefined if unknown or not running). */
+  private async runStartedAt(): Promise<number | undefined> {
+    try {
+      return (await withTimeout(this.deps.supervisor.status(), 3000, 'trader status')).startedAt;
+    } catch {
+      return undefined;
+    }
+  }
+
+  /** The stopped run's report; never fails the stop it follows (what cannot be read is named). */
+  private async sessionReport(startedAt: number | undefined, endedAt = this.deps.clock.now(), refresh = true): Promise<SessionReport> {
+    const refreshError = !refresh ? undefined : await this.deps.refreshTrades?.().then(
+      () => undefined,
+      (error: unknown) => describeError(error),
+    );
+    const data = await this.deps.store.read();
+    const report = await buildSessionReport({ broker: this.deps.broker, trades: data.trades.seen, startedAt, endedAt });
+    if (refreshError) report.missing.push(`fresh fills (trades counted from what was last recorded): ${refreshError}`);
+    return redactDeep(report, this.deps.config.secrets);
+  }
 
   private async runFlatten(actor: Actor): Promise<FlattenReport> {
     const broker = this.requireBroker();
@@ -321,4 +359,11 @@ export class Core {
       throw error instanceof OperationError ? error : failed(`${what} failed: ${describeError(error)}`, error);
     }
   }
+}
+
+/** One paragraph for alerts: the session in the words of the operators' "before stopping" checklist. */
+export function sessionSummary(session: SessionReport): string {
+  const pnl = session.pnl !== undefined ? `${session.pnl < 0 ? '-' : '+'}$${Math.abs(session.pnl).toFixed(2)}` : 'unknown';
+  const positions = session.openPositions === undefined ? 'unknown' : session.openPositions.length ? session.openPositions.map((p) => `${p.symbol} ${p.qty}`).join(', ') : 'none';
+  return `Session: ${session.trades} trade(s), P/L ${pnl}, positions left open: ${positions}.${session.missing.length ? ` Missing: ${session.missing.join('; ')}.` : ''}`;
 }

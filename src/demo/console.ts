@@ -152,6 +152,10 @@ export const HANDLERS: Record<string, Handler> = {
   },
   account: async ({ core }) => text.accountText(await core.account()),
   trades: async ({ core }) => text.tradesText(await core.trades()),
+  pnl: async ({ core }, options) => {
+    const period = options.get('period');
+    return text.pnlText(await core.pnl(typeof period === 'string' ? period : undefined));
+  },
   alerts: async ({ core }, options) => text.alertsText(await core.alerts(integer(options, 'count') ?? 10)),
 };
 

@@ -1,9 +1,10 @@
 // Plain-text renderings of core reports, shared by the CLI and the demo console.
 // (Discord renders the same reports as embeds in src/discord/render.ts.)
-import type { AccountReport, StatusReport, TradeSummary } from '../core/operations.ts';
+import type { AccountReport, StatusReport, StopReport, TradeSummary } from '../core/operations.ts';
+import type { EquityPoint, PnlReport, SessionReport } from '../core/review.ts';
 import type { FlattenReport } from '../core/flatten.ts';
 import type { StoredAlert } from '../store/schema.ts';
-import type { Duplicate, StartResult, StopDuplicatesResult, StopResult } from '../supervisor/types.ts';
+import type { Duplicate, StartResult, StopDuplicatesResult } from '../supervisor/types.ts';
 import { formatDuration } from '../alerts/outbox.ts';
 import { sparkline } from '../watch/trade-window.ts';
 
@@ -37,9 +38,69 @@ export function startText(result: StartResult): string {
   return `Started ${result.status.name} (PID ${result.pid}).`;
 }
 
-export function stopText(result: StopResult): string {
+export function stopText(result: StopReport): string {
   if (!result.wasRunning) return 'The trader was not running.';
-  return `Stopped the trader (PID ${result.pid}) in ${formatDuration(result.durationMs)}${result.forceKilled ? ' — it ignored SIGINT and was force-killed' : ''}.`;
+  const stopped = `Stopped the trader (PID ${result.pid}) in ${formatDuration(result.durationMs)}${result.forceKilled ? ' — it ignored SIGINT and was force-killed' : ''}.`;
+  return result.session ? `${stopped}\n${sessionText(result.session)}` : stopped;
+}
+
+/** The stopped run: trades, P/L, positions left open (the "before stopping" checklist). */
+export function sessionText(session: SessionReport): string {
+  const span = session.startedAt !== undefined ? `${time(session.startedAt)} → ${time(session.endedAt)} (${formatDuration(session.endedAt - session.startedAt)})` : `until ${time(session.endedAt)}`;
+  const pnl =
+    session.pnl !== undefined
+      ? `${signedMoney(session.pnl)} (equity ${money(session.equityAtStart!)} → ${money(session.equityAtEnd!)})`
+      : 'unknown';
+  const positions =
+    session.openPositions === undefined
+      ? 'unknown'
+      : session.openPositions.length
+        ? session.openPositions.map((p) => `${p.symbol} ${p.qty} (P/L ${money(p.unrealizedPnl)})`).join(', ')
+        : 'none';
+  return [
+    `Session ${span}:`,
+    `  trades ${session.trades} · P/L ${pnl}`,
+    `  positions left open: ${positions}`,
+    ...session.missing.map((m) => `  missing: ${m}`),
+  ].join('\n');
+}
+
+export const signedMoney = (n: number) => `${n > 0 ? '+' : ''}${money(n)}`;
+const signedPct = (n: number) => `${n > 0 ? '+' : ''}${n.toFixed(2)}%`;
+
+/** The equity curve in one line: each character the min–max-scaled mean of its share of points. */
+export function equitySparkline(points: readonly EquityPoint[], width = 32): string {
+  if (points.length === 0) return '';
+  const buckets = Math.min(width, points.length);
+  const values = Array.from({ length: buckets }, (_, b) => {
+    const slice = points.slice(Math.floor((b * points.length) / buckets), Math.floor(((b + 1) * points.length) / buckets));
+    return slice.reduce((sum, p) => sum + p.equity, 0) / slice.length;
+  });
+  const min = Math.min(...values);
+  const span = Math.max(...values) - min;
+  const sparks = '▁▂▃▄▅▆▇█';
+  return values.map((v) => sparks[span === 0 ? 3 : Math.round(((v - min) / span) * (sparks.length - 1))]).join('');
+}
+
+const PERIOD_WORD = { day: 'day', week: 'week', month: 'month', year: 'year' } as const;
+
+/** /pnl's figures, shared by every front (Discord puts the chart beside them). */
+export function pnlLines(report: PnlReport): string[] {
+  const lines: string[] = [];
+  if (report.equity !== undefined) lines.push(`Equity now ${money(report.equity)}`);
+  if (report.change !== undefined && report.baseValue !== undefined) {
+    lines.push(`P/L over the ${PERIOD_WORD[report.period]} ${signedMoney(report.change)}${report.changePct !== undefined ? ` (${signedPct(report.changePct)})` : ''} from ${money(report.baseValue)}`);
+  }
+  if (report.best && report.worst) {
+    lines.push(`Best step ${signedMoney(report.best.change)} (${time(report.best.at)}) · worst step ${signedMoney(report.worst.change)} (${time(report.worst.at)})`);
+  }
+  for (const m of report.missing) lines.push(`Missing: ${m}`);
+  return lines;
+}
+
+export function pnlText(report: PnlReport): string {
+  const curve = report.points.length > 1 ? [`  ${equitySparkline(report.points)}  (${report.points.length} points${report.timeframe ? `, ${report.timeframe} steps` : ''})`] : [];
+  return [`P/L, last ${PERIOD_WORD[report.period]}:`, ...pnlLines(report).map((l) => `  ${l}`), ...curve].join('\n');
 }
 
 export function duplicatesText(duplicates: Duplicate[]): string {
