@@ -54,7 +54,7 @@ export async function startDiscord(app: App, options: DiscordFrontOptions = {}):
     throw failed(`Discord did not start: ${describeError(error)}`, error);
   }
 
-  app.outbox.addSink(discordAlertSink(client, config));
+  app.outbox.addSink(discordAlertSink(client, config, logger));
 
   const statusMessage = config.discord.statusMessage ? liveStatus(app, client, options.statusCheckMs ?? 10_000) : undefined;
 

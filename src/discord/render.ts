@@ -5,7 +5,8 @@ import type { FlattenReport } from '../core/flatten.ts';
 import type { AlertSeverity, StoredAlert } from '../store/schema.ts';
 import type { Duplicate, ProcessState } from '../supervisor/types.ts';
 import { formatDuration } from '../alerts/outbox.ts';
-import { duplicatesText, flattenText, megabytes, money, tradeCountText } from '../render/text.ts';
+import { duplicatesText, flattenText, megabytes, money, pnlLines, tradeCountText } from '../render/text.ts';
+import type { PnlReport } from '../core/review.ts';
 import { sparkline } from '../watch/trade-window.ts';
 
 export const COLOURS = {
@@ -125,3 +126,14 @@ export function duplicatesEmbed(duplicates: Duplicate[]): EmbedBuilder {
     .setDescription(clip('```\n' + duplicatesText(duplicates) + '\n```', 4096));
 }
 
+/** /pnl: the figures as text first; the chart, when there is one, is the embed's image. */
+export function pnlEmbed(report: PnlReport, image?: string): EmbedBuilder {
+  const colour = report.change === undefined ? COLOURS.warning : report.change < 0 ? COLOURS.critical : COLOURS.ok;
+  const embed = new EmbedBuilder()
+    .setTitle(`P/L, last ${report.period}`)
+    .setColor(report.missing.length ? COLOURS.warning : colour)
+    .setDescription(clip(pnlLines(report).join('\n') || 'No figures.', 4096));
+  if (image) embed.setImage(`attachment://${image}`);
+  if (report.timeframe && report.points.length) embed.setFooter({ text: `${report.points.length} points, ${report.timeframe} steps` });
+  return embed;
+}

@@ -141,26 +141,20 @@ export function renderEquityChart(input: EquityChartInput): Promise<ChartImage> 
 }
 
 export interface TradeRateChartInput {
-  /** transaction times of the hour's trades, ms since epoch */
-  fillTimes: readonly number[];
+  /** trades per bucket, oldest first, the last bucket ending at windowEnd */
+  counts: readonly number[];
+  bucketMs: number;
   limit: number;
-  /** end of the hour shown (the alert's time) */
+  /** end of the hour shown (the alert's time), ms since epoch */
   windowEnd: number;
   width?: number;
   height?: number;
 }
 
-/** The alert's hour: fills per 5 minutes (bars), the cumulative count (line), the limit (dashed). */
+/** The alert's hour: fills per bucket (bars), the cumulative count (line), the limit (dashed). */
 export function renderTradeRateChart(input: TradeRateChartInput): Promise<ChartImage> {
-  const bucketMs = 5 * 60_000;
-  const buckets = 12;
-  const start = input.windowEnd - buckets * bucketMs;
-  const perBucket = new Array<number>(buckets).fill(0);
-  for (const at of input.fillTimes) {
-    const index = Math.floor((at - start) / bucketMs);
-    if (index >= 0 && index < buckets) perBucket[index]++;
-    else if (at === input.windowEnd) perBucket[buckets - 1]++;
-  }
+  const { counts: perBucket, bucketMs } = input;
+  const start = input.windowEnd - perBucket.length * bucketMs;
   let running = 0;
   const cumulative = perBucket.map((n) => (running += n));
   const over = running > input.limit;
@@ -169,7 +163,7 @@ export function renderTradeRateChart(input: TradeRateChartInput): Promise<ChartI
     data: {
       labels: perBucket.map((_, i) => label(start + (i + 1) * bucketMs, 0)),
       datasets: [
-        { type: 'bar', label: 'fills per 5 min', data: perBucket, backgroundColor: THEME.count, order: 3 },
+        { type: 'bar', label: `fills per ${Math.round(bucketMs / 60_000)} min`, data: [...perBucket], backgroundColor: THEME.count, order: 3 },
         {
           type: 'line',
           label: 'trades in the hour',

@@ -11,13 +11,13 @@ export function tradesInLastHour(seen: readonly SeenTrade[], now: number): SeenT
   return seen.filter((t) => t.at > now - HOUR_MS && t.at <= now);
 }
 
-/** Counts of the last six 10-minute buckets, oldest first (for the sparkline). */
-export function hourBuckets(seen: readonly SeenTrade[], now: number, buckets = 6): number[] {
+/** Counts of the last six 10-minute buckets, oldest first (for the sparkline; the alert's chart uses 12 of 5). */
+export function hourBuckets(seen: readonly SeenTrade[], now: number, buckets = 6, bucketMs = BUCKET_MS): number[] {
   const counts = new Array<number>(buckets).fill(0);
   for (const trade of seen) {
     const age = now - trade.at;
-    if (age < 0 || age >= buckets * BUCKET_MS) continue;
-    counts[buckets - 1 - Math.floor(age / BUCKET_MS)] += 1;
+    if (age < 0 || age >= buckets * bucketMs) continue;
+    counts[buckets - 1 - Math.floor(age / bucketMs)] += 1;
   }
   return counts;
 }
