@@ -2,7 +2,7 @@
 import { InteractionContextType, SlashCommandBuilder } from 'discord.js';
 import type { Command } from '../src/discord/command.ts';
 import { clip, duplicatesEmbed, statusEmbed } from '../src/discord/render.ts';
-import { startText, stopDuplicatesText, stopText } from '../src/render/text.ts';
+import { restartText, startText, stopDuplicatesText, stopText } from '../src/render/text.ts';
 
 const LOG_LINES_MAX = 200;
 
@@ -46,12 +46,12 @@ const bot: Command = {
       case 'stop': {
         const click = await confirm('Stop the trader? It gets SIGINT, then SIGKILL after its kill timeout.', 'Stop trader');
         if (!click) return;
-        await interaction.editReply(stopText(await core.stop(actor)));
+        await interaction.editReply(clip(stopText(await core.stop(actor)), 2000));
         return;
       }
       case 'restart': {
         const result = await core.restart(actor);
-        await interaction.editReply(`${stopText(result.stopped)}\n${startText(result)}`);
+        await interaction.editReply(clip(restartText(result), 2000));
         return;
       }
       case 'resume': {

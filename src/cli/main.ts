@@ -54,7 +54,7 @@ const VERBS: Record<string, Verb> = {
     summary: 'stop, then start, as one guarded operation',
     async run(app, _args, actor) {
       const result = await app.core.restart(actor);
-      return { json: result, text: `${text.stopText(result.stopped)}\n${text.startText(result)}` };
+      return { json: result, text: text.restartText(result) };
     },
   },
   resume: {

@@ -131,7 +131,7 @@ export const HANDLERS: Record<string, Handler> = {
   },
   'bot restart': async ({ core, actor }) => {
     const result = await core.restart(actor);
-    return `${text.stopText(result.stopped)}\n${text.startText(result)}`;
+    return text.restartText(result);
   },
   'bot resume': async ({ core, actor }) => {
     const result = await core.resume(actor);

@@ -38,10 +38,20 @@ export function startText(result: StartResult): string {
   return `Started ${result.status.name} (PID ${result.pid}).`;
 }
 
+/** The stop, then the report of the run it ended. */
 export function stopText(result: StopReport): string {
+  return result.session ? `${stoppedLine(result)}\n${sessionText(result.session)}` : stoppedLine(result);
+}
+
+/** The stop, the start, then the report of the run the restart ended. */
+export function restartText(result: StartResult & { stopped: StopReport }): string {
+  const lines = [stoppedLine(result.stopped), startText(result)];
+  return result.stopped.session ? [...lines, sessionText(result.stopped.session)].join('\n') : lines.join('\n');
+}
+
+function stoppedLine(result: StopReport): string {
   if (!result.wasRunning) return 'The trader was not running.';
-  const stopped = `Stopped the trader (PID ${result.pid}) in ${formatDuration(result.durationMs)}${result.forceKilled ? ' — it ignored SIGINT and was force-killed' : ''}.`;
-  return result.session ? `${stopped}\n${sessionText(result.session)}` : stopped;
+  return `Stopped the trader (PID ${result.pid}) in ${formatDuration(result.durationMs)}${result.forceKilled ? ' — it ignored SIGINT and was force-killed' : ''}.`;
 }
 
 /** The stopped run: trades, P/L, positions left open (the "before stopping" checklist). */
