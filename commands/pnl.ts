@@ -4,7 +4,7 @@ import { AttachmentBuilder, InteractionContextType, SlashCommandBuilder } from '
 import type { Command } from '../src/discord/command.ts';
 import { pnlEmbed } from '../src/discord/render.ts';
 import { describeError } from '../src/errors.ts';
-import { renderEquityChart } from '../src/render/chart.ts';
+import { drawEquityChart } from '../src/render/chart-renderer.ts';
 import { PNL_PERIODS } from '../src/core/review.ts';
 
 const CHART_FILE = 'pnl.png';
@@ -28,7 +28,7 @@ const pnl: Command = {
       return;
     }
     try {
-      const chart = await renderEquityChart({ points: report.points, baseValue: report.baseValue, title: `Equity, last ${report.period}` });
+      const chart = await drawEquityChart({ points: report.points, baseValue: report.baseValue, title: `Equity, last ${report.period}` });
       await interaction.editReply({ embeds: [pnlEmbed(report, CHART_FILE)], files: [new AttachmentBuilder(chart.png, { name: CHART_FILE })] });
     } catch (error) {
       const embed = pnlEmbed(report).setFooter({ text: `chart unavailable: ${describeError(error).slice(0, 200)}` });

@@ -1,7 +1,8 @@
 // Preloaded into the controller by `IDLE_WITH_CHARTS=1 node --import tsx bench/idle.ts`: draws one
 // equity chart and one trade-rate chart at start, as a controller that has answered a /pnl and
-// posted a trade-rate alert would have, so the idle window measures it with the renderer loaded.
-import { renderEquityChart, renderTradeRateChart } from '../../src/render/chart.ts';
+// posted a trade-rate alert would have — through the renderer process the bot uses — so the idle
+// window measures the controller after charts were drawn.
+import { drawEquityChart as renderEquityChart, drawTradeRateChart as renderTradeRateChart } from '../../src/render/chart-renderer.ts';
 
 const now = Date.now();
 const points = Array.from({ length: 31 }, (_, i) => ({ at: now - (30 - i) * 86_400_000, equity: 100_000 + Math.sin(i / 4) * 2_000 }));

@@ -6,7 +6,7 @@ import type { AlertSink } from '../alerts/outbox.ts';
 import type { Config } from '../config.ts';
 import { alertEmbed } from './render.ts';
 import { CUSTOM_ID } from './router.ts';
-import { renderTradeRateChart } from '../render/chart.ts';
+import { drawTradeRateChart } from '../render/chart-renderer.ts';
 import { describeError } from '../errors.ts';
 import type { Logger } from '../log.ts';
 
@@ -64,7 +64,7 @@ export function discordAlertSink(client: Client, config: Config, logger?: Logger
     if (!hour) return undefined;
     try {
       const limit = typeof alert.facts.limit === 'number' ? alert.facts.limit : 0;
-      const image = await renderTradeRateChart({ counts: hour.counts, bucketMs: hour.bucketMs, windowEnd: hour.end, limit });
+      const image = await drawTradeRateChart({ counts: hour.counts, bucketMs: hour.bucketMs, windowEnd: hour.end, limit });
       return new AttachmentBuilder(image.png, { name: TRADE_RATE_CHART });
     } catch (error) {
       logger?.warn(`trade-rate chart not drawn (the alert goes out without it): ${describeError(error)}`);

@@ -9,6 +9,7 @@ import { commandDefinitions, loadCommands } from './commands.ts';
 import { statusEmbed } from './render.ts';
 import { InteractionRouter } from './router.ts';
 import { PresenceUpdater } from './presence.ts';
+import { closeChartRenderer } from '../render/chart-renderer.ts';
 
 export interface DiscordFrontOptions {
   confirmTimeoutMs?: number;
@@ -87,6 +88,7 @@ export async function startDiscord(app: App, options: DiscordFrontOptions = {}):
     async stop() {
       stopped = true;
       presence.stop();
+      closeChartRenderer();
       statusMessage?.stop();
       await router.close();
       await client.destroy();
