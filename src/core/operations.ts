@@ -151,7 +151,8 @@ export class Core {
       await this.setDesired('stopped', actor);
       const stopped = await this.deps.supervisor.stop();
       // An automatic stop (the breaker) comes straight from a poll: the fills are fresh already.
-      return stopped.wasRunning ? { ...stopped, session: await this.sessionReport(startedAt, undefined, actor !== CONTROLLER) } : stopped;
+      const session = stopped.wasRunning ? await this.sessionReport(startedAt, actor !== CONTROLLER) : undefined;
+      return session ? { ...stopped, session } : stopped;
     });
   }
 
@@ -272,16 +273,27 @@ export class Core {
     }
   }
 
-  /** The stopped run's report; never fails the stop it follows (what cannot be read is named). */
-  private async sessionReport(startedAt: number | undefined, endedAt = this.deps.clock.now(), refresh = true): Promise<SessionReport> {
-    const refreshError = !refresh ? undefined : await this.deps.refreshTrades?.().then(
-      () => undefined,
-      (error: unknown) => describeError(error),
-    );
-    const data = await this.deps.store.read();
-    const report = await buildSessionReport({ broker: this.deps.broker, trades: data.trades.seen, startedAt, endedAt });
-    if (refreshError) report.missing.push(`fresh fills (trades counted from what was last recorded): ${refreshError}`);
-    return redactDeep(report, this.deps.config.secrets);
+  /**
+   * The stopped run's report. Never fails the stop it follows: what cannot be read is named in it,
+   * and if the report itself cannot be made the stop is reported without it.
+   */
+  private async sessionReport(startedAt: number | undefined, refresh = true): Promise<SessionReport | undefined> {
+    const endedAt = this.deps.clock.now();
+    try {
+      const refreshError = !refresh
+        ? undefined
+        : await this.deps.refreshTrades?.().then(
+            () => undefined,
+            (error: unknown) => describeError(error),
+          );
+      const data = await this.deps.store.read();
+      const report = await buildSessionReport({ broker: this.deps.broker, trades: data.trades.seen, startedAt, endedAt });
+      if (refreshError) report.missing.push(`fresh fills (trades counted from what was last recorded): ${refreshError}`);
+      return redactDeep(report, this.deps.config.secrets);
+    } catch (error) {
+      this.deps.logger.warn(`stop report not made: ${describeError(error)}`);
+      return undefined;
+    }
   }
 
   private async runFlatten(actor: Actor): Promise<FlattenReport> {
