@@ -65,6 +65,12 @@ test('ON_RUNAWAY=stop halts a real trader that keeps trading; start is refused u
   assert.equal(status.breaker.tripped, true);
   assert.match(status.breaker.reason!, /trades in the last hour \(limit 3\)/);
   assert.deepEqual(kinds().filter((k) => k !== 'recovered'), ['trade_rate_exceeded', 'breaker_tripped']);
+  // The halt reports the session it ended (the "before stopping" checklist): prices never moved.
+  const halt = alerts.find((a) => a.kind === 'breaker_tripped')!;
+  const session = /\nSession: (\d+) trade\(s\), P\/L \+\$0\.00, positions left open: BTCUSD [\d.]+\.$/.exec(halt.body);
+  assert.ok(session, `the breaker's alert carries the session report: ${halt.body}`);
+  assert.ok(Number(session[1]) >= 4, `the session's trades include the breach (${session[1]})`);
+  assert.equal((halt.facts.session as { trades: number }).trades, Number(session[1]), 'the report is in the facts too');
 
   // PM2's auto-restart must not bring it back, and neither may an operator's start.
   const fills = paper.snapshot().activities.length;
