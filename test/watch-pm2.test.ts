@@ -54,6 +54,17 @@ after(async () => {
 
 const kinds = () => alerts.map((a) => a.kind);
 
+/**
+ * Every start of the demo trader places an order at once, and a stop's report polls the fills: the
+ * trades earlier tests made (one per start) must not trip the breaker in a test about something
+ * else. A fresh allowance, as a resume gives one: only trades from now on count against the limit.
+ */
+async function freshAllowance(): Promise<void> {
+  await app.store.update((data) => {
+    if (!data.breaker.tripped) data.breaker = { tripped: false, resumedAt: Date.now() };
+  });
+}
+
 test('ON_RUNAWAY=stop halts a real trader that keeps trading; start is refused until resume', async () => {
   const started = await app.core.start(operator);
   assert.ok(isAlive(started.pid), 'isAlive(started.pid)');
@@ -129,6 +140,7 @@ test('a rogue copy outside PM2 → one duplicate alert naming its PID, once per 
 });
 
 test('the trader stopped behind our back → process_down once, and a notice when it is back', async () => {
+  await freshAllowance();
   alerts.length = 0;
   const { pid } = await app.core.start(operator);
   await app.processWatch.scan();
@@ -154,6 +166,7 @@ function pm2Cli(args: string[]): Promise<void> {
 }
 
 test('resume refused (the trader still runs: the halt failed) → the breaker still holds', async () => {
+  await freshAllowance();
   const { pid } = await app.core.start(operator);
   await app.store.update((data) => {
     data.breaker = { tripped: true, reason: 'test: a halt that failed', at: new Date().toISOString(), by: 'controller' };
