@@ -3,6 +3,8 @@
 // that `tradewarden start` put under a private PM2 daemon, its broker a paper broker in this process.
 // After IDLE_SETTLE_SECONDS (5) it samples /proc/PID/stat (utime+stime) and /proc/PID/status (VmRSS)
 // once a second for IDLE_SECONDS (60). The PM2 daemon's RSS is reported for context.
+// IDLE_WITH_CHARTS=1: the controller first draws one chart of each kind (bench/preload/), so the
+// figures are those of a controller with the chart renderer loaded.
 import fs from 'node:fs';
 import path from 'node:path';
 import { spawn, type ChildProcess } from 'node:child_process';
@@ -19,6 +21,7 @@ const SECRET = 'SKBENCHIDLE';
 /** Clock ticks per second of /proc/PID/stat times (USER_HZ); 100 on every Linux we run on. */
 const TICKS_PER_SECOND = 100;
 const ROOT = path.resolve(import.meta.dirname, '..');
+const WITH_CHARTS = process.env.IDLE_WITH_CHARTS === '1';
 
 
 interface ProcSample {
@@ -69,7 +72,8 @@ try {
     TRADING_SCRIPT: trader,
   });
 
-  const controller = spawn(process.execPath, ['--import', 'tsx', 'src/main.ts'], { cwd: ROOT, env, stdio: ['ignore', 'pipe', 'pipe'] });
+  const preload = WITH_CHARTS ? ['--import', './bench/preload/charts-loaded.ts'] : [];
+  const controller = spawn(process.execPath, ['--import', 'tsx', ...preload, 'src/main.ts'], { cwd: ROOT, env, stdio: ['ignore', 'pipe', 'pipe'] });
   cleanups.push(async () => {
     if (controller.pid) await killPid(controller.pid, 'SIGINT', 10_000); // graceful, SIGKILL if it hangs
   });
@@ -107,7 +111,7 @@ try {
 
   figure(`idle controller CPU, mean over ${WINDOW_SECONDS} s`, `${meanCpu.toFixed(2)} % (+ ${childCpu.toFixed(2)} % in child processes)`, '< 1 %');
   report('idle controller CPU, per 1 s sample', '%', cpuPerSecond, '< 1 %');
-  report('idle controller RSS', 'MB', rss, '< 150 MB');
+  report(`idle controller RSS${WITH_CHARTS ? ', renderer loaded' : ''}`, 'MB', rss, '< 150 MB');
   if (daemonRss.length && daemonFirst && daemon) {
     const daemonCpu = ((readProc(daemon).cpuTicks - daemonFirst.cpuTicks) / TICKS_PER_SECOND / elapsedSeconds) * 100;
     report(`PM2 daemon RSS (context; CPU ${daemonCpu.toFixed(2)} %)`, 'MB', daemonRss, '—');

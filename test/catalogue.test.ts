@@ -2,7 +2,7 @@
 // the console's commands, the CLI's strict command line and its generated help.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { OPERATIONS, checkValue, operationForSlash, operationNames, type AnyOperation } from '../src/core/catalogue.ts';
+import { OPERATIONS, checkValue, isValueOption, operationForSlash, operationNames, type AnyOperation } from '../src/core/catalogue.ts';
 import { helpText, parseVerbLine, runCli } from '../src/cli/main.ts';
 import { commandSpecs, parseLine } from '../src/demo/console.ts';
 import { loadCommands } from '../src/discord/commands.ts';
@@ -20,16 +20,21 @@ test('the slash commands are exactly the catalogue operations Discord offers, wi
   const offered = new Set<string>();
   for (const command of (await loadCommands()).values()) {
     const json = command.data.toJSON();
-    const subs = (json.options ?? []).filter((o) => o.type === 1) as Array<{ name: string; description: string; options?: Array<{ name: string; min_value?: number; max_value?: number }> }>;
+    const subs = (json.options ?? []).filter((o) => o.type === 1) as Array<{
+      name: string;
+      description: string;
+      options?: Array<{ name: string; min_value?: number; max_value?: number; choices?: Array<{ value: string }> }>;
+    }>;
     for (const sub of subs.length ? subs : [{ name: null, description: json.description, options: json.options as never }]) {
       const op = operationForSlash(json.name, sub.name);
       assert.ok(op, `/${json.name} ${sub.name ?? ''} has no operation in the catalogue`);
       offered.add(op.name);
       assert.equal(sub.description, sub.name ? op.summary : json.description);
-      const integers = op.options.filter((o) => o.kind === 'integer');
+      // Integers with their bounds, choices (e.g. /pnl's period) with their list; PIDs are not typed in Discord.
+      const typed = op.options.filter(isValueOption);
       assert.deepEqual(
-        (sub.options ?? []).map((o) => [o.name, o.min_value, o.max_value]),
-        integers.map((o) => [o.name, o.min, o.max]),
+        (sub.options ?? []).map((o) => [o.name, o.min_value, o.max_value, o.choices?.map((c) => c.value)]),
+        typed.map((o) => (o.kind === 'integer' ? [o.name, o.min, o.max, undefined] : [o.name, undefined, undefined, [...o.choices]])),
         `/${json.name} ${sub.name ?? ''} options`,
       );
     }

@@ -211,3 +211,33 @@ test('account, trades, alerts and flatten --yes against the paper broker', async
     await paper.close();
   }
 });
+
+test('pnl: the figures and a text sparkline, --json for scripts, a bad period named with the choices', async () => {
+  const paper = await startPaperBroker({ keyId: 'PKCLI', secretKey: 'SKCLI', cash: 100_000 });
+  try {
+    const broker = { APCA_API_BASE_URL: paper.url, APCA_API_KEY_ID: 'PKCLI', APCA_API_SECRET_KEY: 'SKCLI' };
+    const now = Date.now();
+    paper.seedHistory([5, 4, 3, 2, 1].map((daysAgo, i) => ({ at: now - daysAgo * 86_400_000, equity: [95_000, 97_000, 96_000, 99_000, 98_000][i] })));
+
+    const text = await cli(['pnl', '--period', 'week'], broker);
+    assert.equal(text.code, 0, text.stderr);
+    assert.match(text.stdout, /^P\/L, last week:$/m);
+    assert.match(text.stdout, /^ {2}Equity now \$100,000\.00$/m);
+    assert.match(text.stdout, /^ {2}P\/L over the week \+\$5,000\.00 \(\+5\.26%\) from \$95,000\.00$/m);
+    assert.match(text.stdout, /^ {2}Best step \+\$3,000\.00 .* worst step -\$1,000\.00 /m);
+    assert.match(text.stdout, /^ {2}[▁▂▃▄▅▆▇█]{8,}  \(\d+ points, 1H steps\)$/m, 'the curve as a sparkline');
+
+    const json = await cli(['pnl', '--json'], broker);
+    assert.equal(json.code, 0, json.stderr);
+    const report = JSON.parse(json.stdout);
+    assert.deepEqual([report.period, report.timeframe, report.equity, report.baseValue, report.change], ['month', '1D', 100_000, 95_000, 5_000]);
+    assert.ok(report.points.length >= 5, `the curve's points are in the JSON (${report.points.length})`);
+
+    const bad = await cli(['pnl', '--period', 'fortnight'], broker);
+    assert.equal(bad.code, 2);
+    // The catalogue's strict parsing names the option, the word and every choice (as for any choice option).
+    assert.match(bad.stderr, /pnl: --period is "fortnight": expected one of day, week, month, year/);
+  } finally {
+    await paper.close();
+  }
+});

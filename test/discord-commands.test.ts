@@ -119,7 +119,8 @@ describe('Discord commands through discord.js (stop, restart, resume, duplicates
     const working = await (await click(operator, prompt.message, customIdLike(prompt.message, 'tw:confirm:'))).response();
     assert.equal(working.content, 'Stop trader: working…');
     const done = await editedTo(prompt.message, 'Stopped', 'the stop result');
-    assert.match(done.content, new RegExp(`^Stopped the trader \\(PID ${pid}\\) in \\d+s\\.$`));
+    assert.match(done.content, new RegExp(`^Stopped the trader \\(PID ${pid}\\) in \\d+s\\.\\nSession .+:\\n {2}trades \\d+ · P/L `));
+    assert.match(done.content, /\n {2}positions left open: /, 'the stop report names the positions left open');
     assert.deepEqual(done.components, []);
     assert.ok(!isAlive(pid), `PID ${pid} is gone from the OS`);
     assert.deepEqual(osCopiesOf(trader), [], 'no copy of the trader is left');
@@ -136,7 +137,7 @@ describe('Discord commands through discord.js (stop, restart, resume, duplicates
     const run = await slash(operator, 'bot', subcommand('restart'));
     const reply = await run.response();
     assert.equal(run.callbacks[0]?.type, 5, 'deferred first: a restart takes more than a second');
-    const match = new RegExp(`^Stopped the trader \\(PID ${old}\\) in \\d+s\\.\\nStarted trading-bot \\(PID (\\d+)\\)\\.$`).exec(reply.content);
+    const match = new RegExp(`^Stopped the trader \\(PID ${old}\\) in \\d+s\\.\\nStarted trading-bot \\(PID (\\d+)\\)\\.\\nSession `).exec(reply.content);
     assert.ok(match, `the reply names the old and the new PID: ${reply.content}`);
     const pid = Number(match[1]);
     assert.notEqual(pid, old, 'a new process');

@@ -290,7 +290,7 @@ describe('smaller, same spirit', () => {
     assert.ok(all.indexOf('SYM59') < all.indexOf('SYM00'), 'the failure is listed before the closed ones');
   });
 
-  it('/flatten through the catalogue: a report too long for one message answers with the first and follows up with the rest', () => {
+  it('/flatten through the catalogue: a report too long for one message answers with the first and follows up with the rest', async () => {
     const symbols = Array.from({ length: 300 }, (_, i) => ({
       symbol: `SYM${String(i).padStart(3, '0')}`,
       qtyBefore: 100 + i,
@@ -301,7 +301,7 @@ describe('smaller, same spirit', () => {
     const report: FlattenReport = { flat: false, trader: { stopped: true, pid: 4242 }, ordersCanceled: 0, symbols, remainingPositions: [], remainingOpenOrders: 0, durationMs: 900 };
     const messages = flattenMessages(report);
     assert.ok(messages.length > 1, `300 failed symbols need more than one message (got ${messages.length})`);
-    const reply = REPLIES.flatten(report, {});
+    const reply = await REPLIES.flatten(report, {});
     assert.deepEqual(reply.embeds, messages[0], 'the answer carries the first message');
     assert.deepEqual(reply.followUps?.map((m) => m.embeds), messages.slice(1), 'every other message follows, in order');
     const shown = [reply, ...(reply.followUps ?? [])].flatMap((m) => m.embeds ?? []).map((e) => String(e.data.description)).join('\n');

@@ -330,3 +330,35 @@ test('the CLI prints its URL as one JSON line and stops cleanly on SIGTERM', asy
     if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
   }
 });
+
+test('portfolio history: Alpaca\'s parallel arrays from the recorded equity, timeframe by period, intraday refused over 30 days', () =>
+  withBroker({ cash: 100_000 }, async (broker, clock) => {
+    broker.seedHistory([{ at: clock.now() - 2 * 86_400_000, equity: 98_000 }]);
+    broker.seedPosition('AAPL', 10, 100); // equity 101_000 from now
+    clock.advance(3 * 3_600_000);
+    broker.setPrice('AAPL', 90); // 100_900
+
+    const week = await call(broker, 'GET', '/v2/account/portfolio/history?period=1W&timeframe=1H');
+    assert.equal(week.status, 200);
+    const h = week.body as Json;
+    assert.deepEqual(Object.keys(h).sort(), ['base_value', 'equity', 'profit_loss', 'profit_loss_pct', 'timeframe', 'timestamp']);
+    assert.equal(h.timeframe, '1H');
+    assert.equal(h.timestamp.length, h.equity.length);
+    assert.equal(h.profit_loss.length, h.equity.length);
+    assert.ok(h.timestamp.every((t: number, i: number) => Number.isInteger(t) && t % 3600 === 0 && (i === 0 || t - h.timestamp[i - 1] === 3600)), 'unix seconds, one per hour');
+    assert.equal(h.base_value, 98_000, 'the first point of the period');
+    assert.equal(h.equity[0], 98_000);
+    assert.equal(h.equity.at(-1), 100_900);
+    assert.equal(h.profit_loss.at(-1), 2_900);
+    assert.equal(h.profit_loss_pct.at(-1), Number((100_900 / 98_000 - 1).toFixed(9)));
+    assert.ok(h.equity.includes(101_000), 'the seeded position\'s hour is on the curve');
+
+    const byDefault = await call(broker, 'GET', '/v2/account/portfolio/history?period=1D');
+    assert.equal(byDefault.body.timeframe, '1Min', 'under 7 days: 1Min, like Alpaca');
+    const month = await call(broker, 'GET', '/v2/account/portfolio/history');
+    assert.deepEqual([month.status, month.body.timeframe], [200, '1D'], 'default period 1M in days');
+    const refused = await call(broker, 'GET', '/v2/account/portfolio/history?period=1M&timeframe=15Min');
+    assert.deepEqual([refused.status, refused.body.code], [422, 42210000]);
+    const bad = await call(broker, 'GET', '/v2/account/portfolio/history?period=fortnight');
+    assert.equal(bad.status, 422);
+  }));

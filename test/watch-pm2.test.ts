@@ -54,6 +54,17 @@ after(async () => {
 
 const kinds = () => alerts.map((a) => a.kind);
 
+/**
+ * Every start of the demo trader places an order at once, and a stop's report polls the fills: the
+ * trades earlier tests made (one per start) must not trip the breaker in a test about something
+ * else. A fresh allowance, as a resume gives one: only trades from now on count against the limit.
+ */
+async function freshAllowance(): Promise<void> {
+  await app.store.update((data) => {
+    if (!data.breaker.tripped) data.breaker = { tripped: false, resumedAt: Date.now() };
+  });
+}
+
 test('ON_RUNAWAY=stop halts a real trader that keeps trading; start is refused until resume', async () => {
   const started = await app.core.start(operator);
   assert.ok(isAlive(started.pid), 'isAlive(started.pid)');
@@ -65,6 +76,17 @@ test('ON_RUNAWAY=stop halts a real trader that keeps trading; start is refused u
   assert.equal(status.breaker.tripped, true);
   assert.match(status.breaker.reason!, /trades in the last hour \(limit 3\)/);
   assert.deepEqual(kinds().filter((k) => k !== 'recovered'), ['trade_rate_exceeded', 'breaker_tripped']);
+  // The halt reports the session it ended (the "before stopping" checklist): prices never moved.
+  const halt = alerts.find((a) => a.kind === 'breaker_tripped')!;
+  const session = /\nSession: (\d+) trade\(s\), P\/L \+\$0\.00, positions left open: (.+)\.$/.exec(halt.body);
+  assert.ok(session, `the breaker's alert carries the session report: ${halt.body}`);
+  // The demo trader alternates buy and sell: whether a BTCUSD position is left depends on how many
+  // orders got in before the halt ended it (the halt scans for every copy first), so the report
+  // must say exactly what the broker holds after the halt.
+  const held = paper.snapshot().positions.map((p) => `${String(p.symbol)} ${Number(p.qty)}`);
+  assert.equal(session[2], held.length ? held.join(', ') : 'none', 'the positions left open are the broker\'s');
+  assert.ok(Number(session[1]) >= 4, `the session's trades include the breach (${session[1]})`);
+  assert.equal((halt.facts.session as { trades: number }).trades, Number(session[1]), 'the report is in the facts too');
 
   // PM2's auto-restart must not bring it back, and neither may an operator's start.
   const fills = paper.snapshot().activities.length;
@@ -118,6 +140,7 @@ test('a rogue copy outside PM2 → one duplicate alert naming its PID, once per 
 });
 
 test('the trader stopped behind our back → process_down once, and a notice when it is back', async () => {
+  await freshAllowance();
   alerts.length = 0;
   const { pid } = await app.core.start(operator);
   await app.processWatch.scan();
@@ -143,6 +166,7 @@ function pm2Cli(args: string[]): Promise<void> {
 }
 
 test('resume refused (the trader still runs: the halt failed) → the breaker still holds', async () => {
+  await freshAllowance();
   const { pid } = await app.core.start(operator);
   await app.store.update((data) => {
     data.breaker = { tripped: true, reason: 'test: a halt that failed', at: new Date().toISOString(), by: 'controller' };

@@ -43,7 +43,16 @@
 //                            transaction times). Throws PaperBrokerRejection on a 4xx.
 //   fillOrder(orderId, qty?, price?)
 //                            fills (part of) a resting order now; returns the FILL activity
+//   seedHistory(points)      plants equity samples [{ at (ms), equity }] before or among the recorded
+//                            ones: an account that already has a past
 //   snapshot()               cash, equity, positions, orders, activities (Alpaca JSON shapes)
+//
+// Portfolio history (GET /v2/account/portfolio/history): the broker records its equity at start, on
+// every fill, price change and seeded position; the answer steps through the period at the asked
+// timeframe and gives each step the last equity recorded by then, in Alpaca's parallel arrays
+// (timestamp in unix seconds, equity, profit_loss, profit_loss_pct, base_value, timeframe). Like
+// Alpaca: timeframe defaults by period (< 7 days 1Min, < 30 days 15Min, else 1D), and an intraday
+// timeframe with a period of 30 days or more is refused (422).
 //   requests                 number of HTTP requests received; requestLog: method, path, status
 //
 // The trading stream (Alpaca's `trade_updates`) is served on the same port at /stream (ws://…/stream):
@@ -114,6 +123,7 @@ export interface PaperBroker {
   seedPosition(symbol: string, qty: number, price: number): void;
   placeOrder(request: OrderRequest, options?: { partialFills?: number }): AlpacaJson;
   fillOrder(orderId: string, qty?: number, price?: number): AlpacaJson;
+  seedHistory(points: ReadonlyArray<{ at: number; equity: number }>): void;
   snapshot(): {
     cash: number;
     equity: number;
@@ -266,6 +276,8 @@ export async function startPaperBroker(options: PaperBrokerOptions = {}): Promis
   const activities: FillActivity[] = [];
   const faults: Fault[] = [];
   const requestLog: Array<{ method: string; path: string; status: number }> = [];
+  /** Equity samples, oldest first, for the portfolio history. */
+  const equitySamples: Array<{ at: number; equity: number }> = [];
   const pendingTimers = new Set<NodeJS.Timeout>();
 
   const priceOf = (symbol: string) => prices.get(positionSymbol(symbol)) ?? 100;
@@ -466,6 +478,7 @@ export async function startPaperBroker(options: PaperBrokerOptions = {}): Promis
       order_status: order.status,
     };
     activities.push({ id, at, seq: ++seq, json });
+    recordEquity(at);
     publishTradeUpdate({
       event: complete ? 'fill' : 'partial_fill',
       execution_id: executionId,
@@ -689,6 +702,53 @@ export async function startPaperBroker(options: PaperBrokerOptions = {}): Promis
     return { status: 200, body: list.slice(0, pageSize).map((a) => a.json) };
   }
 
+  // ---- portfolio history ----
+  function recordEquity(at = clock.now()): void {
+    const sample = { at, equity: round9(equity()) };
+    let i = equitySamples.length;
+    while (i > 0 && equitySamples[i - 1].at > at) i--;
+    equitySamples.splice(i, 0, sample);
+  }
+
+  const PERIOD_UNIT_MS: Record<string, number> = { D: 86_400_000, W: 7 * 86_400_000, M: 30 * 86_400_000, A: 365 * 86_400_000 };
+  const TIMEFRAME_MS: Record<string, number> = { '1Min': 60_000, '5Min': 300_000, '15Min': 900_000, '1H': 3_600_000, '1D': 86_400_000 };
+
+  function portfolioHistory(query: URLSearchParams): Answer {
+    const periodText = query.get('period') ?? '1M';
+    const period = /^(\d+)([DWMA])$/.exec(periodText);
+    if (!period || Number(period[1]) < 1) return error(422, `invalid period: ${periodText}`);
+    const periodMs = Number(period[1]) * PERIOD_UNIT_MS[period[2]];
+    const timeframe = query.get('timeframe') ?? (periodMs < 7 * 86_400_000 ? '1Min' : periodMs < 30 * 86_400_000 ? '15Min' : '1D');
+    const stepMs = TIMEFRAME_MS[timeframe];
+    if (stepMs === undefined) return error(422, `invalid timeframe: ${timeframe}`);
+    if (stepMs < 86_400_000 && periodMs >= 30 * 86_400_000) return error(422, 'timeframe must be 1D for periods of 30 days or more');
+    const end = Math.floor(clock.now() / stepMs) * stepMs;
+    const firstSample = equitySamples[0]?.at ?? end;
+    const timestamps: number[] = [];
+    const values: number[] = [];
+    let j = 0;
+    let last: number | undefined;
+    for (let t = end - periodMs + stepMs; t <= end; t += stepMs) {
+      while (j < equitySamples.length && equitySamples[j].at < t + stepMs) last = equitySamples[j++].equity;
+      // Before the account's first recorded equity there is nothing to report (Alpaca: no points).
+      if (last === undefined || t + stepMs <= firstSample) continue;
+      timestamps.push(t / 1000);
+      values.push(last);
+    }
+    const base = values[0] ?? round9(equity());
+    return {
+      status: 200,
+      body: {
+        timestamp: timestamps,
+        equity: values,
+        profit_loss: values.map((v) => round9(v - base)),
+        profit_loss_pct: values.map((v) => (base === 0 ? 0 : round9(v / base - 1))),
+        base_value: base,
+        timeframe,
+      },
+    };
+  }
+
   // ---- HTTP ----
   const error = (status: number, message: string): Answer => ({ status, body: { code: alpacaCode(status), message } });
   const fromRejection = (e: unknown): Answer => {
@@ -705,6 +765,7 @@ export async function startPaperBroker(options: PaperBrokerOptions = {}): Promis
 
     if (path === '/v2/account') return known(['GET']) ?? { status: 200, body: accountJson() };
     if (path === '/v2/clock') return known(['GET']) ?? { status: 200, body: clockJson() };
+    if (path === '/v2/account/portfolio/history') return known(['GET']) ?? portfolioHistory(query);
 
     if (path === '/v2/positions') {
       const wrong = known(['GET', 'DELETE']);
@@ -872,6 +933,7 @@ export async function startPaperBroker(options: PaperBrokerOptions = {}): Promis
     res.end(text);
   }
 
+  recordEquity(); // the account's equity as the broker opens: the first point of its history
   const server = http.createServer((req, res) => {
     handle(req, res).catch(() => {
       if (!res.headersSent && !res.destroyed) res.writeHead(500).end();
@@ -961,6 +1023,7 @@ export async function startPaperBroker(options: PaperBrokerOptions = {}): Promis
     },
     setPrice(symbol, price) {
       prices.set(positionSymbol(symbol.toUpperCase()), price);
+      recordEquity();
     },
     setLastEquity(value) {
       lastEquity = value;
@@ -970,6 +1033,14 @@ export async function startPaperBroker(options: PaperBrokerOptions = {}): Promis
       prices.set(key, price);
       if (qty === 0) positions.delete(key);
       else positions.set(key, { symbol: key, assetClass: assetClassOf(key), qty, avgEntryPrice: price });
+      recordEquity();
+    },
+    seedHistory(points) {
+      for (const point of points) {
+        let i = equitySamples.length;
+        while (i > 0 && equitySamples[i - 1].at > point.at) i--;
+        equitySamples.splice(i, 0, { at: point.at, equity: point.equity });
+      }
     },
     placeOrder(request, options = {}) {
       return orderJson(submitOrder(request as unknown as Record<string, unknown>, options.partialFills ?? 1));

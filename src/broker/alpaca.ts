@@ -5,7 +5,7 @@ import { randomUUID } from 'node:crypto';
 import axios, { type AxiosInstance, type AxiosResponse } from 'axios';
 import { OperationError } from '../errors.ts';
 import { redact, silentLogger, type Logger } from '../log.ts';
-import type { Account, Broker, CloseResult, Fill, MarketClock, Order, Position } from './types.ts';
+import type { Account, Broker, CloseResult, Fill, HistoryPeriod, HistoryTimeframe, MarketClock, Order, PortfolioHistory, Position } from './types.ts';
 
 export interface AlpacaBrokerOptions {
   /** e.g. https://paper-api.alpaca.markets (a trailing /v2 is tolerated) */
@@ -227,6 +227,44 @@ export class AlpacaBroker implements Broker {
       }
       return result;
     });
+  }
+
+  /**
+   * The equity curve over `period` at `timeframe` resolution. intraday_reporting=continuous gives
+   * 24/7 points (crypto trades round the clock; an equity-only account just shows flat nights), and
+   * pnl_reset=no_reset keeps profit/loss continuous over the period instead of restarting it daily.
+   */
+  async portfolioHistory(period: HistoryPeriod, timeframe: HistoryTimeframe): Promise<PortfolioHistory> {
+    const path = '/v2/account/portfolio/history';
+    const where = `GET ${path}`;
+    const query: Record<string, string> = { period, timeframe };
+    if (timeframe !== '1D') Object.assign(query, { intraday_reporting: 'continuous', pnl_reset: 'no_reset' });
+    const h = record(await this.request('GET', path, 'idempotent', { query }), where);
+    const timestamps = list(h.timestamp ?? [], `${where} "timestamp"`);
+    const equity = list(h.equity ?? [], `${where} "equity"`);
+    const profitLoss = list(h.profit_loss ?? [], `${where} "profit_loss"`);
+    const profitLossPct = list(h.profit_loss_pct ?? [], `${where} "profit_loss_pct"`);
+    if (equity.length !== timestamps.length) {
+      throw new Malformed(where, `"equity" has ${equity.length} values for ${timestamps.length} timestamps`);
+    }
+    const points: PortfolioHistory['points'] = [];
+    timestamps.forEach((t, i) => {
+      // Alpaca sends null for steps it has no figure for (before funding, closed sessions).
+      if (equity[i] === null || equity[i] === undefined) return;
+      const at = `${where} [${i}]`;
+      const seconds = decimal({ t }, 't', at);
+      points.push({
+        at: seconds * 1000,
+        equity: decimal({ equity: equity[i] }, 'equity', at),
+        profitLoss: optionalDecimal({ profit_loss: profitLoss[i] }, 'profit_loss', at) ?? 0,
+        profitLossPct: optionalDecimal({ profit_loss_pct: profitLossPct[i] }, 'profit_loss_pct', at) ?? 0,
+      });
+    });
+    return {
+      timeframe: optionalText(h, 'timeframe', where) ?? timeframe,
+      baseValue: optionalDecimal(h, 'base_value', where) ?? points[0]?.equity ?? 0,
+      points,
+    };
   }
 
   /** Places a market order (used by the demo trader; the controller itself never places orders). */

@@ -2,7 +2,7 @@
 // second to import, and a `tradewarden status` never calls the broker (status reads the figures the
 // watch recorded). The controller calls it within seconds anyway.
 import type { Logger } from '../log.ts';
-import type { Account, Broker, CloseResult, Fill, MarketClock, Order, Position } from './types.ts';
+import type { Account, Broker, CloseResult, Fill, HistoryPeriod, HistoryTimeframe, MarketClock, Order, PortfolioHistory, Position } from './types.ts';
 
 export interface BrokerSettings {
   baseUrl: string;
@@ -41,5 +41,8 @@ export class OnDemandBroker implements Broker {
   }
   async closeAllPositions(): Promise<CloseResult[]> {
     return (await this.broker).closeAllPositions();
+  }
+  async portfolioHistory(period: HistoryPeriod, timeframe: HistoryTimeframe): Promise<PortfolioHistory> {
+    return (await this.broker).portfolioHistory(period, timeframe);
   }
 }

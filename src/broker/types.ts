@@ -71,6 +71,21 @@ export interface CloseResult {
   error?: string;
 }
 
+/**
+ * The account's equity over a period (GET /v2/account/portfolio/history), one point per timeframe
+ * step, oldest first. Points the broker sent without an equity (null) are left out.
+ */
+export interface PortfolioHistory {
+  /** the broker's own resolution label, e.g. "1D", "15Min" */
+  timeframe: string;
+  /** equity at the start of the period: what profit/loss is measured against */
+  baseValue: number;
+  points: Array<{ at: number; equity: number; profitLoss: number; profitLossPct: number }>;
+}
+
+export type HistoryPeriod = '1D' | '1W' | '1M' | '1A';
+export type HistoryTimeframe = '1Min' | '5Min' | '15Min' | '1H' | '1D';
+
 export interface Broker {
   account(): Promise<Account>;
   clock(): Promise<MarketClock>;
@@ -80,4 +95,5 @@ export interface Broker {
   fills(afterIso?: string): Promise<Fill[]>;
   cancelAllOrders(): Promise<Array<{ id: string; status: number }>>;
   closeAllPositions(): Promise<CloseResult[]>;
+  portfolioHistory(period: HistoryPeriod, timeframe: HistoryTimeframe): Promise<PortfolioHistory>;
 }

@@ -12,8 +12,9 @@ import { redactDeep, type Logger } from '../log.ts';
 import type { AlertOutbox } from '../alerts/outbox.ts';
 import type { Store } from '../store/store.ts';
 import type { SeenTrade, StoreData } from '../store/schema.ts';
-import type { Duplicate, StopDuplicatesResult, StopResult, Supervision } from '../supervisor/types.ts';
-import type { Actor } from './operations.ts';
+import type { Duplicate, StopDuplicatesResult, Supervision } from '../supervisor/types.ts';
+import type { Actor, StopReport } from './operations.ts';
+import { sessionSummary, type SessionReport } from './review.ts';
 
 export type BreakerState = StoreData['breaker'];
 
@@ -22,7 +23,8 @@ export const CONTROLLER: Actor = { id: 'controller', name: 'tradewarden', isOper
 
 /** What the breaker halts through: the core's operations, so a halt is audited like any stop. */
 export interface Halt {
-  stop(actor: Actor): Promise<StopResult>;
+  /** the stop, with the session it ended (the stop report) */
+  stop(actor: Actor): Promise<StopReport>;
   stopDuplicates(actor: Actor, pids: number[]): Promise<StopDuplicatesResult>;
   flatten(actor: Actor): Promise<unknown>;
 }
@@ -34,6 +36,8 @@ export interface HaltReport {
   survivors: Array<{ pid: number; command: string }>;
   /** the same, in sentences for the alert */
   lines: string[];
+  /** the PM2 trader's run that the halt ended: trades, P/L, positions left open */
+  session?: SessionReport;
 }
 
 export interface BreakerDeps {
@@ -102,8 +106,16 @@ export class RunawayBreaker {
       kind: 'breaker_tripped',
       severity: 'critical',
       title: 'Breaker tripped: trading halted',
-      body: `${tripped.reason}. ${halt.lines.join(' ')}${flattenLine} Start is refused until an operator runs resume.`,
-      facts: { count: tripped.counted, limit: config.maxTradesPerHour, action: config.onRunaway, ended: halt.ended, survivors: halt.survivors },
+      // The session last: the operators' "before stopping" checklist, on its own line.
+      body: `${tripped.reason}. ${halt.lines.join(' ')}${flattenLine} Start is refused until an operator runs resume.${halt.session ? `\n${sessionSummary(halt.session)}` : ''}`,
+      facts: {
+        count: tripped.counted,
+        limit: config.maxTradesPerHour,
+        action: config.onRunaway,
+        ended: halt.ended,
+        survivors: halt.survivors,
+        ...(halt.session ? { session: halt.session } : {}),
+      },
     });
     if (config.onRunaway === 'flatten' && !halt.survivors.length && this.halt) {
       await this.halt.flatten(CONTROLLER).catch((e: unknown) => logger.error(`flatten after runaway: ${describeError(e)}`));
@@ -164,10 +176,12 @@ export class RunawayBreaker {
         if (!ended.some((e) => e.pid === d.pid) && !survivors.some((s) => s.pid === d.pid)) ended.push({ pid: d.pid, how: 'gone with the trader', command: d.command });
       }
     } else lines.push('Could not look again after the halt: check that no copy still runs.');
+    const session = trader?.status === 'fulfilled' ? trader.value.session : undefined;
     const redacted = redactDeep({ ended, survivors }, config.secrets);
     if (redacted.ended.length) lines.unshift(`Ended ${redacted.ended.map((e) => `PID ${e.pid} (${e.how}: ${e.command})`).join(', ')}.`);
     if (redacted.survivors.length) lines.push(`STILL RUNNING: ${redacted.survivors.map((s) => `PID ${s.pid} (${s.command})`).join(', ')} — end by hand.`);
     else lines.push('No copy of the trader runs here now.');
-    return { ...redacted, lines };
+    // The session report is redacted by the core that made it.
+    return { ...redacted, lines, ...(session ? { session } : {}) };
   }
 }

@@ -14,12 +14,14 @@ import type {
   Duplicate,
   FlattenReport,
   LogsReport,
+  PnlPeriod,
+  PnlReport,
   RestartReport,
   ResumeReport,
   StartResult,
   StatusReport,
   StopDuplicatesResult,
-  StopResult,
+  StopReport,
   StoredAlert,
   TradeSummary,
 } from './reports.ts';
@@ -104,6 +106,15 @@ const integer = (args: Args, name: string): number => {
   return value;
 };
 
+const choice = (args: Args, name: string): string => {
+  const value = args[name];
+  if (typeof value !== 'string') throw new Error(`option ${name} was not parsed`);
+  return value;
+};
+
+/** /pnl's periods (the core maps each to the broker's period and resolution, src/core/review.ts). */
+const PNL_PERIODS = ['day', 'week', 'month', 'year'] as const satisfies readonly PnlPeriod[];
+
 const op = <R>(operation: Operation<R>): Operation<R> => operation;
 
 export const OPERATIONS = {
@@ -124,7 +135,7 @@ export const OPERATIONS = {
     options: [],
     run: (core, actor) => core.start(actor),
   }),
-  stop: op<StopResult>({
+  stop: op<StopReport>({
     name: 'stop',
     slash: { command: 'bot', subcommand: 'stop' },
     summary: 'Stop the trader gracefully (SIGINT, then SIGKILL after its kill timeout)',
@@ -225,6 +236,15 @@ export const OPERATIONS = {
     access: 'member',
     options: [],
     run: (core) => core.trades(),
+  }),
+  pnl: op<PnlReport>({
+    name: 'pnl',
+    slash: { command: 'pnl' },
+    summary: 'Equity now, P/L over a period, best and worst step, with a chart of the equity curve',
+    details: 'Read live from the broker (its portfolio history). Discord attaches the curve as a PNG; a terminal shows it as a sparkline.',
+    access: 'member',
+    options: [{ kind: 'choice', name: 'period', description: 'How far back (default month)', choices: PNL_PERIODS, default: 'month' }],
+    run: (core, _actor, args) => core.pnl(choice(args, 'period')),
   }),
   alerts: op<StoredAlert[]>({
     name: 'alerts',

@@ -5,7 +5,7 @@ import path from 'node:path';
 import type { Account, Broker, Position } from '../broker/types.ts';
 import type { Clock } from '../clock.ts';
 import type { Config } from '../config.ts';
-import { OperationError, describeError, failed, refused } from '../errors.ts';
+import { OperationError, describeError, failed, refused, withTimeout } from '../errors.ts';
 import { holdExclusive } from '../lock.ts';
 import { redact, redactDeep, type Logger } from '../log.ts';
 import type { AlertOutbox } from '../alerts/outbox.ts';
@@ -14,7 +14,12 @@ import type { AccountSnapshot, AuditEntry, SeenTrade, StoredAlert, StoreData } f
 import type { Duplicate, ProcessStatus, StartResult, StopDuplicatesResult, StopResult, Supervision } from '../supervisor/types.ts';
 import { countedTrades, hourBuckets, traderTrades } from '../watch/trade-window.ts';
 import { flattenAccount, type FlattenReport } from './flatten.ts';
-import type { RunawayBreaker } from './breaker.ts';
+import { CONTROLLER, type RunawayBreaker } from './breaker.ts';
+import { buildPnlReport, buildSessionReport, parsePnlPeriod, type PnlReport, type SessionReport } from './review.ts';
+export { sessionSummary } from './review.ts';
+
+/** A stop, with the report of the run it ended (absent when nothing was running). */
+export type StopReport = StopResult & { session?: SessionReport };
 
 /** Who is asking. Fronts build it: the CLI user is an operator (shell access), Discord checks roles. */
 export interface Actor {
@@ -133,6 +138,12 @@ export class Core {
     return { account, positions };
   }
 
+  /** Equity now, P/L over the period, best and worst step, and the curve (everyone may ask). */
+  async pnl(period?: string): Promise<PnlReport> {
+    const chosen = parsePnlPeriod(period);
+    return buildPnlReport(this.requireBroker(), chosen, this.deps.clock.now());
+  }
+
   async alerts(limit = 20): Promise<StoredAlert[]> {
     return this.deps.outbox.recent(limit);
   }
@@ -163,22 +174,27 @@ export class Core {
     });
   }
 
-  stop(actor: Actor): Promise<StopResult> {
+  stop(actor: Actor): Promise<StopReport> {
     return this.mutate(actor, 'stop', {}, async () => {
+      const startedAt = await this.runStartedAt();
       // Desired first: the health watch must not report a stop it was asked for as a crash. But a
       // full disk must not keep the trader running: the stop goes ahead if the record fails.
       const recorded = await this.recordBestEffort('the wanted state (stopped)', () => this.setDesired('stopped', actor));
-      const result = await this.deps.supervisor.stop();
+      const stopped = await this.deps.supervisor.stop();
       if (!recorded) await this.recordBestEffort('the wanted state (stopped), after the stop', () => this.setDesired('stopped', actor), { alert: false });
-      return result;
+      // An automatic stop (the breaker) comes straight from a poll: the fills are fresh already.
+      const session = stopped.wasRunning ? await this.sessionReport(startedAt, actor !== CONTROLLER) : undefined;
+      return session ? { ...stopped, session } : stopped;
     });
   }
 
-  restart(actor: Actor): Promise<StartResult & { stopped: StopResult }> {
+  restart(actor: Actor): Promise<StartResult & { stopped: StopReport }> {
     return this.mutate(actor, 'restart', {}, async () => {
+      const startedAt = await this.runStartedAt();
       const result = await this.deps.supervisor.restart();
       await this.setDesired('running', actor);
-      return result;
+      const session = result.stopped.wasRunning ? await this.sessionReport(startedAt) : undefined;
+      return session ? { ...result, stopped: { ...result.stopped, session } } : result;
     });
   }
 
@@ -239,6 +255,38 @@ export class Core {
   }
 
   // ----- internals -----
+
+  /** When the running trader's run began, read before it is stopped (undefined if unknown or not running). */
+  private async runStartedAt(): Promise<number | undefined> {
+    try {
+      return (await withTimeout(this.deps.supervisor.status(), 3000, 'trader status')).startedAt;
+    } catch {
+      return undefined;
+    }
+  }
+
+  /**
+   * The stopped run's report. Never fails the stop it follows: what cannot be read is named in it,
+   * and if the report itself cannot be made the stop is reported without it.
+   */
+  private async sessionReport(startedAt: number | undefined, refresh = true): Promise<SessionReport | undefined> {
+    const endedAt = this.deps.clock.now();
+    try {
+      const refreshError = !refresh
+        ? undefined
+        : await this.deps.refreshTrades?.().then(
+            () => undefined,
+            (error: unknown) => describeError(error),
+          );
+      const data = await this.deps.store.read();
+      const report = await buildSessionReport({ broker: this.deps.broker, trades: traderTrades(data), startedAt, endedAt });
+      if (refreshError) report.missing.push(`fresh fills (trades counted from what was last recorded): ${refreshError}`);
+      return redactDeep(report, this.deps.config.secrets);
+    } catch (error) {
+      this.deps.logger.warn(`stop report not made: ${describeError(error)}`);
+      return undefined;
+    }
+  }
 
   private async runFlatten(actor: Actor): Promise<FlattenReport> {
     const broker = this.requireBroker();

@@ -1,13 +1,18 @@
 // Posts alerts to DISCORD_ALERT_CHANNEL_ID. A failure (not connected, 429 after discord.js's own
 // waiting, 5xx after its retries) throws, and the outbox retries later: delayed, never lost.
-import { ActionRowBuilder, ButtonBuilder, ButtonStyle, DiscordAPIError, type Client, type SendableChannels } from 'discord.js';
+import { ActionRowBuilder, AttachmentBuilder, ButtonBuilder, ButtonStyle, DiscordAPIError, type Client, type SendableChannels } from 'discord.js';
 import type { StoredAlert } from '../core/reports.ts';
 import type { AlertSink } from '../alerts/outbox.ts';
 import type { Config } from '../config.ts';
 import { alertEmbed } from './render.ts';
 import { CUSTOM_ID } from './router.ts';
+import { drawTradeRateChart } from '../render/chart-renderer.ts';
+import { describeError } from '../errors.ts';
+import type { Logger } from '../log.ts';
 
-export function discordAlertSink(client: Client, config: Config): AlertSink {
+const TRADE_RATE_CHART = 'trade-rate.png';
+
+export function discordAlertSink(client: Client, config: Config, logger?: Logger): AlertSink {
   const { alertChannelId, alertRoleId } = config.discord;
   let channel: SendableChannels | undefined;
   return {
@@ -29,9 +34,13 @@ export function discordAlertSink(client: Client, config: Config): AlertSink {
       channel = fetched;
     }
     const pids = Array.isArray(alert.facts.pids) ? alert.facts.pids.filter((p): p is number => Number.isInteger(p)) : [];
+    const chart = await chartOf(alert);
+    const embed = alertEmbed(alert, lateByMs);
+    if (chart) embed.setImage(`attachment://${chart.name}`);
     const message = await channel.send({
       content: alertRoleId ? `<@&${alertRoleId}>` : undefined,
-      embeds: [alertEmbed(alert, lateByMs)],
+      embeds: [embed],
+      files: chart ? [chart] : [],
       // Ping the alert role and nobody else, whatever the alert text contains.
       allowedMentions: { parse: [], roles: alertRoleId ? [alertRoleId] : [] },
       components:
@@ -48,6 +57,28 @@ export function discordAlertSink(client: Client, config: Config): AlertSink {
     });
     return message.id;
   }
+
+  /** The trade-rate alert's hour as a picture; without one the alert goes out as text (it says it all). */
+  async function chartOf(alert: StoredAlert): Promise<AttachmentBuilder | undefined> {
+    const hour = alert.kind === 'trade_rate_exceeded' ? parseHour(alert.facts.hour) : undefined;
+    if (!hour) return undefined;
+    try {
+      const limit = typeof alert.facts.limit === 'number' ? alert.facts.limit : 0;
+      const image = await drawTradeRateChart({ counts: hour.counts, bucketMs: hour.bucketMs, windowEnd: hour.end, limit });
+      return new AttachmentBuilder(image.png, { name: TRADE_RATE_CHART });
+    } catch (error) {
+      logger?.warn(`trade-rate chart not drawn (the alert goes out without it): ${describeError(error)}`);
+      return undefined;
+    }
+  }
+}
+
+function parseHour(value: unknown): { end: number; bucketMs: number; counts: number[] } | undefined {
+  if (!value || typeof value !== 'object') return undefined;
+  const { end, bucketMs, counts } = value as Record<string, unknown>;
+  if (typeof end !== 'number' || typeof bucketMs !== 'number' || bucketMs <= 0 || !Array.isArray(counts)) return undefined;
+  if (!counts.every((c) => typeof c === 'number' && Number.isFinite(c))) return undefined;
+  return { end, bucketMs, counts: counts as number[] };
 }
 
 /**

@@ -1,6 +1,6 @@
 // The Discord front: the discord.js client (Guilds intent only), command registration, the router,
 // the alert-channel sink and the optional live status message. Without DISCORD_TOKEN it is absent.
-import { Client, Events, GatewayIntentBits, Routes, type Message, type SendableChannels } from 'discord.js';
+import { ActivityType, Client, Events, GatewayIntentBits, Routes, type Message, type SendableChannels } from 'discord.js';
 import type { App } from '../app.ts';
 import type { Front } from '../controller.ts';
 import { describeError, failed, withTimeout } from '../errors.ts';
@@ -8,6 +8,8 @@ import { discordAlertSink } from './alert-sink.ts';
 import { commandDefinitions, loadCommands } from './commands.ts';
 import { statusEmbed } from './render.ts';
 import { InteractionRouter } from './router.ts';
+import { PresenceUpdater } from './presence.ts';
+import { closeChartRenderer } from '../render/chart-renderer.ts';
 
 export interface DiscordFrontOptions {
   confirmTimeoutMs?: number;
@@ -15,6 +17,9 @@ export interface DiscordFrontOptions {
   readyTimeoutMs?: number;
   /** STATUS_MESSAGE=on: how often the status is looked at (edited on change, and at least every minute). */
   statusCheckMs?: number;
+  /** The presence's least interval between updates and its local check cadence (tests shorten them). */
+  presenceMinIntervalMs?: number;
+  presenceCheckMs?: number;
 }
 
 /** The controller's `fronts` entry: starts Discord when a token is configured. */
@@ -22,7 +27,7 @@ export function discordFront(app: App): Promise<Front | undefined> {
   return startDiscord(app);
 }
 
-export async function startDiscord(app: App, options: DiscordFrontOptions = {}): Promise<(Front & { client: Client; router: InteractionRouter }) | undefined> {
+export async function startDiscord(app: App, options: DiscordFrontOptions = {}): Promise<(Front & { client: Client; router: InteractionRouter; presence: PresenceUpdater }) | undefined> {
   const { config, logger, core } = app;
   const { token, apiUrl, clientId, guildId } = config.discord;
   if (!token) return undefined;
@@ -54,14 +59,36 @@ export async function startDiscord(app: App, options: DiscordFrontOptions = {}):
     throw failed(`Discord did not start: ${describeError(error)}`, error);
   }
 
-  app.outbox.addSink(discordAlertSink(client, config));
+  app.outbox.addSink(discordAlertSink(client, config, logger));
 
   const statusMessage = config.discord.statusMessage ? liveStatus(app, client, options.statusCheckMs ?? 10_000) : undefined;
+
+  let stopped = false;
+  const presence = new PresenceUpdater({
+    read: () => app.store.read(),
+    send: ({ text, status }) => {
+      if (stopped || !client.user) return;
+      // A custom status shows `state` as is, without a "Playing"/"Watching" prefix.
+      client.user.setPresence({ status, activities: [{ name: 'Custom Status', state: text, type: ActivityType.Custom }] });
+    },
+    clock: app.clock,
+    logger,
+    processName: config.trading.processName,
+    limit: config.maxTradesPerHour,
+    minIntervalMs: options.presenceMinIntervalMs,
+    checkMs: options.presenceCheckMs,
+  });
+  presence.start();
+  app.outbox.onRaised(() => void presence.refresh());
 
   return {
     client,
     router,
+    presence,
     async stop() {
+      stopped = true;
+      presence.stop();
+      closeChartRenderer();
       statusMessage?.stop();
       await router.close();
       await client.destroy();

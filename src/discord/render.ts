@@ -1,9 +1,11 @@
 // Core reports as Discord embeds, within Discord's limits (field values ≤ 1024, description ≤ 4096).
-import { EmbedBuilder } from 'discord.js';
+import { AttachmentBuilder, EmbedBuilder } from 'discord.js';
 import type { Renderers } from '../core/catalogue.ts';
-import type { AccountReport, AlertSeverity, Duplicate, FlattenReport, ProcessState, StatusReport, StoredAlert, StopDuplicatesResult, TradeSummary } from '../core/reports.ts';
+import type { AccountReport, AlertSeverity, Duplicate, FlattenReport, PnlReport, ProcessState, StatusReport, StoredAlert, StopDuplicatesResult, TradeSummary } from '../core/reports.ts';
 import { formatDuration } from '../duration.ts';
-import { TEXT, duplicatesText, flattenSymbolLine, flattenText, megabytes, money, stopDuplicatesText, streamText, tradeCountText } from '../render/text.ts';
+import { TEXT, duplicatesText, flattenSymbolLine, flattenText, megabytes, money, pnlLines, stopDuplicatesText, streamText, tradeCountText } from '../render/text.ts';
+import { describeError } from '../errors.ts';
+import { drawEquityChart } from '../render/chart-renderer.ts';
 import { sparkline } from '../watch/trade-window.ts';
 
 export const COLOURS = {
@@ -238,10 +240,24 @@ export function duplicatesEmbed(duplicates: Duplicate[]): EmbedBuilder {
     .setDescription('```\n' + fitLines(lines, DESCRIPTION_MAX - 8, (n) => `…${n} more line(s) not shown: \`tradewarden duplicates --json\` lists every copy`) + '\n```');
 }
 
-/** One Discord message: text, embeds, or both. */
+/** /pnl: the figures as text first; the chart, when there is one, is the embed's image. */
+export function pnlEmbed(report: PnlReport, image?: string): EmbedBuilder {
+  const colour = report.change === undefined ? COLOURS.warning : report.change < 0 ? COLOURS.critical : COLOURS.ok;
+  const embed = new EmbedBuilder()
+    .setTitle(`P/L, last ${report.period}`)
+    .setColor(report.missing.length ? COLOURS.warning : colour)
+    .setDescription(clip(pnlLines(report).join('\n') || 'No figures.', 4096));
+  if (image) embed.setImage(`attachment://${image}`);
+  if (report.timeframe && report.points.length) embed.setFooter({ text: `${report.points.length} points, ${report.timeframe} steps` });
+  return embed;
+}
+
+/** One Discord message: text, embeds, or both, and the files they show (a chart). */
 export interface ReplyMessage {
   content?: string;
   embeds?: EmbedBuilder[];
+  /** uploaded with the message; an embed shows one as its image by `attachment://<name>` */
+  files?: AttachmentBuilder[];
 }
 
 /** What a reply carries: the message that answers, and follow-up messages when one is not enough. */
@@ -275,8 +291,24 @@ function flattenReply(report: FlattenReport): Reply {
   return { embeds: first ?? [], followUps: rest.map((embeds) => ({ embeds })) };
 }
 
-/** Each operation's report as a Discord reply. */
-export const REPLIES: Renderers<Reply> = {
+const PNL_CHART = 'pnl.png';
+
+/**
+ * /pnl: the figures, and the equity curve as a PNG drawn in the chart renderer's process. The
+ * figures are the answer; a chart that cannot be drawn is named in the footer, never a failure.
+ */
+async function pnlReply(report: PnlReport): Promise<Reply> {
+  if (report.points.length < 2 || report.baseValue === undefined) return embed(pnlEmbed(report));
+  try {
+    const chart = await drawEquityChart({ points: report.points, baseValue: report.baseValue, title: `Equity, last ${report.period}` });
+    return { embeds: [pnlEmbed(report, PNL_CHART)], files: [new AttachmentBuilder(chart.png, { name: PNL_CHART })] };
+  } catch (error) {
+    return embed(pnlEmbed(report).setFooter({ text: `chart unavailable: ${describeError(error).slice(0, 200)}` }));
+  }
+}
+
+/** Each operation's report as a Discord reply; one that draws a picture (/pnl) answers when it is drawn. */
+export const REPLIES: Renderers<Reply | Promise<Reply>> = {
   status: (report) => embed(statusEmbed(report)),
   start: (result) => text(TEXT.start(result, {})),
   stop: (result) => text(TEXT.stop(result, {})),
@@ -288,6 +320,7 @@ export const REPLIES: Renderers<Reply> = {
   flatten: flattenReply,
   account: (report) => embed(accountEmbed(report)),
   trades: (trades) => embed(tradesEmbed(trades)),
+  pnl: pnlReply,
   alerts: (alerts) => embed(alertsEmbed(alerts)),
   audit: (entries, args) => text('```\n' + TEXT.audit(entries, args) + '\n```'),
 };

@@ -109,7 +109,8 @@ export class InteractionRouter {
       const op = OPERATIONS[name] as Operation<unknown>;
       const outcome = await perform(op, this.options.core, actor, args, (confirmation, planned) => this.confirm(interaction, confirmation.prompt(planned), confirmation.label).then(Boolean));
       if (!outcome.done) return;
-      const { followUps = [], ...reply } = (REPLIES[name] as (report: unknown, args: Args) => Reply)(outcome.report, outcome.args);
+      // A reply that carries a picture (/pnl's chart) is ready once it is drawn.
+      const { followUps = [], ...reply } = await (REPLIES[name] as (report: unknown, args: Args) => Reply | Promise<Reply>)(outcome.report, outcome.args);
       // After a confirmation the report replaces the prompt (and its buttons).
       await interaction.editReply(op.confirm ? { content: '', embeds: [], components: [], ...reply } : reply);
       // What did not fit in one message (a long flatten report) follows, in order.

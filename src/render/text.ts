@@ -5,12 +5,16 @@ import type {
   AccountReport,
   AuditEntry,
   Duplicate,
+  EquityPoint,
   FlattenReport,
+  PnlReport,
+  RestartReport,
   ResumeReport,
+  SessionReport,
   StartResult,
   StatusReport,
   StopDuplicatesResult,
-  StopResult,
+  StopReport,
   StoredAlert,
   StreamStatusReport,
   SymbolReport,
@@ -59,10 +63,80 @@ export function startText(result: StartResult): string {
   return `Started ${result.status.name} (PID ${result.pid}).`;
 }
 
-export function stopText(result: StopResult): string {
+/** The stop, then the report of the run it ended. */
+export function stopText(result: StopReport): string {
+  return result.session ? `${stoppedLine(result)}\n${sessionText(result.session)}` : stoppedLine(result);
+}
+
+/** The stop, the start, then the report of the run the restart ended. */
+export function restartText(result: RestartReport): string {
+  const lines = [stoppedLine(result.stopped), startText(result)];
+  return result.stopped.session ? [...lines, sessionText(result.stopped.session)].join('\n') : lines.join('\n');
+}
+
+function stoppedLine(result: StopReport): string {
   if (!result.wasRunning) return 'The trader was not running.';
   const outside = result.endedOutsidePm2?.length ? ` It was running outside PM2 (PM2's daemon had lost it): ended PID ${result.endedOutsidePm2.join(', ')}.` : '';
   return `Stopped the trader (PID ${result.pid}) in ${formatDuration(result.durationMs)}${result.forceKilled ? ' — it ignored SIGINT and was force-killed' : ''}.${outside}`;
+}
+
+/** The stopped run: trades, P/L, positions left open (the "before stopping" checklist). */
+export function sessionText(session: SessionReport): string {
+  const span = session.startedAt !== undefined ? `${time(session.startedAt)} → ${time(session.endedAt)} (${formatDuration(session.endedAt - session.startedAt)})` : `until ${time(session.endedAt)}`;
+  const pnl =
+    session.pnl !== undefined
+      ? `${signedMoney(session.pnl)} (equity ${money(session.equityAtStart!)} → ${money(session.equityAtEnd!)})`
+      : 'unknown';
+  const positions =
+    session.openPositions === undefined
+      ? 'unknown'
+      : session.openPositions.length
+        ? session.openPositions.map((p) => `${p.symbol} ${p.qty} (P/L ${money(p.unrealizedPnl)})`).join(', ')
+        : 'none';
+  return [
+    `Session ${span}:`,
+    `  trades ${session.trades} · P/L ${pnl}`,
+    `  positions left open: ${positions}`,
+    ...session.missing.map((m) => `  missing: ${m}`),
+  ].join('\n');
+}
+
+export const signedMoney = (n: number) => `${n > 0 ? '+' : ''}${money(n)}`;
+const signedPct = (n: number) => `${n > 0 ? '+' : ''}${n.toFixed(2)}%`;
+
+/** The equity curve in one line: each character the min–max-scaled mean of its share of points. */
+export function equitySparkline(points: readonly EquityPoint[], width = 32): string {
+  if (points.length === 0) return '';
+  const buckets = Math.min(width, points.length);
+  const values = Array.from({ length: buckets }, (_, b) => {
+    const slice = points.slice(Math.floor((b * points.length) / buckets), Math.floor(((b + 1) * points.length) / buckets));
+    return slice.reduce((sum, p) => sum + p.equity, 0) / slice.length;
+  });
+  const min = Math.min(...values);
+  const span = Math.max(...values) - min;
+  const sparks = '▁▂▃▄▅▆▇█';
+  return values.map((v) => sparks[span === 0 ? 3 : Math.round(((v - min) / span) * (sparks.length - 1))]).join('');
+}
+
+const PERIOD_WORD = { day: 'day', week: 'week', month: 'month', year: 'year' } as const;
+
+/** /pnl's figures, shared by every front (Discord puts the chart beside them). */
+export function pnlLines(report: PnlReport): string[] {
+  const lines: string[] = [];
+  if (report.equity !== undefined) lines.push(`Equity now ${money(report.equity)}`);
+  if (report.change !== undefined && report.baseValue !== undefined) {
+    lines.push(`P/L over the ${PERIOD_WORD[report.period]} ${signedMoney(report.change)}${report.changePct !== undefined ? ` (${signedPct(report.changePct)})` : ''} from ${money(report.baseValue)}`);
+  }
+  if (report.best && report.worst) {
+    lines.push(`Best step ${signedMoney(report.best.change)} (${time(report.best.at)}) · worst step ${signedMoney(report.worst.change)} (${time(report.worst.at)})`);
+  }
+  for (const m of report.missing) lines.push(`Missing: ${m}`);
+  return lines;
+}
+
+export function pnlText(report: PnlReport): string {
+  const curve = report.points.length > 1 ? [`  ${equitySparkline(report.points)}  (${report.points.length} points${report.timeframe ? `, ${report.timeframe} steps` : ''})`] : [];
+  return [`P/L, last ${PERIOD_WORD[report.period]}:`, ...pnlLines(report).map((l) => `  ${l}`), ...curve].join('\n');
 }
 
 export function duplicatesText(duplicates: Duplicate[]): string {
@@ -155,7 +229,7 @@ export const TEXT: Renderers<string> = {
   status: statusText,
   start: startText,
   stop: stopText,
-  restart: (result) => `${stopText(result.stopped)}\n${startText(result)}`,
+  restart: restartText,
   resume: resumeText,
   logs: ({ logs }) => logs || '(the log is empty)',
   duplicates: duplicatesText,
@@ -163,6 +237,7 @@ export const TEXT: Renderers<string> = {
   flatten: flattenText,
   account: accountText,
   trades: tradesText,
+  pnl: pnlText,
   alerts: alertsText,
   audit: auditText,
 };

@@ -28,13 +28,13 @@ export function countedTrades(data: Pick<StoreData, 'trades'>, now: number): See
   return tradesInLastHour(traderTrades(data), now);
 }
 
-/** Counts of the last six 10-minute buckets, oldest first (for the sparkline). */
-export function hourBuckets(seen: readonly SeenTrade[], now: number, buckets = 6): number[] {
+/** Counts of the last six 10-minute buckets, oldest first (for the sparkline; the alert's chart uses 12 of 5). */
+export function hourBuckets(seen: readonly SeenTrade[], now: number, buckets = 6, bucketMs = BUCKET_MS): number[] {
   const counts = new Array<number>(buckets).fill(0);
   for (const trade of seen) {
     const age = now - trade.at;
-    if (age < 0 || age >= buckets * BUCKET_MS) continue;
-    counts[buckets - 1 - Math.floor(age / BUCKET_MS)] += 1;
+    if (age < 0 || age >= buckets * bucketMs) continue;
+    counts[buckets - 1 - Math.floor(age / bucketMs)] += 1;
   }
   return counts;
 }

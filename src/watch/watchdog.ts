@@ -7,7 +7,7 @@ import type { AlertInput, AlertOutbox } from '../alerts/outbox.ts';
 import type { Store } from '../store/store.ts';
 import type { SeenTrade, StoreData } from '../store/schema.ts';
 import type { Duplicate, ProcessStatus, StopDuplicatesResult, Supervision } from '../supervisor/types.ts';
-import { countedTrades, mergeFills, HOUR_MS } from './trade-window.ts';
+import { countedTrades, hourBuckets, mergeFills, HOUR_MS } from './trade-window.ts';
 
 /** Fills are asked for from a little before the newest one seen, so a late-posted fill is not missed. */
 const FILL_OVERLAP_MS = 5 * 60_000;
@@ -141,7 +141,8 @@ export class TradeWatch {
         key: `trade_rate:${result.episode}:${result.count}`,
         title: result.event === 'exceeded' ? 'Trade rate exceeded' : 'Trade rate still climbing',
         body: `${result.count} trades in the last hour (limit ${limit}) for ${this.options.processName}.`,
-        facts: { count: result.count, limit, recent },
+        // The hour in 5-minute counts: what a sink that can draw pictures charts (alert-sink.ts).
+        facts: { count: result.count, limit, recent, hour: { end: now, bucketMs: 5 * 60_000, counts: hourBuckets(result.inHour, now, 12, 5 * 60_000) } },
       });
     } else if (result.event === 'normal') {
       await outbox.raise({

@@ -144,6 +144,10 @@ export class Gateway {
   readonly heartbeats: (number | null)[] = [];
   /** Payloads the client sent that the stand-in does not act on (presence updates, …). */
   readonly otherPayloads: JsonObject[] = [];
+  /** The Presence Update (op 3) payloads' `d`, oldest first: what the bot showed as its status. */
+  get presenceUpdates(): JsonObject[] {
+    return this.otherPayloads.filter((p) => p.op === 3).map((p) => (isJsonObject(p.d) ? p.d : {}));
+  }
   /** Set to false to stop answering heartbeats; @discordjs/ws then treats the link as a zombie. */
   acknowledgeHeartbeats = true;
 

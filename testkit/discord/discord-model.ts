@@ -66,10 +66,25 @@ export interface StandInMessage {
   /** Id of the interaction this message answers (original response or follow-up). */
   interactionId?: string;
   deleted: boolean;
-  /** Names and sizes of files uploaded with it (multipart requests). */
-  files: { name: string; size: number }[];
+  /** Files uploaded with it (multipart requests), bytes included, as its attachments. */
+  files: StoredFile[];
   /** The nonce it was created with, when the sender asked Discord to enforce it. */
   enforcedNonce?: string;
+}
+
+/** One `files[n]` part of a multipart request, as Discord receives it. */
+export interface UploadedFile {
+  /** the form field, e.g. "files[0]" */
+  field: string;
+  name: string;
+  size: number;
+  contentType?: string;
+  data: Buffer;
+}
+
+/** An uploaded file once it is a message's attachment (the id is the attachment's own). */
+export interface StoredFile extends UploadedFile {
+  id: string;
 }
 
 const bookkeeping = new Set(['allowed_mentions', 'source', 'interactionId', 'deleted', 'files', 'enforcedNonce']);
@@ -79,10 +94,11 @@ export function messageToWire(message: StandInMessage): JsonObject {
   const wire: JsonObject = {
     tts: false,
     pinned: false,
-    attachments: message.files.map((file, index) => ({
-      id: String(index),
+    attachments: message.files.map((file) => ({
+      id: file.id,
       filename: file.name,
       size: file.size,
+      ...(file.contentType ? { content_type: file.contentType } : {}),
       url: `https://cdn.invalid/${file.name}`,
       proxy_url: `https://cdn.invalid/${file.name}`,
     })),

@@ -1,7 +1,7 @@
 // HTTP plumbing of the Discord stand-in: routing, bodies, Discord's error bodies, fault answers and
 // command-definition checks. The behaviour behind each route lives in discord.ts.
 import http, { type IncomingMessage } from 'node:http';
-import { invalidFormBody, isJsonObject, type FormError, type JsonObject } from './discord-model.ts';
+import { invalidFormBody, isJsonObject, type FormError, type JsonObject, type UploadedFile } from './discord-model.ts';
 
 export interface FaultSpec {
   method?: string;
@@ -27,7 +27,7 @@ export interface RouteContext {
   params: Record<string, string>;
   query: Record<string, string>;
   body: unknown;
-  files: { name: string; size: number }[];
+  files: UploadedFile[];
 }
 
 export interface Route {
@@ -99,8 +99,11 @@ export function safeDecode(segment: string): string {
 
 const maxBodyBytes = 25 * 1024 * 1024;
 
-/** JSON bodies, and multipart ones (files) whose message is in the `payload_json` part. */
-export async function readBody(request: IncomingMessage): Promise<{ body: unknown; files: { name: string; size: number }[] }> {
+/**
+ * JSON bodies, and multipart/form-data ones as Discord takes them: the message in the
+ * `payload_json` part, each file in a `files[n]` part (bytes kept, so tests can read what was sent).
+ */
+export async function readBody(request: IncomingMessage): Promise<{ body: unknown; files: UploadedFile[] }> {
   const chunks: Buffer[] = [];
   let size = 0;
   for await (const chunk of request) {
@@ -116,7 +119,7 @@ export async function readBody(request: IncomingMessage): Promise<{ body: unknow
 
   const delimiter = `--${boundary[1] ?? boundary[2]}`;
   let body: unknown = {};
-  const files: { name: string; size: number }[] = [];
+  const files: UploadedFile[] = [];
   for (const part of raw.toString('latin1').split(delimiter).slice(1)) {
     if (part.startsWith('--')) break;
     const split = part.indexOf('\r\n\r\n');
@@ -125,8 +128,11 @@ export async function readBody(request: IncomingMessage): Promise<{ body: unknow
     const content = part.slice(split + 4).replace(/\r\n$/, '');
     const name = /name="([^"]*)"/.exec(head)?.[1];
     const filename = /filename="([^"]*)"/.exec(head)?.[1];
-    if (filename !== undefined) files.push({ name: filename, size: Buffer.byteLength(content, 'latin1') });
-    else if (name === 'payload_json') body = JSON.parse(Buffer.from(content, 'latin1').toString('utf8'));
+    const contentType = /content-type:\s*([^\r\n;]+)/i.exec(head)?.[1]?.trim();
+    if (filename !== undefined) {
+      const data = Buffer.from(content, 'latin1');
+      files.push({ field: name ?? '', name: filename, size: data.length, ...(contentType ? { contentType } : {}), data });
+    } else if (name === 'payload_json') body = JSON.parse(Buffer.from(content, 'latin1').toString('utf8'));
   }
   return { body, files };
 }

@@ -35,6 +35,7 @@ import {
   type GuildSpec,
   type JsonObject,
   type StandInMessage,
+  type UploadedFile,
   type UserSpec,
 } from './discord-model.ts';
 import {
@@ -53,7 +54,7 @@ import {
   type RouteContext,
 } from './discord-rest.ts';
 
-export type { ChannelSpec, GuildSpec, JsonObject, RoleSpec, StandInMessage, UserSpec } from './discord-model.ts';
+export type { ChannelSpec, GuildSpec, JsonObject, RoleSpec, StandInMessage, StoredFile, UploadedFile, UserSpec } from './discord-model.ts';
 export type { GatewayConnection, GatewayIdentify, GatewayResume, DropOptions } from './discord-gateway.ts';
 export { StandInInteraction, CallbackType, MessageFlag } from './discord-interactions.ts';
 export type { InteractionReply, RecordedCallback, RecordedEdit } from './discord-interactions.ts';
@@ -519,7 +520,7 @@ export class DiscordStandIn {
     body: JsonObject,
     source: StandInMessage['source'],
     interaction?: StandInInteraction,
-    files: { name: string; size: number }[] = [],
+    files: UploadedFile[] = [],
   ): StandInMessage {
     const { guild } = this.locateChannel(channelId);
     const content = typeof body.content === 'string' ? body.content : '';
@@ -540,7 +541,7 @@ export class DiscordStandIn {
       allowed_mentions: allowed,
       source,
       deleted: false,
-      files,
+      files: files.map((file) => ({ ...file, id: this.ids.next() })),
     };
     if (interaction) {
       message.application_id = this.applicationId;
@@ -563,8 +564,16 @@ export class DiscordStandIn {
   }
 
   /** Applies a PATCH body; returns an error answer, or null when applied. */
-  private editMessage(message: StandInMessage, body: JsonObject, interaction?: StandInInteraction): Answer | null {
+  private editMessage(message: StandInMessage, body: JsonObject, interaction?: StandInInteraction, files: UploadedFile[] = []): Answer | null {
     const next = { ...message };
+    // Discord's rule: `attachments`, when sent, lists the existing attachments to keep (by id);
+    // new uploads (files[n]) are added either way.
+    if (Array.isArray(body.attachments) || files.length) {
+      const keep = Array.isArray(body.attachments)
+        ? new Set(body.attachments.filter(isJsonObject).map((a) => String(a.id)))
+        : new Set(message.files.map((f) => f.id));
+      next.files = [...message.files.filter((f) => keep.has(f.id)), ...files.map((file) => ({ ...file, id: this.ids.next() }))];
+    }
     if ('content' in body && body.content !== undefined) next.content = typeof body.content === 'string' ? body.content : '';
     if (Array.isArray(body.embeds)) next.embeds = body.embeds.filter(isJsonObject);
     if (Array.isArray(body.components)) next.components = body.components.filter(isJsonObject);
@@ -719,12 +728,12 @@ export class DiscordStandIn {
         const message = this.findWebhookMessage(interaction, params.message);
         return message ? { status: 200, body: messageToWire(message) } : fail(404, errorBody.unknownMessage);
       }),
-      route('PATCH', '/webhooks/:application/:token/messages/:message', false, ({ params, body }) => {
+      route('PATCH', '/webhooks/:application/:token/messages/:message', false, ({ params, body, files }) => {
         const interaction = webhookInteraction(params);
         if (!interaction) return fail(404, errorBody.unknownWebhook);
         const message = this.findWebhookMessage(interaction, params.message);
         if (!message) return fail(404, errorBody.unknownMessage);
-        const problem = this.editMessage(message, isJsonObject(body) ? body : {}, interaction);
+        const problem = this.editMessage(message, isJsonObject(body) ? body : {}, interaction, files);
         if (problem) return problem;
         if (message === interaction.original && interaction.acknowledgedWith !== null) {
           interaction.settle(interaction.acknowledgedWith, message);
@@ -764,12 +773,12 @@ export class DiscordStandIn {
         const message = channelMessage(params);
         return message ? { status: 200, body: messageToWire(message) } : fail(404, errorBody.unknownMessage);
       }),
-      route('PATCH', '/channels/:channel/messages/:message', true, ({ params, body }) => {
+      route('PATCH', '/channels/:channel/messages/:message', true, ({ params, body, files }) => {
         if (!channelOf(params.channel)) return fail(404, errorBody.unknownChannel);
         const message = channelMessage(params);
         if (!message) return fail(404, errorBody.unknownMessage);
         const interaction = message.interactionId ? this.interactionById(message.interactionId) : undefined;
-        return this.editMessage(message, isJsonObject(body) ? body : {}, interaction) ?? { status: 200, body: messageToWire(message) };
+        return this.editMessage(message, isJsonObject(body) ? body : {}, interaction, files) ?? { status: 200, body: messageToWire(message) };
       }),
       route('DELETE', '/channels/:channel/messages/:message', true, ({ params }) => {
         if (!channelOf(params.channel)) return fail(404, errorBody.unknownChannel);
@@ -834,7 +843,7 @@ export class DiscordStandIn {
     }
   }
 
-  private answer(record: RecordedRequest, segments: string[] | null, body: unknown, files: { name: string; size: number }[]): Answer {
+  private answer(record: RecordedRequest, segments: string[] | null, body: unknown, files: UploadedFile[]): Answer {
     const fault = this.faults.find(
       (f) => f.remaining > 0 && (f.spec.method === undefined || f.spec.method.toUpperCase() === record.method) && (f.spec.path === undefined || f.spec.path.test(record.path)),
     );
