@@ -7,6 +7,7 @@ import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import net from 'node:net';
 import path from 'node:path';
+import { freeLoopbackPort } from '../testkit/ports.ts';
 import http from 'node:http';
 import { pathToFileURL } from 'node:url';
 import { spawn, type ChildProcess } from 'node:child_process';
@@ -45,7 +46,7 @@ before(async () => {
   const sdk = pathToFileURL(path.resolve('test/fixtures/sdk-trader.mjs')).href;
   fs.writeFileSync(trader, `await import(process.env.TEST_TRADER === 'sdk' ? ${JSON.stringify(sdk)} : ${JSON.stringify(demo)});\n`);
   traderLog = path.join(home.dataDir, 'logs', 'trading-bot.out.log');
-  const port = await freePort();
+  const port = await freeLoopbackPort();
   const env = {
     APCA_API_BASE_URL: paper.url,
     APCA_API_KEY_ID: KEY,
@@ -88,16 +89,6 @@ afterEach(async () => {
   });
 });
 
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = net.createServer();
-    server.once('error', reject);
-    server.listen(0, '127.0.0.1', () => {
-      const { port } = server.address() as net.AddressInfo;
-      server.close(() => resolve(port));
-    });
-  });
-}
 
 const ordersFor = (symbol: string) => paper.snapshot().orders.filter((o) => o.symbol === symbol);
 const refusals = (reason: string) => alerts.filter((a) => a.kind === 'order_refused' && a.facts.reason === reason);
@@ -233,8 +224,8 @@ test('with the breaker tripped, the managed trader\'s orders are refused before 
 
 test('the broker unreachable: the gate answers 502 in Alpaca\'s shape', async () => {
   const { startGateway } = await import('../src/gateway/gateway.ts');
-  const closed = await freePort(); // nothing listens there
-  const server = await startGateway({ host: '127.0.0.1', port: await freePort(), upstream: `http://127.0.0.1:${closed}`, gate: controller.gateway!.gate, logger: silentLogger });
+  const closed = await freeLoopbackPort(); // nothing listens there
+  const server = await startGateway({ host: '127.0.0.1', port: await freeLoopbackPort(), upstream: `http://127.0.0.1:${closed}`, gate: controller.gateway!.gate, logger: silentLogger });
   try {
     const response = await fetch(`${server.url}/v2/account`);
     assert.equal(response.status, 502);

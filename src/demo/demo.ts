@@ -3,10 +3,10 @@
 // Everything it starts is registered for shutdown as it starts, and ended by PID, in reverse.
 import crypto from 'node:crypto';
 import fs from 'node:fs';
-import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { startPaperBroker } from '../../testkit/paper-broker.ts';
+import { freeLoopbackPort } from '../../testkit/ports.ts';
 import { alertLine, type AlertSink } from '../alerts/outbox.ts';
 import { ConfigError, loadConfig, type Config } from '../config.ts';
 import { startController, type Controller } from '../controller.ts';
@@ -276,17 +276,6 @@ export async function runDemo(options: DemoOptions): Promise<number> {
 
 const SEVERITY_TONE: Record<AlertSeverity, Tone> = { critical: 'critical', warning: 'warning', info: 'info' };
 
-/** A port free on loopback now, for GATEWAY_ADDR (the trader's URL is written before the gate listens). */
-function freeLoopbackPort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = net.createServer();
-    server.once('error', reject);
-    server.listen(0, '127.0.0.1', () => {
-      const { port } = server.address() as net.AddressInfo;
-      server.close(() => resolve(port));
-    });
-  });
-}
 
 const round2 = (n: number) => Math.round(n * 100) / 100;
 
