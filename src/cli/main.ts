@@ -46,7 +46,7 @@ export const SHORTCUTS: Partial<Record<OperationName, Shortcut[]>> = {
 /** Asks the controller of this DATA_DIR over its control socket; undefined (build the app) when none answers. */
 function askController(op: string): Shortcut {
   return async (config) => {
-    const { requestControl } = await import('../control/socket.ts');
+    const { requestControl } = await import('../control/client.ts');
     return requestControl(config.dataDir, op, {}, 2000).catch(() => undefined);
   };
 }

@@ -23,18 +23,17 @@
 //             {"id": <same>, "ok": false, "error": "<message>"}
 // Operations: "hello" → {pid, dataDir, startedAt}; every other op is registered with
 // ControlServer.handle(op, handler) by the module that owns it ("health": see src/health/).
-import crypto from 'node:crypto';
 import fs from 'node:fs';
 import net from 'node:net';
-import os from 'node:os';
 import path from 'node:path';
-import { OperationError, describeError, failed, refused } from '../errors.ts';
+import { describeError, failed, refused } from '../errors.ts';
 import { withFileLock } from '../lock.ts';
 import type { Logger } from '../log.ts';
+import { ControlUnavailable, controlSocketPath, requestControlAt } from './client.ts';
 
-/** Longest socket path we use: Linux allows 107 bytes, macOS 103; keep a margin. */
-export const MAX_SOCKET_PATH_BYTES = 100;
-const SOCKET_NAME = 'controller.sock';
+// The client side lives in client.ts (the CLI loads only that); re-exported for the server's users.
+export { ControlUnavailable, MAX_SOCKET_PATH_BYTES, controlSocketPath, requestControl } from './client.ts';
+
 /** A request line longer than this is refused (the protocol carries small JSON objects). */
 const MAX_LINE_BYTES = 64 * 1024;
 
@@ -45,28 +44,6 @@ export interface ControlRequest {
 }
 
 export type ControlHandler = (args: Record<string, unknown>) => unknown;
-
-/** Where the control socket of `dataDir` is (the same answer in the controller and the CLI). */
-export function controlSocketPath(dataDir: string, tmpDir = os.tmpdir()): string {
-  const resolved = path.resolve(dataDir);
-  const preferred = path.join(resolved, SOCKET_NAME);
-  if (Buffer.byteLength(preferred) <= MAX_SOCKET_PATH_BYTES) return preferred;
-  const hash = crypto.createHash('sha256').update(resolved).digest('hex').slice(0, 16);
-  const fallback = path.join(privateRunDir(tmpDir), `${hash}.sock`);
-  if (Buffer.byteLength(fallback) > MAX_SOCKET_PATH_BYTES) {
-    throw new OperationError(
-      'usage',
-      `DATA_DIR ${resolved} is too deep for the controller's socket (${preferred} is over ${MAX_SOCKET_PATH_BYTES} bytes) ` +
-        `and so is the temp directory fallback (${fallback}); use a shorter DATA_DIR or TMPDIR`,
-    );
-  }
-  return fallback;
-}
-
-function privateRunDir(tmpDir: string): string {
-  const uid = typeof process.getuid === 'function' ? process.getuid() : 0;
-  return path.join(tmpDir, `tradewarden-${uid}`);
-}
 
 /** Creates (or checks) the private folder for fallback sockets: ours, not a symlink, mode 0700. */
 function ensurePrivateDir(dir: string): void {
@@ -255,54 +232,4 @@ async function probe(socketPath: string, timeoutMs = 2000): Promise<{ live: bool
     // It accepted the connection but did not answer (busy, or not ours): alive all the same.
     return { live: true };
   }
-}
-
-/** No controller listens: nothing at the socket path, or the kernel refused (its owner died). */
-export class ControlUnavailable extends OperationError {
-  constructor(message: string, cause?: unknown) {
-    super('failed', message, { cause });
-    this.name = 'ControlUnavailable';
-  }
-}
-
-/** Sends one request to the controller of `dataDir` and returns its result; throws its error. */
-export function requestControl(dataDir: string, op: string, args: Record<string, unknown> = {}, timeoutMs = 5000): Promise<unknown> {
-  return requestControlAt(controlSocketPath(dataDir), op, args, timeoutMs, path.resolve(dataDir));
-}
-
-function requestControlAt(socketPath: string, op: string, args: Record<string, unknown>, timeoutMs: number, dataDir?: string): Promise<unknown> {
-  return new Promise((resolve, reject) => {
-    const socket = net.connect(socketPath);
-    let buffer = '';
-    let settled = false;
-    const finish = (error: Error | undefined, value?: unknown) => {
-      if (settled) return;
-      settled = true;
-      clearTimeout(timer);
-      socket.destroy();
-      if (error) reject(error);
-      else resolve(value);
-    };
-    const timer = setTimeout(() => finish(failed(`the controller did not answer "${op}" within ${timeoutMs} ms (${socketPath})`)), timeoutMs);
-    socket.setEncoding('utf8');
-    socket.on('connect', () => socket.write(JSON.stringify({ id: 1, op, args }) + '\n'));
-    socket.on('data', (chunk: string) => {
-      buffer += chunk;
-      const newline = buffer.indexOf('\n');
-      if (newline < 0) return;
-      try {
-        const response = JSON.parse(buffer.slice(0, newline)) as { ok?: unknown; result?: unknown; error?: unknown };
-        if (response.ok === true) finish(undefined, response.result);
-        else finish(failed(`the controller answered "${op}" with an error: ${String(response.error)}`));
-      } catch (error) {
-        finish(failed(`the controller's answer to "${op}" is not JSON: ${describeError(error)}`, error));
-      }
-    });
-    socket.on('error', (error: NodeJS.ErrnoException) => {
-      if (error.code === 'ENOENT' || error.code === 'ECONNREFUSED') {
-        finish(new ControlUnavailable(`no tradewarden controller serves ${dataDir ?? path.dirname(socketPath)} (${socketPath}: ${error.code === 'ENOENT' ? 'no socket' : 'connection refused'})`, error));
-      } else finish(failed(`cannot reach the controller at ${socketPath}: ${describeError(error)}`, error));
-    });
-    socket.on('close', () => finish(failed(`the controller closed the connection before answering "${op}"`)));
-  });
 }

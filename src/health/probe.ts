@@ -1,6 +1,6 @@
 // `tradewarden health` from outside the controller: asks the controller of a DATA_DIR over its
 // control socket. No controller answering is itself the first reason to fail.
-import { ControlUnavailable, requestControl } from '../control/socket.ts';
+import { ControlUnavailable, requestControl } from '../control/client.ts';
 import { describeError } from '../errors.ts';
 import type { HealthReport } from './checks.ts';
 
