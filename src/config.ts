@@ -126,7 +126,7 @@ export function parseConfig(env: Env, options: ParseOptions = {}): Config {
     if (bad.length) problems.push(`${name} has ${bad.map((b) => JSON.stringify(b)).join(', ')}: expected a comma list of Discord ids`);
     return ids.filter((id) => /^\d{15,21}$/.test(id));
   };
-  const url = (name: string, fallback?: string): string | undefined => {
+  const url = (name: string, fallback?: string, example?: string): string | undefined => {
     const value = text(name);
     if (value === undefined) return fallback;
     try {
@@ -134,7 +134,7 @@ export function parseConfig(env: Env, options: ParseOptions = {}): Config {
       if (parsed.protocol !== 'http:' && parsed.protocol !== 'https:') throw new Error('protocol');
       return value.replace(/\/+$/, '');
     } catch {
-      problems.push(`${name} is ${JSON.stringify(value)}: expected an http(s) URL`);
+      problems.push(`${name} is ${shown(name, value)}: expected an http(s) URL${example ? `, e.g. ${example}` : ''}`);
       return fallback;
     }
   };
@@ -188,18 +188,6 @@ export function parseConfig(env: Env, options: ParseOptions = {}): Config {
       return undefined;
     }
     return parsed;
-  };
-  const healthcheckUrl = (): string | undefined => {
-    const value = text('HEALTHCHECK_URL');
-    if (value === undefined) return undefined;
-    try {
-      const parsed = new URL(value);
-      if (parsed.protocol !== 'http:' && parsed.protocol !== 'https:') throw new Error('protocol');
-      return value.replace(/\/+$/, '');
-    } catch {
-      problems.push(`HEALTHCHECK_URL is ${shown('HEALTHCHECK_URL', value)}: expected an http(s) URL, e.g. https://hc-ping.com/<uuid>`);
-      return undefined;
-    }
   };
   const listenAddress = (name: string): { host: string; port: number } | undefined => {
     const value = text(name);
@@ -261,7 +249,7 @@ export function parseConfig(env: Env, options: ParseOptions = {}): Config {
     problems.push(`TRADING_ARGS is ${JSON.stringify(args)}: a quote is not closed; words are space-separated and "double" or 'single' quotes group them`);
   }
   integer('TRADING_KILL_TIMEOUT_MS', 10_000, 100, 600_000);
-  const hcUrl = healthcheckUrl();
+  const hcUrl = url('HEALTHCHECK_URL', undefined, 'https://hc-ping.com/<uuid>');
   const hcSeconds = integer('HEALTHCHECK_SECONDS', 60, 1, 86_400);
   const healthcheck = hcUrl ? { url: hcUrl, everySeconds: hcSeconds } : undefined;
   // The path alone (the check's uuid) is as much a capability as the whole URL.
