@@ -3,12 +3,12 @@
 // and all problems are reported at once so an operator fixes the file in one pass.
 import fs from 'node:fs';
 import path from 'node:path';
-import { fileURLToPath } from 'node:url';
 import dotenv from 'dotenv';
 import type { LogLevel } from './log.ts';
+// Where ecosystem.config.js lives: relative TRADING_* paths are taken from here, as it does (the
+// same folder whether this runs from src/ through tsx or compiled into dist/src/).
+import { PROJECT_ROOT } from './project-root.ts';
 
-/** Where ecosystem.config.js lives: relative TRADING_* paths are taken from here, as it does. */
-const PROJECT_ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 export const LOG_LEVELS = ['debug', 'info', 'warn', 'error'] as const;
 
 export type RunawayAction = 'alert' | 'stop' | 'flatten';
