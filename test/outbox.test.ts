@@ -1,13 +1,13 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
-import os from 'node:os';
 import path from 'node:path';
 import { ManualClock } from '../src/clock.ts';
 import { silentLogger } from '../src/log.ts';
 import { Store } from '../src/store/store.ts';
 import { AlertOutbox, type AlertSink } from '../src/alerts/outbox.ts';
 import type { StoredAlert } from '../src/store/schema.ts';
+import { scratchDir } from '../testkit/scratch.ts';
 
 /** A sink that fails while `down` is true and records what it delivered. */
 function flakySink(name = 'discord') {
@@ -30,7 +30,7 @@ function flakySink(name = 'discord') {
 const input = { kind: 'duplicate_instance', severity: 'critical', key: 'duplicate:42', title: 'Duplicate', body: 'PID 42' } as const;
 
 test('an alert is saved before delivery, kept while the sink fails, and delivered once later — across a restart', async () => {
-  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'tw-outbox-'));
+  const dir = scratchDir('tw-outbox-');
   const clock = new ManualClock();
   const sink = flakySink();
   const outbox = new AlertOutbox({ store: new Store(dir), clock, logger: silentLogger, sinks: [sink], backoffMs: 1000 });
@@ -67,7 +67,7 @@ test('an alert is saved before delivery, kept while the sink fails, and delivere
 });
 
 test('the same key within the cool-down is raised once; after it, again', async () => {
-  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'tw-outbox-'));
+  const dir = scratchDir('tw-outbox-');
   const clock = new ManualClock();
   const sink = flakySink('log');
   sink.down = false;
@@ -80,7 +80,7 @@ test('the same key within the cool-down is raised once; after it, again', async 
 });
 
 test('an alert raised by a process without sinks (the CLI) is addressed to the controller and delivered by it', async () => {
-  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'tw-outbox-'));
+  const dir = scratchDir('tw-outbox-');
   const clock = new ManualClock();
   const cli = new AlertOutbox({ store: new Store(dir), clock, logger: silentLogger, addressTo: ['log', 'discord'] });
   await cli.raise({ ...input, kind: 'flatten_result', key: 'flatten:1' });
@@ -94,7 +94,7 @@ test('an alert raised by a process without sinks (the CLI) is addressed to the c
 });
 
 test('secrets are removed from an alert before it is saved or delivered', async () => {
-  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'tw-outbox-'));
+  const dir = scratchDir('tw-outbox-');
   const sink = flakySink('log');
   sink.down = false;
   const outbox = new AlertOutbox({ store: new Store(dir), clock: new ManualClock(), logger: silentLogger, sinks: [sink], secrets: ['PKSECRET123'] });

@@ -1,13 +1,13 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
-import os from 'node:os';
 import path from 'node:path';
 import { spawn } from 'node:child_process';
 import { Store } from '../src/store/store.ts';
 import { SCHEMA_VERSION } from '../src/store/schema.ts';
+import { scratchDir } from '../testkit/scratch.ts';
 
-const tempDir = () => fs.mkdtempSync(path.join(os.tmpdir(), 'tw-store-'));
+const tempDir = () => scratchDir('tw-store-');
 
 test('a fresh store has the schema version and survives a round trip', async () => {
   const dir = tempDir();

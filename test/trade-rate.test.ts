@@ -2,9 +2,6 @@
 // injected clock driving both the broker's transaction times and the window.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import fs from 'node:fs';
-import os from 'node:os';
-import path from 'node:path';
 import { ManualClock } from '../src/clock.ts';
 import { silentLogger } from '../src/log.ts';
 import { Store } from '../src/store/store.ts';
@@ -14,6 +11,7 @@ import { TradeWatch } from '../src/watch/watchdog.ts';
 import { hourBuckets } from '../src/watch/trade-window.ts';
 import type { StoredAlert } from '../src/store/schema.ts';
 import { startPaperBroker, type PaperBroker } from '../testkit/paper-broker.ts';
+import { scratchDir } from '../testkit/scratch.ts';
 
 const clock = new ManualClock(Date.parse('2026-03-02T14:00:00Z'));
 let paper: PaperBroker;
@@ -23,7 +21,7 @@ before(async () => {
 });
 after(() => paper.close());
 
-function harness(dataDir = fs.mkdtempSync(path.join(os.tmpdir(), 'tw-rate-')), limit = 3) {
+function harness(dataDir = scratchDir('tw-rate-'), limit = 3) {
   const alerts: StoredAlert[] = [];
   const sink: AlertSink = { name: 'log', deliver: async (a) => void alerts.push(a) };
   const store = new Store(dataDir);
