@@ -22,6 +22,14 @@ import type { Logger } from '../log.ts';
 import { isAlive } from '../os/process-table.ts';
 import { daemonPidOf } from '../os/pm2-daemon.ts';
 
+/** A call that got no answer on the connection it had just made (the daemon may be brand new). */
+class FreshConnectionTimeout extends OperationError {
+  constructor(message: string, cause: unknown) {
+    super('failed', message, { cause });
+    this.name = 'FreshConnectionTimeout';
+  }
+}
+
 /** One PM2 entry, as much of `pm2 jlist` as we use. */
 export interface Pm2Entry {
   pmId: number;
@@ -130,7 +138,8 @@ export class Pm2Connection {
   }
 
   async list(): Promise<Pm2Entry[]> {
-    const raw = await this.call<unknown>('list', (api, cb) => api.list(cb));
+    // A read: safe to ask again on a fresh connection when a just-spawned daemon misses its first answer.
+    const raw = await this.call<unknown>('list', (api, cb) => api.list(cb), this.callTimeoutMs, { retryOnFreshConnection: true });
     if (!Array.isArray(raw)) throw failed(`PM2 list returned ${typeof raw}, expected a list`);
     return raw.map(parseEntry).filter((e): e is Pm2Entry => e !== undefined);
   }
@@ -162,38 +171,58 @@ export class Pm2Connection {
     });
   }
 
-  private call<T>(what: string, invoke: (api: Pm2Api, cb: Callback<T>) => void, timeoutMs = this.callTimeoutMs): Promise<T> {
+  private call<T>(
+    what: string,
+    invoke: (api: Pm2Api, cb: Callback<T>) => void,
+    timeoutMs = this.callTimeoutMs,
+    options: { retryOnFreshConnection?: boolean } = {},
+  ): Promise<T> {
     return this.queue.run(async () => {
-      if (this.closed) throw failed(`PM2 connection to ${this.pm2Home} is closed`);
-      const session = await this.ensureSession();
-      let onLost: ((reason: string) => void) | undefined;
-      const lost = new Promise<never>((_, reject) => {
-        onLost = (reason) => reject(failed(reason));
-        session.onLost.add(onLost);
-      });
-      const answer = new Promise<T>((resolve, reject) => {
-        try {
-          invoke(session.api, (error, value) => (error ? reject(asError(error)) : resolve(value as T)));
-        } catch (error) {
-          reject(asError(error));
-        }
-      });
       try {
-        return await withTimeout(Promise.race([answer, lost]), timeoutMs, `PM2 ${what}`);
+        return await this.callOnce(what, invoke, timeoutMs);
       } catch (error) {
-        // Our own errors (time-out, socket lost) mean the daemon is in doubt: drop the session so
-        // the next call connects afresh. PM2's errors are plain Errors and leave it alone.
-        if (error instanceof OperationError) {
-          this.session = undefined;
-          await this.discard(session);
-          throw this.notAnswering(`${what}: ${error.message}`, error);
-        }
-        throw failed(`PM2 ${what} failed: ${describeError(error)}`, error);
-      } finally {
-        if (onLost) session.onLost.delete(onLost);
-        lost.catch(() => undefined);
+        // Seen after the daemon was SIGKILLed: the reconnect spawns a new daemon, yet the first list
+        // on that connection is never answered. A read may be asked once more, on a new connection;
+        // a change (start, stop, delete) never is: the daemon may have acted on it.
+        if (!options.retryOnFreshConnection || !(error instanceof FreshConnectionTimeout)) throw error;
+        this.logger.warn(`PM2 ${what}: no answer on a fresh connection to ${this.pm2Home}; connecting again`);
+        return this.callOnce(what, invoke, timeoutMs);
       }
     });
+  }
+
+  private async callOnce<T>(what: string, invoke: (api: Pm2Api, cb: Callback<T>) => void, timeoutMs: number): Promise<T> {
+    if (this.closed) throw failed(`PM2 connection to ${this.pm2Home} is closed`);
+    const fresh = this.session === undefined;
+    const session = await this.ensureSession();
+    let onLost: ((reason: string) => void) | undefined;
+    const lost = new Promise<never>((_, reject) => {
+      onLost = (reason) => reject(failed(reason));
+      session.onLost.add(onLost);
+    });
+    const answer = new Promise<T>((resolve, reject) => {
+      try {
+        invoke(session.api, (error, value) => (error ? reject(asError(error)) : resolve(value as T)));
+      } catch (error) {
+        reject(asError(error));
+      }
+    });
+    try {
+      return await withTimeout(Promise.race([answer, lost]), timeoutMs, `PM2 ${what}`);
+    } catch (error) {
+      // Our own errors (time-out, socket lost) mean the daemon is in doubt: drop the session so
+      // the next call connects afresh. PM2's errors are plain Errors and leave it alone.
+      if (error instanceof OperationError) {
+        this.session = undefined;
+        await this.discard(session);
+        const notAnswering = this.notAnswering(`${what}: ${error.message}`, error);
+        throw fresh ? new FreshConnectionTimeout(notAnswering.message, error) : notAnswering;
+      }
+      throw failed(`PM2 ${what} failed: ${describeError(error)}`, error);
+    } finally {
+      if (onLost) session.onLost.delete(onLost);
+      lost.catch(() => undefined);
+    }
   }
 
   /**
