@@ -3,8 +3,16 @@
 // so a lock left by a crashed process goes stale and is taken over (stale-lock recovery).
 import fs from 'node:fs';
 import path from 'node:path';
-import lockfile from 'proper-lockfile';
+import type Lockfile from 'proper-lockfile';
 import { failed, refused } from './errors.ts';
+
+// Loaded on the first lock, not at import: proper-lockfile brings graceful-fs (~15 ms to load),
+// and a process that only reads (`tradewarden status`) never locks.
+let lockfileModule: typeof Lockfile | undefined;
+async function lockfileLib(): Promise<typeof Lockfile> {
+  lockfileModule ??= (await import('proper-lockfile')).default;
+  return lockfileModule;
+}
 
 /** Serializes async work within one process: each call waits for the previous one to settle. */
 export class Mutex {
@@ -51,7 +59,7 @@ export async function withFileLock<T>(target: string, work: () => Promise<T>, op
   let compromised: Error | undefined;
   for (let attempt = 0; !release; attempt++) {
     try {
-      release = await lockfile.lock(target, {
+      release = await (await lockfileLib()).lock(target, {
         realpath: false,
         stale: staleMs,
         update: Math.max(1000, Math.floor(staleMs / 3)),
@@ -85,7 +93,7 @@ export async function holdFileLock(target: string, options: { staleMs?: number }
   fs.mkdirSync(path.dirname(target), { recursive: true });
   const staleMs = options.staleMs ?? 10_000;
   try {
-    return await lockfile.lock(target, { realpath: false, stale: staleMs, update: Math.floor(staleMs / 3) });
+    return await (await lockfileLib()).lock(target, { realpath: false, stale: staleMs, update: Math.floor(staleMs / 3) });
   } catch (error) {
     if ((error as NodeJS.ErrnoException).code === 'ELOCKED') {
       throw Object.assign(refused(`another process holds ${target}.lock`), { cause: error });
@@ -123,7 +131,7 @@ export async function holdExclusive<T>(
     let release: (() => Promise<void>) | undefined;
     try {
       fs.mkdirSync(path.dirname(target), { recursive: true });
-      release = await lockfile.lock(target, { realpath: false, stale: staleMs, update: Math.floor(staleMs / 3) });
+      release = await (await lockfileLib()).lock(target, { realpath: false, stale: staleMs, update: Math.floor(staleMs / 3) });
     } catch (error) {
       const code = (error as NodeJS.ErrnoException).code ?? '';
       if (code === 'ELOCKED') throw options.busy(readHolder());

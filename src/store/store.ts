@@ -4,8 +4,7 @@
 // A file that cannot be parsed is never overwritten: it is renamed aside and reported.
 import fs from 'node:fs';
 import path from 'node:path';
-import { Low } from 'lowdb';
-import { JSONFile } from 'lowdb/node';
+import type { Low } from 'lowdb';
 import { Mutex, withFileLock } from '../lock.ts';
 import { OperationError, describeError, failed } from '../errors.ts';
 import { RETENTION, SCHEMA_VERSION, emptyStore, type AuditEntry, type StoreData } from './schema.ts';
@@ -16,7 +15,8 @@ export const MAX_FILE_BYTES = 100 * 1024 * 1024;
 
 export class Store {
   readonly file: string;
-  private readonly db: Low<StoreData>;
+  /** lowdb, loaded on the first write: reads parse the file themselves (a reading CLI skips ~15 ms). */
+  private db: Low<StoreData> | undefined;
   private readonly mutex = new Mutex();
   private readonly keptAsideListeners: Array<(keptAs: string, reason: string) => void> = [];
 
@@ -33,7 +33,6 @@ export class Store {
       );
     }
     this.file = path.join(dataDir, STORE_FILE);
-    this.db = new Low<StoreData>(new JSONFile<StoreData>(this.file), emptyStore());
   }
 
   /** Called when a corrupt file was renamed aside (the controller raises an alert). */
@@ -58,8 +57,9 @@ export class Store {
           applyRetention(data);
           // The watch jobs check state every few seconds and usually change nothing: no write then.
           if (JSON.stringify(data) !== before) {
-            this.db.data = data;
-            await this.db.write();
+            const db = await this.writer();
+            db.data = data;
+            await db.write();
           }
           return result;
         },
@@ -72,6 +72,14 @@ export class Store {
     await this.update((data) => {
       data.audit.push(entry);
     });
+  }
+
+  private async writer(): Promise<Low<StoreData>> {
+    if (!this.db) {
+      const [{ Low }, { JSONFile }] = await Promise.all([import('lowdb'), import('lowdb/node')]);
+      this.db = new Low<StoreData>(new JSONFile<StoreData>(this.file), emptyStore());
+    }
+    return this.db;
   }
 
   private async load(): Promise<StoreData> {
