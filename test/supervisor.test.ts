@@ -5,7 +5,7 @@
 // same example cannot look like a duplicate (and ours cannot look like theirs).
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn, type ChildProcess } from 'node:child_process';
+import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -13,7 +13,7 @@ import { fileURLToPath } from 'node:url';
 import { Supervisor } from '../src/supervisor/supervisor.ts';
 import { OperationError } from '../src/errors.ts';
 import { silentLogger } from '../src/log.ts';
-import { descendantsOf, parseCmdline, parsePs, readProcessTable } from '../src/os/process-table.ts';
+import { clockTicksFromAuxv, descendantsOf, parseCmdline, parsePs, readProcessTable } from '../src/os/process-table.ts';
 import { findDuplicates, programOf, runsScript } from '../src/supervisor/duplicate-scan.ts';
 import type { Pm2Entry } from '../src/supervisor/pm2-connection.ts';
 import { tailLines } from '../src/supervisor/log-tail.ts';
@@ -90,6 +90,17 @@ describe('duplicate matching (no PM2)', () => {
   it('reads a rewritten process title (PM2 names its node wrapper "node <script>")', () => {
     assert.deepEqual(parseCmdline('node /srv/bot/bot.js\0\0\0\0'), ['node', '/srv/bot/bot.js']);
     assert.deepEqual(parseCmdline('python3\0bot.py\0'), ['python3', 'bot.py']);
+  });
+
+  it('reads the clock tick (start times) from the auxiliary vector, as getconf CLK_TCK says, without a child process', { skip: process.platform !== 'linux' }, () => {
+    const getconf = Number(execFileSync('getconf', ['CLK_TCK'], { encoding: 'utf8' }).trim());
+    assert.equal(clockTicksFromAuxv(), getconf);
+    // A vector without AT_CLKTCK (type 17) before AT_NULL says nothing, so getconf is asked.
+    const words = (pairs: Array<[number, number]>) => Buffer.concat(pairs.map(([t, v]) => { const b = Buffer.alloc(16); b.writeBigUInt64LE(BigInt(t)); b.writeBigUInt64LE(BigInt(v), 8); return b; }));
+    if (process.arch === 'x64' || process.arch === 'arm64') {
+      assert.equal(clockTicksFromAuxv(words([[6, 4096], [17, 250], [0, 0]])), 250);
+      assert.equal(clockTicksFromAuxv(words([[6, 4096], [0, 0], [17, 250]])), undefined);
+    }
   });
 
   it('parses the ps fallback, whose start time is five words', () => {
@@ -212,6 +223,40 @@ describe('Supervisor with a real PM2 daemon', { timeout: 120_000 }, () => {
     const again = await supervisor.status();
     assert.equal(again.pid, status.pid);
     assert.equal(again.restarts, 0, 'not restarted behind our back');
+  });
+
+  it('a short-lived reader (the CLI) sees the same status over PM2\'s RPC socket, without loading PM2\'s client; with no daemon it starts one as before', async () => {
+    const full = await supervisor.status();
+    const light = await make('trading-bot', {}, { lightPm2Reads: true }).status();
+    const stable = ({ uptimeMs: _u, cpuPercent: _c, memoryBytes: _m, ...rest }: typeof full) => rest;
+    assert.deepEqual(stable(light), stable(full));
+
+    // In a process of its own: whether lib/API.js was loaded is only visible from a fresh module cache.
+    const cold = makeTempHome('tw-light-');
+    try {
+      const script = `
+        import { createRequire } from 'node:module';
+        import { Pm2Connection } from './src/supervisor/pm2-connection.ts';
+        import { silentLogger } from './src/log.ts';
+        const apiLoaded = () => Object.keys(createRequire(import.meta.url).cache).some((k) => k.endsWith('/pm2/lib/API.js'));
+        const out = {};
+        const warm = new Pm2Connection({ pm2Home: process.env.WARM_HOME, logger: silentLogger, lightReads: true });
+        out.warm = (await warm.list()).map((e) => e.name);
+        out.apiLoadedAfterWarm = apiLoaded();
+        console.log(JSON.stringify(out));
+        process.exit(0);`;
+      const run = (env: NodeJS.ProcessEnv) => JSON.parse(execFileSync(process.execPath, ['--import', 'tsx', '--input-type=module', '-e', script], { cwd: root, env: { ...process.env, ...env }, encoding: 'utf8' }));
+      const answer = run({ WARM_HOME: home.pm2Home });
+      assert.deepEqual(answer.warm, ['trading-bot'], 'the trader is listed from the running daemon');
+      assert.equal(answer.apiLoadedAfterWarm, false, 'PM2\'s client (lib/API.js) was not loaded for a read');
+
+      const fallback = run({ WARM_HOME: cold.pm2Home });
+      assert.deepEqual(fallback.warm, [], 'no daemon: list() connected the usual way and found nothing');
+      assert.equal(fallback.apiLoadedAfterWarm, true, 'the usual way is PM2\'s client');
+      assert.equal(godDaemonsFor(cold.pm2Home).length, 1, 'and, as before, a daemon was started for the home');
+    } finally {
+      await cold.cleanup();
+    }
   });
 
   it('logs returns the last lines of the trader', async () => {

@@ -2,6 +2,7 @@
 // that a stop really ended a process tree and how duplicates outside PM2 are found.
 import { execFile } from 'node:child_process';
 import fs from 'node:fs/promises';
+import os from 'node:os';
 import { readFileSync, readdirSync, readlinkSync } from 'node:fs';
 
 export interface OsProcess {
@@ -141,21 +142,47 @@ function parseStat(text: string): Stat | undefined {
 let bootTimeMs: number | undefined;
 let ticksPerSecond: number | undefined;
 
+/** AT_CLKTCK from /proc/self/auxv (pairs of native words: type, value; 0 ends it). No child process. */
+export function clockTicksFromAuxv(auxv?: Buffer): number | undefined {
+  const AT_CLKTCK = 17n;
+  try {
+    const bytes = auxv ?? readFileSync('/proc/self/auxv');
+    const word = /64|s390x/.test(process.arch) ? 8 : 4; // x64, arm64, ppc64, riscv64, s390x, …
+    const le = os.endianness() === 'LE';
+    const read = (at: number): bigint =>
+      word === 8 ? (le ? bytes.readBigUInt64LE(at) : bytes.readBigUInt64BE(at)) : BigInt(le ? bytes.readUInt32LE(at) : bytes.readUInt32BE(at));
+    for (let at = 0; at + 2 * word <= bytes.length; at += 2 * word) {
+      const type = read(at);
+      if (type === 0n) break;
+      if (type === AT_CLKTCK) {
+        const hz = Number(read(at + word));
+        return Number.isInteger(hz) && hz > 0 && hz <= 100_000 ? hz : undefined;
+      }
+    }
+  } catch {
+    // not Linux, or /proc not mounted
+  }
+  return undefined;
+}
+
+function clockTicksFromGetconf(): Promise<number> {
+  // USER_HZ is 100 on every mainstream Linux; fall back to it if getconf cannot say.
+  return new Promise<number>((resolve) => {
+    execFile('getconf', ['CLK_TCK'], { timeout: 2000 }, (error, stdout) => {
+      const n = Number(String(stdout).trim());
+      resolve(!error && Number.isInteger(n) && n > 0 ? n : 100);
+    });
+  });
+}
+
 async function procClock(): Promise<{ bootTimeMs: number; ticksPerSecond: number }> {
   if (bootTimeMs === undefined) {
     const stat = await fs.readFile('/proc/stat', 'utf8');
     const match = /^btime (\d+)$/m.exec(stat);
     bootTimeMs = match ? Number(match[1]) * 1000 : 0;
   }
-  if (ticksPerSecond === undefined) {
-    // USER_HZ is 100 on every mainstream Linux; ask getconf once in case it is not.
-    ticksPerSecond = await new Promise<number>((resolve) => {
-      execFile('getconf', ['CLK_TCK'], { timeout: 2000 }, (error, stdout) => {
-        const n = Number(String(stdout).trim());
-        resolve(!error && Number.isInteger(n) && n > 0 ? n : 100);
-      });
-    });
-  }
+  // USER_HZ: the kernel hands it to every process in its auxiliary vector; getconf only if that fails.
+  ticksPerSecond ??= clockTicksFromAuxv() ?? (await clockTicksFromGetconf());
   return { bootTimeMs, ticksPerSecond };
 }
 
