@@ -55,6 +55,8 @@ export interface BuildOptions {
   flattenVerifyTimeoutMs?: number;
   /** Grace after a stop before a fill counts as foreign (default FOREIGN_TRADING_GRACE_MS). */
   foreignTradingGraceMs?: number;
+  /** A short-lived process (the CLI): PM2 is read without loading its client until a change needs it. */
+  lightPm2Reads?: boolean;
   /** The trade stream's first reconnect back-off (tests and the demo shorten it). */
   streamBackoffMs?: number;
 }
@@ -104,6 +106,7 @@ export function buildApp(config: Config, options: BuildOptions): App {
     processName: config.trading.processName,
     env: options.env,
     logger,
+    lightPm2Reads: options.lightPm2Reads,
     // Every start (inside the supervisor's exactly-one guard) asks the breaker first.
     beforeStart: () => breaker.assertClear(),
   });

@@ -255,7 +255,7 @@ async function runVerb({ op, args, json, yes }: VerbLine, io: CliIo): Promise<nu
     }
     if (report === undefined) {
       const { buildApp } = await import('../app.ts');
-      const app = buildApp(config, { logger: createLogger({ secrets, level: config.logLevel ?? 'warn' }), deliversAlerts: false });
+      const app = buildApp(config, { logger: createLogger({ secrets, level: config.logLevel ?? 'warn' }), deliversAlerts: false, lightPm2Reads: true });
       close = () => app.close();
       const user = os.userInfo().username;
       const actor: Actor = { id: `cli:${user}`, name: user, isOperator: true };

@@ -107,6 +107,12 @@ export interface Pm2ConnectionOptions {
   callTimeoutMs?: number;
   /** bound on connecting, including spawning a daemon */
   connectTimeoutMs?: number;
+  /**
+   * For short-lived processes (the CLI): while there is no session, list() asks a running daemon
+   * over a one-off RPC socket (pm2-rpc.ts) instead of loading PM2's client and connecting. When
+   * no daemon answers that way, list() connects as usual (spawning one if needed).
+   */
+  lightReads?: boolean;
 }
 
 export class Pm2Connection {
@@ -114,6 +120,7 @@ export class Pm2Connection {
   private readonly logger: Logger;
   private readonly callTimeoutMs: number;
   private readonly connectTimeoutMs: number;
+  private readonly lightReads: boolean;
   private readonly queue = new Mutex();
   private session: Session | undefined;
   private closed = false;
@@ -130,6 +137,7 @@ export class Pm2Connection {
     this.logger = options.logger;
     this.callTimeoutMs = options.callTimeoutMs ?? 5000;
     this.connectTimeoutMs = options.connectTimeoutMs ?? 15_000;
+    this.lightReads = options.lightReads ?? false;
   }
 
   /** Where the daemon writes its own log (used to tell a forced kill from a graceful one). */
@@ -139,9 +147,25 @@ export class Pm2Connection {
 
   async list(): Promise<Pm2Entry[]> {
     // A read: safe to ask again on a fresh connection when a just-spawned daemon misses its first answer.
-    const raw = await this.call<unknown>('list', (api, cb) => api.list(cb), this.callTimeoutMs, { retryOnFreshConnection: true });
+    const raw = (await this.lightList()) ?? (await this.call<unknown>('list', (api, cb) => api.list(cb), this.callTimeoutMs, { retryOnFreshConnection: true }));
     if (!Array.isArray(raw)) throw failed(`PM2 list returned ${typeof raw}, expected a list`);
     return raw.map(parseEntry).filter((e): e is Pm2Entry => e !== undefined);
+  }
+
+  /** The list over a one-off RPC socket (lightReads, no session yet); undefined to connect instead. */
+  private async lightList(): Promise<unknown[] | undefined> {
+    if (!this.lightReads || this.session || this.closed) return undefined;
+    const { readPm2List } = await import('./pm2-rpc.ts');
+    return this.queue.run(async () => {
+      if (this.session) return undefined; // a change connected meanwhile: use its session
+      try {
+        const raw = await readPm2List(this.pm2Home, this.callTimeoutMs);
+        return Array.isArray(raw) ? raw : undefined;
+      } catch (error) {
+        this.logger.debug(`PM2 list without a session: ${describeError(error)}; connecting`);
+        return undefined;
+      }
+    });
   }
 
   /** Starts one app. PM2 may answer without error yet start nothing: callers confirm with list(). */

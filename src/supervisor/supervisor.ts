@@ -34,6 +34,8 @@ export interface SupervisorOptions {
   /** how long a change waits for another holder of the guard (default 60000 ms) */
   lockWaitMs?: number;
   ecosystemPath?: string;
+  /** a short-lived process (the CLI): read PM2's list without loading its client (see Pm2Connection) */
+  lightPm2Reads?: boolean;
 }
 
 /** How long after PM2's stop we wait for the OS to agree, before SIGKILLing what is left. */
@@ -79,7 +81,7 @@ export class Supervisor implements Supervision {
     this.lockWaitMs = options.lockWaitMs ?? 60_000;
     this.ecosystemPath = options.ecosystemPath ?? DEFAULT_ECOSYSTEM_PATH;
     this.pm2Home = path.resolve(options.pm2Home);
-    this.pm2 = new Pm2Connection({ pm2Home: options.pm2Home, logger: options.logger, callTimeoutMs: this.callTimeoutMs });
+    this.pm2 = new Pm2Connection({ pm2Home: options.pm2Home, logger: options.logger, callTimeoutMs: this.callTimeoutMs, lightReads: options.lightPm2Reads });
   }
 
   // ---- reads ----
