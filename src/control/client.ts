@@ -1,13 +1,12 @@
 // The client side of the controller's control socket (see socket.ts for the server and the
 // protocol): where the socket of a DATA_DIR is, and one request → one answer. Kept apart from the
 // server so that `tradewarden status` and `health` load neither the takeover lock nor its library.
-import crypto from 'node:crypto';
+import { createRequire } from 'node:module';
 import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { OperationError, describeError, failed } from '../errors.ts';
 
-/** Longest socket path we use: Linux allows 107 bytes, macOS 103; keep a margin. */
 /** Longest socket path we use: Linux allows 107 bytes, macOS 103; keep a margin. */
 export const MAX_SOCKET_PATH_BYTES = 100;
 const SOCKET_NAME = 'controller.sock';
@@ -17,7 +16,9 @@ export function controlSocketPath(dataDir: string, tmpDir = os.tmpdir()): string
   const resolved = path.resolve(dataDir);
   const preferred = path.join(resolved, SOCKET_NAME);
   if (Buffer.byteLength(preferred) <= MAX_SOCKET_PATH_BYTES) return preferred;
-  const hash = crypto.createHash('sha256').update(resolved).digest('hex').slice(0, 16);
+  // node:crypto only here, for the rare deep DATA_DIR: loading it costs `tradewarden status` ~5 ms.
+  const { createHash } = createRequire(import.meta.url)('node:crypto') as typeof import('node:crypto');
+  const hash = createHash('sha256').update(resolved).digest('hex').slice(0, 16);
   const fallback = path.join(privateRunDir(tmpDir), `${hash}.sock`);
   if (Buffer.byteLength(fallback) > MAX_SOCKET_PATH_BYTES) {
     throw new OperationError(
