@@ -87,11 +87,15 @@ export class Supervisor implements Supervision {
   // ---- reads ----
 
   async status(): Promise<ProcessStatus> {
-    const entries = await this.pm2.list();
-    const definition = await this.definition().catch((error: unknown) => {
-      this.logger.warn(`status without the trading definition: ${describeError(error)}`);
-      return undefined;
-    });
+    // PM2's answer and the definition are awaited together; the OS table is read after PM2 answers
+    // (a process PM2 started after a table read would look like a copy outside PM2).
+    const [entries, definition] = await Promise.all([
+      this.pm2.list(),
+      this.definition().catch((error: unknown) => {
+        this.logger.warn(`status without the trading definition: ${describeError(error)}`);
+        return undefined;
+      }),
+    ]);
     const primary = primaryEntry(entries, this.name);
     const duplicates = await this.scan(entries, definition);
     return this.describe(primary, definition, duplicates);
