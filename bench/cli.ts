@@ -2,7 +2,10 @@
 // ≤ 1× without a controller, ≤ 0.5× with one running). A private PM2 daemon runs a heartbeat trader
 // that `tradewarden start` put there; the two commands run alternately (so load on the machine hits
 // both alike), CLI_RUNS (15) times each per case, and the medians and their ratio are printed.
-// The CLI runs as installed: bin/tradewarden.js on a fresh dist/ build (built here first).
+// The CLI runs as installed: bin/tradewarden.cjs on a fresh dist/cli.cjs bundle (built here first).
+// When NODE_EXTRA_CA_CERTS is set (it is on some build machines), Node reads that certificate file
+// at every start, ~50 ms before any code runs, in both commands; each case is then measured again
+// without it, for both, so the figure for a machine without it is known too.
 import path from 'node:path';
 import { spawn, spawnSync } from 'node:child_process';
 import { copyTrader, killPid, makeTempHome } from '../testkit/pm2-home.ts';
@@ -28,7 +31,7 @@ async function compare(label: string, env: NodeJS.ProcessEnv): Promise<void> {
   const cli: number[] = [];
   const pm2: number[] = [];
   for (let i = 0; i < RUNS; i++) {
-    const status = await timed(['bin/tradewarden.js', 'status', '--json'], env);
+    const status = await timed(['bin/tradewarden.cjs', 'status', '--json'], env);
     if (status.code !== 0) throw new Error(`tradewarden status exited ${status.code}: ${status.output}`);
     cli.push(status.ms);
     const jlist = await timed([PM2_BIN, 'jlist'], env);
@@ -55,10 +58,12 @@ try {
   );
   Object.assign(env, { DISCORD_TOKEN: '', PM2_HOME: home.pm2Home, DATA_DIR: home.dataDir, TRADING_SCRIPT: trader, HOME: home.root });
 
-  const start = await timed(['bin/tradewarden.js', 'start'], env);
+  const start = await timed(['bin/tradewarden.cjs', 'start'], env);
   if (start.code !== 0) throw new Error(`tradewarden start exited ${start.code}: ${start.output}`);
-  await timed(['bin/tradewarden.js', 'status', '--json'], env); // first run: file-system caches, not the CLI
+  await timed(['bin/tradewarden.cjs', 'status', '--json'], env); // first run: file-system caches, not the CLI
+  const { NODE_EXTRA_CA_CERTS: extraCerts, ...envWithoutCerts } = env;
   await compare('no controller', env);
+  if (extraCerts) await compare('no controller, without NODE_EXTRA_CA_CERTS', envWithoutCerts);
 
   const controller = spawn(process.execPath, ['--import', 'tsx', 'src/main.ts'], { cwd: ROOT, env, stdio: ['ignore', 'pipe', 'pipe'] });
   cleanups.push(async () => {
@@ -79,6 +84,7 @@ try {
     controller.once('exit', (code) => reject(new Error(`the controller exited (${code}):\n${log}`)));
   });
   await compare('with a controller running', env);
+  if (extraCerts) await compare('with a controller running, without NODE_EXTRA_CA_CERTS', envWithoutCerts);
 } catch (error) {
   console.error(error instanceof Error ? error.message : String(error));
   process.exitCode = 1;

@@ -82,7 +82,7 @@ try {
   await started(controller, /tradewarden controller watching/, 30_000);
   const pid = controller.pid!;
 
-  const cli = await run(process.execPath, ['bin/tradewarden.js', 'start'], env);
+  const cli = await run(process.execPath, ['bin/tradewarden.cjs', 'start'], env);
   if (cli.code !== 0) throw new Error(`tradewarden start exited ${cli.code}: ${cli.output.trim()}`);
 
   await sleep(SETTLE_SECONDS * 1000); // start-up work (module loading, first connect) is not idle

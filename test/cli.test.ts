@@ -1,4 +1,4 @@
-// The terminal CLI as users run it: real `tradewarden` processes (bin/tradewarden.js) against a real
+// The terminal CLI as users run it: real `tradewarden` processes (bin/tradewarden.cjs) against a real
 // PM2 daemon in a temp home — including the race the product exists for, from a cold PM2_HOME.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
@@ -12,7 +12,7 @@ import { OperationError } from '../src/errors.ts';
 import { startPaperBroker } from '../testkit/paper-broker.ts';
 import { copyTrader, godDaemonsFor, isAlive, makeTempHome, waitFor, type TempHome } from '../testkit/pm2-home.ts';
 
-const BIN = path.resolve('bin/tradewarden.js');
+const BIN = path.resolve('bin/tradewarden.cjs');
 let home: TempHome;
 let env: Record<string, string>;
 let trader: string;

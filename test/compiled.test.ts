@@ -1,13 +1,14 @@
-// The CLI as `npm install` builds it: the compiled JavaScript, not the sources through tsx. A path
-// computed from the module's own location is right in src/ and wrong one folder deeper in dist/src/
-// (relative TRADING_SCRIPT once resolved against dist/): only running the compiled code shows it.
+// The CLI as `npm install` builds it: one bundled CommonJS file (scripts/build.js), not the sources
+// through tsx. A path computed from the module's own location is right in src/ and wrong from
+// dist/ (relative TRADING_SCRIPT once resolved against dist/; import.meta inside a CommonJS
+// bundle): only running the bundle shows it.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { createRequire } from 'node:module';
 import { execFileSync, spawnSync } from 'node:child_process';
+import { copyTrader, isAlive, makeTempHome } from '../testkit/pm2-home.ts';
 
 const ROOT = path.resolve(import.meta.dirname, '..');
 // Inside the project (the compiled code finds package.json by walking up), apart from dist/, which
@@ -16,10 +17,7 @@ const OUT = path.join(ROOT, '.test-build', String(process.pid));
 let work: string;
 
 before(() => {
-  const require = createRequire(import.meta.url);
-  const pkgPath = require.resolve('typescript/package.json');
-  const tsc = path.join(path.dirname(pkgPath), JSON.parse(fs.readFileSync(pkgPath, 'utf8')).bin.tsc);
-  execFileSync(process.execPath, [tsc, '-p', path.join(ROOT, 'tsconfig.build.json'), '--outDir', OUT], { cwd: ROOT, stdio: 'pipe' });
+  execFileSync(process.execPath, [path.join(ROOT, 'scripts/build.js'), '--outdir', OUT], { cwd: ROOT, stdio: 'pipe' });
   work = fs.mkdtempSync(path.join(os.tmpdir(), 'tw-compiled-'));
 });
 
@@ -32,21 +30,43 @@ after(() => {
 function compiledCli(args: string[], env: Record<string, string>) {
   // Run from elsewhere, as an operator would from any folder; no .env of ours is read (dotenv
   // looks in the working directory).
-  return spawnSync(process.execPath, [path.join(OUT, 'src/cli/main.js'), ...args], {
+  return spawnSync(process.execPath, [path.join(OUT, 'cli.cjs'), ...args], {
     cwd: work,
     env: { PATH: process.env.PATH ?? '', HOME: work, DATA_DIR: path.join(work, 'data'), PM2_HOME: path.join(work, 'pm2'), ...env },
     encoding: 'utf8',
   });
 }
 
-test('compiled CLI: a relative TRADING_SCRIPT is taken from the project root, as ecosystem.config.js does', () => {
+test('bundled CLI: a relative TRADING_SCRIPT is taken from the project root, as ecosystem.config.js does', () => {
   const run = compiledCli(['audit', '--json'], { TRADING_SCRIPT: 'examples/heartbeat-trader.js' });
   assert.equal(run.status, 0, `exit 0, not a configuration error: ${run.stderr}`);
   assert.deepEqual(JSON.parse(run.stdout), [], 'an empty audit log from a fresh DATA_DIR');
 });
 
-test('compiled CLI: a TRADING_SCRIPT that does not exist names the variable and where it looked', () => {
+test('bundled CLI: a TRADING_SCRIPT that does not exist names the variable and where it looked', () => {
   const run = compiledCli(['audit'], { TRADING_SCRIPT: 'examples/no-such-trader.js' });
   assert.equal(run.status, 2, 'a configuration error is a usage error');
   assert.match(run.stderr, new RegExp(`TRADING_SCRIPT is "examples/no-such-trader.js": no such file \\(looked for ${path.join(ROOT, 'examples/no-such-trader.js').replace(/[.*+?^${}()|[\]\\/]/g, '\\$&')}\\)`));
+});
+
+test('bundled CLI against a real PM2 daemon: start, status (PM2 read without its client, the ecosystem file loaded), stop', async () => {
+  const home = makeTempHome('tw-bundle-');
+  try {
+    const trader = copyTrader(path.join(ROOT, 'examples/heartbeat-trader.js'), path.join(home.root, 'bot'));
+    const env = { PM2_HOME: home.pm2Home, DATA_DIR: home.dataDir, TRADING_SCRIPT: trader, TRADING_KILL_TIMEOUT_MS: '1500' };
+    const start = compiledCli(['start', '--json'], env);
+    assert.equal(start.status, 0, `start: ${start.stdout}${start.stderr}`);
+    const status = compiledCli(['status', '--json'], env);
+    assert.equal(status.status, 0, `status: ${status.stderr}`);
+    const report = JSON.parse(status.stdout) as { process: { state: string; pid?: number; script?: string; duplicates: unknown[] } };
+    assert.equal(report.process.state, 'online');
+    assert.equal(report.process.script, trader);
+    assert.ok(report.process.pid && isAlive(report.process.pid), 'the PID status names is alive');
+    assert.deepEqual(report.process.duplicates, []);
+    const stop = compiledCli(['stop', '--json'], env);
+    assert.equal(stop.status, 0, `stop: ${stop.stderr}`);
+    assert.equal(isAlive(report.process.pid!), false, 'stopped in the OS');
+  } finally {
+    await home.cleanup();
+  }
 });

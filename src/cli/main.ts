@@ -236,12 +236,11 @@ function parseProblem(verb: string): string {
 }
 
 async function runVerb({ op, args, json, yes }: VerbLine, io: CliIo): Promise<number> {
-  // Loaded only now: nothing of this is needed to parse or to print help.
-  const [{ ConfigError, loadConfig }, { createLogger, redact }, { TEXT }] = await Promise.all([
-    import('../config.ts'),
-    import('../log.ts'),
-    import('../render/text.ts'),
-  ]);
+  // Loaded only now: nothing of this is needed to parse or to print help. The text renderer only
+  // for text output; it loads while the controller (if any) works on the answer.
+  const [{ ConfigError, loadConfig }, { createLogger, redact }] = await Promise.all([import('../config.ts'), import('../log.ts')]);
+  const textRenderers = json ? undefined : import('../render/text.ts');
+  textRenderers?.catch(() => undefined); // awaited below; an early failure must not go unhandled
   const name = op.name as OperationName;
   let secrets: readonly string[] = [];
   let close: (() => Promise<void>) | undefined;
@@ -268,7 +267,7 @@ async function runVerb({ op, args, json, yes }: VerbLine, io: CliIo): Promise<nu
       if (!outcome.done) throw new OperationError('refused', `${op.name} not confirmed: nothing was done`);
       report = outcome.report;
     }
-    const rendered = json ? JSON.stringify(report, null, 2) : (TEXT[name] as (report: unknown, args: Args) => string)(report, args);
+    const rendered = textRenderers ? ((await textRenderers).TEXT[name] as (report: unknown, args: Args) => string)(report, args) : JSON.stringify(report, null, 2);
     io.out(redact(rendered, secrets));
     return op.incomplete?.(report) ? EXIT.failed : EXIT.ok;
   } catch (error) {
@@ -326,7 +325,7 @@ async function typed(question: string, expected: string): Promise<boolean> {
   }
 }
 
-/** Runs the CLI for this process and exits with its code (bin/tradewarden.js and `npm run cli`). */
+/** Runs the CLI for this process and exits with its code (bin/tradewarden.cjs and `npm run cli`). */
 export async function main(): Promise<never> {
   const code = await runCli(process.argv.slice(2));
   // PM2's client can keep handles open after disconnect; the answer is out, so leave now.
@@ -334,4 +333,5 @@ export async function main(): Promise<never> {
   return new Promise<never>(() => {});
 }
 
-if (process.argv[1] && import.meta.filename === process.argv[1]) await main();
+// Run as a script (`npm run cli`, or node dist/cli.cjs): not when imported (bin/tradewarden.cjs, tests).
+if (process.argv[1] && import.meta.filename === process.argv[1]) void main();
