@@ -9,22 +9,15 @@ const path = require('node:path');
 
 const root = path.resolve(__dirname, '..');
 
-function newestSource(dir) {
-  let newest = 0;
-  for (const entry of fs.readdirSync(dir, { withFileTypes: true })) {
-    const full = path.join(dir, entry.name);
-    if (entry.isDirectory()) newest = Math.max(newest, newestSource(full));
-    else if (entry.name.endsWith('.ts')) newest = Math.max(newest, fs.statSync(full).mtimeMs);
-  }
-  return newest;
-}
-
+/** The bundle is fresh when none of the sources it was built from (listed in dist/BUILT) is newer or gone. */
 function freshBuild() {
   try {
-    const built = fs.statSync(path.join(root, 'dist', 'BUILT')).mtimeMs;
-    return newestSource(path.join(root, 'src')) <= built;
+    const stamp = path.join(root, 'dist', 'BUILT');
+    const built = fs.statSync(stamp).mtimeMs;
+    const { sources } = JSON.parse(fs.readFileSync(stamp, 'utf8'));
+    return Array.isArray(sources) && sources.length > 0 && sources.every((source) => fs.statSync(path.join(root, source)).mtimeMs <= built);
   } catch {
-    return false;
+    return false; // no build, an old stamp, a source gone: run the sources
   }
 }
 

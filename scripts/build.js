@@ -13,6 +13,11 @@ import path from 'node:path';
 import { parseArgs } from 'node:util';
 
 const root = path.resolve(import.meta.dirname, '..');
+const pkg = JSON.parse(fs.readFileSync(path.join(root, 'package.json'), 'utf8'));
+// Packages stay in node_modules, loaded when a verb needs them, except dotenv: every verb reads
+// .env, and resolving a package from node_modules costs more than its 5 KB inside the bundle.
+const INLINED = new Set(['dotenv']);
+const external = Object.keys({ ...pkg.dependencies, ...pkg.devDependencies }).filter((name) => !INLINED.has(name));
 const { values } = parseArgs({ options: { outdir: { type: 'string' } }, strict: true });
 const outdir = path.resolve(values.outdir ?? path.join(root, 'dist'));
 
@@ -26,16 +31,18 @@ try {
 
 // A clean folder: a stale bundle must never outlive a failed build.
 if (!values.outdir) fs.rmSync(outdir, { recursive: true, force: true });
+let result;
 try {
-  await esbuild.build({
+  result = await esbuild.build({
     stdin: { contents: "export { main } from './src/cli/main.ts';", resolveDir: root, loader: 'ts', sourcefile: 'cli-entry.ts' },
     bundle: true,
     platform: 'node',
     format: 'cjs',
     target: 'node20',
-    packages: 'external',
+    external: [...external, ...external.map((name) => `${name}/*`)],
     outfile: path.join(outdir, 'cli.cjs'),
     logLevel: 'warning',
+    metafile: true,
     minifyWhitespace: true,
     minifySyntax: true,
     // The sources are ES modules; in one CommonJS file import.meta is the bundle's own location
@@ -48,5 +55,10 @@ try {
   console.error(`tradewarden build failed (${error.message}); the CLI will run the sources through tsx.`);
   process.exit(1);
 }
-// The build's moment, for bin/tradewarden.cjs: sources newer than this mean the bundle is stale.
-if (!values.outdir) fs.writeFileSync(path.join(outdir, 'BUILT'), `${new Date().toISOString()}\n`);
+// For bin/tradewarden.cjs: the sources this bundle was made of. One of them newer than this file
+// (or gone) means the bundle is stale. Only these matter: a new file reaches the bundle only through
+// an edit to one of them. (Checking 41 files instead of walking src/ saves the CLI ~6 ms a call.)
+if (!values.outdir) {
+  const sources = Object.keys(result.metafile.inputs).filter((input) => input.startsWith('src/'));
+  fs.writeFileSync(path.join(outdir, 'BUILT'), JSON.stringify({ builtAt: new Date().toISOString(), sources }) + '\n');
+}

@@ -70,3 +70,38 @@ test('bundled CLI against a real PM2 daemon: start, status (PM2 read without its
     await home.cleanup();
   }
 });
+
+test('bin/tradewarden.cjs runs the bundle only while none of its sources is newer or gone; otherwise the sources through tsx', () => {
+  // A project of its own with stand-in entry points that say which one ran (the choice is the bin's).
+  const project = fs.mkdtempSync(path.join(os.tmpdir(), 'tw-bin-'));
+  try {
+    fs.mkdirSync(path.join(project, 'bin'));
+    fs.mkdirSync(path.join(project, 'dist'));
+    fs.mkdirSync(path.join(project, 'src/cli'), { recursive: true });
+    fs.copyFileSync(path.join(ROOT, 'bin/tradewarden.cjs'), path.join(project, 'bin/tradewarden.cjs'));
+    fs.symlinkSync(path.join(ROOT, 'node_modules'), path.join(project, 'node_modules'));
+    fs.writeFileSync(path.join(project, 'package.json'), '{"type":"module"}');
+    fs.writeFileSync(path.join(project, 'src/cli/main.ts'), "export function main(): void { console.log('sources'); }\n");
+    fs.writeFileSync(path.join(project, 'src/cli/part.ts'), 'export const part: number = 1;\n');
+    fs.writeFileSync(path.join(project, 'dist/cli.cjs'), "exports.main = () => console.log('bundle');\n");
+    const past = new Date(Date.now() - 60_000);
+    for (const file of ['src/cli/main.ts', 'src/cli/part.ts']) fs.utimesSync(path.join(project, file), past, past);
+    const stamp = (content: string) => fs.writeFileSync(path.join(project, 'dist/BUILT'), content);
+    const ran = () => execFileSync(process.execPath, [path.join(project, 'bin/tradewarden.cjs')], { encoding: 'utf8' }).trim();
+
+    stamp(JSON.stringify({ builtAt: new Date().toISOString(), sources: ['src/cli/main.ts', 'src/cli/part.ts'] }));
+    assert.equal(ran(), 'bundle', 'a fresh build runs the bundle');
+    fs.writeFileSync(path.join(project, 'src/cli/unrelated.ts'), 'export {};\n');
+    assert.equal(ran(), 'bundle', 'a new file the bundle was not made of does not make it stale');
+    fs.utimesSync(path.join(project, 'src/cli/part.ts'), new Date(), new Date(Date.now() + 5000));
+    assert.equal(ran(), 'sources', 'an edited source is run, not the stale bundle');
+    fs.utimesSync(path.join(project, 'src/cli/part.ts'), past, past);
+    assert.equal(ran(), 'bundle', 'back to fresh');
+    fs.rmSync(path.join(project, 'src/cli/part.ts'));
+    assert.equal(ran(), 'sources', 'a source gone: the bundle is not trusted');
+    stamp(`${new Date().toISOString()}\n`);
+    assert.equal(ran(), 'sources', 'a stamp without its list of sources (an older build): the sources');
+  } finally {
+    fs.rmSync(project, { recursive: true, force: true });
+  }
+});
