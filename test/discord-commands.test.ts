@@ -8,7 +8,6 @@ import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import type { App } from '../src/app.ts';
-import type { Actor } from '../src/core/operations.ts';
 import { COLOURS } from '../src/discord/render.ts';
 import { money } from '../src/render/text.ts';
 import type { DiscordStandIn, JsonObject, StandInInteraction, StandInMessage } from '../testkit/discord/discord.ts';
@@ -22,6 +21,7 @@ import {
   fieldOf,
   keyId,
   operator,
+  operatorActor,
   secretKey,
   startDiscordHarness,
   subcommand,
@@ -31,7 +31,6 @@ import {
 } from './helpers/discord-app.ts';
 
 const CONFIRM_TIMEOUT_MS = 5000;
-const operatorActor: Actor = { id: `discord:${operator.user.id}`, name: operator.user.username, isOperator: true };
 
 /**
  * PIDs of live processes running `script`, read from /proc: independent of PM2's listing and of

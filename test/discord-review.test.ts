@@ -7,7 +7,6 @@ import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import type { App } from '../src/app.ts';
 import type { ManualClock } from '../src/clock.ts';
-import type { Actor } from '../src/core/operations.ts';
 import type { DiscordStandIn, JsonObject, StandInMessage, StoredFile } from '../testkit/discord/discord.ts';
 import type { PaperBroker } from '../testkit/paper-broker.ts';
 import {
@@ -16,6 +15,7 @@ import {
   customIdLike,
   guildId,
   operator,
+  operatorActor,
   startDiscordHarness,
   subcommand,
   type DiscordHarness,
@@ -23,7 +23,6 @@ import {
 } from './helpers/discord-app.ts';
 
 const DAY = 86_400_000;
-const operatorActor: Actor = { id: `discord:${operator.user.id}`, name: operator.user.username, isOperator: true };
 
 /** Width and height from a PNG's IHDR chunk, after checking the signature: it decodes as a PNG. */
 function pngSize(file: StoredFile): { width: number; height: number } {

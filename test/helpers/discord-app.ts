@@ -10,6 +10,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { PermissionFlagsBits } from 'discord.js';
 import { buildApp, type App } from '../../src/app.ts';
+import type { Actor } from '../../src/core/operations.ts';
 import { ManualClock } from '../../src/clock.ts';
 import { parseConfig, type Config } from '../../src/config.ts';
 import { createLogger } from '../../src/log.ts';
@@ -26,6 +27,8 @@ export const operatorRoleId = '1400000000000000001';
 export const alertRoleId = '1400000000000000002';
 export const otherRoleId = '1400000000000000003';
 export const operator = { user: { id: '1500000000000000001', username: 'operator' }, roles: [operatorRoleId] };
+/** The operator as the core sees them when a test acts directly, not through Discord. */
+export const operatorActor: Actor = { id: `discord:${operator.user.id}`, name: operator.user.username, isOperator: true };
 export const bystander = { user: { id: '1500000000000000002', username: 'bystander' }, roles: [] as string[] };
 export const keyId = 'PKE2EKEY0123456789AB';
 export const secretKey = 'SKE2ESECRETabcdefghijklmnopqrstuvwxyz0123';
