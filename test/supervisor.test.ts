@@ -9,6 +9,7 @@ import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
+import { setTimeout as delay } from 'node:timers/promises';
 import { fileURLToPath } from 'node:url';
 import { Supervisor } from '../src/supervisor/supervisor.ts';
 import { OperationError } from '../src/errors.ts';
@@ -322,6 +323,35 @@ describe('Supervisor with a real PM2 daemon', { timeout: 120_000 }, () => {
     const status = await crashing.status();
     assert.ok(status.state === 'stopped' || status.state === 'errored', status.state);
     assert.deepEqual(await processesRunning(status.script), []);
+  });
+
+  it('a crash-looping trader stopped between a crash and its relaunch stays stopped', async () => {
+    // PM2 relaunches from a timer and opens log files before forking: a stop landing there used to
+    // find the entry "stopped", answer "was not running", and the relaunch came up after it.
+    const looping = make('loop-bot', {
+      TRADING_SCRIPT: copyTrader(path.join(fixtures, 'short-lived-trader.js'), path.join(home.root, 'bots'), 'loop.mjs'),
+    }, { settleMs: 20 });
+    // PM2 hands the starting process's environment to the app: long enough for start to see it
+    // settle, short enough to loop.
+    process.env.SHORT_LIVED_MS = '400';
+    try {
+      for (let round = 1; round <= 4; round++) {
+        await looping.start();
+        // Aim for the gap (the entry shows "stopped"); a few restarts in, stop anyway: still mid-loop.
+        await waitFor(async () => {
+          const { state, restarts } = await looping.status();
+          return state === 'stopped' || restarts >= 3;
+        }, { intervalMs: 5, timeoutMs: 10_000, what: `round ${round}: the trader crash-looping` });
+        await looping.stop();
+        // No event says "PM2 did not relaunch it": look again after a relaunch would have shown.
+        await delay(400);
+        const status = await looping.status();
+        assert.equal(status.state, 'stopped', `round ${round}: still stopped 400 ms after the stop (restarts ${status.restarts})`);
+        assert.deepEqual(await processesRunning(status.script), [], `round ${round}: nothing runs the script`);
+      }
+    } finally {
+      delete process.env.SHORT_LIVED_MS;
+    }
   });
 
   it('a copy started outside PM2 is a duplicate: named, blocks start, ended only on request', async () => {

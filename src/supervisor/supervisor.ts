@@ -42,6 +42,10 @@ export interface SupervisorOptions {
 const OS_CONFIRM_MS = 3000;
 /** stopDuplicates: SIGTERM, then this long, then SIGKILL. */
 const DUPLICATE_GRACE_MS = 3000;
+/** How long a stop watches for a relaunch PM2 had begun before the stop landed (see stopConfirmed). */
+const RELAUNCH_WATCH_MS = 1000;
+/** Stop rounds before a trader that PM2 keeps relaunching is reported instead of chased. */
+const STOP_ROUNDS = 5;
 
 export interface StopDetails extends StopResult {
   /** PIDs of the trader's family still alive after PM2's stop, which we ended ourselves */
@@ -305,9 +309,43 @@ export class Supervisor implements Supervision {
   /** A start that did not take: stop PM2's restart loop rather than leave a flapping trader. */
   private async abandonStart(entry: Pm2Entry): Promise<void> {
     try {
-      await this.pm2.stop(entry.pmId, (entry.killTimeoutMs ?? 10_000) + this.callTimeoutMs);
+      await this.stopConfirmed([entry], (entry.killTimeoutMs ?? 10_000) + this.callTimeoutMs);
     } catch (error) {
       this.logger.warn(`could not stop ${this.name} after a failed start: ${describeError(error)}`);
+    }
+  }
+
+  /**
+   * Stops the entries and sees that they stay stopped. PM2 relaunches a crashed app from a timer
+   * and opens its log files before it forks; a stop landing in that gap finds the old entry
+   * "stopped", answers at once, and the relaunch comes up after it (seen in CI: a failed start
+   * left the crash-looping trader online). So an entry running again is stopped again, and one
+   * whose restart count moved during the stop is watched for RELAUNCH_WATCH_MS. Returns the
+   * relaunches it stopped (none, normally).
+   */
+  private async stopConfirmed(entries: Pm2Entry[], timeoutMs: number): Promise<Pm2Entry[]> {
+    const relaunched: Pm2Entry[] = [];
+    let targets = entries;
+    for (let round = 1; ; round++) {
+      const restartsBefore = new Map(targets.map((e) => [e.pmId, e.restarts]));
+      for (const entry of targets) await this.pm2.stop(entry.pmId, timeoutMs);
+      const watchUntil = Date.now() + RELAUNCH_WATCH_MS;
+      let back: Pm2Entry[];
+      for (;;) {
+        const named = (await this.pm2.list()).filter((e) => e.name === this.name);
+        back = named.filter(isRunning);
+        if (back.length) break;
+        const moved = named.some((e) => restartsBefore.has(e.pmId) && e.restarts !== restartsBefore.get(e.pmId));
+        if (!moved || Date.now() >= watchUntil) return relaunched;
+        await delay(50);
+      }
+      const pids = back.map((e) => e.pid).join(', ');
+      if (round >= STOP_ROUNDS) {
+        throw failed(`${this.name} could not be stopped: PM2 relaunched it ${round} times during the stop (now pid ${pids}); stop it again, or see \`pm2 describe ${this.name}\``);
+      }
+      this.logger.warn(`${this.name} was relaunched by PM2 as it was being stopped (pid ${pids}); stopping it again`);
+      relaunched.push(...back);
+      targets = back;
     }
   }
 
@@ -322,10 +360,21 @@ export class Supervisor implements Supervision {
     const primary = primaryEntry(entries, this.name);
     // Every entry with the name that could run again (including one waiting to restart after a crash).
     const active = entries.filter((e) => e.name === this.name && e.status !== 'stopped' && e.status !== 'errored');
+    // A crash-looping trader shows "stopped" between its exit and PM2's relaunch; stopping it
+    // cancels the relaunch (and costs PM2 nothing when it is simply stopped).
+    const resting = entries.filter((e) => e.name === this.name && e.status === 'stopped');
     const table = await readProcessTable();
     // A trader PM2 started but no longer knows (its daemon was killed): the stop must end it too.
     const orphans = await this.orphans(entries, table);
-    if (!active.length && !orphans.length) return { pid: undefined, wasRunning: false, forceKilled: false, durationMs: Date.now() - began };
+    if (!active.length && !orphans.length) {
+      const timeoutMs = Math.max(0, ...resting.map((e) => e.killTimeoutMs ?? 10_000)) + this.callTimeoutMs + 2000;
+      const relaunched = resting.length ? await this.stopConfirmed(resting, timeoutMs) : [];
+      if (relaunched.length) {
+        this.logger.warn(`${this.name} was relaunching after a crash (pid ${relaunched.map((e) => e.pid).join(', ')}); stopped`);
+        await waitUntilGone(relaunched.map((e) => e.pid), OS_CONFIRM_MS);
+      }
+      return { pid: relaunched[0]?.pid, wasRunning: relaunched.length > 0, forceKilled: false, durationMs: Date.now() - began };
+    }
 
     // The families as they are now, with start times: what must be gone afterwards (and nothing
     // else). A family is the tree and, for a session leader, its whole session: a worker that
@@ -338,7 +387,7 @@ export class Supervisor implements Supervision {
     const mark = await fileSize(daemonLog);
 
     const stopBegan = Date.now();
-    for (const entry of active) await this.pm2.stop(entry.pmId, killTimeoutMs + this.callTimeoutMs + 2000);
+    const relaunched = await this.stopConfirmed([...active, ...resting], killTimeoutMs + this.callTimeoutMs + 2000);
     const stopMs = Date.now() - stopBegan;
     let forceKilled = active.length ? await pm2ForceKilled(daemonLog, mark, active.map((e) => e.pid), stopMs, killTimeoutMs) : false;
     if (orphans.length) {
@@ -354,7 +403,7 @@ export class Supervisor implements Supervision {
 
     // PM2 (or we) stopped the leaders; the OS must agree for the whole family. Whatever survives
     // (a worker re-parented to init that PM2's tree kill did not reach) gets SIGKILL.
-    const gone = await waitUntilGone(tree.map((p) => p.pid), OS_CONFIRM_MS);
+    const gone = await waitUntilGone([...tree.map((p) => p.pid), ...relaunched.map((e) => e.pid)], OS_CONFIRM_MS);
     let killedSurvivors: number[] | undefined;
     if (!gone) {
       const now = new Map((await readProcessTable()).map((p) => [p.pid, p]));
