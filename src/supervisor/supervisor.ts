@@ -240,6 +240,10 @@ export class Supervisor implements Supervision {
 
     // PM2 `start` of an existing name restarts it, and a second entry would be a duplicate: remove
     // the stopped/errored entry and start from the file (which also picks up an edited definition).
+    // A "stopped" entry may be a crash loop between exit and relaunch: a delete landing there lets
+    // the relaunch come up as an entry PM2 no longer lists. Stop it for good first.
+    const resting = entries.filter((e) => e.name === this.name && e.status === 'stopped');
+    if (resting.length) await this.stopConfirmed(resting, Math.max(...resting.map((e) => e.killTimeoutMs ?? 10_000)) + this.callTimeoutMs);
     for (const entry of entries.filter((e) => e.name === this.name)) {
       await this.pm2.delete(entry.pmId, this.callTimeoutMs);
     }
