@@ -146,10 +146,10 @@ export function controllerApp(env = process.env) {
   const logs = logsDir(env);
   return {
     name: 'tradewarden',
-    script: path.join(projectRoot, 'src/main.ts'),
-    // TypeScript through tsx, no build step: `node --import tsx src/main.ts`.
+    // The built controller (dist/controller/, made by `npm install`), or src/main.ts through tsx
+    // when a source is newer: bin/controller.js decides at every start, restarts included.
+    script: path.join(projectRoot, 'bin/controller.js'),
     interpreter: 'node',
-    node_args: ['--import', 'tsx'],
     cwd: projectRoot, // .env and ./data are found from here
     exec_mode: 'fork',
     instances: 1, // the controller is a singleton (its control socket in DATA_DIR also enforces it)

@@ -1,13 +1,17 @@
 #!/usr/bin/env node
-// `npm run build` (and `prepare`, so `npm install`/`npm ci` build it): bundles the CLI into one
-// CommonJS file, dist/cli.cjs, so `tradewarden` neither compiles TypeScript at every call nor walks
-// ~40 ES modules through the loader (one file through require: ~25 ms less per call, bench/cli.ts).
-// Packages stay in node_modules (loaded only when a verb needs them); the controller itself runs
-// the sources through tsx (`npm start`). Without esbuild there is nothing to build: bin/tradewarden.cjs
-// then runs the sources through tsx, slower but the same.
+// `npm run build` (and `prepare`, so `npm install`/`npm ci` build it). Two builds, each of which
+// spares its process the TypeScript compile at start and the loader's worker thread for good:
+// - the CLI: one CommonJS file, dist/cli.cjs, so `tradewarden` neither compiles TypeScript at every
+//   call nor walks ~40 ES modules through the loader (one file through require: ~25 ms less per
+//   call, bench/cli.ts);
+// - the controller: ES modules in dist/controller/ (main.js, the chart renderer's chart-process.js,
+//   one commands/<name>.js per slash command module, and the chunks they share, so the catalogue
+//   exists once), run by bin/controller.js (`npm start`, the ecosystem's controller app).
+// Packages stay in node_modules (loaded only when needed). Without esbuild there is nothing to
+// build: both launchers then run the sources through tsx, slower but the same.
 //
-//   node scripts/build.js                  → dist/cli.cjs and dist/BUILT
-//   node scripts/build.js --outdir <dir>   → <dir>/cli.cjs only (the tests build their own copy)
+//   node scripts/build.js                  → dist/cli.cjs, dist/controller/, dist/BUILT
+//   node scripts/build.js --outdir <dir>   → the same in <dir>, without BUILT (the tests build their own copy)
 import fs from 'node:fs';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
@@ -31,34 +35,69 @@ try {
 
 // A clean folder: a stale bundle must never outlive a failed build.
 if (!values.outdir) fs.rmSync(outdir, { recursive: true, force: true });
-let result;
+// The controller's entry points. Code that finds files from import.meta.dirname (the command
+// modules, the chart renderer's process) lands in main.js or a chunk, and chunks sit beside main.js:
+// the same folder.
+const commandsDir = path.join(root, 'commands');
+const controllerEntries = [
+  { in: 'src/main.ts', out: 'main' },
+  { in: 'src/render/chart-process.ts', out: 'chart-process' },
+  ...fs
+    .readdirSync(commandsDir)
+    .filter((file) => file.endsWith('.ts') && !file.endsWith('.d.ts'))
+    .map((file) => ({ in: `commands/${file}`, out: `commands/${path.basename(file, '.ts')}` })),
+];
+
+let cli;
+let controller;
 try {
-  result = await esbuild.build({
-    stdin: { contents: "export { main } from './src/cli/main.ts';", resolveDir: root, loader: 'ts', sourcefile: 'cli-entry.ts' },
-    bundle: true,
-    platform: 'node',
-    format: 'cjs',
-    target: 'node20',
-    external: [...external, ...external.map((name) => `${name}/*`)],
-    outfile: path.join(outdir, 'cli.cjs'),
-    logLevel: 'warning',
-    metafile: true,
-    minifyWhitespace: true,
-    minifySyntax: true,
-    // The sources are ES modules; in one CommonJS file import.meta is the bundle's own location
-    // (project-root.ts walks up from it to package.json, as it does from src/).
-    banner: { js: "const __bundleUrl = require('node:url').pathToFileURL(__filename).href;" },
-    define: { 'import.meta.url': '__bundleUrl', 'import.meta.filename': '__filename', 'import.meta.dirname': '__dirname' },
-  });
+  [cli, controller] = await Promise.all([
+    esbuild.build({
+      stdin: { contents: "export { main } from './src/cli/main.ts';", resolveDir: root, loader: 'ts', sourcefile: 'cli-entry.ts' },
+      bundle: true,
+      platform: 'node',
+      format: 'cjs',
+      target: 'node20',
+      external: [...external, ...external.map((name) => `${name}/*`)],
+      outfile: path.join(outdir, 'cli.cjs'),
+      logLevel: 'warning',
+      metafile: true,
+      minifyWhitespace: true,
+      minifySyntax: true,
+      // The sources are ES modules; in one CommonJS file import.meta is the bundle's own location
+      // (project-root.ts walks up from it to package.json, as it does from src/).
+      banner: { js: "const __bundleUrl = require('node:url').pathToFileURL(__filename).href;" },
+      define: { 'import.meta.url': '__bundleUrl', 'import.meta.filename': '__filename', 'import.meta.dirname': '__dirname' },
+    }),
+    esbuild.build({
+      absWorkingDir: root,
+      entryPoints: controllerEntries,
+      bundle: true,
+      splitting: true,
+      platform: 'node',
+      format: 'esm',
+      target: 'node20',
+      // Every package stays in node_modules: an ES module cannot inline a CommonJS one (dotenv)
+      // that requires Node's own modules, and one read at start costs a long-running process nothing.
+      packages: 'external',
+      outdir: path.join(outdir, 'controller'),
+      logLevel: 'warning',
+      metafile: true,
+      // Readable stack traces in the controller's log; the files are read once per start.
+      minify: false,
+    }),
+  ]);
 } catch (error) {
   if (!values.outdir) fs.rmSync(outdir, { recursive: true, force: true });
-  console.error(`tradewarden build failed (${error.message}); the CLI will run the sources through tsx.`);
+  console.error(`tradewarden build failed (${error.message}); the CLI and the controller will run the sources through tsx.`);
   process.exit(1);
 }
-// For bin/tradewarden.cjs: the sources this bundle was made of. One of them newer than this file
-// (or gone) means the bundle is stale. Only these matter: a new file reaches the bundle only through
-// an edit to one of them. (Checking 41 files instead of walking src/ saves the CLI ~6 ms a call.)
+// For the launchers (bin/fresh-build.cjs): the sources each build was made of. One of them newer
+// than this file (or gone) means that build is stale. Only these matter: a new file reaches a build
+// only through an edit to one of them, except a new command module, which the commands folder's own
+// time shows. (Checking ~40 files instead of walking src/ saves the CLI ~6 ms a call.)
 if (!values.outdir) {
-  const sources = Object.keys(result.metafile.inputs).filter((input) => input.startsWith('src/'));
-  fs.writeFileSync(path.join(outdir, 'BUILT'), JSON.stringify({ builtAt: new Date().toISOString(), sources }) + '\n');
+  const sourcesOf = (result) => Object.keys(result.metafile.inputs).filter((input) => input.startsWith('src/') || input.startsWith('commands/'));
+  const stamp = { builtAt: new Date().toISOString(), cli: sourcesOf(cli), controller: [...sourcesOf(controller), 'commands'] };
+  fs.writeFileSync(path.join(outdir, 'BUILT'), JSON.stringify(stamp) + '\n');
 }

@@ -1,14 +1,19 @@
-// The CLI as `npm install` builds it: one bundled CommonJS file (scripts/build.js), not the sources
-// through tsx. A path computed from the module's own location is right in src/ and wrong from
-// dist/ (relative TRADING_SCRIPT once resolved against dist/; import.meta inside a CommonJS
-// bundle): only running the bundle shows it.
+// The CLI and the controller as `npm install` builds them (scripts/build.js): one bundled CommonJS
+// file for the CLI, ES modules in controller/ for the controller, not the sources through tsx. A
+// path computed from the module's own location is right in src/ and wrong from dist/ (relative
+// TRADING_SCRIPT once resolved against dist/; import.meta inside a CommonJS bundle; the command
+// modules and the chart renderer's process found beside the code): only running the build shows it.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { execFileSync, spawnSync } from 'node:child_process';
-import { copyTrader, isAlive, makeTempHome } from '../testkit/pm2-home.ts';
+import { execFileSync, spawn, spawnSync } from 'node:child_process';
+import { once } from 'node:events';
+import { commandDefinitions, loadCommands } from '../src/discord/commands.ts';
+import { startDiscordStandIn } from '../testkit/discord/discord.ts';
+import { startPaperBroker } from '../testkit/paper-broker.ts';
+import { copyTrader, isAlive, makeTempHome, waitFor } from '../testkit/pm2-home.ts';
 
 const ROOT = path.resolve(import.meta.dirname, '..');
 // Inside the project (the compiled code finds package.json by walking up), apart from dist/, which
@@ -78,7 +83,7 @@ test('bin/tradewarden.cjs runs the bundle only while none of its sources is newe
     fs.mkdirSync(path.join(project, 'bin'));
     fs.mkdirSync(path.join(project, 'dist'));
     fs.mkdirSync(path.join(project, 'src/cli'), { recursive: true });
-    fs.copyFileSync(path.join(ROOT, 'bin/tradewarden.cjs'), path.join(project, 'bin/tradewarden.cjs'));
+    for (const file of ['tradewarden.cjs', 'fresh-build.cjs']) fs.copyFileSync(path.join(ROOT, 'bin', file), path.join(project, 'bin', file));
     fs.symlinkSync(path.join(ROOT, 'node_modules'), path.join(project, 'node_modules'));
     fs.writeFileSync(path.join(project, 'package.json'), '{"type":"module"}');
     fs.writeFileSync(path.join(project, 'src/cli/main.ts'), "export function main(): void { console.log('sources'); }\n");
@@ -89,7 +94,7 @@ test('bin/tradewarden.cjs runs the bundle only while none of its sources is newe
     const stamp = (content: string) => fs.writeFileSync(path.join(project, 'dist/BUILT'), content);
     const ran = () => execFileSync(process.execPath, [path.join(project, 'bin/tradewarden.cjs')], { encoding: 'utf8' }).trim();
 
-    stamp(JSON.stringify({ builtAt: new Date().toISOString(), sources: ['src/cli/main.ts', 'src/cli/part.ts'] }));
+    stamp(JSON.stringify({ builtAt: new Date().toISOString(), cli: ['src/cli/main.ts', 'src/cli/part.ts'] }));
     assert.equal(ran(), 'bundle', 'a fresh build runs the bundle');
     fs.writeFileSync(path.join(project, 'src/cli/unrelated.ts'), 'export {};\n');
     assert.equal(ran(), 'bundle', 'a new file the bundle was not made of does not make it stale');
@@ -103,5 +108,99 @@ test('bin/tradewarden.cjs runs the bundle only while none of its sources is newe
     assert.equal(ran(), 'sources', 'a stamp without its list of sources (an older build): the sources');
   } finally {
     fs.rmSync(project, { recursive: true, force: true });
+  }
+});
+
+test('bin/controller.js runs the built controller only while its sources and the commands folder are older than the build', () => {
+  const project = fs.mkdtempSync(path.join(os.tmpdir(), 'tw-ctl-bin-'));
+  try {
+    for (const dir of ['bin', 'dist/controller', 'src', 'commands']) fs.mkdirSync(path.join(project, dir), { recursive: true });
+    for (const file of ['controller.js', 'fresh-build.cjs']) fs.copyFileSync(path.join(ROOT, 'bin', file), path.join(project, 'bin', file));
+    fs.symlinkSync(path.join(ROOT, 'node_modules'), path.join(project, 'node_modules'));
+    fs.writeFileSync(path.join(project, 'package.json'), '{"type":"module"}');
+    fs.writeFileSync(path.join(project, 'src/main.ts'), "const from: string = 'sources';\nconsole.log(from);\n");
+    fs.writeFileSync(path.join(project, 'commands/bot.ts'), 'export {};\n');
+    fs.writeFileSync(path.join(project, 'dist/controller/main.js'), "console.log('built');\n");
+    const stampFile = path.join(project, 'dist/BUILT');
+    fs.writeFileSync(stampFile, JSON.stringify({ builtAt: new Date().toISOString(), controller: ['src/main.ts', 'commands/bot.ts', 'commands'] }));
+    const at = (file: string, secondsAgo: number) => fs.utimesSync(path.join(project, file), new Date(), new Date(Date.now() - secondsAgo * 1000));
+    for (const file of ['src/main.ts', 'commands/bot.ts', 'commands']) at(file, 60);
+    at('dist/BUILT', 30);
+    const ran = () => execFileSync(process.execPath, [path.join(project, 'bin/controller.js')], { encoding: 'utf8' }).trim();
+
+    assert.equal(ran(), 'built', 'a fresh build runs');
+    fs.writeFileSync(path.join(project, 'commands/extra.ts'), 'export {};\n');
+    assert.equal(ran(), 'sources', 'a command module added since the build: the sources, which load it');
+    fs.rmSync(path.join(project, 'commands/extra.ts'));
+    at('commands', 60);
+    assert.equal(ran(), 'built', 'back to fresh');
+    at('src/main.ts', 0);
+    assert.equal(ran(), 'sources', 'an edited source is run, not the stale build');
+  } finally {
+    fs.rmSync(project, { recursive: true, force: true });
+  }
+});
+
+test('the built controller: deploys the same commands as the sources, draws a /pnl chart without tsx, stops on SIGINT', async () => {
+  const home = makeTempHome('tw-built-ctl-');
+  const applicationId = '1100000000000000007';
+  const guildId = '1200000000000000007';
+  const channelId = '1300000000000000007';
+  const keyId = 'PKBUILTKEY0123456789';
+  const secretKey = 'SKBUILTSECRETabcdefghijklmnopqrstuvwxyz01';
+  const paper = await startPaperBroker({ keyId, secretKey, cash: 1_000_000 });
+  const discord = await startDiscordStandIn({
+    applicationId,
+    guilds: [{ id: guildId, name: 'Desk', channels: [{ id: channelId, name: 'ops' }] }],
+    heartbeatIntervalMs: 500,
+    waitTimeoutMs: 20_000,
+  });
+  const controller = spawn(process.execPath, [path.join(OUT, 'controller/main.js')], {
+    cwd: work,
+    env: {
+      PATH: process.env.PATH ?? '',
+      HOME: home.root,
+      PM2_HOME: home.pm2Home,
+      DATA_DIR: home.dataDir,
+      DISCORD_TOKEN: discord.token,
+      DISCORD_API_URL: discord.apiUrl,
+      DISCORD_CLIENT_ID: applicationId,
+      DISCORD_GUILD_ID: guildId,
+      DISCORD_ALERT_CHANNEL_ID: channelId,
+      APCA_API_KEY_ID: keyId,
+      APCA_API_SECRET_KEY: secretKey,
+      APCA_API_BASE_URL: paper.url,
+      TRADING_SCRIPT: copyTrader(path.join(ROOT, 'examples/heartbeat-trader.js'), path.join(home.root, 'bot')),
+    },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  let output = '';
+  controller.stdout.on('data', (chunk: Buffer) => (output += chunk));
+  controller.stderr.on('data', (chunk: Buffer) => (output += chunk));
+  try {
+    await waitFor(() => output.includes('controller watching'), { timeoutMs: 30_000, what: `the built controller to start; its output:\n${output}` });
+    const put = await discord.waitForRequest((r) => r.method === 'PUT' && r.path === `/applications/${applicationId}/guilds/${guildId}/commands`);
+    assert.deepEqual(put.body, JSON.parse(JSON.stringify(commandDefinitions(await loadCommands()))), 'the built commands/ are the sources\' commands');
+
+    const now = Date.now();
+    paper.seedHistory([
+      { at: now - 20 * 86_400_000, equity: 990_000 },
+      { at: now - 10 * 86_400_000, equity: 1_010_000 },
+    ]);
+    const pnl = await discord.slashCommand({ channelId, user: { id: '1500000000000000007', username: 'viewer' }, roles: [], name: 'pnl', options: [] });
+    const reply = await pnl.response();
+    assert.equal(reply.embeds[0]?.title, 'P/L, last month');
+    const [chart] = reply.message.files;
+    assert.equal(chart?.name, 'pnl.png', `the chart is attached (files: ${reply.message.files.map((f) => f.name).join(', ') || 'none'}; output:\n${output})`);
+    assert.deepEqual([...chart.data.subarray(1, 4)], [0x50, 0x4e, 0x47], 'a PNG');
+
+    controller.kill('SIGINT');
+    const [code] = await once(controller, 'exit');
+    assert.equal(code, 0, `exit 0 on SIGINT; output:\n${output}`);
+  } finally {
+    if (controller.exitCode === null && controller.signalCode === null) controller.kill('SIGKILL');
+    await discord.close();
+    await paper.close();
+    await home.cleanup();
   }
 });

@@ -5,7 +5,9 @@ import { pathToFileURL } from 'node:url';
 import { OPERATIONS, operationNames, type AnyOperation } from '../core/catalogue.ts';
 import { assertCommand, type Command } from './command.ts';
 
-export const COMMANDS_DIR = path.resolve(import.meta.dirname, '../../commands');
+// commands/ from the sources; from the built controller, its commands/ (scripts/build.js builds
+// each module there, beside the code this is bundled into).
+export const COMMANDS_DIR = import.meta.filename.endsWith('.ts') ? path.resolve(import.meta.dirname, '../../commands') : path.join(import.meta.dirname, 'commands');
 
 export async function loadCommands(dir = COMMANDS_DIR): Promise<Map<string, Command>> {
   const files = fs.readdirSync(dir).filter((f) => /\.(ts|js)$/.test(f) && !f.endsWith('.d.ts')).sort();

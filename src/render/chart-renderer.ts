@@ -9,8 +9,10 @@ import path from 'node:path';
 import type { ChartImage, EquityChartInput, TradeRateChartInput } from './chart.ts';
 import type { ChartAnswer, ChartRequest } from './chart-process.ts';
 
-// chart-process.ts through tsx, or chart-process.js in the compiled build (dist/).
-const PROCESS_SCRIPT = path.join(import.meta.dirname, `chart-process${path.extname(import.meta.filename)}`);
+// chart-process.ts through tsx from the sources, or chart-process.js beside the built controller
+// (dist/controller/, where this code is then bundled), which needs no tsx.
+const FROM_SOURCES = import.meta.filename.endsWith('.ts');
+const PROCESS_SCRIPT = path.join(import.meta.dirname, FROM_SOURCES ? 'chart-process.ts' : 'chart-process.js');
 /** The renderer exits after this long without a request. */
 const IDLE_EXIT_MS = 60_000;
 /** A chart that takes longer is given up (the message goes out without it). */
@@ -30,7 +32,7 @@ const pending = new Map<number, Pending>();
 function start(): ChildProcess {
   // tsx by its resolved path: the child must load TypeScript whatever the current directory.
   const child = fork(PROCESS_SCRIPT, [], {
-    execArgv: ['--import', import.meta.resolve('tsx')],
+    execArgv: FROM_SOURCES ? ['--import', import.meta.resolve('tsx')] : [],
     stdio: ['ignore', 'ignore', 'pipe', 'ipc'],
     serialization: 'json',
   });
