@@ -11,6 +11,7 @@ import { spawn, spawnSync } from 'node:child_process';
 import { copyTrader, killPid, makeTempHome } from '../testkit/pm2-home.ts';
 import { report, summarize } from './stats.ts';
 import { cleanUp, cleanups } from './cleanup.ts';
+import { controllerArgs } from './controller-process.ts';
 
 const ROOT = path.resolve(import.meta.dirname, '..');
 const RUNS = Number(process.env.CLI_RUNS ?? 15);
@@ -65,7 +66,7 @@ try {
   await compare('no controller', env);
   if (extraCerts) await compare('no controller, without NODE_EXTRA_CA_CERTS', envWithoutCerts);
 
-  const controller = spawn(process.execPath, ['--import', 'tsx', 'src/main.ts'], { cwd: ROOT, env, stdio: ['ignore', 'pipe', 'pipe'] });
+  const controller = spawn(process.execPath, controllerArgs(), { cwd: ROOT, env, stdio: ['ignore', 'pipe', 'pipe'] });
   cleanups.push(async () => {
     if (controller.pid) await killPid(controller.pid, 'SIGINT', 10_000);
   });

@@ -1,10 +1,11 @@
-// The idle controller's footprint (targets < 150 MB RSS, < 1 % CPU): the real controller process
-// (`node --import tsx src/main.ts`, no Discord, default 10 s cadences) watching a heartbeat trader
+// The idle controller's footprint (targets < 150 MB RSS, < 1 % CPU): the real controller process as
+// `npm start` runs it (bin/controller.js, the built controller; BENCH_CONTROLLER=sources for
+// `node --import tsx src/main.ts`), no Discord, default 10 s cadences, watching a heartbeat trader
 // that `tradewarden start` put under a private PM2 daemon, its broker a paper broker in this process.
 // After IDLE_SETTLE_SECONDS (5) it samples /proc/PID/stat (utime+stime) and /proc/PID/status (VmRSS)
 // once a second for IDLE_SECONDS (60). The PM2 daemon's RSS is reported for context.
-// IDLE_WITH_CHARTS=1: the controller first draws one chart of each kind (bench/preload/), so the
-// figures are those of a controller with the chart renderer loaded.
+// IDLE_WITH_CHARTS=1: the controller first draws one chart of each kind (bench/preload/, TypeScript:
+// this one runs from the sources), so the figures are those of a controller that has drawn charts.
 import fs from 'node:fs';
 import path from 'node:path';
 import { spawn, type ChildProcess } from 'node:child_process';
@@ -13,6 +14,7 @@ import { startPaperBroker } from '../testkit/paper-broker.ts';
 import { copyTrader, daemonPid, isAlive, killPid, makeTempHome } from '../testkit/pm2-home.ts';
 import { report } from './stats.ts';
 import { cleanUp, cleanups } from './cleanup.ts';
+import { controllerArgs, controllerKind } from './controller-process.ts';
 
 const WINDOW_SECONDS = seconds('IDLE_SECONDS', 60);
 const SETTLE_SECONDS = seconds('IDLE_SETTLE_SECONDS', 5);
@@ -72,8 +74,10 @@ try {
     TRADING_SCRIPT: trader,
   });
 
-  const preload = WITH_CHARTS ? ['--import', './bench/preload/charts-loaded.ts'] : [];
-  const controller = spawn(process.execPath, ['--import', 'tsx', ...preload, 'src/main.ts'], { cwd: ROOT, env, stdio: ['ignore', 'pipe', 'pipe'] });
+  const kind = WITH_CHARTS ? 'sources' : controllerKind();
+  const args = controllerArgs(kind, WITH_CHARTS ? ['--import', './bench/preload/charts-loaded.ts'] : []);
+  console.log(`controller: ${kind === 'built' ? 'built (bin/controller.js → dist/controller/main.js)' : 'sources through tsx (src/main.ts)'}`);
+  const controller = spawn(process.execPath, args, { cwd: ROOT, env, stdio: ['ignore', 'pipe', 'pipe'] });
   cleanups.push(async () => {
     if (controller.pid) await killPid(controller.pid, 'SIGINT', 10_000); // graceful, SIGKILL if it hangs
   });

@@ -1,7 +1,7 @@
 // Controller takeover after a SIGKILL (issue 9: "a restart right after SIGKILL takes over at once").
 // (1) the control socket alone: a holder process SIGKILLed, then ControlServer.listen here, timed
 //     from the holder's exit to this process holding the socket; 20 rounds.
-// (2) the whole controller (`node --import tsx src/main.ts`): SIGKILLed and a new one spawned at
+// (2) the whole controller (as `npm start` runs it: bench/controller-process.ts): SIGKILLed and a new one spawned at
 //     once, timed from the kill to the new one answering on its socket; beside it, a cold start on a
 //     fresh DATA_DIR (nothing to take over), so the difference is what the takeover costs; 5 rounds.
 import path from 'node:path';
@@ -11,6 +11,7 @@ import { ControlServer, ControlUnavailable, requestControl } from '../src/contro
 import { silentLogger } from '../src/log.ts';
 import { makeTempHome, waitFor } from '../testkit/pm2-home.ts';
 import { report } from './stats.ts';
+import { controllerArgs } from './controller-process.ts';
 
 if (process.argv[2] === 'hold') {
   await ControlServer.listen({ dataDir: process.argv[3], logger: silentLogger });
@@ -51,7 +52,7 @@ if (process.argv[2] === 'hold') {
       }
     };
     const start = (dir: string) => {
-      const child = spawn(process.execPath, ['--import', 'tsx', 'src/main.ts'], {
+      const child = spawn(process.execPath, controllerArgs(), {
         env: { PATH: process.env.PATH!, HOME: home.root, PM2_HOME: home.pm2Home, DATA_DIR: dir, LOG_LEVEL: 'error' },
         stdio: 'ignore',
       });
