@@ -76,19 +76,29 @@ test('bundled CLI against a real PM2 daemon: start, status (PM2 read without its
   }
 });
 
+/**
+ * A project of its own for a launcher in bin/: the launcher and the freshness check copied, our
+ * node_modules (for tsx), and stand-in files (built and source entry points that say which one ran).
+ */
+function launcherProject(launcher: string, files: Record<string, string>): string {
+  const project = fs.mkdtempSync(path.join(os.tmpdir(), 'tw-launcher-'));
+  fs.mkdirSync(path.join(project, 'bin'));
+  for (const file of [launcher, 'fresh-build.cjs']) fs.copyFileSync(path.join(ROOT, 'bin', file), path.join(project, 'bin', file));
+  fs.symlinkSync(path.join(ROOT, 'node_modules'), path.join(project, 'node_modules'));
+  for (const [file, content] of Object.entries({ 'package.json': '{"type":"module"}', ...files })) {
+    fs.mkdirSync(path.dirname(path.join(project, file)), { recursive: true });
+    fs.writeFileSync(path.join(project, file), content);
+  }
+  return project;
+}
+
 test('bin/tradewarden.cjs runs the bundle only while none of its sources is newer or gone; otherwise the sources through tsx', () => {
-  // A project of its own with stand-in entry points that say which one ran (the choice is the bin's).
-  const project = fs.mkdtempSync(path.join(os.tmpdir(), 'tw-bin-'));
+  const project = launcherProject('tradewarden.cjs', {
+    'src/cli/main.ts': "export function main(): void { console.log('sources'); }\n",
+    'src/cli/part.ts': 'export const part: number = 1;\n',
+    'dist/cli.cjs': "exports.main = () => console.log('bundle');\n",
+  });
   try {
-    fs.mkdirSync(path.join(project, 'bin'));
-    fs.mkdirSync(path.join(project, 'dist'));
-    fs.mkdirSync(path.join(project, 'src/cli'), { recursive: true });
-    for (const file of ['tradewarden.cjs', 'fresh-build.cjs']) fs.copyFileSync(path.join(ROOT, 'bin', file), path.join(project, 'bin', file));
-    fs.symlinkSync(path.join(ROOT, 'node_modules'), path.join(project, 'node_modules'));
-    fs.writeFileSync(path.join(project, 'package.json'), '{"type":"module"}');
-    fs.writeFileSync(path.join(project, 'src/cli/main.ts'), "export function main(): void { console.log('sources'); }\n");
-    fs.writeFileSync(path.join(project, 'src/cli/part.ts'), 'export const part: number = 1;\n');
-    fs.writeFileSync(path.join(project, 'dist/cli.cjs'), "exports.main = () => console.log('bundle');\n");
     const past = new Date(Date.now() - 60_000);
     for (const file of ['src/cli/main.ts', 'src/cli/part.ts']) fs.utimesSync(path.join(project, file), past, past);
     const stamp = (content: string) => fs.writeFileSync(path.join(project, 'dist/BUILT'), content);
@@ -112,17 +122,13 @@ test('bin/tradewarden.cjs runs the bundle only while none of its sources is newe
 });
 
 test('bin/controller.js runs the built controller only while its sources and the commands folder are older than the build', () => {
-  const project = fs.mkdtempSync(path.join(os.tmpdir(), 'tw-ctl-bin-'));
+  const project = launcherProject('controller.js', {
+    'src/main.ts': "const from: string = 'sources';\nconsole.log(from);\n",
+    'commands/bot.ts': 'export {};\n',
+    'dist/controller/main.js': "console.log('built');\n",
+    'dist/BUILT': JSON.stringify({ builtAt: new Date().toISOString(), controller: ['src/main.ts', 'commands/bot.ts', 'commands'] }),
+  });
   try {
-    for (const dir of ['bin', 'dist/controller', 'src', 'commands']) fs.mkdirSync(path.join(project, dir), { recursive: true });
-    for (const file of ['controller.js', 'fresh-build.cjs']) fs.copyFileSync(path.join(ROOT, 'bin', file), path.join(project, 'bin', file));
-    fs.symlinkSync(path.join(ROOT, 'node_modules'), path.join(project, 'node_modules'));
-    fs.writeFileSync(path.join(project, 'package.json'), '{"type":"module"}');
-    fs.writeFileSync(path.join(project, 'src/main.ts'), "const from: string = 'sources';\nconsole.log(from);\n");
-    fs.writeFileSync(path.join(project, 'commands/bot.ts'), 'export {};\n');
-    fs.writeFileSync(path.join(project, 'dist/controller/main.js'), "console.log('built');\n");
-    const stampFile = path.join(project, 'dist/BUILT');
-    fs.writeFileSync(stampFile, JSON.stringify({ builtAt: new Date().toISOString(), controller: ['src/main.ts', 'commands/bot.ts', 'commands'] }));
     const at = (file: string, secondsAgo: number) => fs.utimesSync(path.join(project, file), new Date(), new Date(Date.now() - secondsAgo * 1000));
     for (const file of ['src/main.ts', 'commands/bot.ts', 'commands']) at(file, 60);
     at('dist/BUILT', 30);
