@@ -1,5 +1,5 @@
-// Whether a build in dist/ may run: none of the sources it was made of (listed under `build` in
-// dist/BUILT by scripts/build.js) is newer than the stamp, or gone. Shared by the two launchers,
+// Whether a build in dist/ may run: none of the sources it was made of (listed under the build's
+// name, cli or controller, in dist/BUILT by scripts/build.js) is newer than the stamp, or gone. Shared by the two launchers,
 // bin/tradewarden.cjs and bin/controller.js, so an edit is never answered by stale code.
 // CommonJS, and nothing but fs and path: the CLI pays for every module it loads before any work.
 'use strict';
