@@ -6,7 +6,7 @@ import path from 'node:path';
 import dotenv from 'dotenv';
 import type { LogLevel } from './log.ts';
 // Where ecosystem.config.js lives: relative TRADING_* paths are taken from here, as it does (the
-// same folder whether this runs from src/ through tsx or bundled into dist/cli.cjs).
+// same folder whether this runs from src/ through tsx or bundled into dist/).
 import { PROJECT_ROOT } from './project-root.ts';
 
 export const LOG_LEVELS = ['debug', 'info', 'warn', 'error'] as const;

@@ -1,5 +1,5 @@
 // The folder holding package.json (and ecosystem.config.js, examples/): found by walking up, so the
-// same code works run from src/ through tsx and bundled into dist/cli.cjs.
+// same code works run from src/ through tsx and bundled into dist/ (cli.cjs, controller/).
 import fs from 'node:fs';
 import path from 'node:path';
 
