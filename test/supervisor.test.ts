@@ -354,6 +354,42 @@ describe('Supervisor with a real PM2 daemon', { timeout: 120_000 }, () => {
     }
   });
 
+  it('a stop that lands while PM2 is relaunching a crashed trader (held at opening its log) stays stopped', async () => {
+    // PM2 relaunches a crashed app from a timer, opens the app's log files, and only then forks.
+    // With a FIFO as the out log, that open waits until the FIFO has a reader: the test holds the
+    // relaunch there, lands the stop, and only then lets the relaunch go on. The bad order is
+    // certain, not a matter of luck.
+    const held = make('held-bot', { TRADING_SCRIPT: copyTrader(path.join(root, 'examples/heartbeat-trader.js'), path.join(home.root, 'bots'), 'held.mjs') });
+    const outLog = path.join(home.dataDir, 'logs', 'held-bot.out.log');
+    fs.mkdirSync(path.dirname(outLog), { recursive: true });
+    execFileSync('mkfifo', [outLog]);
+    const openReader = () => fs.openSync(outLog, fs.constants.O_RDONLY | fs.constants.O_NONBLOCK);
+    const launchesOnline = () => (fs.readFileSync(path.join(home.pm2Home, 'pm2.log'), 'utf8').match(/App \[held-bot:\d+\] online/g) ?? []).length;
+    let reader: number | undefined = openReader(); // the first start's open goes through
+    try {
+      const { pid } = await held.start();
+      const { restarts } = await held.status();
+      fs.closeSync(reader);
+      reader = undefined; // from here, PM2's next open of the out log waits
+      const onlineBefore = launchesOnline();
+      process.kill(pid, 'SIGKILL'); // a crash, to PM2
+      await waitFor(async () => (await held.status()).restarts === restarts + 1, { what: 'PM2 relaunching the trader (held at its log)' });
+      const stopping = held.stop();
+      // The stop has landed: PM2 zeroes the PID of the entry it stops.
+      await waitFor(async () => (await held.status()).pid === undefined, { what: 'the stop reaching PM2' });
+      reader = openReader(); // the relaunch goes on
+      await stopping;
+      await waitFor(() => launchesOnline() === onlineBefore + 1, { what: 'PM2 done relaunching (its "online" line)' });
+      const status = await held.status();
+      assert.equal(status.state, 'stopped', `after the stop answered, PM2 brought the trader back (pid ${status.pid})`);
+      assert.deepEqual(await processesRunning(status.script), [], 'nothing runs the script');
+    } finally {
+      if (reader === undefined) reader = openReader(); // never leave the daemon held
+      await held.stop().catch(() => undefined);
+      fs.closeSync(reader);
+    }
+  });
+
   it('a copy started outside PM2 is a duplicate: named, blocks start, ended only on request', async () => {
     await supervisor.stop();
     const rogue = spawnRogue(process.execPath, [path.basename(heartbeat)], path.dirname(heartbeat));

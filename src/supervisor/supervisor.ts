@@ -13,7 +13,8 @@ import { DEFAULT_ECOSYSTEM_PATH, readTradingDefinition, type TradingDefinition }
 import { descendantsOf, familyOf, isAlive, readEnviron, readProcessTable, type OsProcess } from '../os/process-table.ts';
 import { sameStart, signalQuietly, terminate, waitUntilGone } from '../os/processes.ts';
 import { findDuplicates, isRunning, primaryEntry } from './duplicate-scan.ts';
-import { fileSize, readSince, tailLines } from './log-tail.ts';
+import { fileSize, tailLines } from './log-tail.ts';
+import { launchesUnderway, pm2ForceKilled } from './daemon-log.ts';
 
 export interface SupervisorOptions {
   pm2Home: string;
@@ -42,8 +43,6 @@ export interface SupervisorOptions {
 const OS_CONFIRM_MS = 3000;
 /** stopDuplicates: SIGTERM, then this long, then SIGKILL. */
 const DUPLICATE_GRACE_MS = 3000;
-/** How long a stop watches for a relaunch PM2 had begun before the stop landed (see stopConfirmed). */
-const RELAUNCH_WATCH_MS = 1000;
 /** Stop rounds before a trader that PM2 keeps relaunching is reported instead of chased. */
 const STOP_ROUNDS = 5;
 
@@ -320,36 +319,47 @@ export class Supervisor implements Supervision {
   }
 
   /**
-   * Stops the entries and sees that they stay stopped. PM2 relaunches a crashed app from a timer
-   * and opens its log files before it forks; a stop landing in that gap finds the old entry
-   * "stopped", answers at once, and the relaunch comes up after it (seen in CI: a failed start
-   * left the crash-looping trader online). So an entry running again is stopped again, and one
-   * whose restart count moved during the stop is watched for RELAUNCH_WATCH_MS. Returns the
-   * relaunches it stopped (none, normally).
+   * Stops the entries and returns once PM2 cannot bring them back. A stop cancels a relaunch PM2
+   * has scheduled after a crash (its timer), but not one it has begun: PM2 opens the app's log
+   * files before it forks, and a stop landing there answers at once while the fork comes up after
+   * it. So after each stop PM2's own log is read for a launch still under way (daemon-log.ts); one
+   * is waited out, and whatever PM2 brought back is stopped again. Returns those relaunches (none,
+   * normally).
    */
   private async stopConfirmed(entries: Pm2Entry[], timeoutMs: number): Promise<Pm2Entry[]> {
     const relaunched: Pm2Entry[] = [];
     let targets = entries;
     for (let round = 1; ; round++) {
-      const restartsBefore = new Map(targets.map((e) => [e.pmId, e.restarts]));
       for (const entry of targets) await this.pm2.stop(entry.pmId, timeoutMs);
-      const watchUntil = Date.now() + RELAUNCH_WATCH_MS;
-      let back: Pm2Entry[];
-      for (;;) {
-        const named = (await this.pm2.list()).filter((e) => e.name === this.name);
-        back = named.filter(isRunning);
-        if (back.length) break;
-        const moved = named.some((e) => restartsBefore.has(e.pmId) && e.restarts !== restartsBefore.get(e.pmId));
-        if (!moved || Date.now() >= watchUntil) return relaunched;
-        await delay(50);
-      }
+      const back = await this.notStoppedForGood(targets.map((e) => e.pmId), timeoutMs);
+      if (!back.length) return relaunched;
       const pids = back.map((e) => e.pid).join(', ');
       if (round >= STOP_ROUNDS) {
         throw failed(`${this.name} could not be stopped: PM2 relaunched it ${round} times during the stop (now pid ${pids}); stop it again, or see \`pm2 describe ${this.name}\``);
       }
       this.logger.warn(`${this.name} was relaunched by PM2 as it was being stopped (pid ${pids}); stopping it again`);
-      relaunched.push(...back);
+      relaunched.push(...back.filter(isRunning));
       targets = back;
+    }
+  }
+
+  /**
+   * Of the entries just stopped, those PM2 may still run: running again, waiting to relaunch after
+   * a crash (stopped, yet still showing the PID that exited: PM2 zeroes it only on a stop), or
+   * being launched (waited for until it is online or has failed, at most `timeoutMs`).
+   */
+  private async notStoppedForGood(pmIds: number[], timeoutMs: number): Promise<Pm2Entry[]> {
+    const deadline = Date.now() + timeoutMs;
+    for (;;) {
+      // The log before the list: a launch that ends between the two is then seen in the list.
+      const underway = (await launchesUnderway(this.pm2.daemonLogPath, this.name, pmIds)) ?? [];
+      const named = (await this.pm2.list()).filter((e) => e.name === this.name);
+      const back = named.filter((e) => isRunning(e) || (pmIds.includes(e.pmId) && !underway.includes(e.pmId) && e.pid > 0 && e.status !== 'errored'));
+      if (back.length || !underway.length) return back;
+      if (Date.now() >= deadline) {
+        throw failed(`${this.name} could not be confirmed stopped: PM2 began relaunching it (pm_id ${underway.join(', ')}) and has not finished after ${timeoutMs} ms; stop it again, or see ${this.pm2.daemonLogPath}`);
+      }
+      await delay(25);
     }
   }
 
@@ -504,18 +514,6 @@ function uniqueByPid(processes: OsProcess[]): OsProcess[] {
 function treeOf(table: readonly OsProcess[], pid: number): OsProcess[] {
   const self = table.find((p) => p.pid === pid);
   return [...(self ? [self] : [{ pid, ppid: 0, argv: [], command: '' }]), ...descendantsOf(table, pid)];
-}
-
-/**
- * Did PM2 have to SIGKILL? The daemon logs exactly that ("Process with pid N still alive after
- * Mms, sending SIGKILL") when kill_timeout expires, and we read only what it wrote during our stop.
- * Timing is ambiguous near the edge (a trader that needs 9.95 s of a 10 s kill_timeout), so it is
- * used only when the daemon's log cannot be read.
- */
-async function pm2ForceKilled(daemonLog: string, mark: number, pids: number[], stopMs: number, killTimeoutMs: number): Promise<boolean> {
-  const written = await readSince(daemonLog, mark);
-  if (!written) return stopMs >= killTimeoutMs;
-  return pids.some((pid) => pid > 0 && written.includes(`Process with pid ${pid} still alive after`));
 }
 
 function describeDuplicates(duplicates: Duplicate[]): string {
