@@ -150,9 +150,11 @@ test('bad stream credentials: a clear error naming the variables, keys never log
   try {
     const { app, logLines } = await streamApp({ APCA_STREAM_URL: `${other.url.replace('http', 'ws')}/stream` });
     app.startStream();
-    await waitFor(() => app.tradeStream!.state().refused, { what: 'the refusal', intervalMs: 10 });
-    const state = app.tradeStream!.state();
-    assert.equal(state.status, 'reconnecting');
+    // The refusal is said when the connection it ended has closed, with the status that follows.
+    const state = await waitFor(() => {
+      const now = app.tradeStream!.state();
+      return now.refused && now.status === 'reconnecting' ? now : undefined;
+    }, { what: 'the refusal, reconnecting', intervalMs: 10 });
     assert.match(state.lastError ?? '', /refused the stream credentials — check APCA_API_KEY_ID and APCA_API_SECRET_KEY/);
     await waitFor(() => logLines.some((l) => / error .*refused the stream credentials/.test(l)), { what: 'the error in the log' });
     assert.ok(!logLines.some((l) => l.includes(KEY) || l.includes(SECRET)), 'no key in any log line');

@@ -149,8 +149,8 @@ export class TradeStream {
       }
       const auth = authAnswer(message);
       if (auth === 'refused') {
+        // Said with the status, when the close makes it 'reconnecting' (see lost).
         failure = REFUSED;
-        this.current.refused = true;
         socket.close();
         return;
       }
