@@ -30,8 +30,12 @@
 //                            message? }. With `symbol`, the fault hits only that symbol's work: its
 //                            entry inside DELETE /v2/positions' 207, DELETE /v2/positions/{symbol},
 //                            and POST /v2/orders for it — other symbols go through.
-//   setDelay(ms)             every answer is sent `ms` later (the work is done first, as a slow
-//                            broker that acted but answered late would)
+//   setDelay(ms, match?)     every answer (with match: { method?, path? }, each matching one) is sent
+//                            `ms` later; the work is done first, as a slow broker that acted (and
+//                            streamed the fills) but answered late would. setDelay(0, match) clears it
+//   holdNext(match)          the next request matching { method?, path? } waits, before the broker
+//                            acts on it, until release(); `reached` resolves when it has arrived.
+//                            What a test does meanwhile happens before that request's work
 //   setMarketOpen(open)      opening fills the queued equity market orders
 //   setPrice(symbol, price), setLastEquity(value)
 //   seedPosition(symbol, qty, price)
@@ -89,9 +93,13 @@ export interface PaperBrokerOptions {
   clock?: Clock;
 }
 
-export interface FaultMatch {
+/** Which requests a test hook applies to: method and pathname, each any when absent. */
+export interface RequestMatch {
   method?: string;
   path?: string | RegExp;
+}
+
+export interface FaultMatch extends RequestMatch {
   symbol?: string;
   /** Retry-After seconds sent with 429/503 (default 1). */
   retryAfter?: number;
@@ -116,7 +124,8 @@ export interface PaperBroker {
   readonly url: string;
   close(): Promise<void>;
   failNext(status: number | 'hangup', count?: number, match?: FaultMatch): void;
-  setDelay(ms: number): void;
+  setDelay(ms: number, match?: RequestMatch): void;
+  holdNext(match: RequestMatch): { reached: Promise<void>; release(): void };
   setMarketOpen(open: boolean): void;
   setPrice(symbol: string, price: number): void;
   setLastEquity(value: number): void;
@@ -270,6 +279,10 @@ export async function startPaperBroker(options: PaperBrokerOptions = {}): Promis
   let lastEquity = cash;
   let marketOpen = options.marketOpen ?? true;
   let delayMs = 0;
+  /** setDelay with a match: answer delays for some routes only */
+  let routeDelays: Array<{ ms: number; match: RequestMatch }> = [];
+  /** holdNext: requests that wait, before the broker acts, until the test releases them */
+  const holds: Array<{ match: RequestMatch; released: Promise<void>; arrived: () => void }> = [];
   let seq = 0;
   const positions = new Map<string, PaperPosition>();
   const orders: PaperOrder[] = [];
@@ -635,12 +648,13 @@ export async function startPaperBroker(options: PaperBrokerOptions = {}): Promis
   }
 
   // ---- faults ----
-  const methodMatches = (fault: Fault, method: string) => !fault.match.method || fault.match.method.toUpperCase() === method;
-  const pathMatches = (fault: Fault, path: string) => {
-    const p = fault.match.path;
+  const methodMatches = (rule: { match: RequestMatch }, method: string) => !rule.match.method || rule.match.method.toUpperCase() === method;
+  const pathMatches = (rule: { match: RequestMatch }, path: string) => {
+    const p = rule.match.path;
     if (p === undefined) return true;
     return typeof p === 'string' ? p === path : p.test(path);
   };
+  const requestMatches = (rule: { match: RequestMatch }, method: string, path: string) => methodMatches(rule, method) && pathMatches(rule, path);
   /** A fault for the whole request (rules without a symbol). */
   function takeRequestFault(method: string, path: string): Fault | undefined {
     const fault = faults.find((f) => f.remaining > 0 && f.match.symbol === undefined && methodMatches(f, method) && pathMatches(f, path));
@@ -909,6 +923,12 @@ export async function startPaperBroker(options: PaperBrokerOptions = {}): Promis
     let answer: Answer;
     try {
       const body = await readBody(req);
+      const held = holds.findIndex((h) => requestMatches(h, method, path));
+      if (held >= 0) {
+        const [hold] = holds.splice(held, 1);
+        hold!.arrived();
+        await hold!.released;
+      }
       const fault = takeRequestFault(method, path);
       if (fault) answer = faultAnswer(fault);
       else if (!authorized(req)) answer = error(401, 'request is not authorized');
@@ -917,7 +937,8 @@ export async function startPaperBroker(options: PaperBrokerOptions = {}): Promis
       answer = e instanceof PaperBrokerRejection ? { status: e.status, body: e.body } : error(500, messageFor(500));
     }
     requestLog.push({ method, path: url.pathname + url.search, status: answer.status });
-    if (delayMs > 0) await wait(delayMs);
+    const answerDelay = routeDelays.find((d) => requestMatches(d, method, path))?.ms ?? delayMs;
+    if (answerDelay > 0) await wait(answerDelay);
     if (res.destroyed || res.writableEnded) return;
     if (answer.hangup) {
       req.socket.destroy();
@@ -1012,8 +1033,21 @@ export async function startPaperBroker(options: PaperBrokerOptions = {}): Promis
     failNext(status, count = 1, match = {}) {
       faults.push({ status, remaining: count, match });
     },
-    setDelay(ms) {
-      delayMs = Math.max(0, ms);
+    setDelay(ms, match) {
+      if (!match) {
+        delayMs = Math.max(0, ms);
+        return;
+      }
+      routeDelays = routeDelays.filter((d) => d.match.method !== match.method || String(d.match.path) !== String(match.path));
+      if (ms > 0) routeDelays.push({ ms, match });
+    },
+    holdNext(match) {
+      let release!: () => void;
+      let arrived!: () => void;
+      const released = new Promise<void>((resolve) => (release = resolve));
+      const reached = new Promise<void>((resolve) => (arrived = resolve));
+      holds.push({ match, released, arrived });
+      return { reached, release };
     },
     setMarketOpen(open) {
       marketOpen = open;
