@@ -165,6 +165,7 @@ export function buildApp(config: Config, options: BuildOptions): App {
     refreshTrades: tradeWatch ? () => tradeWatch.poll() : undefined,
     streamState: () => (streamStarted ? tradeStream?.state() : undefined),
     refreshAccount: accountWatch ? () => accountWatch.refresh() : undefined,
+    judgeTrades: tradeWatch ? () => tradeWatch.judge() : undefined,
   });
   // The breaker halts through the core's audited stop, duplicate ending and flatten.
   breaker.haltThrough(core);

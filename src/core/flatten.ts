@@ -33,9 +33,16 @@ export interface FlattenDeps {
   broker: Broker;
   stopTrader: () => Promise<StopResult>;
   /**
-   * Told the closing orders' ids as soon as the broker answers the close: they are the
-   * controller's own orders, not the trader's trades. Must not throw (a failure to record is the
-   * caller's to report, never a reason to stop closing).
+   * Told which positions are about to be closed, before the close is sent. The trade stream may
+   * report the closing fills before the broker answers the close: the watch holds fills that may be
+   * these closes until onClosingOrders names them. Must not throw (as below).
+   */
+  onClosing?: (positions: Position[]) => Promise<void>;
+  /**
+   * Told the closing orders' ids as soon as the broker answers the close (none when the close
+   * failed): they are the controller's own orders, not the trader's trades. Always called after
+   * onClosing. Must not throw (a failure to record is the caller's to report, never a reason to
+   * stop closing).
    */
   onClosingOrders?: (orderIds: string[]) => Promise<void>;
   /** how long to wait for the broker to show the account flat */
@@ -79,13 +86,15 @@ export async function flattenAccount(deps: FlattenDeps): Promise<FlattenReport> 
   }
 
   let closes: CloseResult[] = [];
-  try {
-    closes = before.length ? await deps.broker.closeAllPositions() : [];
-  } catch (error) {
-    report.error = `close all positions failed: ${describeError(error)}`;
+  if (before.length) {
+    await deps.onClosing?.(before);
+    try {
+      closes = await deps.broker.closeAllPositions();
+    } catch (error) {
+      report.error = `close all positions failed: ${describeError(error)}`;
+    }
+    await deps.onClosingOrders?.(closes.flatMap((c) => (c.order?.id ? [c.order.id] : [])));
   }
-  const closingOrderIds = closes.flatMap((c) => (c.order?.id ? [c.order.id] : []));
-  if (closingOrderIds.length) await deps.onClosingOrders?.(closingOrderIds);
 
   // 4. Re-read until flat or time-out: market orders fill within moments; queued ones will not.
   const deadline = Date.now() + (deps.verifyTimeoutMs ?? 10_000);

@@ -1,6 +1,7 @@
 // The operations every front offers (Discord, CLI, demo console), transport-free: each checks who
 // may run it, runs it, writes the audit entry (who, what, arguments, outcome, duration) and returns
 // plain data that a front renders.
+import { randomUUID } from 'node:crypto';
 import path from 'node:path';
 import type { Account, Broker, Position } from '../broker/types.ts';
 import type { Clock } from '../clock.ts';
@@ -10,7 +11,7 @@ import { holdExclusive } from '../lock.ts';
 import { redact, redactDeep, type Logger } from '../log.ts';
 import type { AlertOutbox } from '../alerts/outbox.ts';
 import type { Store } from '../store/store.ts';
-import type { AccountSnapshot, AuditEntry, SeenTrade, StoredAlert, StoreData } from '../store/schema.ts';
+import type { AccountSnapshot, AuditEntry, FlattenIntent, SeenTrade, StoredAlert, StoreData } from '../store/schema.ts';
 import type { Duplicate, ProcessStatus, StartResult, StopDuplicatesResult, StopResult, Supervision } from '../supervisor/types.ts';
 import { countedTrades, hourBuckets, traderTrades } from '../watch/trade-window.ts';
 import { flattenAccount, type FlattenReport } from './flatten.ts';
@@ -90,6 +91,8 @@ export interface CoreDeps {
   streamState?: () => Omit<StreamStatusReport, 'recorded'> | undefined;
   /** Records the account figures status shows (the account watch's refresh), when there is a broker. */
   refreshAccount?: () => Promise<unknown>;
+  /** Judges the recorded fills again, without reading new ones (the trade watch's judge), when there is a broker. */
+  judgeTrades?: () => Promise<unknown>;
 }
 
 export class Core {
@@ -279,7 +282,7 @@ export class Core {
             (error: unknown) => describeError(error),
           );
       const data = await this.deps.store.read();
-      const report = await buildSessionReport({ broker: this.deps.broker, trades: traderTrades(data), startedAt, endedAt });
+      const report = await buildSessionReport({ broker: this.deps.broker, trades: traderTrades(data, endedAt), startedAt, endedAt });
       if (refreshError) report.missing.push(`fresh fills (trades counted from what was last recorded): ${refreshError}`);
       return redactDeep(report, this.deps.config.secrets);
     } catch (error) {
@@ -290,6 +293,9 @@ export class Core {
 
   private async runFlatten(actor: Actor): Promise<FlattenReport> {
     const broker = this.requireBroker();
+    const flattenId = randomUUID();
+    const by = `flatten:${actor.id}`;
+    let judging: Promise<void> | undefined;
     const report = await flattenAccount({
       broker,
       // Act first, record after: a full DATA_DIR must not keep the trader trading or the positions open.
@@ -299,16 +305,32 @@ export class Core {
         if (!recorded) await this.recordBestEffort('the wanted state (stopped), after the stop', () => this.setDesired('stopped', actor), { alert: false });
         return stopped;
       },
-      onClosingOrders: (orderIds) =>
-        this.recordBestEffort(`flatten's closing orders (${orderIds.length})`, () =>
+      // Before the close is sent, the watch learns what is being closed: the trade stream may bring
+      // the closing fills before the broker answers, and they must not be judged as the trader's.
+      onClosing: (positions) =>
+        this.recordBestEffort(`flatten's positions being closed (${positions.length})`, () =>
+          this.deps.store.update((data) => {
+            const intent: FlattenIntent = { id: flattenId, by, startedAt: this.deps.clock.now(), positions: positions.map((p) => ({ symbol: p.symbol, side: p.side })) };
+            data.trades.flattens = [...(data.trades.flattens ?? []), intent];
+          }),
+        ).then(() => undefined),
+      onClosingOrders: async (orderIds) => {
+        const recorded = await this.recordBestEffort(`flatten's closing orders (${orderIds.length})`, () =>
           this.deps.store.update((data) => {
             const at = this.deps.clock.now();
             const known = new Set((data.trades.ownOrders ?? []).map((o) => o.orderId));
-            data.trades.ownOrders = [...(data.trades.ownOrders ?? []), ...orderIds.filter((id) => !known.has(id)).map((orderId) => ({ orderId, at, by: `flatten:${actor.id}` }))];
+            data.trades.ownOrders = [...(data.trades.ownOrders ?? []), ...orderIds.filter((id) => !known.has(id)).map((orderId) => ({ orderId, at, by }))];
+            const intent = data.trades.flattens?.find((f) => f.id === flattenId);
+            if (intent) intent.answeredAt = at;
           }),
-        ).then(() => undefined),
+        );
+        // What the intent held is judged now, not at the next fill or poll: a copy that traded
+        // during the flatten is alerted on (and halted) while the flatten goes on verifying.
+        if (recorded) judging = this.deps.judgeTrades?.().then(() => undefined, (error: unknown) => this.deps.logger.warn(`judging the fills held during the flatten: ${describeError(error)}`));
+      },
       verifyTimeoutMs: this.deps.flattenVerifyTimeoutMs,
     });
+    await judging;
     // Status must not go on showing the positions that were just closed.
     await this.deps.refreshAccount?.().catch((error: unknown) => this.deps.logger.warn(`account figures after flatten: ${describeError(error)}`));
     const failedSymbols = report.symbols.filter((s) => s.outcome === 'failed').map((s) => s.symbol);
@@ -334,7 +356,7 @@ export class Core {
     return {
       count: inHour.length,
       limit: this.deps.config.maxTradesPerHour,
-      buckets: hourBuckets(traderTrades(data), now),
+      buckets: hourBuckets(traderTrades(data, now), now),
       recent: [...data.trades.seen].sort((a, b) => b.at - a.at).slice(0, 20),
     };
   }

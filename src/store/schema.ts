@@ -66,6 +66,19 @@ export interface SeenTrade {
   activityIds: string[];
 }
 
+/** A flatten's closing, as the watch must know it before the broker answers (data.trades.flattens). */
+export interface FlattenIntent {
+  /** one flatten's id (its ownOrders say `by: flatten:<actor>`) */
+  id: string;
+  by: string;
+  /** ms since epoch, before the close was sent */
+  startedAt: number;
+  /** the positions being closed: a fill on the opposite side of one of them may be a closing fill */
+  positions: Array<{ symbol: string; side: 'long' | 'short' }>;
+  /** set when the broker answered the close (its closing orders are then in ownOrders), or it failed */
+  answeredAt?: number;
+}
+
 /** Account figures as last read from the broker (by the watch), with when. */
 export interface AccountSnapshot {
   equity: number;
@@ -88,6 +101,14 @@ export interface StoreData {
     cursor?: string;
     /** Orders the controller itself caused (flatten's closing orders): seen, but not the trader's trades. */
     ownOrders?: Array<{ orderId: string; at: number; by: string }>;
+    /**
+     * Flattens that have begun closing: written before the close is sent, answered when the broker
+     * names the closing orders. A fill that reduces one of these positions is held from judgement
+     * meanwhile (see trade-window.ts), whatever reaches the watch first.
+     */
+    flattens?: FlattenIntent[];
+    /** Trades seen while held, not yet handed to the foreign-trading check: it gets them once judged. */
+    held?: string[];
   };
   watch: {
     tradeRate: { inEpisode: boolean; lastAlertedCount: number; episodeStartedAt?: number };
@@ -144,4 +165,6 @@ export const RETENTION = {
   auditEntries: 2000,
   deliveredAlerts: 500,
   tradeAgeMs: 48 * 3600_000,
+  /** flatten intents kept (each only matters until it answers; the rest is history) */
+  flattens: 50,
 };

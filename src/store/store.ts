@@ -160,6 +160,10 @@ export function shapeProblem(value: unknown): string | undefined {
   if (trades?.ownOrders !== undefined && !(Array.isArray(trades.ownOrders) && trades.ownOrders.every((o) => isObject(o) && typeof o.orderId === 'string'))) {
     return 'trades.ownOrders is not a list of orders';
   }
+  if (trades?.flattens !== undefined && !(Array.isArray(trades.flattens) && trades.flattens.every((f) => isObject(f) && typeof f.startedAt === 'number' && Array.isArray(f.positions)))) {
+    return 'trades.flattens is not a list of flattens';
+  }
+  if (trades?.held !== undefined && !(Array.isArray(trades.held) && trades.held.every((id) => typeof id === 'string'))) return 'trades.held is not a list of order ids';
   const watch = value.watch as Record<string, unknown> | undefined;
   if (watch) {
     for (const part of ['tradeRate', 'duplicates', 'crashLoop'] as const) {
@@ -194,6 +198,7 @@ function applyRetention(data: StoreData): void {
   const newest = data.trades.seen.reduce((max, t) => Math.max(max, t.at), 0);
   data.trades.seen = data.trades.seen.filter((t) => t.at >= newest - RETENTION.tradeAgeMs);
   if (data.trades.ownOrders) data.trades.ownOrders = data.trades.ownOrders.filter((o) => o.at >= newest - RETENTION.tradeAgeMs);
+  if (data.trades.flattens) data.trades.flattens = data.trades.flattens.filter((f) => f.startedAt >= newest - RETENTION.tradeAgeMs).slice(-RETENTION.flattens);
 }
 
 function isDelivered(alert: StoreData['alerts'][number]): boolean {

@@ -11,7 +11,7 @@ import type { AlertOutbox } from '../alerts/outbox.ts';
 import type { Store } from '../store/store.ts';
 import type { SeenTrade } from '../store/schema.ts';
 import type { ProcessStatus } from '../supervisor/types.ts';
-import { HOUR_MS } from './trade-window.ts';
+import { HOUR_MS, ownOrderIds } from './trade-window.ts';
 
 /** Orders sent just before a stop can fill just after it. */
 export const FOREIGN_TRADING_GRACE_MS = 30_000;
@@ -66,7 +66,7 @@ export class ForeignTradingWatch {
       const haltedAt = data.breaker.tripped && data.breaker.at ? Date.parse(data.breaker.at) : undefined;
       const baseline = Math.max(this.since, this.lastCopySeenAt ?? 0, stoppedAt || 0, haltedAt || 0);
       // Flatten's own closing orders are the controller's, not another copy's.
-      const own = new Set((data.trades.ownOrders ?? []).map((o) => o.orderId));
+      const own = ownOrderIds(data);
       const foreign = added.filter((t) => !own.has(t.orderId) && t.at > baseline + (this.options.graceMs ?? FOREIGN_TRADING_GRACE_MS));
       if (!foreign.length) return undefined;
       const episode = data.watch.foreignTrading;

@@ -1,7 +1,7 @@
 // The rolling-hour trade count. A trade is an order with at least one fill, placed in time by the
 // broker's transaction time of its first fill — never by when we happened to poll.
 import type { Fill } from '../broker/types.ts';
-import type { SeenTrade, StoreData } from '../store/schema.ts';
+import type { FlattenIntent, SeenTrade, StoreData } from '../store/schema.ts';
 
 export const HOUR_MS = 3600_000;
 export const BUCKET_MS = 10 * 60_000;
@@ -12,20 +12,57 @@ export function tradesInLastHour(seen: readonly SeenTrade[], now: number): SeenT
 }
 
 /**
- * The trader's trades: every seen trade except the controller's own orders (flatten's closing
- * orders). Those are not runaway trading, and counting them would trip the breaker on the flatten
- * that an operator ran to stop a runaway.
+ * How long a flatten that has not answered holds the fills that may be its closes. Longer than the
+ * broker's close call can take with its retries (~25 s), so only a flatten whose process died lets
+ * go this way; a live one lets go as soon as the broker answers (or refuses) the close.
  */
-export function traderTrades(data: Pick<StoreData, 'trades'>): SeenTrade[] {
-  const own = data.trades.ownOrders;
-  if (!own?.length) return data.trades.seen;
-  const ids = new Set(own.map((o) => o.orderId));
-  return data.trades.seen.filter((t) => !ids.has(t.orderId));
+export const FLATTEN_HOLD_MS = 30_000;
+/** The broker stamps fills with its own clock: a closing fill may read a little before the intent. */
+const FLATTEN_CLOCK_SKEW_MS = 5_000;
+
+/** Alpaca names crypto "BTC/USD" in orders and fills, "BTCUSD" in positions. */
+const symbolKey = (symbol: string) => symbol.replace('/', '');
+
+/** The orders the controller itself caused (flatten's closing orders). */
+export function ownOrderIds(data: Pick<StoreData, 'trades'>): Set<string> {
+  return new Set((data.trades.ownOrders ?? []).map((o) => o.orderId));
+}
+
+/** Flattens that have begun closing and not yet named their closing orders (nor died long ago). */
+export function openFlattens(data: Pick<StoreData, 'trades'>, now: number): FlattenIntent[] {
+  return (data.trades.flattens ?? []).filter((f) => f.answeredAt === undefined && now < f.startedAt + FLATTEN_HOLD_MS);
+}
+
+/**
+ * Whether `trade` may be a closing fill of one of `open`: it reduces a position that flatten is
+ * closing (a sell of a long, a buy of a short) and was made after the flatten began. Such a trade is
+ * neither counted nor judged until the flatten answers; then it is the controller's own order or the
+ * trader's trade like any other. Every other fill is judged at once, so a copy that keeps trading
+ * during a flatten is still seen.
+ */
+export function heldByFlatten(trade: SeenTrade, open: readonly FlattenIntent[]): boolean {
+  return open.some(
+    (f) =>
+      trade.at >= f.startedAt - FLATTEN_CLOCK_SKEW_MS &&
+      f.positions.some((p) => symbolKey(p.symbol) === symbolKey(trade.symbol) && trade.side === (p.side === 'long' ? 'sell' : 'buy')),
+  );
+}
+
+/**
+ * The trader's trades: every seen trade except the controller's own orders (flatten's closing
+ * orders) and those held while a flatten has not yet named them. Those are not runaway trading,
+ * and counting them would trip the breaker on the flatten that an operator ran to stop a runaway.
+ */
+export function traderTrades(data: Pick<StoreData, 'trades'>, now: number): SeenTrade[] {
+  const own = ownOrderIds(data);
+  const open = openFlattens(data, now);
+  if (!own.size && !open.length) return data.trades.seen;
+  return data.trades.seen.filter((t) => !own.has(t.orderId) && !heldByFlatten(t, open));
 }
 
 /** The trader's trades in the rolling hour: what the limit and the breaker count. */
 export function countedTrades(data: Pick<StoreData, 'trades'>, now: number): SeenTrade[] {
-  return tradesInLastHour(traderTrades(data), now);
+  return tradesInLastHour(traderTrades(data, now), now);
 }
 
 /** Counts of the last six 10-minute buckets, oldest first (for the sparkline; the alert's chart uses 12 of 5). */

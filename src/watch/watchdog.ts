@@ -7,7 +7,7 @@ import type { AlertInput, AlertOutbox } from '../alerts/outbox.ts';
 import type { Store } from '../store/store.ts';
 import type { SeenTrade, StoreData } from '../store/schema.ts';
 import type { Duplicate, ProcessStatus, StopDuplicatesResult, Supervision } from '../supervisor/types.ts';
-import { countedTrades, hourBuckets, mergeFills, HOUR_MS } from './trade-window.ts';
+import { countedTrades, heldByFlatten, hourBuckets, mergeFills, openFlattens, ownOrderIds, HOUR_MS } from './trade-window.ts';
 
 /** Fills are asked for from a little before the newest one seen, so a late-posted fill is not missed. */
 const FILL_OVERLAP_MS = 5 * 60_000;
@@ -97,6 +97,14 @@ export class TradeWatch {
     return this.record(fills, { advanceCursor: false });
   }
 
+  /**
+   * Judges again without new fills: after a flatten has named its closing orders, the fills it held
+   * are the controller's own or the trader's, and the count, the alerts and the breaker follow now.
+   */
+  judge(): Promise<TradePollResult> {
+    return this.record([], { advanceCursor: false });
+  }
+
   private async record(rawFills: readonly Fill[], options: { advanceCursor: boolean }): Promise<TradePollResult> {
     const { store, clock, outbox, maxTradesPerHour: limit } = this.options;
     const now = clock.now();
@@ -105,6 +113,7 @@ export class TradeWatch {
     const fills = rawFills.map((f) => (f.at > now ? { ...f, at: now } : f));
     const result = await store.update((data) => {
       const added = mergeFills(data.trades.seen, fills);
+      const judged = judgeHeld(data, added, now);
       if (options.advanceCursor) {
         const previous = data.trades.cursor ? Date.parse(data.trades.cursor) : 0;
         const newest = Math.min(now, fills.reduce((max, f) => Math.max(max, f.at), Number.isFinite(previous) ? previous : 0));
@@ -117,7 +126,7 @@ export class TradeWatch {
       const inHour = countedTrades(data, now);
       const { next, event } = evaluateTradeRate(data.watch.tradeRate, inHour.length, limit, now);
       data.watch.tradeRate = next;
-      return { added, count: inHour.length, event, inHour, episode: next.episodeStartedAt, warnFuture };
+      return { added, judged, count: inHour.length, event, inHour, episode: next.episodeStartedAt, warnFuture };
     });
 
     if (result.warnFuture) {
@@ -155,7 +164,7 @@ export class TradeWatch {
     }
     // The breaker first: with a runaway, halting matters more than saying where the fills came from.
     if (result.count > limit) await this.options.onRunaway?.(result.inHour);
-    if (result.added.length) await this.options.onNewTrades?.(result.added);
+    if (result.judged.length) await this.options.onNewTrades?.(result.judged);
     return { newTrades: result.added.length, count: result.count, event: result.event };
   }
 
@@ -184,6 +193,21 @@ export class TradeWatch {
       });
     }
   }
+}
+
+/**
+ * The trades to hand to the foreign-trading check now: the new ones a flatten does not hold, and
+ * those it held that it no longer does (it named its closing orders, or let go), less the
+ * controller's own. Keeps data.trades.held to what is still held.
+ */
+function judgeHeld(data: StoreData, added: SeenTrade[], now: number): SeenTrade[] {
+  const open = openFlattens(data, now);
+  const byOrder = new Map(data.trades.seen.map((t) => [t.orderId, t]));
+  const waiting = [...(data.trades.held ?? []).flatMap((id) => byOrder.get(id) ?? []), ...added];
+  const held = waiting.filter((t) => heldByFlatten(t, open));
+  const own = ownOrderIds(data);
+  data.trades.held = held.length ? held.map((t) => t.orderId) : undefined;
+  return waiting.filter((t) => !held.includes(t) && !own.has(t.orderId));
 }
 
 export interface ProcessWatchOptions {
