@@ -3,7 +3,8 @@
 import { buildApp, type App, type BuildOptions } from './app.ts';
 import type { Config } from './config.ts';
 import { ControlServer } from './control/socket.ts';
-import { describeError } from './errors.ts';
+import { OperationError, describeError } from './errors.ts';
+import type { Actor } from './core/operations.ts';
 import { startGateway, type Gateway } from './gateway/gateway.ts';
 import { OrderGate } from './gateway/order-gate.ts';
 import { STALE_AFTER_INTERVALS } from './health/checks.ts';
@@ -32,6 +33,26 @@ export interface Controller {
   control: ControlServer;
   exposure: Exposure;
   stop(): Promise<void>;
+}
+
+/**
+ * What `tradewarden` in a terminal asks a running controller to do rather than doing it itself:
+ * `status` (the answer without a PM2 connect of its own) and `flatten` (run in the one process that
+ * watches the fills, so its closing orders are known as its own the moment the broker names them,
+ * and a copy trading meanwhile is judged at once). The socket only lets this user in (mode 0600),
+ * who could run the same operations from the CLI directly: the terminal's actor is taken as given.
+ */
+export function serveTerminal(control: ControlServer, app: App): void {
+  control.handle('status', () => app.core.status());
+  control.handle('flatten', (args) => app.core.flatten(terminalActor(args.actor)));
+}
+
+/** The CLI's actor as the request names it: `cli:<os user>`. */
+function terminalActor(value: unknown): Actor {
+  const given = value && typeof value === 'object' ? (value as Record<string, unknown>) : {};
+  const id = typeof given.id === 'string' ? given.id : '';
+  if (!/^cli:[^\s:]{1,64}$/.test(id)) throw new OperationError('usage', 'a terminal request names its actor as {"id": "cli:<user>", "name": "<user>"}');
+  return { id, name: typeof given.name === 'string' && given.name ? given.name.slice(0, 64) : id.slice(4), isOperator: true };
 }
 
 export async function startController(config: Config, options: ControllerOptions): Promise<Controller> {
@@ -108,8 +129,7 @@ export async function startController(config: Config, options: ControllerOptions
     app.startStream();
     if (app.tradeStream) watchStreamHealth(app, config.tradePollSeconds);
     exposure = await exposeHealth(app, control, () => latestScan);
-    // The CLI's `status` asks here first: the answer without a PM2 connect of its own.
-    control.handle('status', () => app.core.status());
+    serveTerminal(control, app);
     if (!app.broker) logger.warn('No broker credentials (APCA_API_KEY_ID / APCA_API_SECRET_KEY): trade-rate watching and flatten are off.');
     logger.info(
       `tradewarden controller watching "${config.trading.processName}" (PM2_HOME ${config.pm2Home}, data ${config.dataDir}); ` +

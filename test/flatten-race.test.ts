@@ -10,6 +10,8 @@ import path from 'node:path';
 import { spawn } from 'node:child_process';
 import { parseConfig } from '../src/config.ts';
 import { buildApp, type App } from '../src/app.ts';
+import { serveTerminal } from '../src/controller.ts';
+import { ControlServer } from '../src/control/socket.ts';
 import { silentLogger } from '../src/log.ts';
 import type { Actor } from '../src/core/operations.ts';
 import type { AlertSink } from '../src/alerts/outbox.ts';
@@ -32,6 +34,7 @@ let trader: string;
 let paper: PaperBroker;
 const apps: App[] = [];
 const brokers: PaperBroker[] = [];
+const controls: ControlServer[] = [];
 
 before(() => {
   home = makeTempHome('tw-flatrace-');
@@ -39,6 +42,7 @@ before(() => {
 });
 
 after(async () => {
+  for (const control of controls) await control.close();
   for (const app of apps) await app.close();
   await home?.cleanup();
   for (const broker of brokers) await broker.close();
@@ -135,16 +139,51 @@ test('flatten in the controller (as /flatten and the breaker run it): closes str
   await app.tradeStream!.stop();
 });
 
-test('tradewarden flatten in a terminal while the controller runs: the controller does not count the closes', async () => {
+/** The controller's control socket, serving the terminal as the real controller does. */
+async function serveTerminalFor(app: App): Promise<ControlServer> {
+  const control = await ControlServer.listen({ dataDir: app.config.dataDir, logger: silentLogger });
+  controls.push(control);
+  serveTerminal(control, app);
+  return control;
+}
+
+test('tradewarden flatten in a terminal while the controller runs: it runs in the controller, which does not count the closes', async () => {
   const env = await brokerFor('terminal-with-controller');
   const { app, alerts } = await controllerApp({ ...env, ON_RUNAWAY: 'stop' });
+  await serveTerminalFor(app);
   await app.core.start(operator);
   seedFive();
   const run = await cli(['flatten', '--yes', '--json'], env);
   assert.equal(run.code, 0, run.stderr);
   assert.equal(JSON.parse(run.stdout).flat, true, run.stdout);
   await closesRecorded(app, 5);
+  // Delivered by the controller itself as the flatten ended: the flatten ran there, not in the CLI.
+  assert.ok(alerts.some((a) => a.kind === 'flatten_result'), 'the controller delivered the flatten result');
+  const [audit] = await app.core.audit(1);
+  assert.equal(audit?.what, 'flatten');
+  assert.match(audit?.who ?? '', /^cli:/, 'audited as the terminal\'s user');
   await expectQuietAfterFlatten(app, alerts, 5);
+  await app.tradeStream!.stop();
+});
+
+test('tradewarden flatten while the controller runs, a copy trading meanwhile: alerted by the time the terminal reports', async () => {
+  const env = await brokerFor('terminal-copy');
+  const { app } = await controllerApp({ ...env, ON_RUNAWAY: 'alert' });
+  await serveTerminalFor(app);
+  seedFive();
+  const hold = paper.holdNext(CLOSE_ALL);
+  const run = cli(['flatten', '--yes', '--json'], env);
+  await hold.reached;
+  for (const [symbol, side] of [['AAPL', 'sell'], ['MSFT', 'buy'], ['TSLA', 'sell'], ['NVDA', 'sell']] as const) {
+    paper.placeOrder({ symbol, side, type: 'market', time_in_force: 'day', qty: 1 });
+  }
+  await closesRecorded(app, 4);
+  hold.release();
+  const done = await run;
+  assert.equal(done.code, 0, done.stderr);
+  const rate = (await app.store.read()).alerts.filter((a) => a.kind === 'trade_rate_exceeded');
+  assert.equal(rate.length, 1, 'judged in the controller as the flatten answered, not at the next poll');
+  assert.match(rate[0]!.body, /^4 trades in the last hour/);
   await app.tradeStream!.stop();
 });
 

@@ -36,11 +36,14 @@ const processIo: CliIo = { out: (s) => process.stdout.write(s + '\n'), err: (s) 
 /**
  * Ways to answer a verb without building the app, tried in order before it (e.g. asking a running
  * controller over its local socket). Each returns the report, or undefined to let the next try.
+ * `confirm` asks the operation's confirmation (once, whoever asks) and throws when it is refused.
  */
-export type Shortcut = (config: Config, args: Args) => Promise<unknown | undefined>;
+export type Shortcut = (config: Config, args: Args, confirm: () => Promise<void>) => Promise<unknown | undefined>;
 export const SHORTCUTS: Partial<Record<OperationName, Shortcut[]>> = {
   // A running controller already holds PM2's answer and the store: one round trip on its socket.
   status: [askController('status')],
+  // The controller watches the fills: a flatten it runs knows its closing orders as its own at once.
+  flatten: [performInController('flatten', 120_000)],
 };
 
 /** Asks the controller of this DATA_DIR over its control socket; undefined (build the app) when none answers. */
@@ -49,6 +52,32 @@ function askController(op: string): Shortcut {
     const { requestControl } = await import('../control/client.ts');
     return requestControl(config.dataDir, op, {}, 2000).catch(() => undefined);
   };
+}
+
+/**
+ * Has the running controller perform a change for this terminal's user, after the confirmation.
+ * With no controller, or one that does not serve `op` (an older one), the CLI does it itself.
+ */
+function performInController(op: string, timeoutMs: number): Shortcut {
+  return async (config, _args, confirm) => {
+    const { requestControl, ControlUnavailable } = await import('../control/client.ts');
+    const hello = (await requestControl(config.dataDir, 'hello', {}, 2000).catch(() => undefined)) as { ops?: unknown } | undefined;
+    if (!Array.isArray(hello?.ops) || !hello.ops.includes(op)) return undefined;
+    await confirm();
+    try {
+      return await requestControl(config.dataDir, op, { actor: terminalActor() }, timeoutMs);
+    } catch (error) {
+      if (error instanceof ControlUnavailable) return undefined; // gone since its hello: done here instead
+      if (error instanceof OperationError && error.kind !== 'failed') throw error;
+      throw new OperationError('failed', `${describeError(error)}. The controller may still be running the ${op}: see \`tradewarden alerts\` before trying again`, { cause: error });
+    }
+  };
+}
+
+/** Who a terminal's change is by, in the audit log. */
+function terminalActor(): Actor {
+  const user = os.userInfo().username;
+  return { id: `cli:${user}`, name: user, isOperator: true };
 }
 
 /**
@@ -247,22 +276,28 @@ async function runVerb({ op, args, json, yes }: VerbLine, io: CliIo): Promise<nu
   try {
     const config = loadConfig();
     secrets = config.secrets;
+    // Asked once, by a shortcut or by perform below, whichever gets there first.
+    let confirmed = false;
+    const confirm = async (confirmation = op.confirm, planned = args): Promise<void> => {
+      const word = confirmation?.typedWord;
+      if (confirmed || !word || yes) return;
+      if (!(await typed(`${plainPrompt(confirmation, planned)} Type ${word} to confirm: `, word))) {
+        throw new OperationError('refused', `${op.name} not confirmed: nothing was done`);
+      }
+      confirmed = true;
+    };
     let report: unknown;
     for (const shortcut of SHORTCUTS[name] ?? []) {
-      report = await shortcut(config, args);
+      report = await shortcut(config, args, () => confirm());
       if (report !== undefined) break;
     }
     if (report === undefined) {
       const { buildApp } = await import('../app.ts');
       const app = buildApp(config, { logger: createLogger({ secrets, level: config.logLevel ?? 'warn' }), deliversAlerts: false, lightPm2Reads: true });
       close = () => app.close();
-      const user = os.userInfo().username;
-      const actor: Actor = { id: `cli:${user}`, name: user, isOperator: true };
-      const outcome = await perform(op, app.core, actor, args, async (confirmation, planned) => {
-        const word = confirmation.typedWord;
-        if (!word || yes) return true;
-        if (await typed(`${plainPrompt(confirmation, planned)} Type ${word} to confirm: `, word)) return true;
-        throw new OperationError('refused', `${op.name} not confirmed: nothing was done`);
+      const outcome = await perform(op, app.core, terminalActor(), args, async (confirmation, planned) => {
+        await confirm(confirmation, planned);
+        return true;
       });
       if (!outcome.done) throw new OperationError('refused', `${op.name} not confirmed: nothing was done`);
       report = outcome.report;

@@ -69,8 +69,10 @@ export function requestControlAt(socketPath: string, op: string, args: Record<st
       const newline = buffer.indexOf('\n');
       if (newline < 0) return;
       try {
-        const response = JSON.parse(buffer.slice(0, newline)) as { ok?: unknown; result?: unknown; error?: unknown };
+        const response = JSON.parse(buffer.slice(0, newline)) as { ok?: unknown; result?: unknown; error?: unknown; kind?: unknown };
         if (response.ok === true) finish(undefined, response.result);
+        // An operation's own refusal or usage error stays one (the CLI's exit code says which).
+        else if (response.kind === 'refused' || response.kind === 'usage') finish(new OperationError(response.kind, String(response.error)));
         else finish(failed(`the controller answered "${op}" with an error: ${String(response.error)}`));
       } catch (error) {
         finish(failed(`the controller's answer to "${op}" is not JSON: ${describeError(error)}`, error));

@@ -20,13 +20,13 @@
 // Protocol: JSON lines over the socket, request → response, answered in order on one connection.
 //   request:  {"id"?: any, "op": "<name>", "args"?: {...}}
 //   response: {"id": <same>, "ok": true, "result": <op's result>}
-//             {"id": <same>, "ok": false, "error": "<message>"}
-// Operations: "hello" → {pid, dataDir, startedAt}; every other op is registered with
+//             {"id": <same>, "ok": false, "error": "<message>", "kind"?: "refused"|"usage"|"failed"}
+// Operations: "hello" → {pid, dataDir, startedAt, ops: [the ops it serves]}; every other op is registered with
 // ControlServer.handle(op, handler) by the module that owns it ("health": see src/health/).
 import fs from 'node:fs';
 import net from 'node:net';
 import path from 'node:path';
-import { describeError, failed, refused } from '../errors.ts';
+import { OperationError, describeError, failed, refused } from '../errors.ts';
 import { withFileLock } from '../lock.ts';
 import type { Logger } from '../log.ts';
 import { ControlUnavailable, controlSocketPath, requestControlAt } from './client.ts';
@@ -76,7 +76,7 @@ export class ControlServer {
     dataDir: string,
   ) {
     const startedAt = new Date().toISOString();
-    this.handle('hello', () => ({ pid: process.pid, dataDir, startedAt }));
+    this.handle('hello', () => ({ pid: process.pid, dataDir, startedAt, ops: [...this.handlers.keys()] }));
     server.on('connection', (socket) => this.serve(socket));
   }
 
@@ -181,7 +181,7 @@ export class ControlServer {
       return { id: request.id ?? null, ok: true, result: await handler(request.args ?? {}) };
     } catch (error) {
       this.logger.debug(`control op ${request.op}: ${describeError(error)}`);
-      return { id: request.id ?? null, ok: false, error: describeError(error) };
+      return { id: request.id ?? null, ok: false, error: describeError(error), ...(error instanceof OperationError ? { kind: error.kind } : {}) };
     }
   }
 }
