@@ -98,6 +98,7 @@ test('account, clock, positions and open orders are parsed from Alpaca strings i
       cash: 98_400,
       buyingPower: 98_400,
       dayPnl: 550,
+      tradeSuspendedByUser: false,
     });
 
     const positions = Object.fromEntries((await broker.positions()).map((p) => [p.symbol, p]));
@@ -352,6 +353,125 @@ test('malformed answers are refused with a message naming the call and the field
     assert.equal(
       (await failure(broker.fills())).message,
       'broker GET /v2/account/activities/FILL [0] answered malformed data: "transaction_time" is "soon", expected a timestamp',
+    );
+  } finally {
+    server.closeAllConnections();
+    await new Promise<void>((resolve) => server.close(() => resolve()));
+  }
+});
+
+const CONFIGURATIONS = '/v2/account/configurations';
+
+test('tradingSuspended / setTradingSuspended: a round trip through the account configuration, seen in account() and by new orders', () =>
+  withHarness({}, async ({ paper, broker }) => {
+    paper.seedPosition('AAPL', 5, 100);
+    assert.equal(await broker.tradingSuspended(), false);
+    assert.equal((await broker.account()).tradeSuspendedByUser, false);
+
+    await broker.setTradingSuspended(true);
+    assert.equal(await broker.tradingSuspended(), true);
+    assert.equal((await broker.account()).tradeSuspendedByUser, true);
+    // A partial PATCH: the account's other settings are untouched.
+    const config = (await (await fetch(paper.url + CONFIGURATIONS, { headers: { 'APCA-API-KEY-ID': KEY_ID, 'APCA-API-SECRET-KEY': SECRET } })).json()) as Record<string, unknown>;
+    assert.deepEqual(config, {
+      dtbp_check: 'entry',
+      trade_confirm_email: 'all',
+      suspend_trade: true,
+      no_shorting: false,
+      fractional_trading: true,
+      max_margin_multiplier: '4',
+      pdt_check: 'entry',
+    });
+
+    // The broker's refusal is a business 403, reported as it said it — not as bad credentials.
+    const refused = await failure(broker.placeOrder({ symbol: 'AAPL', side: 'buy', qty: 1, type: 'market', time_in_force: 'day' }));
+    assert.equal(refused.message, 'broker POST /v2/orders answered 403: new orders are not accepted: trading is suspended on this account (suspend_trade)');
+    assert.deepEqual(await broker.closeAllPositions(), [
+      { symbol: 'AAPL', status: 403, error: 'new orders are not accepted: trading is suspended on this account (suspend_trade)' },
+    ]);
+    assert.deepEqual((await broker.positions()).map((p) => [p.symbol, p.qty]), [['AAPL', 5]]);
+
+    await broker.setTradingSuspended(true); // already on: the same answer, no error
+    await broker.setTradingSuspended(false);
+    assert.equal(await broker.tradingSuspended(), false);
+    assert.equal((await broker.account()).tradeSuspendedByUser, false);
+    assert.equal((await broker.closeAllPositions())[0].status, 200);
+    assert.deepEqual(
+      paper.requestLog.filter((r) => r.path === CONFIGURATIONS).map((r) => `${r.method} ${r.status}`),
+      ['GET 200', 'PATCH 200', 'GET 200', 'GET 200', 'PATCH 200', 'PATCH 200', 'GET 200'],
+    );
+  }));
+
+test('setTradingSuspended: a 500 on the PATCH is retried (setting a value is safe to repeat), then the switch holds', () =>
+  withHarness({}, async ({ paper, broker, sleeps, logLines }) => {
+    paper.failNext(500, 2, { method: 'PATCH', path: CONFIGURATIONS });
+    await broker.setTradingSuspended(true);
+    assert.deepEqual(sleeps, [250, 500]);
+    assert.deepEqual(paper.requestLog.map((r) => `${r.method} ${r.status}`), ['PATCH 500', 'PATCH 500', 'PATCH 200']);
+    assert.match(logLines.join('\n'), /PATCH \/v2\/account\/configurations answered 500: internal server error occurred; retrying in 250 ms \(attempt 2 of 4\)/);
+    assert.equal(await broker.tradingSuspended(), true);
+    assert.equal((await broker.account()).tradeSuspendedByUser, true);
+
+    // A GET of the configuration is retried the same way.
+    paper.failNext(503, 1, { method: 'GET', path: CONFIGURATIONS, retryAfter: 0 });
+    assert.equal(await broker.tradingSuspended(), true);
+
+    // A persistent failure ends in a clear error, without keys.
+    paper.failNext(500, 10, { method: 'PATCH', path: CONFIGURATIONS });
+    const error = await failure(broker.setTradingSuspended(false));
+    assert.equal(error.kind, 'failed');
+    assert.equal(error.message, 'broker PATCH /v2/account/configurations answered 500: internal server error occurred (after 4 attempts)');
+    assert.ok(error.cause instanceof BrokerRequestError, 'the cause is the sanitized BrokerRequestError');
+    assert.deepEqual([error.cause.details.method, error.cause.details.path, error.cause.details.attempts], ['PATCH', CONFIGURATIONS, 4]);
+    assertNoKeys(error, logLines);
+    assert.equal(await broker.tradingSuspended(), true, 'the failed PATCHes changed nothing');
+  }));
+
+test('malformed configuration answers, a PATCH that did not take, and a bad trade_suspended_by_user are clear errors', async () => {
+  let configAnswer: unknown = { suspend_trade: 'no' };
+  let accountAnswer: Record<string, unknown> = { status: 'ACTIVE', currency: 'USD', equity: '1', last_equity: '1', cash: '1', buying_power: '1' };
+  const patches: unknown[] = [];
+  const server = http.createServer(async (req, res) => {
+    const chunks: Buffer[] = [];
+    for await (const chunk of req as AsyncIterable<Buffer>) chunks.push(chunk);
+    if (req.method === 'PATCH') patches.push(JSON.parse(Buffer.concat(chunks).toString('utf8')));
+    const path = new URL(req.url ?? '/', 'http://x').pathname;
+    const body = path === '/v2/account' ? accountAnswer : configAnswer;
+    res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify(body));
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  try {
+    const broker = new AlpacaBroker({ baseUrl: `http://127.0.0.1:${(server.address() as AddressInfo).port}`, keyId: KEY_ID, secretKey: SECRET });
+    const notBoolean = await failure(broker.tradingSuspended());
+    assert.equal(notBoolean.message, 'broker GET /v2/account/configurations answered malformed data: "suspend_trade" is "no", expected true or false');
+    configAnswer = ['suspend_trade', true];
+    assert.equal(
+      (await failure(broker.tradingSuspended())).message,
+      'broker GET /v2/account/configurations answered malformed data: expected an object, got ["suspend_trade",true]',
+    );
+    configAnswer = { dtbp_check: 'entry' };
+    assert.equal(
+      (await failure(broker.setTradingSuspended(true))).message,
+      'broker PATCH /v2/account/configurations answered malformed data: "suspend_trade" is missing, expected true or false',
+    );
+
+    // The broker answered, but its configuration does not show the asked value.
+    configAnswer = { suspend_trade: false, dtbp_check: 'entry' };
+    const notTaken = await failure(broker.setTradingSuspended(true));
+    assert.equal(notTaken.kind, 'failed');
+    assert.equal(notTaken.message, 'broker PATCH /v2/account/configurations: asked for suspend_trade true, the answer still shows false');
+    assertNoKeys(notTaken);
+    assert.deepEqual(patches.at(-1), { suspend_trade: true }, 'the PATCH body carries only the switch');
+    await broker.setTradingSuspended(false);
+
+    // trade_suspended_by_user: absent is unknown, a boolean is read, anything else is refused.
+    assert.equal((await broker.account()).tradeSuspendedByUser, undefined);
+    accountAnswer = { ...accountAnswer, trade_suspended_by_user: true };
+    assert.equal((await broker.account()).tradeSuspendedByUser, true);
+    accountAnswer = { ...accountAnswer, trade_suspended_by_user: 'false' };
+    assert.equal(
+      (await failure(broker.account())).message,
+      'broker GET /v2/account answered malformed data: "trade_suspended_by_user" is "false", expected true or false',
     );
   } finally {
     server.closeAllConnections();

@@ -362,3 +362,122 @@ test('portfolio history: Alpaca\'s parallel arrays from the recorded equity, tim
     const bad = await call(broker, 'GET', '/v2/account/portfolio/history?period=fortnight');
     assert.equal(bad.status, 422);
   }));
+
+test('account configurations: GET answers the object, PATCH changes only the given fields and answers the whole object', () =>
+  withBroker({}, async (broker) => {
+    const initial = await call(broker, 'GET', '/v2/account/configurations');
+    assert.equal(initial.status, 200);
+    assert.deepEqual(initial.body, {
+      dtbp_check: 'entry',
+      trade_confirm_email: 'all',
+      suspend_trade: false,
+      no_shorting: false,
+      fractional_trading: true,
+      max_margin_multiplier: '4',
+      pdt_check: 'entry',
+    });
+    assert.equal((await call(broker, 'GET', '/v2/account')).body.trade_suspended_by_user, false);
+
+    const patched = await call(broker, 'PATCH', '/v2/account/configurations', { suspend_trade: true, some_future_setting: 1 });
+    assert.equal(patched.status, 200);
+    assert.deepEqual(patched.body, { ...initial.body, suspend_trade: true }, 'only suspend_trade changed; the unknown field is ignored');
+    assert.deepEqual((await call(broker, 'GET', '/v2/account/configurations')).body, patched.body);
+    assert.equal((await call(broker, 'GET', '/v2/account')).body.trade_suspended_by_user, true);
+
+    const other = await call(broker, 'PATCH', '/v2/account/configurations', { trade_confirm_email: 'none' });
+    assert.deepEqual(other.body, { ...initial.body, suspend_trade: true, trade_confirm_email: 'none' }, 'suspend_trade is kept');
+
+    // A bad value is refused in Alpaca's shape and changes nothing, not even the valid fields next to it.
+    for (const bad of [{ suspend_trade: 'yes' }, { suspend_trade: null }, { suspend_trade: 0 }, { suspend_trade: false, pdt_check: 'sometimes' }]) {
+      const refused = await call(broker, 'PATCH', '/v2/account/configurations', bad);
+      assert.equal(refused.status, 422, JSON.stringify(bad));
+      assert.equal(refused.body.code, 42210000);
+      assert.match(refused.body.message, /^invalid (suspend_trade|pdt_check)/);
+    }
+    const notAnObject = await call(broker, 'PATCH', '/v2/account/configurations', [true]);
+    assert.deepEqual([notAnObject.status, notAnObject.body.code], [422, 42210000]);
+    assert.equal((await call(broker, 'GET', '/v2/account/configurations')).body.suspend_trade, true, 'the refused PATCHes changed nothing');
+
+    const wrongMethod = await call(broker, 'POST', '/v2/account/configurations', { suspend_trade: false });
+    assert.deepEqual([wrongMethod.status, wrongMethod.body.code], [405, 40510000]);
+
+    // Faults hit the new route like any other: one 500, then the PATCH goes through.
+    broker.failNext(500, 1, { method: 'PATCH', path: '/v2/account/configurations' });
+    assert.equal((await call(broker, 'GET', '/v2/account/configurations')).status, 200, 'a GET does not match the PATCH fault');
+    const failed = await call(broker, 'PATCH', '/v2/account/configurations', { suspend_trade: false });
+    assert.deepEqual([failed.status, failed.body], [500, { code: 50010000, message: 'internal server error occurred' }]);
+    assert.equal((await call(broker, 'GET', '/v2/account/configurations')).body.suspend_trade, true, 'the faulted PATCH did nothing');
+    const lifted = await call(broker, 'PATCH', '/v2/account/configurations', { suspend_trade: false });
+    assert.deepEqual([lifted.status, lifted.body.suspend_trade], [200, false]);
+  }));
+
+test('suspend_trade: POST /v2/orders, placeOrder() and every close are refused with 403; cancels still work; the positions stay', () =>
+  withBroker({ prices: { AAPL: 100, MSFT: 400, SPY: 500 }, marketOpen: false }, async (broker) => {
+    broker.seedPosition('AAPL', 10, 100);
+    broker.seedPosition('MSFT', -2, 400);
+    const resting = broker.placeOrder({ symbol: 'AAPL', qty: 1, side: 'buy', type: 'limit', limit_price: 90, time_in_force: 'gtc' });
+    const queued = broker.placeOrder({ symbol: 'AAPL', qty: 2, side: 'buy', type: 'market', time_in_force: 'day' });
+    const byId = broker.placeOrder({ symbol: 'MSFT', qty: 1, side: 'buy', type: 'limit', limit_price: 300, time_in_force: 'gtc' });
+    const swept = broker.placeOrder({ symbol: 'SPY', qty: 1, side: 'buy', type: 'limit', limit_price: 50, time_in_force: 'gtc' });
+    assert.equal(queued.status, 'accepted', 'the market is closed: the market order waits');
+
+    assert.equal((await call(broker, 'PATCH', '/v2/account/configurations', { suspend_trade: true })).status, 200);
+    const suspended = { code: 40310000, message: 'new orders are not accepted: trading is suspended on this account (suspend_trade)' };
+    assert.equal((await call(broker, 'GET', '/v2/account')).body.trade_suspended_by_user, true);
+
+    const order = await call(broker, 'POST', '/v2/orders', { symbol: 'AAPL', qty: '1', side: 'buy', type: 'market', time_in_force: 'day' });
+    assert.deepEqual([order.status, order.body], [403, suspended]);
+    assert.throws(
+      () => broker.placeOrder({ symbol: 'AAPL', qty: 1, side: 'buy', type: 'market', time_in_force: 'day' }),
+      (e: unknown) => e instanceof PaperBrokerRejection && e.status === 403 && e.message === suspended.message,
+    );
+    const one = await call(broker, 'DELETE', '/v2/positions/AAPL');
+    assert.deepEqual([one.status, one.body], [403, suspended]);
+
+    // Cancels still work, by id and in bulk.
+    assert.equal((await call(broker, 'DELETE', `/v2/orders/${byId.id}`)).status, 204);
+    assert.equal((await call(broker, 'GET', `/v2/orders/${byId.id}`)).body.status, 'canceled');
+    const cancelled = await call(broker, 'DELETE', '/v2/orders');
+    assert.equal(cancelled.status, 207);
+    assert.deepEqual(
+      cancelled.body.map((e: Json) => [e.id, e.status, e.body.status]).sort(),
+      [resting, queued, swept].map((o) => [o.id, 200, 'canceled']).sort(),
+    );
+
+    // Closing everything: every symbol's close is refused and the positions stay.
+    const closeAll = await call(broker, 'DELETE', '/v2/positions?cancel_orders=true');
+    assert.equal(closeAll.status, 207);
+    assert.deepEqual(closeAll.body.map((e: Json) => [e.symbol, e.status, e.body]), [
+      ['AAPL', 403, suspended],
+      ['MSFT', 403, suspended],
+    ]);
+    assert.deepEqual((await call(broker, 'GET', '/v2/positions')).body.map((p: Json) => [p.symbol, p.qty]), [['AAPL', '10'], ['MSFT', '-2']]);
+    assert.equal(broker.snapshot().orders.length, 4, 'no order was recorded while suspended');
+    assert.deepEqual((await call(broker, 'GET', '/v2/orders?status=open')).body, []);
+  }));
+
+test('suspend_trade: orders accepted before the switch keep resting and filling; lifting it lets orders and closes in again', () =>
+  withBroker({ prices: { AAPL: 100 }, marketOpen: false }, async (broker) => {
+    const resting = broker.placeOrder({ symbol: 'AAPL', qty: 1, side: 'buy', type: 'limit', limit_price: 90, time_in_force: 'gtc' });
+    const queued = broker.placeOrder({ symbol: 'AAPL', qty: 2, side: 'buy', type: 'market', time_in_force: 'day' });
+    broker.setTradingSuspended(true); // as a person would in the dashboard
+    assert.equal((await call(broker, 'GET', '/v2/account/configurations')).body.suspend_trade, true);
+    assert.equal((await call(broker, 'GET', '/v2/account')).body.trade_suspended_by_user, true);
+    assert.deepEqual((await call(broker, 'GET', '/v2/orders?status=open')).body.map((o: Json) => o.id).sort(), [resting.id, queued.id].sort());
+
+    broker.setMarketOpen(true);
+    assert.equal((await call(broker, 'GET', `/v2/orders/${queued.id}`)).body.status, 'filled', 'the queued market order filled at the open');
+    assert.equal(broker.fillOrder(String(resting.id)).type, 'fill');
+    assert.equal((await call(broker, 'GET', '/v2/positions/AAPL')).body.qty, '3');
+
+    // Lifted, orders and closes go in again.
+    const lifted = await call(broker, 'PATCH', '/v2/account/configurations', { suspend_trade: false });
+    assert.equal(lifted.body.suspend_trade, false);
+    assert.equal((await call(broker, 'GET', '/v2/account')).body.trade_suspended_by_user, false);
+    const again = await call(broker, 'POST', '/v2/orders', { symbol: 'AAPL', qty: '1', side: 'buy', type: 'market', time_in_force: 'day' });
+    assert.deepEqual([again.status, again.body.status], [200, 'filled']);
+    assert.equal(broker.placeOrder({ symbol: 'AAPL', qty: 1, side: 'sell', type: 'market', time_in_force: 'day' }).status, 'filled');
+    const closed = await call(broker, 'DELETE', '/v2/positions?cancel_orders=true');
+    assert.deepEqual(closed.body.map((e: Json) => [e.symbol, e.status, e.body.status]), [['AAPL', 200, 'filled']]);
+    assert.deepEqual((await call(broker, 'GET', '/v2/positions')).body, []);
+  }));

@@ -19,6 +19,17 @@
 //   crypto cannot be shorted (403); client_order_id must be unique (422).
 // Unknown routes answer 404 {"code":40410000,…}; a known route with another method answers 405.
 //
+// Account configurations (GET /v2/account/configurations, PATCH with a partial JSON object): the
+// object {dtbp_check, trade_confirm_email, suspend_trade, no_shorting, fractional_trading,
+// max_margin_multiplier, pdt_check}; a PATCH changes the known fields it gets (each checked against
+// Alpaca's values, 422 otherwise; nothing changes then), ignores unknown ones and answers the whole
+// object. Only suspend_trade has an effect here: while it is true every NEW order is refused with 403
+// {"code":40310000,"message":"new orders are not accepted: trading is suspended on this account
+// (suspend_trade)"} — POST /v2/orders, DELETE /v2/positions/{symbol}, each symbol's entry in DELETE
+// /v2/positions' 207 (cancel_orders=true still cancels first), and the placeOrder() hook. Cancels
+// still work, orders accepted before keep resting and filling, and GET /v2/account shows it as
+// trade_suspended_by_user.
+//
 // Test hooks on the returned PaperBroker:
 //   url                      "http://127.0.0.1:PORT"
 //   close()                  stops listening and drops open connections (delayed answers included)
@@ -37,6 +48,7 @@
 //                            acts on it, until release(); `reached` resolves when it has arrived.
 //                            What a test does meanwhile happens before that request's work
 //   setMarketOpen(open)      opening fills the queued equity market orders
+//   setTradingSuspended(on)  flips suspend_trade as a person would in Alpaca's dashboard (above)
 //   setPrice(symbol, price), setLastEquity(value)
 //   seedPosition(symbol, qty, price)
 //                            puts a position in place (no cash movement, no activity): an account
@@ -127,6 +139,8 @@ export interface PaperBroker {
   setDelay(ms: number, match?: RequestMatch): void;
   holdNext(match: RequestMatch): { reached: Promise<void>; release(): void };
   setMarketOpen(open: boolean): void;
+  /** the account configuration suspend_trade: while on, every new order is refused (403) */
+  setTradingSuspended(on: boolean): void;
   setPrice(symbol: string, price: number): void;
   setLastEquity(value: number): void;
   seedPosition(symbol: string, qty: number, price: number): void;
@@ -185,6 +199,27 @@ const OPEN_STATUSES = new Set(['new', 'accepted', 'partially_filled', 'pending_n
 const EQUITY_TIFS = new Set(['day', 'gtc', 'opg', 'cls', 'ioc', 'fok']);
 const CRYPTO_TIFS = new Set(['gtc', 'ioc']);
 const EPSILON = 1e-9;
+const TRADING_SUSPENDED = 'new orders are not accepted: trading is suspended on this account (suspend_trade)';
+
+/** Alpaca's account configurations: the known fields and the values each may take. */
+interface AccountConfigurations {
+  dtbp_check: string;
+  trade_confirm_email: string;
+  suspend_trade: boolean;
+  no_shorting: boolean;
+  fractional_trading: boolean;
+  max_margin_multiplier: string;
+  pdt_check: string;
+}
+const CONFIGURATION_VALUES: Record<keyof AccountConfigurations, ReadonlyArray<string | boolean>> = {
+  dtbp_check: ['both', 'entry', 'exit'],
+  trade_confirm_email: ['all', 'none'],
+  suspend_trade: [true, false],
+  no_shorting: [true, false],
+  fractional_trading: [true, false],
+  max_margin_multiplier: ['1', '2', '4'],
+  pdt_check: ['both', 'entry', 'exit'],
+};
 
 /** "BTC/USD" | "BTCUSD" → crypto pair; US equity tickers are at most 5 letters (+ class suffix). */
 function cryptoPair(symbol: string): { base: string; quote: string } | undefined {
@@ -278,6 +313,15 @@ export async function startPaperBroker(options: PaperBrokerOptions = {}): Promis
   let cash = options.cash ?? 100000;
   let lastEquity = cash;
   let marketOpen = options.marketOpen ?? true;
+  const configurations: AccountConfigurations = {
+    dtbp_check: 'entry',
+    trade_confirm_email: 'all',
+    suspend_trade: false,
+    no_shorting: false,
+    fractional_trading: true,
+    max_margin_multiplier: '4',
+    pdt_check: 'entry',
+  };
   let delayMs = 0;
   /** setDelay with a match: answer delays for some routes only */
   let routeDelays: Array<{ ms: number; match: RequestMatch }> = [];
@@ -418,7 +462,7 @@ export async function startPaperBroker(options: PaperBrokerOptions = {}): Promis
       trading_blocked: false,
       transfers_blocked: false,
       account_blocked: false,
-      trade_suspended_by_user: false,
+      trade_suspended_by_user: configurations.suspend_trade,
       shorting_enabled: true,
       created_at: '2024-01-02T14:30:00Z',
     };
@@ -506,7 +550,13 @@ export async function startPaperBroker(options: PaperBrokerOptions = {}): Promis
 
   const fillable = (order: PaperOrder) => order.type === 'market' && (order.assetClass === 'crypto' || marketOpen);
 
+  /** suspend_trade blocks every new order, closes included (not cancels, not orders already in). */
+  const refuseIfSuspended = () => {
+    if (configurations.suspend_trade) reject(403, TRADING_SUSPENDED);
+  };
+
   function submitOrder(request: Record<string, unknown>, partialFills = 1): PaperOrder {
+    refuseIfSuspended();
     const rawSymbol = typeof request.symbol === 'string' ? request.symbol.trim().toUpperCase() : '';
     if (!/^[A-Z0-9./]{1,15}$/.test(rawSymbol)) reject(422, 'invalid symbol');
     const symbol = orderSymbol(rawSymbol);
@@ -621,6 +671,7 @@ export async function startPaperBroker(options: PaperBrokerOptions = {}): Promis
 
   /** The market order that closes `position` (queued when the equity market is closed). */
   function closePosition(position: PaperPosition, qtyToClose = Math.abs(position.qty)): PaperOrder {
+    refuseIfSuspended();
     const side = position.qty > 0 ? 'sell' : 'buy';
     const available = round9(Math.abs(position.qty) - heldQty(position.symbol, side));
     if (qtyToClose > available + EPSILON) {
@@ -763,6 +814,24 @@ export async function startPaperBroker(options: PaperBrokerOptions = {}): Promis
     };
   }
 
+  // ---- account configurations ----
+  /** PATCH /v2/account/configurations: every given known field is checked before any is changed. */
+  function patchConfigurations(body: unknown): Answer {
+    if (typeof body !== 'object' || body === null || Array.isArray(body)) return error(422, 'request body must be a JSON object');
+    const changes: Partial<Record<keyof AccountConfigurations, unknown>> = {};
+    for (const [field, value] of Object.entries(body)) {
+      if (!Object.hasOwn(CONFIGURATION_VALUES, field)) continue; // unknown fields are ignored
+      const allowed = CONFIGURATION_VALUES[field as keyof AccountConfigurations];
+      if (!allowed.includes(value as string | boolean)) {
+        const expected = allowed.every((v) => typeof v === 'boolean') ? 'true or false' : `one of ${allowed.join(', ')}`;
+        return error(422, `invalid ${field}: ${JSON.stringify(value)} (expected ${expected})`);
+      }
+      changes[field as keyof AccountConfigurations] = value;
+    }
+    Object.assign(configurations, changes);
+    return { status: 200, body: { ...configurations } };
+  }
+
   // ---- HTTP ----
   const error = (status: number, message: string): Answer => ({ status, body: { code: alpacaCode(status), message } });
   const fromRejection = (e: unknown): Answer => {
@@ -780,6 +849,11 @@ export async function startPaperBroker(options: PaperBrokerOptions = {}): Promis
     if (path === '/v2/account') return known(['GET']) ?? { status: 200, body: accountJson() };
     if (path === '/v2/clock') return known(['GET']) ?? { status: 200, body: clockJson() };
     if (path === '/v2/account/portfolio/history') return known(['GET']) ?? portfolioHistory(query);
+    if (path === '/v2/account/configurations') {
+      const wrong = known(['GET', 'PATCH']);
+      if (wrong) return wrong;
+      return method === 'GET' ? { status: 200, body: { ...configurations } } : patchConfigurations(body);
+    }
 
     if (path === '/v2/positions') {
       const wrong = known(['GET', 'DELETE']);
@@ -1054,6 +1128,9 @@ export async function startPaperBroker(options: PaperBrokerOptions = {}): Promis
       if (!open) return;
       const now = clock.now();
       for (const order of orders) if (order.status === 'accepted' && fillable(order)) fillInParts(order, 1, now);
+    },
+    setTradingSuspended(on) {
+      configurations.suspend_trade = on;
     },
     setPrice(symbol, price) {
       prices.set(positionSymbol(symbol.toUpperCase()), price);

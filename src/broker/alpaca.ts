@@ -1,6 +1,7 @@
 // The Alpaca Trading API v2 client — the only module that imports axios. It turns Alpaca's JSON
 // (numbers as strings) into our own types at the edge, refuses malformed answers, bounds every call
 // with a time-out, retries what is safe to retry, and never lets a key reach an error or a log line.
+// It also reads and flips the account's own trading switch (the configuration `suspend_trade`).
 import { randomUUID } from 'node:crypto';
 import axios, { type AxiosInstance, type AxiosResponse } from 'axios';
 import { OperationError } from '../errors.ts';
@@ -61,8 +62,8 @@ export class BrokerRequestError extends Error {
 
 /**
  * How far a call may be retried.
- * - 'idempotent' (GETs): repeating changes nothing, so any transient failure is retried: 429, 5xx,
- *   network errors and time-outs.
+ * - 'idempotent' (GETs, and the PATCH of the account configuration, which sets a value: repeating it
+ *   leaves the same state): any transient failure is retried: 429, 5xx, network errors and time-outs.
  * - 'only-if-untouched' (DELETE /v2/orders, DELETE /v2/positions, POST /v2/orders): the request acts
  *   on the account. A retry is safe only when the first attempt certainly did nothing: 429 (the rate
  *   limiter turns it away before it is handled), 503 (the service turned it away) and a connection
@@ -135,7 +136,27 @@ export class AlpacaBroker implements Broker {
       cash: decimal(a, 'cash', where),
       buyingPower: decimal(a, 'buying_power', where),
       dayPnl: equity - lastEquity,
+      tradeSuspendedByUser: optionalBoolean(a, 'trade_suspended_by_user', where),
     };
+  }
+
+  /** The account configuration `suspend_trade`: true while new orders (closes included) are blocked. */
+  async tradingSuspended(): Promise<boolean> {
+    const path = '/v2/account/configurations';
+    return suspendTrade(await this.request('GET', path, 'idempotent'), `GET ${path}`);
+  }
+
+  /**
+   * Sets `suspend_trade` with a partial PATCH (the other settings are left as they are). Setting a
+   * value is safe to repeat, so it is retried like a GET; the answer must show the asked value.
+   */
+  async setTradingSuspended(suspended: boolean): Promise<void> {
+    const path = '/v2/account/configurations';
+    const where = `PATCH ${path}`;
+    const now = suspendTrade(await this.request('PATCH', path, 'idempotent', { body: { suspend_trade: suspended } }), where);
+    if (now !== suspended) {
+      throw new OperationError('failed', `broker ${where}: asked for suspend_trade ${suspended}, the answer still shows ${now}`);
+    }
   }
 
   async clock(): Promise<MarketClock> {
@@ -291,7 +312,7 @@ export class AlpacaBroker implements Broker {
 
   /** One logical call: attempts, back-off, and the translation of failures into OperationErrors. */
   private async request(
-    method: 'GET' | 'POST' | 'DELETE',
+    method: 'GET' | 'POST' | 'PATCH' | 'DELETE',
     path: string,
     policy: RetryPolicy,
     options: { query?: Record<string, string>; body?: unknown } = {},
@@ -418,6 +439,20 @@ function decimal(o: Record<string, unknown>, field: string, where: string): numb
   const n = typeof value === 'number' ? value : typeof value === 'string' && value.trim() !== '' ? Number(value) : NaN;
   if (!Number.isFinite(n)) throw new Malformed(where, `"${field}" is ${show(value)}, expected a number`);
   return n;
+}
+
+function optionalBoolean(o: Record<string, unknown>, field: string, where: string): boolean | undefined {
+  const value = o[field];
+  if (value === undefined) return undefined;
+  if (typeof value !== 'boolean') throw new Malformed(where, `"${field}" is ${show(value)}, expected true or false`);
+  return value;
+}
+
+/** The `suspend_trade` of an account configuration answer (GET or PATCH /v2/account/configurations). */
+function suspendTrade(value: unknown, where: string): boolean {
+  const c = record(value, where);
+  if (typeof c.suspend_trade !== 'boolean') throw new Malformed(where, `"suspend_trade" is ${show(c.suspend_trade)}, expected true or false`);
+  return c.suspend_trade;
 }
 
 function optionalDecimal(o: Record<string, unknown>, field: string, where: string): number | undefined {

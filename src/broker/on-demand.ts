@@ -45,4 +45,10 @@ export class OnDemandBroker implements Broker {
   async portfolioHistory(period: HistoryPeriod, timeframe: HistoryTimeframe): Promise<PortfolioHistory> {
     return (await this.broker).portfolioHistory(period, timeframe);
   }
+  async tradingSuspended(): Promise<boolean> {
+    return (await this.broker).tradingSuspended();
+  }
+  async setTradingSuspended(suspended: boolean): Promise<void> {
+    return (await this.broker).setTradingSuspended(suspended);
+  }
 }

@@ -9,6 +9,8 @@ export interface Account {
   buyingPower: number;
   /** equity - last_equity */
   dayPnl: number;
+  /** the account's own "new orders are blocked" switch is on (Alpaca: trade_suspended_by_user) */
+  tradeSuspendedByUser?: boolean;
 }
 
 export interface Position {
@@ -96,4 +98,11 @@ export interface Broker {
   cancelAllOrders(): Promise<Array<{ id: string; status: number }>>;
   closeAllPositions(): Promise<CloseResult[]>;
   portfolioHistory(period: HistoryPeriod, timeframe: HistoryTimeframe): Promise<PortfolioHistory>;
+  /**
+   * The account's own switch that blocks every new order, closes included (Alpaca: the account
+   * configuration `suspend_trade`); cancels still work. True when it is on.
+   */
+  tradingSuspended(): Promise<boolean>;
+  /** Turns that switch on or off; resolves once the broker's answer shows the asked value. */
+  setTradingSuspended(suspended: boolean): Promise<void>;
 }
