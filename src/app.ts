@@ -5,6 +5,7 @@ import type { Broker } from './broker/types.ts';
 import { systemClock, type Clock } from './clock.ts';
 import type { Config } from './config.ts';
 import { RunawayBreaker } from './core/breaker.ts';
+import { BrokerLock } from './core/broker-lock.ts';
 import { Core } from './core/operations.ts';
 import { HealthChecks } from './health/checks.ts';
 import type { Logger } from './log.ts';
@@ -33,6 +34,8 @@ export interface App {
   foreignTrading?: ForeignTradingWatch;
   /** Keeps the account figures status shows; absent without broker credentials. */
   accountWatch?: AccountWatch;
+  /** The broker's own trading switch (BROKER_LOCK, lock/unlock); absent without broker credentials. */
+  brokerLock?: BrokerLock;
   processWatch: ProcessWatch;
   /** The controller's checks: watch jobs report into it; health, /healthz and the dead-man's switch read it. */
   health: HealthChecks;
@@ -110,8 +113,9 @@ export function buildApp(config: Config, options: BuildOptions): App {
     // Every start (inside the supervisor's exactly-one guard) asks the breaker first.
     beforeStart: () => breaker.assertClear(),
   });
+  const brokerLock = broker ? new BrokerLock({ broker, store, clock, logger, outbox }) : undefined;
   // It scans and looks through the supervisor; it changes nothing but through the core (haltThrough).
-  const breaker = new RunawayBreaker({ config, supervisor, store, outbox, clock, logger });
+  const breaker = new RunawayBreaker({ config, supervisor, store, outbox, clock, logger, brokerLock });
   const foreignTrading =
     broker && config.foreignTrading === 'alert'
       ? new ForeignTradingWatch({
@@ -151,7 +155,8 @@ export function buildApp(config: Config, options: BuildOptions): App {
       : undefined;
   // Only the process that started the stream may speak for it (and record it stopped on close).
   let streamStarted = false;
-  const accountWatch = broker ? new AccountWatch({ store, broker, clock }) : undefined;
+  // Every account read also says whether the broker's trading switch is on (set here or elsewhere).
+  const accountWatch = broker ? new AccountWatch({ store, broker, clock, onAccount: (account, askedAt) => (account.tradeSuspendedByUser === undefined ? undefined : brokerLock?.observe(account.tradeSuspendedByUser, askedAt)) }) : undefined;
   const core = new Core({
     config,
     supervisor,
@@ -166,6 +171,7 @@ export function buildApp(config: Config, options: BuildOptions): App {
     streamState: () => (streamStarted ? tradeStream?.state() : undefined),
     refreshAccount: accountWatch ? () => accountWatch.refresh() : undefined,
     judgeTrades: tradeWatch ? () => tradeWatch.judge() : undefined,
+    brokerLock,
   });
   // The breaker halts through the core's audited stop, duplicate ending and flatten.
   breaker.haltThrough(core);
@@ -191,6 +197,7 @@ export function buildApp(config: Config, options: BuildOptions): App {
     tradeStream,
     foreignTrading,
     accountWatch,
+    brokerLock,
     processWatch,
     health: new HealthChecks(clock),
     clock,
@@ -201,6 +208,7 @@ export function buildApp(config: Config, options: BuildOptions): App {
       tradeStream.start();
     },
     async close() {
+      brokerLock?.stop();
       if (streamStarted) await tradeStream?.stop();
       outbox.stop();
       await supervisor.close();

@@ -48,6 +48,8 @@ export interface Config {
   readonly logLevel?: LogLevel;
   readonly maxTradesPerHour: number;
   readonly onRunaway: RunawayAction;
+  /** BROKER_LOCK=on: every breaker trip also suspends trading at the broker (the account's own switch) */
+  readonly brokerLock: 'off' | 'on';
   /** 'stop': a duplicate is ended on sight, the managed trader kept */
   readonly onDuplicate: DuplicateAction;
   /** 'alert' on fills while no copy of the trader runs on this host */
@@ -264,6 +266,7 @@ export function parseConfig(env: Env, options: ParseOptions = {}): Config {
     ...(text('LOG_LEVEL') !== undefined ? { logLevel: oneOf('LOG_LEVEL', LOG_LEVELS, 'info') } : {}),
     maxTradesPerHour: integer('MAX_TRADES_PER_HOUR', 3, 1, 10_000),
     onRunaway: oneOf('ON_RUNAWAY', ['alert', 'stop', 'flatten'] as const, 'alert'),
+    brokerLock: oneOf('BROKER_LOCK', ['off', 'on'] as const, 'off'),
     onDuplicate: oneOf('ON_DUPLICATE', ['alert', 'stop'] as const, 'alert'),
     foreignTrading: oneOf('FOREIGN_TRADING', ['alert', 'off'] as const, 'alert'),
     tradePollSeconds: integer('TRADE_POLL_SECONDS', 10, 1, 3600),

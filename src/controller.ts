@@ -123,8 +123,11 @@ export async function startController(config: Config, options: ControllerOptions
       ],
       logger,
     );
-    // Status has figures from the start, not only after the first tick.
+    // Status has figures from the start, not only after the first tick (the broker lock included:
+    // the account read says whether trading is suspended at the broker).
     void accountWatch?.refresh().catch((e: unknown) => logger.debug(`account-refresh: ${describeError(e)}`));
+    // A lock the last controller wanted and could not set yet is tried again.
+    void app.brokerLock?.resumeRetrying().catch((e: unknown) => logger.warn(`broker lock: ${describeError(e)}`));
     // After the jobs: the stream's first connect runs a poll at once, as every reconnect does.
     app.startStream();
     if (app.tradeStream) watchStreamHealth(app, config.tradePollSeconds);

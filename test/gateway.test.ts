@@ -222,6 +222,28 @@ test('with the breaker tripped, the managed trader\'s orders are refused before 
   await controller.app.core.stop(operator);
 });
 
+test('while the account is locked at the broker, the managed trader\'s orders are refused by the gate with that reason', async () => {
+  nextHour();
+  alerts.length = 0;
+  process.env.DEMO_ORDER_EVERY_SECONDS = '0.3';
+  const btcBefore = ordersFor('BTC/USD').length;
+  await controller.app.core.start(operator);
+  await waitFor(() => ordersFor('BTC/USD').length > btcBefore, { what: 'a first order through the gate' });
+  await controller.app.store.update((data) => {
+    data.brokerLock = { locked: true, ours: true, by: 'test', since: clock.now(), reason: 'locked by the test' };
+  });
+  await waitFor(() => logLines(/REJECTED 403: .*account is locked at the broker \(suspend_trade, set by test\)/).length >= 2, { timeoutMs: 10_000, what: 'orders refused for the lock' });
+  const atLock = ordersFor('BTC/USD').length;
+  await waitFor(() => logLines(/account is locked at the broker/).length >= 4, { timeoutMs: 10_000, what: 'more refusals' });
+  assert.equal(ordersFor('BTC/USD').length, atLock, 'no order reached the broker while the account was locked');
+  await controller.gateway!.gate.alertsRaised();
+  assert.equal(refusals('broker_locked').length, 1, 'one alert for the episode');
+  await controller.app.store.update((data) => {
+    delete data.brokerLock;
+  });
+  await controller.app.core.stop(operator);
+});
+
 test('the broker unreachable: the gate answers 502 in Alpaca\'s shape', async () => {
   const { startGateway } = await import('../src/gateway/gateway.ts');
   const closed = await freeLoopbackPort(); // nothing listens there

@@ -15,6 +15,7 @@ import type { SeenTrade, StoreData } from '../store/schema.ts';
 import type { Duplicate, StopDuplicatesResult, Supervision } from '../supervisor/types.ts';
 import type { Actor, StopReport } from './operations.ts';
 import { sessionSummary, type SessionReport } from './review.ts';
+import type { BrokerLock } from './broker-lock.ts';
 
 export type BreakerState = StoreData['breaker'];
 
@@ -41,7 +42,9 @@ export interface HaltReport {
 }
 
 export interface BreakerDeps {
-  config: Pick<Config, 'onRunaway' | 'maxTradesPerHour' | 'trading' | 'secrets'>;
+  config: Pick<Config, 'onRunaway' | 'maxTradesPerHour' | 'trading' | 'secrets' | 'brokerLock'>;
+  /** BROKER_LOCK=on: the account's own switch, set at the trip beside the halt */
+  brokerLock?: BrokerLock;
   /** read-only here: the scan at the trip and the look after the halt; every change goes through the core */
   supervisor: Pick<Supervision, 'scanDuplicates' | 'status'>;
   store: Store;
@@ -99,7 +102,11 @@ export class RunawayBreaker {
       return { reason, counted };
     });
     if (!tripped) return;
+    // The broker lock first and without waiting for the halt: it stops every copy, even those no
+    // scan can see, within a broker round trip of the crossing fill.
+    const locking = this.lockAtBroker(tripped.reason);
     const halt = await this.haltEveryCopy();
+    const lock = await locking;
     const flattenLine =
       config.onRunaway !== 'flatten' ? '' : halt.survivors.length ? ` Flatten NOT run: ${halt.survivors.length} cop${halt.survivors.length === 1 ? 'y' : 'ies'} survived and would open new positions; end ${halt.survivors.length === 1 ? 'it' : 'them'}, then flatten.` : ' Flattening now.';
     await outbox.raise({
@@ -107,19 +114,31 @@ export class RunawayBreaker {
       severity: 'critical',
       title: 'Breaker tripped: trading halted',
       // The session last: the operators' "before stopping" checklist, on its own line.
-      body: `${tripped.reason}. ${halt.lines.join(' ')}${flattenLine} Start is refused until an operator runs resume.${halt.session ? `\n${sessionSummary(halt.session)}` : ''}`,
+      body: `${tripped.reason}. ${halt.lines.join(' ')}${lock?.line ?? ''}${flattenLine} Start is refused until an operator runs resume.${halt.session ? `\n${sessionSummary(halt.session)}` : ''}`,
       facts: {
         count: tripped.counted,
         limit: config.maxTradesPerHour,
         action: config.onRunaway,
         ended: halt.ended,
         survivors: halt.survivors,
+        ...(lock ? { brokerLocked: lock.held } : {}),
         ...(halt.session ? { session: halt.session } : {}),
       },
     });
     if (config.onRunaway === 'flatten' && !halt.survivors.length && this.halt) {
       await this.halt.flatten(CONTROLLER).catch((e: unknown) => logger.error(`flatten after runaway: ${describeError(e)}`));
     }
+  }
+
+  /** BROKER_LOCK=on: suspends trading at the broker; whether it holds, and the sentence the trip's alert says it with. */
+  private async lockAtBroker(reason: string): Promise<{ held: boolean; line: string } | undefined> {
+    const { config, brokerLock } = this.deps;
+    if (config.brokerLock !== 'on') return undefined;
+    if (!brokerLock) return { held: false, line: ' The account is NOT locked at the broker: no broker is configured.' };
+    const outcome = await brokerLock.holdLocked(CONTROLLER.id, `breaker: ${reason}`);
+    return outcome.held
+      ? { held: true, line: ' Account LOCKED at the broker (suspend_trade): no new order from any copy anywhere; resume lifts it.' }
+      : { held: false, line: ` The account is NOT LOCKED at the broker (${outcome.error}): retrying until it holds; lock it in the broker's dashboard if this persists.` };
   }
 
   /**

@@ -13,6 +13,7 @@ import type {
   AuditEntry,
   Duplicate,
   FlattenReport,
+  LockReport,
   LogsReport,
   PnlPeriod,
   PnlReport,
@@ -159,6 +160,30 @@ export const OPERATIONS = {
     access: 'operator',
     options: [],
     run: (core, actor) => core.resume(actor),
+  }),
+  lock: op<LockReport>({
+    name: 'lock',
+    slash: { command: 'bot', subcommand: 'lock' },
+    summary: "Lock the account at the broker: no new order from any copy, anywhere (Alpaca's suspend_trade)",
+    details:
+      'Blocks every new order sent with these keys, closes included; cancels still work. Whatever BROKER_LOCK says. ' +
+      'unlock lifts it; resume lifts a lock tradewarden set; flatten lifts it for its own closes and sets it back.',
+    access: 'operator',
+    options: [],
+    confirm: {
+      prompt: () => '**Lock the account at the broker?** No new order will be accepted from any copy of the trader, anywhere, until unlock.',
+      label: 'Lock the account',
+    },
+    run: (core, actor) => core.lock(actor),
+  }),
+  unlock: op<LockReport>({
+    name: 'unlock',
+    slash: { command: 'bot', subcommand: 'unlock' },
+    summary: 'Lift the lock at the broker, whoever set it (tradewarden, or the broker\'s dashboard)',
+    access: 'operator',
+    options: [],
+    confirm: { prompt: () => '**Unlock the account at the broker?** New orders will be accepted again, from any copy that runs.', label: 'Unlock the account' },
+    run: (core, actor) => core.unlock(actor),
   }),
   logs: op<LogsReport>({
     name: 'logs',

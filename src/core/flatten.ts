@@ -27,6 +27,8 @@ export interface FlattenReport {
   durationMs: number;
   /** set when the procedure could not run to the end (broker unreachable) */
   error?: string;
+  /** with the account locked at the broker: lifted for the closes, how long, and set back */
+  brokerLock?: { openMs: number; relocked: boolean; error?: string };
 }
 
 export interface FlattenDeps {
@@ -45,6 +47,8 @@ export interface FlattenDeps {
    * stop closing).
    */
   onClosingOrders?: (orderIds: string[]) => Promise<void>;
+  /** Runs the close (the broker lock is lifted for it and set back after); default: as is. */
+  aroundClose?: <T>(close: () => Promise<T>) => Promise<T>;
   /** how long to wait for the broker to show the account flat */
   verifyTimeoutMs?: number;
   verifyIntervalMs?: number;
@@ -89,7 +93,8 @@ export async function flattenAccount(deps: FlattenDeps): Promise<FlattenReport> 
   if (before.length) {
     await deps.onClosing?.(before);
     try {
-      closes = await deps.broker.closeAllPositions();
+      const close = () => deps.broker.closeAllPositions();
+      closes = await (deps.aroundClose ? deps.aroundClose(close) : close());
     } catch (error) {
       report.error = `close all positions failed: ${describeError(error)}`;
     }

@@ -11,11 +11,12 @@ import { holdExclusive } from '../lock.ts';
 import { redact, redactDeep, type Logger } from '../log.ts';
 import type { AlertOutbox } from '../alerts/outbox.ts';
 import type { Store } from '../store/store.ts';
-import type { AccountSnapshot, AuditEntry, FlattenIntent, SeenTrade, StoredAlert, StoreData } from '../store/schema.ts';
+import type { AccountSnapshot, AuditEntry, BrokerLockState, FlattenIntent, SeenTrade, StoredAlert, StoreData } from '../store/schema.ts';
 import type { Duplicate, ProcessStatus, StartResult, StopDuplicatesResult, StopResult, Supervision } from '../supervisor/types.ts';
 import { countedTrades, hourBuckets, traderTrades } from '../watch/trade-window.ts';
 import { flattenAccount, type FlattenReport } from './flatten.ts';
 import { CONTROLLER, type RunawayBreaker } from './breaker.ts';
+import type { BrokerLock, LockOpening } from './broker-lock.ts';
 import { buildPnlReport, buildSessionReport, parsePnlPeriod, type PnlReport, type SessionReport } from './review.ts';
 export { sessionSummary } from './review.ts';
 
@@ -56,7 +57,15 @@ export interface StatusReport {
   stream?: StreamStatusReport;
   /** why the account part is missing */
   accountError?: string;
+  /** the broker's own trading switch, as last set or read (with BROKER_LOCK=on, or once ever known) */
+  brokerLock?: BrokerLockState & { setting: Config['brokerLock'] };
   lastAlert?: StoredAlert;
+}
+
+/** lock / unlock: the switch as it is now, and as it was. */
+export interface LockReport {
+  lock: BrokerLockState;
+  was?: BrokerLockState;
 }
 
 export interface StreamStatusReport {
@@ -93,7 +102,16 @@ export interface CoreDeps {
   refreshAccount?: () => Promise<unknown>;
   /** Judges the recorded fills again, without reading new ones (the trade watch's judge), when there is a broker. */
   judgeTrades?: () => Promise<unknown>;
+  /** The broker's own trading switch (lock, unlock; lifted for flatten's closes), when there is a broker. */
+  brokerLock?: BrokerLock;
 }
+
+/** resume: the start, the breaker it cleared, and what it did with a broker lock. */
+export type ResumeResult = StartResult & {
+  breakerWas: StoreData['breaker'];
+  /** lifted: the lock tradewarden had set; leftAlone: one set outside tradewarden (unlock lifts it) */
+  brokerLock?: { lifted: BrokerLockState } | { leftAlone: BrokerLockState };
+};
 
 export class Core {
   constructor(private readonly deps: CoreDeps) {}
@@ -114,6 +132,7 @@ export class Core {
       trades: this.summarizeTrades(data, clock.now()),
       ...accountInfo,
       ...this.streamReport(data),
+      ...(data.brokerLock || (config.brokerLock === 'on' && broker) ? { brokerLock: { locked: false, ours: false, ...data.brokerLock, setting: config.brokerLock } } : {}),
       lastAlert: data.alerts.at(-1),
     };
   }
@@ -201,13 +220,22 @@ export class Core {
     });
   }
 
-  /** Clears a tripped breaker and starts the trader again; a refused start leaves the breaker as it was. */
-  resume(actor: Actor): Promise<StartResult & { breakerWas: StoreData['breaker'] }> {
+  /**
+   * Clears a tripped breaker, lifts the broker lock tradewarden set (a lock set outside it is left
+   * alone and said), and starts the trader again; a refused start leaves the breaker as it was.
+   */
+  resume(actor: Actor): Promise<ResumeResult> {
     return this.mutate(actor, 'resume', {}, async () => {
-      const { breaker, supervisor } = this.deps;
+      const { breaker, supervisor, brokerLock } = this.deps;
       const breakerWas = await breaker.clear();
       let result: StartResult;
+      let lock: ResumeResult['brokerLock'];
       try {
+        const held = await brokerLock?.state();
+        if (held?.ours && (held.locked || held.failing)) {
+          await brokerLock!.unlock(actor.id);
+          lock = { lifted: held };
+        } else if (held?.locked) lock = { leftAlone: held };
         result = await supervisor.start();
       } catch (error) {
         // E.g. the trader is still running because the halt failed: the breaker must still hold.
@@ -215,7 +243,25 @@ export class Core {
         throw error;
       }
       await this.setDesired('running', actor);
-      return { ...result, breakerWas };
+      return { ...result, breakerWas, ...(lock ? { brokerLock: lock } : {}) };
+    });
+  }
+
+  /** Sets the broker's own trading switch: no new order from any copy, anywhere, until unlock. */
+  lock(actor: Actor): Promise<LockReport> {
+    return this.mutate(actor, 'lock', {}, async () => {
+      const brokerLock = this.requireBrokerLock();
+      const was = await brokerLock.state();
+      return { lock: await brokerLock.lock(actor.id, `asked by ${actor.name}`), ...(was ? { was } : {}) };
+    });
+  }
+
+  /** Lifts the broker's trading switch, whoever set it (the breaker, an operator, the broker's dashboard). */
+  unlock(actor: Actor): Promise<LockReport> {
+    return this.mutate(actor, 'unlock', {}, async () => {
+      const brokerLock = this.requireBrokerLock();
+      const was = await brokerLock.state();
+      return { lock: await brokerLock.unlock(actor.id), ...(was ? { was } : {}) };
     });
   }
 
@@ -296,8 +342,18 @@ export class Core {
     const flattenId = randomUUID();
     const by = `flatten:${actor.id}`;
     let judging: Promise<void> | undefined;
+    let opening: LockOpening | undefined;
+    const brokerLock = this.deps.brokerLock;
     const report = await flattenAccount({
       broker,
+      // The broker blocks closing orders too: its lock is lifted for the closes and set back after.
+      aroundClose: brokerLock
+        ? async (close) => {
+            const { result, opening: opened } = await brokerLock.whileOpen(close);
+            opening = opened;
+            return result;
+          }
+        : undefined,
       // Act first, record after: a full DATA_DIR must not keep the trader trading or the positions open.
       stopTrader: async () => {
         const recorded = await this.recordBestEffort('the wanted state (stopped)', () => this.setDesired('stopped', actor));
@@ -330,6 +386,7 @@ export class Core {
       },
       verifyTimeoutMs: this.deps.flattenVerifyTimeoutMs,
     });
+    if (opening) report.brokerLock = opening;
     await judging;
     // Status must not go on showing the positions that were just closed.
     await this.deps.refreshAccount?.().catch((error: unknown) => this.deps.logger.warn(`account figures after flatten: ${describeError(error)}`));
@@ -359,6 +416,11 @@ export class Core {
       buckets: hourBuckets(traderTrades(data, now), now),
       recent: [...data.trades.seen].sort((a, b) => b.at - a.at).slice(0, 20),
     };
+  }
+
+  private requireBrokerLock(): BrokerLock {
+    if (!this.deps.brokerLock) throw failed('the broker is not configured: set APCA_API_KEY_ID and APCA_API_SECRET_KEY');
+    return this.deps.brokerLock;
   }
 
   private requireBroker(): Broker {

@@ -1,19 +1,18 @@
 // The reports operations return, in one place: fronts (Discord, CLI, demo console) import what they
 // render from here, never from the adapters that produce the parts.
-export type { AccountReport, Actor, StatusReport, StopReport, StreamStatusReport, TradeSummary } from './operations.ts';
+export type { AccountReport, Actor, LockReport, StatusReport, StopReport, StreamStatusReport, TradeSummary } from './operations.ts';
 export type { EquityPoint, EquityStep, PnlPeriod, PnlReport, SessionReport } from './review.ts';
 export type { HaltReport } from './breaker.ts';
 export type { FlattenReport, SymbolReport } from './flatten.ts';
-export type { AuditEntry, AlertSeverity, SeenTrade, StoredAlert } from '../store/schema.ts';
+export type { AuditEntry, AlertSeverity, BrokerLockState, SeenTrade, StoredAlert } from '../store/schema.ts';
 export type { Duplicate, ProcessState, ProcessStatus, StartResult, StopDuplicatesResult, StopResult } from '../supervisor/types.ts';
 
 import type { StartResult } from '../supervisor/types.ts';
-import type { StopReport } from './operations.ts';
-import type { StoreData } from '../store/schema.ts';
+import type { ResumeResult, StopReport } from './operations.ts';
 
 /** The stop (with the session it ended), then the start. */
 export type RestartReport = StartResult & { stopped: StopReport };
-export type ResumeReport = StartResult & { breakerWas: StoreData['breaker'] };
+export type ResumeReport = ResumeResult;
 export interface LogsReport {
   logs: string;
 }

@@ -43,14 +43,7 @@ export function discordAlertSink(client: Client, config: Config, logger?: Logger
       files: chart ? [chart] : [],
       // Ping the alert role and nobody else, whatever the alert text contains.
       allowedMentions: { parse: [], roles: alertRoleId ? [alertRoleId] : [] },
-      components:
-        alert.kind === 'duplicate_instance' && pids.length
-          ? [
-              new ActionRowBuilder<ButtonBuilder>().addComponents(
-                new ButtonBuilder().setCustomId(stopDuplicatesId(pids)).setLabel('Stop duplicates').setStyle(ButtonStyle.Danger),
-              ),
-            ]
-          : [],
+      components: alertButtons(alert, pids),
       // Discord drops a second message with the same nonce: a retry after a lost answer is not a repeat.
       nonce: alert.id.replace(/-/g, '').slice(0, 25),
       enforceNonce: true,
@@ -95,6 +88,19 @@ function explain(error: unknown): unknown {
     return new Error(`Discord refused the post (${status}): check that the bot can view and post in DISCORD_ALERT_CHANNEL_ID (View Channel, Send Messages, Embed Links)`, { cause: error });
   }
   return error;
+}
+
+/**
+ * What an operator can do from the alert itself: end the duplicates it names, and, for a copy here
+ * or trading from somewhere else, lock the account at the broker so that no copy anywhere trades.
+ */
+function alertButtons(alert: StoredAlert, pids: readonly number[]): ActionRowBuilder<ButtonBuilder>[] {
+  const buttons: ButtonBuilder[] = [];
+  if (alert.kind === 'duplicate_instance' && pids.length) buttons.push(new ButtonBuilder().setCustomId(stopDuplicatesId(pids)).setLabel('Stop duplicates').setStyle(ButtonStyle.Danger));
+  if (alert.kind === 'duplicate_instance' || alert.kind === 'foreign_trading') {
+    buttons.push(new ButtonBuilder().setCustomId(CUSTOM_ID.lockAccount).setLabel('Lock the account').setStyle(ButtonStyle.Danger));
+  }
+  return buttons.length ? [new ActionRowBuilder<ButtonBuilder>().addComponents(...buttons)] : [];
 }
 
 /**

@@ -3,7 +3,7 @@ import { AttachmentBuilder, EmbedBuilder } from 'discord.js';
 import type { Renderers } from '../core/catalogue.ts';
 import type { AccountReport, AlertSeverity, Duplicate, FlattenReport, PnlReport, ProcessState, StatusReport, StoredAlert, StopDuplicatesResult, TradeSummary } from '../core/reports.ts';
 import { formatDuration } from '../duration.ts';
-import { TEXT, duplicatesText, flattenSymbolLine, flattenText, megabytes, money, pnlLines, stopDuplicatesText, streamText, tradeCountText } from '../render/text.ts';
+import { TEXT, brokerLockText, duplicatesText, flattenLockLine, flattenSymbolLine, flattenText, megabytes, money, pnlLines, stopDuplicatesText, streamText, tradeCountText } from '../render/text.ts';
 import { describeError } from '../errors.ts';
 import { drawEquityChart } from '../render/chart-renderer.ts';
 import { sparkline } from '../watch/trade-window.ts';
@@ -32,7 +32,7 @@ const relative = (ms: number) => `<t:${Math.floor(ms / 1000)}:R>`;
 
 export function statusEmbed(report: StatusReport): EmbedBuilder {
   const p = report.process;
-  const problem = p.duplicates.length > 0 || report.breaker.tripped || report.trades.count > report.trades.limit;
+  const problem = p.duplicates.length > 0 || report.breaker.tripped || report.trades.count > report.trades.limit || Boolean(report.brokerLock?.locked || report.brokerLock?.failing);
   const embed = new EmbedBuilder()
     .setTitle(`${p.name}: ${p.state.replace('_', ' ')}`)
     .setColor(problem ? COLOURS.critical : stateColour[p.state])
@@ -56,6 +56,7 @@ export function statusEmbed(report: StatusReport): EmbedBuilder {
         inline: true,
       },
       ...(report.stream ? [{ name: 'Trade stream', value: clip(streamText(report.stream), 1024), inline: true }] : []),
+      ...(report.brokerLock ? [{ name: 'Broker lock', value: clip(brokerLockText(report.brokerLock), 1024), inline: true }] : []),
       {
         name: 'Last alert',
         value: report.lastAlert ? clip(`${report.lastAlert.title} ${relative(report.lastAlert.createdAt)}`, 1024) : 'none',
@@ -143,6 +144,7 @@ export function flattenMessages(report: FlattenReport): EmbedBuilder[][] {
     ...(report.marketOpen === false ? ['Market is closed: closing orders are queued for the next open.'] : []),
     ...(report.remainingPositions.length ? [`Still held: ${report.remainingPositions.length} position(s); every one is listed below.`] : []),
     ...(report.error ? [`Error: ${report.error}`] : []),
+    ...(report.brokerLock ? [flattenLockLine(report.brokerLock)] : []),
     `(${formatDuration(report.durationMs)})`,
   ].join('\n');
   const embeds: EmbedBuilder[] = [new EmbedBuilder().setTitle(title).setColor(colour).setDescription(clip(summary, DESCRIPTION_MAX))];
@@ -314,6 +316,8 @@ export const REPLIES: Renderers<Reply | Promise<Reply>> = {
   stop: (result) => text(TEXT.stop(result, {})),
   restart: (result, args) => text(TEXT.restart(result, args)),
   resume: (result, args) => text(TEXT.resume(result, args)),
+  lock: (result, args) => text(TEXT.lock(result, args)),
+  unlock: (result, args) => text(TEXT.unlock(result, args)),
   logs: ({ logs }) => logsReply(logs),
   duplicates: (duplicates) => embed(duplicatesEmbed(duplicates)),
   'stop-duplicates': stopDuplicatesReply,

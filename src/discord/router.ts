@@ -22,7 +22,7 @@ import { redact, type Logger } from '../log.ts';
 import { REPLIES, clip, type Reply } from './render.ts';
 
 /** custom_id prefixes. Confirmation buttons carry a one-time nonce; alert buttons carry their facts. */
-export const CUSTOM_ID = { confirm: 'tw:confirm:', cancel: 'tw:cancel:', stopDuplicates: 'tw:stopdups:' } as const;
+export const CUSTOM_ID = { confirm: 'tw:confirm:', cancel: 'tw:cancel:', stopDuplicates: 'tw:stopdups:', lockAccount: 'tw:lock' } as const;
 
 interface PendingConfirmation {
   userId: string;
@@ -150,27 +150,33 @@ export class InteractionRouter {
       return;
     }
     if (id.startsWith(CUSTOM_ID.stopDuplicates)) {
-      await this.handleStopDuplicates(interaction, id.slice(CUSTOM_ID.stopDuplicates.length));
+      const named = id.slice(CUSTOM_ID.stopDuplicates.length).split(',').map(Number).filter((n) => Number.isInteger(n) && n > 0);
+      await this.handleAlertButton(interaction, 'stop-duplicates', named.length ? { pids: named } : {});
+      return;
+    }
+    if (id === CUSTOM_ID.lockAccount) {
+      await this.handleAlertButton(interaction, 'lock', {});
       return;
     }
     await interaction.reply({ content: "This button isn't mine or is from an older version; nothing was done.", flags: MessageFlags.Ephemeral });
   }
 
   /**
-   * The "Stop duplicates" button of a duplicate alert: the stop-duplicates operation with the PIDs
-   * the alert named (all current ones when the list did not fit in the button). The catalogue's plan
-   * scans again, so an old alert (or one from before a restart) stops only what is still a duplicate.
+   * A button on an alert runs an operation of the catalogue, with its access rule and confirmation,
+   * answered privately to whoever clicked: "Stop duplicates" (the PIDs the alert named, or every
+   * current one when the list did not fit in the button; the catalogue's plan scans again, so an old
+   * alert stops only what is still a duplicate) and "Lock the account".
    */
-  private async handleStopDuplicates(interaction: ButtonInteraction, pidList: string): Promise<void> {
-    const op = OPERATIONS['stop-duplicates'];
+  private async handleAlertButton(interaction: ButtonInteraction, name: 'stop-duplicates' | 'lock', args: Args): Promise<void> {
+    const op = OPERATIONS[name] as Operation<unknown>;
     const actor = this.actorFor(interaction);
+    const what = name === 'lock' ? 'lock the account' : 'stop duplicates';
     if (!mayRun(op, actor)) {
-      await this.refuse(interaction, actor, 'stop duplicates', 'stop-duplicates');
+      await this.refuse(interaction, actor, what, name);
       return;
     }
     await interaction.deferReply({ flags: MessageFlags.Ephemeral });
-    const named = pidList.split(',').map(Number).filter((n) => Number.isInteger(n) && n > 0);
-    await this.run(interaction, 'stop-duplicates', actor, named.length ? { pids: named } : {}, 'stop-duplicates');
+    await this.run(interaction, name, actor, args, name);
   }
 
   private confirm(interaction: Deferred, prompt: string, label: string): Promise<ButtonInteraction | null> {

@@ -31,7 +31,7 @@ export interface OrderIntent {
   replaces?: string;
 }
 
-export type RefusalReason = 'not_managed_trader' | 'trade_limit' | 'breaker_tripped';
+export type RefusalReason = 'not_managed_trader' | 'trade_limit' | 'breaker_tripped' | 'broker_locked';
 
 export interface Refusal {
   reason: RefusalReason;
@@ -238,6 +238,16 @@ export class OrderGate {
           'Trading is halted until an operator runs resume (/bot resume, or tradewarden resume). Cancels, position closes and reads still pass.',
       };
     }
+    // The broker would refuse it anyway; the gate says why in words the trader's log will show.
+    if (data.brokerLock?.locked) {
+      return {
+        reason: 'broker_locked',
+        code: REFUSED_CODE,
+        message:
+          `tradewarden order gate: order refused because the account is locked at the broker (suspend_trade, ${data.brokerLock.ours ? `set by ${data.brokerLock.by ?? 'tradewarden'}` : 'set outside tradewarden'}). ` +
+          'An operator lifts it with unlock (or resume, for a lock tradewarden set). Cancels and reads still pass.',
+      };
+    }
     // Like the breaker: after a resume, only trades since then count.
     const since = data.breaker.resumedAt ?? 0;
     // Flatten's own closing orders are not the trader's trades (countedTrades leaves them out).
@@ -325,6 +335,7 @@ const REASON_TITLE: Record<RefusalReason, string> = {
   not_managed_trader: 'not from the managed trader',
   trade_limit: 'trade limit reached',
   breaker_tripped: 'breaker tripped',
+  broker_locked: 'account locked at the broker',
 };
 
 function notManaged(caller: Caller, processName: string): Refusal {

@@ -44,6 +44,7 @@ export async function exposeHealth(app: App, control: ControlServer, latestScan:
               traderUp: status ? status.state === 'online' : undefined,
               traderRestarts: status?.restarts,
               breakerTripped: data.breaker.tripped,
+              brokerLocked: data.brokerLock ? data.brokerLock.locked : undefined,
               duplicates: status?.duplicates.length,
               alertsPending: data.alerts.filter((a) => Object.values(a.deliveries).some((d) => d.deliveredAt === undefined)).length,
               streamConnected: health.readIndicator('stream_connected'),

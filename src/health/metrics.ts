@@ -16,6 +16,8 @@ export interface MetricsSnapshot {
   /** PM2's restart counter for the trader (resets when its PM2 entry is recreated) */
   traderRestarts?: number;
   breakerTripped: boolean;
+  /** the account's trading switch at the broker, as last set or read; undefined while unknown */
+  brokerLocked?: boolean;
   duplicates?: number;
   alertsPending: number;
   streamConnected?: boolean;
@@ -47,6 +49,7 @@ export async function startMetricsServer(options: MetricsServerOptions): Promise
   const traderUp = gauge('tradewarden_trader_up', '1 when the managed trader is online in PM2, 0 otherwise (latest process scan)');
   const restarts = new Counter({ name: 'tradewarden_trader_restarts_total', help: "Restarts of the managed trader seen in PM2's restart counter", registers: [registry] });
   const breaker = gauge('tradewarden_breaker_tripped', '1 while the runaway breaker is tripped (starts refused until resume)');
+  const brokerLocked = gauge('tradewarden_broker_locked', '1 while the account is locked at the broker (suspend_trade: no new order from any copy); absent while unknown');
   const duplicates = gauge('tradewarden_duplicates', 'Extra copies of the trader (PM2 entries and processes outside PM2) in the latest scan');
   const alertsPending = gauge('tradewarden_alerts_pending', 'Alerts not yet delivered to every sink');
   const streamConnected = gauge('tradewarden_stream_connected', '1 while the broker trade stream is connected');
@@ -59,6 +62,8 @@ export async function startMetricsServer(options: MetricsServerOptions): Promise
     tradesLastHour.set(s.tradesLastHour);
     tradeLimit.set(s.tradeLimit);
     breaker.set(s.breakerTripped ? 1 : 0);
+    if (s.brokerLocked !== undefined) brokerLocked.set(s.brokerLocked ? 1 : 0);
+    else brokerLocked.reset();
     alertsPending.set(s.alertsPending);
     streamConnected.set(s.streamConnected ? 1 : 0);
     healthy.set(s.healthy ? 1 : 0);

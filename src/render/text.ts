@@ -4,6 +4,8 @@ import type { Renderers } from '../core/catalogue.ts';
 import type {
   AccountReport,
   AuditEntry,
+  BrokerLockState,
+  LockReport,
   Duplicate,
   EquityPoint,
   FlattenReport,
@@ -41,6 +43,7 @@ export function statusText(report: StatusReport): string {
       ? `  equity ${money(report.account.equity)} · day ${money(report.account.dayPnl)} · ${report.account.positions} open position(s) (read ${formatDuration(report.account.ageMs)} ago)`
       : `  account unavailable: ${report.accountError ?? 'unknown'}`,
     ...(report.stream ? [`  trade stream ${streamText(report.stream)}`] : []),
+    ...(report.brokerLock ? [`  broker lock ${brokerLockText(report.brokerLock)}`] : []),
     `  last alert ${report.lastAlert ? `${report.lastAlert.title} (${time(report.lastAlert.createdAt)})` : 'none'}`,
   ];
   return lines.join('\n');
@@ -52,6 +55,23 @@ export function streamText(stream: StreamStatusReport): string {
   const why = stream.status !== 'connected' && stream.lastError ? ` — ${stream.lastError}` : '';
   const recorded = stream.recorded ? ' (as the controller last recorded it)' : '';
   return `${stream.status} ${since}${why}${recorded}`;
+}
+
+/**
+ * The broker's trading switch: "LOCKED since … by … (why)", "NOT HOLDING: …" while a wanted lock is
+ * retried, or "off". A lock set outside tradewarden says that resume leaves it.
+ */
+export function brokerLockText(lock: BrokerLockState & { setting?: 'on' | 'off' }): string {
+  if (lock.failing) return `NOT HOLDING — wanted since ${time(lock.failing.since)}, ${lock.failing.attempts} attempt(s), retrying: ${lock.failing.error}`;
+  if (!lock.locked) return `off${lock.setting ? ` (BROKER_LOCK=${lock.setting})` : ''}`;
+  const who = lock.ours ? `by ${lock.by ?? 'tradewarden'}` : 'outside tradewarden (resume leaves it; unlock lifts it)';
+  return `LOCKED — no new order accepted at the broker${lock.since ? ` since ${time(lock.since)}` : ''} ${who}${lock.reason ? `: ${lock.reason}` : ''}`;
+}
+
+export function lockText(report: LockReport): string {
+  const now = report.lock.locked ? 'Account LOCKED at the broker: no new order from any copy, anywhere (cancels still work). unlock lifts it.' : 'Account unlocked at the broker: new orders are accepted again.';
+  const before = report.was ? ` (before: ${brokerLockText(report.was)})` : '';
+  return `${now}${before}`;
 }
 
 export function tradeCountText(trades: TradeSummary): string {
@@ -180,8 +200,18 @@ export function flattenText(report: FlattenReport): string {
   if (report.remainingPositions.length) lines.push(`Still held: ${report.remainingPositions.map((p) => `${p.symbol} ${p.qty}`).join(', ')}.`);
   if (report.remainingOpenOrders) lines.push(`Open orders left: ${report.remainingOpenOrders}.`);
   if (report.error) lines.push(`Error: ${report.error}`);
+  if (report.brokerLock) lines.push(flattenLockLine(report.brokerLock));
   lines.push(`(${formatDuration(report.durationMs)})`);
   return lines.join('\n');
+}
+
+/** What flatten did with the broker lock: the account was open for its closes, then locked again (or not). */
+export function flattenLockLine(lock: NonNullable<FlattenReport['brokerLock']>): string {
+  if (lock.error && lock.relocked) return `Broker lock: ${lock.error}; the closes were refused by the broker.`;
+  return (
+    `Broker lock: lifted for the closes, the account was open ${formatDuration(lock.openMs)}; ` +
+    (lock.relocked ? 'locked again.' : `NOT set back (${lock.error ?? 'unknown error'}): retrying; check the broker's dashboard.`)
+  );
 }
 
 export function accountText(report: AccountReport): string {
@@ -217,7 +247,12 @@ export function alertsText(alerts: StoredAlert[]): string {
 }
 
 export function resumeText(result: ResumeReport): string {
-  return `Breaker cleared${result.breakerWas.tripped ? ` (was: ${result.breakerWas.reason})` : ' (was not tripped)'}. ${startText(result)}`;
+  const lock = result.brokerLock
+    ? 'lifted' in result.brokerLock
+      ? ' Broker lock lifted (tradewarden had set it).'
+      : ` The broker lock was set outside tradewarden and is left on (${brokerLockText(result.brokerLock.leftAlone)}): the trader cannot place orders until an operator runs unlock.`
+    : '';
+  return `Breaker cleared${result.breakerWas.tripped ? ` (was: ${result.breakerWas.reason})` : ' (was not tripped)'}.${lock} ${startText(result)}`;
 }
 
 export function auditText(entries: AuditEntry[]): string {
@@ -231,6 +266,8 @@ export const TEXT: Renderers<string> = {
   stop: stopText,
   restart: restartText,
   resume: resumeText,
+  lock: lockText,
+  unlock: lockText,
   logs: ({ logs }) => logs || '(the log is empty)',
   duplicates: duplicatesText,
   'stop-duplicates': stopDuplicatesText,

@@ -31,7 +31,8 @@ export type AlertKind =
   | 'foreign_trading'
   | 'broker_clock_skew'
   | 'record_failed'
-  | 'controller_restarted';
+  | 'controller_restarted'
+  | 'broker_locked';
 
 export interface Delivery {
   attempts: number;
@@ -66,6 +67,25 @@ export interface SeenTrade {
   activityIds: string[];
 }
 
+/**
+ * The account's "new orders are blocked" switch at the broker (Alpaca's suspend_trade). `ours` says
+ * tradewarden set it: resume lifts only such a lock; one set by hand in the broker's dashboard (or
+ * found set at start) is reported and left alone unless an operator asks unlock.
+ */
+export interface BrokerLockState {
+  locked: boolean;
+  ours: boolean;
+  /** who set it ("controller" for a breaker trip, "discord:<id>", "cli:<user>"), or "outside tradewarden" */
+  by?: string;
+  /** ms since epoch it was set, or first seen set */
+  since?: number;
+  reason?: string;
+  /** ms since epoch the broker last confirmed it */
+  checkedAt?: number;
+  /** a lock wanted but not yet holding: retried with back-off until it does */
+  failing?: { error: string; attempts: number; since: number };
+}
+
 /** A flatten's closing, as the watch must know it before the broker answers (data.trades.flattens). */
 export interface FlattenIntent {
   /** one flatten's id (its ownOrders say `by: flatten:<actor>`) */
@@ -93,6 +113,8 @@ export interface StoreData {
   desired?: { state: 'running' | 'stopped'; at: string; by: string };
   /** resumedAt: after a resume, only trades since then count towards tripping it again */
   breaker: { tripped: boolean; reason?: string; at?: string; by?: string; resumedAt?: number };
+  /** The broker's own trading switch (BROKER_LOCK, lock/unlock), as last set or read; absent until known. */
+  brokerLock?: BrokerLockState;
   audit: AuditEntry[];
   alerts: StoredAlert[];
   trades: {

@@ -1,7 +1,7 @@
 // The account figures status shows (equity, day P/L, open positions), read from the broker on the
 // watch's cadence and kept in the store with the time they were read: /bot status answers from them
 // at once, whatever the broker's latency, and says how old they are. /account and flatten read live.
-import type { Broker } from '../broker/types.ts';
+import type { Account, Broker } from '../broker/types.ts';
 import type { Clock } from '../clock.ts';
 import type { Store } from '../store/store.ts';
 import type { AccountSnapshot } from '../store/schema.ts';
@@ -10,6 +10,8 @@ export interface AccountWatchOptions {
   store: Store;
   broker: Broker;
   clock: Clock;
+  /** every account read, with when it was asked (the broker lock reconciles with it) */
+  onAccount?: (account: Account, askedAt: number) => Promise<void> | undefined;
 }
 
 export class AccountWatch {
@@ -18,12 +20,14 @@ export class AccountWatch {
   /** Reads the account and its positions, and records the figures with the moment they were read. */
   async refresh(): Promise<AccountSnapshot> {
     const { broker, store, clock } = this.options;
+    const askedAt = clock.now();
     const [account, positions] = await Promise.all([broker.account(), broker.positions()]);
     const snapshot: AccountSnapshot = { equity: account.equity, dayPnl: account.dayPnl, positions: positions.length, at: clock.now() };
     await store.update((data) => {
       // An older read finishing late must not replace a newer one.
       if ((data.account?.at ?? 0) <= snapshot.at) data.account = snapshot;
     });
+    await this.options.onAccount?.(account, askedAt);
     return snapshot;
   }
 }
