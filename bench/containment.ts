@@ -8,6 +8,8 @@
 // broker's transaction time of the fill that crosses the limit (the 4th order):
 //   - to the trade_rate_exceeded alert reaching a sink       (target ≤ 1000 ms)
 //   - to every copy gone from the OS process table            (target ≤ 2000 ms)
+//   - to the account locked at the broker (BROKER_LOCK=on: the broker handling the PATCH of
+//     suspend_trade, polled in its request log every 2 ms)    (target ≤ 1000 ms)
 // Both copies are polled for life every 2 ms from the crossing; the alert's arrival is stamped with
 // Date.now() in the sink (the broker's clock is the same Date.now in this process).
 // CONTAINMENT_EPISODES (default 20) changes the count. The last episode's summary is printed as the
@@ -55,6 +57,7 @@ let failed = false;
 try {
   const toAlert: number[] = [];
   const toHalt: number[] = [];
+  const toLock: number[] = [];
   const trades: number[] = [];
   let last: IncidentSummary | undefined;
   for (let episode = 0; episode < EPISODES; episode++) {
@@ -80,6 +83,7 @@ try {
       TRADE_POLL_SECONDS: '60',
       DUPLICATE_SCAN_SECONDS: '60',
       ON_RUNAWAY: 'stop',
+      BROKER_LOCK: 'on',
       FOREIGN_TRADING: 'off',
     };
     // PM2 hands the starting client's environment to the trader.
@@ -114,8 +118,13 @@ try {
       },
       { timeoutMs: 30_000, intervalMs: 2, what: 'the crossing fill' },
     );
+    const lockedAt = waitFor(
+      () => (paper.requestLog.some((r) => r.method === 'PATCH' && r.path === '/v2/account/configurations' && r.status === 200) ? Date.now() : undefined),
+      { timeoutMs: 30_000, intervalMs: 2, what: 'the account locked at the broker' },
+    );
     await waitFor(() => !isAlive(managed.pid) && !isAlive(outsidePid), { timeoutMs: 30_000, intervalMs: 2, what: 'every copy gone' });
     const goneAt = Date.now();
+    toLock.push((await lockedAt) - crossingAt);
     await waitFor(() => sink.arrived.get('breaker_tripped'), { timeoutMs: 10_000, intervalMs: 10, what: 'the breaker alert' });
     toAlert.push(sink.arrived.get('trade_rate_exceeded')! - crossingAt);
     toHalt.push(goneAt - crossingAt);
@@ -129,6 +138,7 @@ try {
   }
   report(`crossing fill → alert, stream, poll 60 s (${EPISODES})`, 'ms', toAlert, '≤ 1000 ms');
   report(`crossing fill → every copy gone (${EPISODES})`, 'ms', toHalt, '≤ 2000 ms');
+  report(`crossing fill → account locked at the broker, BROKER_LOCK=on (${EPISODES})`, 'ms', toLock, '≤ 1000 ms');
   report(`trades made per episode, 2 copies every ${EVERY_SECONDS} s`, '', trades, '—');
   if (last) console.log(`\nLast episode (two copies, each an order every ${EVERY_SECONDS} s):\n${incidentText(last)}`);
 } catch (error) {
