@@ -170,6 +170,7 @@ test('/metrics exposes every tradewarden metric and the process defaults; /healt
       traderUp: true,
       traderRestarts: restarts,
       breakerTripped: true,
+      brokerLocked: true,
       duplicates: 1,
       alertsPending: 2,
       streamConnected: undefined,
@@ -190,6 +191,7 @@ test('/metrics exposes every tradewarden metric and the process defaults; /healt
     assert.equal(value('tradewarden_trader_up'), 1);
     assert.equal(value('tradewarden_trader_restarts_total'), 2);
     assert.equal(value('tradewarden_breaker_tripped'), 1);
+    assert.equal(value('tradewarden_broker_locked'), 1);
     assert.equal(value('tradewarden_duplicates'), 1);
     assert.equal(value('tradewarden_alerts_pending'), 2);
     assert.equal(value('tradewarden_stream_connected'), 0, 'no stream: 0');
