@@ -2,12 +2,15 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import path from 'node:path';
-import { ManualClock } from '../src/clock.ts';
+import { spawn } from 'node:child_process';
+import { once } from 'node:events';
+import { ManualClock, systemClock } from '../src/clock.ts';
 import { silentLogger } from '../src/log.ts';
 import { Store } from '../src/store/store.ts';
 import { AlertOutbox, type AlertSink } from '../src/alerts/outbox.ts';
 import type { StoredAlert } from '../src/store/schema.ts';
 import { scratchDir } from '../testkit/scratch.ts';
+import { waitFor } from '../testkit/pm2-home.ts';
 
 /** A sink that fails while `down` is true and records what it delivered. */
 function flakySink(name = 'discord') {
@@ -64,6 +67,38 @@ test('an alert is saved before delivery, kept while the sink fails, and delivere
   sinkThird.down = false;
   await new AlertOutbox({ store: new Store(dir), clock, logger: silentLogger, sinks: [sinkThird] }).deliverDue();
   assert.equal(sinkThird.attempts, 0);
+});
+
+test('saved before delivery: the process dies (SIGKILL) while its sink blocks on the first delivery; the next outbox finds the alert and delivers it once', async () => {
+  // The order itself, from outside: a process whose only sink never answers raises an alert and is
+  // killed while that delivery hangs. Saving after delivering would leave nothing to find here.
+  const dir = scratchDir('tw-outbox-kill-');
+  const child = spawn(process.execPath, ['--import', 'tsx', 'test/fixtures/outbox-blocking-sink.ts', dir], { stdio: ['ignore', 'pipe', 'pipe'] });
+  let out = '';
+  child.stdout.on('data', (chunk: Buffer) => (out += chunk));
+  child.stderr.on('data', (chunk: Buffer) => (out += chunk));
+  try {
+    const id = await waitFor(() => /^delivering (\S+)$/m.exec(out)?.[1], { timeoutMs: 30_000, what: `the fixture's sink to begin delivering (output so far: ${out})` });
+    process.kill(child.pid!, 'SIGKILL');
+    await once(child, 'exit');
+    assert.equal(child.signalCode, 'SIGKILL', `the fixture died by the kill, mid-delivery (output: ${out})`);
+
+    const stored = (await new Store(dir).read()).alerts;
+    assert.equal(stored.length, 1, 'the alert whose delivery was under way is in the data file');
+    assert.equal(stored[0].id, id, 'the same alert the sink was handed');
+    assert.deepEqual(stored[0].deliveries.discord, { attempts: 0 }, 'addressed to discord, never recorded as tried');
+
+    const sink = flakySink();
+    sink.down = false;
+    const restarted = new AlertOutbox({ store: new Store(dir), clock: systemClock, logger: silentLogger, sinks: [sink] });
+    await restarted.deliverDue();
+    await restarted.deliverDue();
+    assert.equal(sink.delivered.length, 1, 'delivered once by the restart, not again on its next round');
+    assert.equal(sink.delivered[0].alert.id, id, 'the alert the dead process was delivering');
+    assert.ok((await new Store(dir).read()).alerts[0].deliveries.discord.deliveredAt, 'recorded as delivered');
+  } finally {
+    if (child.exitCode === null && child.signalCode === null) process.kill(child.pid!, 'SIGKILL');
+  }
 });
 
 test('the same key within the cool-down is raised once; after it, again', async () => {
