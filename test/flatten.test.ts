@@ -1,5 +1,6 @@
 // Flatten against the real paper broker over HTTP (the trader-stop step is covered with real PM2
-// in test/breaker.test.ts; here the trader is already stopped, which flatten must also handle).
+// in test/containment.test.ts, "ON_RUNAWAY=flatten"; here the trader is already stopped, which
+// flatten must also handle).
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { AlpacaBroker } from '../src/broker/alpaca.ts';
@@ -40,6 +41,26 @@ test('closes every position and cancels open orders; says flat only when the bro
   assert.ok(report.symbols.every((s) => s.closingOrderId), 'report.symbols.every((s) => s.closingOrderId)');
   assert.deepEqual(await broker.positions(), []);
   assert.deepEqual(await broker.openOrders(), []);
+
+  // Every position closed, but the broker refused to cancel one order (both of flatten's cancels:
+  // DELETE /v2/orders, and the close's cancel_orders=true): that order can still fill, so not flat.
+  paper.seedPosition('AAPL', 10, 200);
+  paper.seedPosition('MSFT', -5, 400);
+  const resting = paper.placeOrder({ symbol: 'TSLA', side: 'buy', qty: 1, type: 'limit', limit_price: 1, time_in_force: 'day' });
+  paper.failNext(500, 2, { symbol: 'TSLA', method: 'DELETE', message: 'order is not cancelable' });
+  const refused = await flattenAccount({ broker, stopTrader: alreadyStopped, verifyTimeoutMs: 500, verifyIntervalMs: 50 });
+  assert.deepEqual(
+    refused.symbols.map((s) => [s.symbol, s.outcome]).sort(),
+    [['AAPL', 'closed'], ['MSFT', 'closed']],
+    `every position closed: ${flattenText(refused)}`,
+  );
+  assert.deepEqual(refused.remainingPositions, [], 'no position left');
+  assert.deepEqual((await broker.openOrders()).map((o) => o.id), [resting.id], 'the order whose cancel was refused is still open at the broker');
+  assert.equal(refused.remainingOpenOrders, 1, 'the report counts the open order');
+  assert.equal(refused.flat, false, `not flat while an order is open: ${flattenText(refused)}`);
+  assert.match(flattenText(refused), /NOT FLAT/, 'the text says so');
+  await broker.cancelAllOrders();
+  assert.deepEqual(await broker.openOrders(), [], 'the order cancels once the broker takes it');
 });
 
 test('a 500 while closing one symbol → the report names it with the reason and does not say flat', async () => {

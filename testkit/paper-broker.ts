@@ -40,7 +40,11 @@
 //                            (on the pathname), symbol?, retryAfter? (seconds for 429/503, default 1),
 //                            message? }. With `symbol`, the fault hits only that symbol's work: its
 //                            entry inside DELETE /v2/positions' 207, DELETE /v2/positions/{symbol},
-//                            and POST /v2/orders for it — other symbols go through.
+//                            and POST /v2/orders for it — other symbols go through. The cancel of
+//                            each of its open orders takes one count too (the order stays open, as
+//                            one the broker would not cancel): its entry in DELETE /v2/orders' 207,
+//                            DELETE /v2/orders/{id}, and DELETE /v2/positions' cancel_orders=true
+//                            step (the closes go on after it).
 //   setDelay(ms, match?)     every answer (with match: { method?, path? }, each matching one) is sent
 //                            `ms` later; the work is done first, as a slow broker that acted (and
 //                            streamed the fills) but answered late would. setDelay(0, match) clears it
@@ -860,7 +864,7 @@ export async function startPaperBroker(options: PaperBrokerOptions = {}): Promis
       if (wrong) return wrong;
       if (method === 'GET') return { status: 200, body: [...positions.values()].map(positionJson) };
       const now = clock.now();
-      if (query.get('cancel_orders') === 'true') for (const o of orders) if (isOpen(o)) cancelOrder(o, now);
+      if (query.get('cancel_orders') === 'true') for (const o of orders) if (isOpen(o) && !takeSymbolFault(o.symbol, method, path)) cancelOrder(o, now);
       const results = [...positions.values()].map((position) => {
         const fault = takeSymbolFault(position.symbol, method, path);
         if (fault) return { symbol: position.symbol, status: fault.status === 'hangup' ? 500 : fault.status, body: faultError(fault).body };
@@ -916,6 +920,8 @@ export async function startPaperBroker(options: PaperBrokerOptions = {}): Promis
       if (method === 'DELETE') {
         const now = clock.now();
         const results = orders.filter(isOpen).map((o) => {
+          const fault = takeSymbolFault(o.symbol, method, path);
+          if (fault) return { id: o.id, status: fault.status === 'hangup' ? 500 : fault.status, body: faultError(fault).body };
           cancelOrder(o, now);
           return { id: o.id, status: 200, body: orderJson(o) };
         });
@@ -945,6 +951,8 @@ export async function startPaperBroker(options: PaperBrokerOptions = {}): Promis
       if (!order) return error(404, 'order not found');
       if (method === 'GET') return { status: 200, body: orderJson(order) };
       if (!isOpen(order)) return error(422, `order is already in "${order.status}" state`);
+      const fault = takeSymbolFault(order.symbol, method, path);
+      if (fault) return faultAnswer(fault);
       cancelOrder(order, clock.now());
       return { status: 204 };
     }
