@@ -11,8 +11,9 @@ export interface Logger {
 
 /**
  * Removes every secret from `text`: as written, and in the forms a trader's own log may show it
- * (base64 and base64url, as in an encoded header or a token dump; hex, lower and upper case), plus
- * any `Authorization: Basic|Bearer …` value whatever it holds. A secret split across two lines by
+ * (base64 and base64url, as in an encoded header or a token dump; hex, lower and upper case;
+ * URL-encoded, as in a logged request URL), plus any `Authorization: Basic|Bearer …` value whatever
+ * it holds. A secret split across two lines by
  * PM2's line prefix (a timestamp inserted mid-secret) is not found: a known limit.
  */
 export function redact(text: string, secrets: readonly string[]): string {
@@ -32,7 +33,7 @@ function secretForms(secret: string): string[] {
     const base64 = bytes.toString('base64');
     const hex = bytes.toString('hex');
     // Longest first, so a form that contains another is removed whole.
-    forms = [...new Set([secret, base64, base64.replace(/=+$/, ''), bytes.toString('base64url'), hex, hex.toUpperCase()])]
+    forms = [...new Set([secret, base64, base64.replace(/=+$/, ''), bytes.toString('base64url'), hex, hex.toUpperCase(), encodeURIComponent(secret)])]
       .filter((f) => f.length >= 4)
       .sort((a, b) => b.length - a.length);
     formsCache.set(secret, forms);
