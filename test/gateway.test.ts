@@ -229,19 +229,65 @@ test('while the account is locked at the broker, the managed trader\'s orders ar
   const btcBefore = ordersFor('BTC/USD').length;
   await controller.app.core.start(operator);
   await waitFor(() => ordersFor('BTC/USD').length > btcBefore, { what: 'a first order through the gate' });
-  await controller.app.store.update((data) => {
-    data.brokerLock = { locked: true, ours: true, by: 'test', since: clock.now(), reason: 'locked by the test' };
-  });
-  await waitFor(() => logLines(/REJECTED 403: .*account is locked at the broker \(suspend_trade, set by test\)/).length >= 2, { timeoutMs: 10_000, what: 'orders refused for the lock' });
+  await controller.app.core.lock(operator);
+  await waitFor(() => logLines(/REJECTED 403: .*account is locked at the broker \(suspend_trade, set by cli:test\)/).length >= 2, { timeoutMs: 10_000, what: 'orders refused for the lock' });
   const atLock = ordersFor('BTC/USD').length;
   await waitFor(() => logLines(/account is locked at the broker/).length >= 4, { timeoutMs: 10_000, what: 'more refusals' });
   assert.equal(ordersFor('BTC/USD').length, atLock, 'no order reached the broker while the account was locked');
   await controller.gateway!.gate.alertsRaised();
   assert.equal(refusals('broker_locked').length, 1, 'one alert for the episode');
-  await controller.app.store.update((data) => {
-    delete data.brokerLock;
-  });
+  await controller.app.core.unlock(operator);
   await controller.app.core.stop(operator);
+});
+
+/** One raw HTTP/1.1 exchange: the request line and headers exactly as given (fetch would normalise the path). */
+function raw(request: string): Promise<{ status: number; body: string }> {
+  return new Promise((resolve, reject) => {
+    const socket = net.connect(new URL(gateUrl).port ? Number(new URL(gateUrl).port) : 80, '127.0.0.1');
+    let received = '';
+    socket.setEncoding('utf8');
+    socket.on('data', (chunk: string) => (received += chunk));
+    socket.on('error', reject);
+    socket.on('close', () => {
+      const status = Number(/^HTTP\/1\.1 (\d{3})/.exec(received)?.[1]);
+      resolve({ status, body: received.slice(received.indexOf('\r\n\r\n') + 4) });
+    });
+    socket.write(request);
+  });
+}
+
+function orderRequest(target: string, extraHeaders = ''): string {
+  const body = JSON.stringify({ symbol: 'ETH/USD', side: 'buy', type: 'market', time_in_force: 'gtc', notional: '5' });
+  return (
+    `POST ${target} HTTP/1.1\r\nHost: 127.0.0.1\r\nAPCA-API-KEY-ID: ${KEY}\r\nAPCA-API-SECRET-KEY: ${SECRET}\r\n` +
+    `content-type: application/json\r\ncontent-length: ${Buffer.byteLength(body)}\r\n${extraHeaders}connection: close\r\n\r\n${body}`
+  );
+}
+
+test('an order spelled any way the broker would read as POST /v2/orders is decided on: a copy gets none through', async () => {
+  const port = new URL(gateUrl).port;
+  const spellings = ['/v2/./orders', '/v2/orders/.', '/./v2/orders', '/v2/../v2/orders', `http://127.0.0.1:${port}/v2/orders`, '/v2/%6Frders', '//v2//orders', '/v2\\orders', '/v2/orders/'];
+  for (const target of spellings) {
+    const answer = await raw(orderRequest(target));
+    assert.equal(answer.status, 403, `${target}: ${answer.body}`);
+    assert.match(answer.body, /only the managed trader \\"trading-bot\\"/, `${target} is judged as an order from a process that is not the trader`);
+  }
+  assert.equal(ordersFor('ETH/USD').length, 0, 'no spelling reached the broker');
+});
+
+test('deny by default: a write the gate does not recognise is refused, an upgrade of anything but the stream too; reads pass', async () => {
+  for (const [method, target] of [['POST', '/v2/orderz'], ['PUT', '/v2/orders'], ['PATCH', '/v2/account/configurations'], ['POST', '/v2/%2Forders'], ['POST', '/V2/ORDERS']] as const) {
+    const answer = await raw(orderRequest(target).replace(/^POST/, method));
+    assert.equal(answer.status, 403, `${method} ${target}: ${answer.body}`);
+    assert.match(answer.body, /not a request the order gate recognises as one of Alpaca's/, `${method} ${target}`);
+  }
+  const upgraded = await raw(orderRequest('/v2/orders', 'Upgrade: websocket\r\nSec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n').replace('connection: close', 'connection: Upgrade'));
+  assert.equal(upgraded.status, 403, upgraded.body);
+  assert.match(upgraded.body, /only the trading stream \(GET \/stream\) may be upgraded/);
+  assert.equal(ordersFor('ETH/USD').length, 0, 'nothing reached the broker');
+  const read = await gate('GET', '/v2/nothing-here');
+  assert.equal(read.status, 404, 'a read of an unknown path passes to the broker, which answers it');
+  assert.equal(((await read.json()) as { code: number }).code, 40410000);
 });
 
 test('the broker unreachable: the gate answers 502 in Alpaca\'s shape', async () => {
