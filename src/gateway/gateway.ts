@@ -4,11 +4,13 @@
 //
 // Why a second module that talks to the broker (DESIGN keeps that to src/broker/): this is not our
 // client. It carries the *trader's* requests, with the trader's own keys, byte for byte: method,
-// path, query, headers (Host aside), body and the broker's status, headers and body back. Only a new
-// order (POST /v2/orders) and an order replacement (PATCH /v2/orders/{id}) are held for a decision
-// (order-gate.ts); everything else — reads, cancels, position closes, the `/stream` WebSocket — is
-// piped through untouched and never refused. node:http(s) and a raw socket pipe for the upgrade are
-// all it needs; axios (src/broker/) parses and retries, which a transparent proxy must not do.
+// path, query, headers (Host aside), body and the broker's status, headers and body back. The path
+// is the one the broker will execute (routes.ts normalises it, and it is forwarded normalised). A
+// new order (POST /v2/orders) and an order replacement (PATCH /v2/orders/{id}) are held for a
+// decision (order-gate.ts); reads, cancels, position closes and the `/stream` WebSocket pass and are
+// never refused; any other write, and an upgrade of anything but the stream, is refused (deny by
+// default). node:http(s) and a raw socket pipe for the upgrade are all it needs; axios (src/broker/)
+// parses and retries, which a transparent proxy must not do.
 //
 // Fail closed: the trader knows only this address, so if the controller is down its orders go
 // nowhere. A broker that cannot be reached is answered 502/503 in Alpaca's error shape.
@@ -18,7 +20,8 @@ import net from 'node:net';
 import tls from 'node:tls';
 import type { Logger } from '../log.ts';
 import { describeError } from '../errors.ts';
-import type { OrderGate, OrderIntent, Peer } from './order-gate.ts';
+import { REFUSED_CODE, type OrderGate, type OrderIntent, type Peer } from './order-gate.ts';
+import { normalizeTarget, routeOf } from './routes.ts';
 
 export interface GatewayOptions {
   host: string;
@@ -43,18 +46,8 @@ const MAX_ORDER_BODY = 64 * 1024;
 /** Headers that describe one hop, not the request (RFC 9110 §7.6.1). */
 const HOP_BY_HOP = new Set(['connection', 'keep-alive', 'proxy-connection', 'proxy-authenticate', 'proxy-authorization', 'te', 'trailer', 'transfer-encoding', 'upgrade']);
 
-type Route = { kind: 'order'; replaces?: string } | { kind: 'cancel'; orderId: string | 'all' } | { kind: 'pass' };
-
-/** Which requests the gate decides on; the rest pass. */
-export function routeOf(method: string, rawUrl: string): Route {
-  const path = (rawUrl.split('?')[0] ?? '').replace(/\/+$/, '');
-  if (method === 'POST' && path === '/v2/orders') return { kind: 'order' };
-  const one = /^\/v2\/orders\/([^/]+)$/.exec(path);
-  if (method === 'PATCH' && one) return { kind: 'order', replaces: decodeURIComponent(one[1]!) };
-  if (method === 'DELETE' && path === '/v2/orders') return { kind: 'cancel', orderId: 'all' };
-  if (method === 'DELETE' && one) return { kind: 'cancel', orderId: decodeURIComponent(one[1]!) };
-  return { kind: 'pass' };
-}
+/** The only request that may be upgraded: the trading stream's WebSocket (GET /stream). */
+const STREAM_PATH = '/stream';
 
 export async function startGateway(options: GatewayOptions): Promise<Gateway> {
   const { gate, logger } = options;
@@ -76,8 +69,8 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
     return peer;
   };
 
-  /** Sends one request to the broker; resolves with its response (body unread). */
-  function forward(req: http.IncomingMessage, body: Buffer | undefined): Promise<http.IncomingMessage> {
+  /** Sends one request to the broker, at `target` (normalised); resolves with its response (body unread). */
+  function forward(req: http.IncomingMessage, target: string, body: Buffer | undefined): Promise<http.IncomingMessage> {
     return new Promise((resolve, reject) => {
       const headers = forwardedHeaders(req.headers, upstream.host);
       if (body) headers['content-length'] = String(body.length);
@@ -87,7 +80,7 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
         hostname: upstream.hostname,
         port: upstreamPort,
         method: req.method,
-        path: basePath + (req.url ?? '/'),
+        path: basePath + target,
         headers,
         timeout: timeoutMs,
       });
@@ -108,11 +101,19 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
   }
 
   async function handle(req: http.IncomingMessage, res: http.ServerResponse): Promise<void> {
-    const route = routeOf(req.method ?? 'GET', req.url ?? '/');
+    // Decided on, and forwarded as, the request the broker will execute (routes.ts).
+    const normalized = normalizeTarget(req.url ?? '/');
+    if (!normalized) return sendError(res, 400, 40010000, `tradewarden order gate: ${JSON.stringify((req.url ?? '').slice(0, 200))} is not a request path`);
+    const target = normalized.path + normalized.query;
+    const route = routeOf(req.method ?? 'GET', normalized.path);
+    if (route.kind === 'refuse') {
+      logger.warn(`order gate refused ${req.method} ${(req.url ?? '').slice(0, 200)}: not a request it recognises`);
+      return sendError(res, 403, REFUSED_CODE, `tradewarden order gate: ${route.why}.`);
+    }
     if (route.kind !== 'order') {
       let answer: http.IncomingMessage;
       try {
-        answer = await forward(req, undefined);
+        answer = await forward(req, target, undefined);
       } catch (error) {
         return unreachable(res, error, false);
       }
@@ -132,7 +133,7 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
     const ticket = admission.ticket;
     let answer: http.IncomingMessage;
     try {
-      answer = await forward(req, body);
+      answer = await forward(req, target, body);
     } catch (error) {
       gate.settle(ticket, {}); // fate unknown: it keeps counting
       return unreachable(res, error, true);
@@ -170,6 +171,15 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
   // The trading stream (`/stream`, trade_updates): the upgrade request goes to the broker as it came,
   // and from then on both sockets are piped to each other.
   server.on('upgrade', (req: http.IncomingMessage, client: net.Socket, head: Buffer) => {
+    // Only the stream's own handshake is piped: an upgrade of anything else (a POST /v2/orders with
+    // `Upgrade: websocket`) would carry its request to the broker unchecked.
+    const normalized = normalizeTarget(req.url ?? '/');
+    if (req.method !== 'GET' || normalized?.path.replace(/\/+$/, '') !== STREAM_PATH) {
+      logger.warn(`order gate refused an upgrade of ${req.method} ${(req.url ?? '').slice(0, 200)}: only GET ${STREAM_PATH} may be upgraded`);
+      const body = JSON.stringify({ code: REFUSED_CODE, message: `tradewarden order gate: only the trading stream (GET ${STREAM_PATH}) may be upgraded; ${req.method} ${normalized?.path ?? req.url} is refused` });
+      client.end(`HTTP/1.1 403 Forbidden\r\ncontent-type: application/json\r\ncontent-length: ${Buffer.byteLength(body)}\r\nconnection: close\r\n\r\n${body}`);
+      return;
+    }
     const connectOptions = { host: upstream.hostname, port: upstreamPort };
     const broker = secure ? tls.connect({ ...connectOptions, servername: upstream.hostname }) : net.connect(connectOptions);
     const ready = secure ? 'secureConnect' : 'connect';
@@ -178,7 +188,7 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
     broker.once(ready, () => {
       broker.setTimeout(0);
       piped = true;
-      broker.write(upgradeHead(req, basePath, upstream.host));
+      broker.write(upgradeHead(req, basePath + normalized.path + normalized.query, upstream.host));
       if (head.length) broker.write(head);
       broker.pipe(client);
       client.pipe(broker);
@@ -254,9 +264,9 @@ function responseHeaders(answer: http.IncomingMessage): http.OutgoingHttpHeaders
   return out;
 }
 
-/** The upgrade request as raw HTTP/1.1, headers in their original case and order, Host rewritten. */
-function upgradeHead(req: http.IncomingMessage, basePath: string, host: string): string {
-  const lines = [`${req.method} ${basePath}${req.url} HTTP/1.1`];
+/** The upgrade request as raw HTTP/1.1 at `target`, headers in their original case and order, Host rewritten. */
+function upgradeHead(req: http.IncomingMessage, target: string, host: string): string {
+  const lines = [`${req.method} ${target} HTTP/1.1`];
   for (let i = 0; i < req.rawHeaders.length; i += 2) {
     const name = req.rawHeaders[i]!;
     lines.push(`${name}: ${name.toLowerCase() === 'host' ? host : req.rawHeaders[i + 1]}`);
