@@ -6,6 +6,7 @@
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
+import { once } from 'node:events';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -448,6 +449,47 @@ describe('Supervisor with a real PM2 daemon', { timeout: 120_000 }, () => {
     const stopped = await py.stop();
     assert.equal(stopped.forceKilled, false, 'it closed out on SIGINT');
     assert.ok(!isAlive(pid), '!isAlive(pid)');
+  });
+
+  it('a start while another process is inside the guard does not get past it: it times out, or waits and is refused; one trader', async () => {
+    // The interleaving made certain: another OS process (test/fixtures/start-once.ts) is held
+    // inside the guard, so only the cross-process lock in DATA_DIR stands between it and our start.
+    // Its own copy of the script, so the file's other traders are not its duplicates.
+    const script = copyTrader(path.join(root, 'examples/heartbeat-trader.js'), path.join(home.root, 'guarded'));
+    const dataDir = path.join(home.root, 'guarded-data');
+    const env = { ...process.env, PM2_HOME: home.pm2Home, DATA_DIR: dataDir, TRADING_PROCESS_NAME: 'guarded-bot', TRADING_SCRIPT: script, HOLD_IN_GUARD: '1' };
+    const holder = spawn(process.execPath, ['--import', 'tsx', path.join(fixtures, 'start-once.ts')], { cwd: root, env, stdio: ['pipe', 'pipe', 'pipe'] });
+    spawned.push(holder);
+    let out = '';
+    holder.stdout.on('data', (d) => (out += d));
+    holder.stderr.on('data', (d) => (out += d));
+    const closed = once(holder, 'close');
+    await waitFor(() => out.includes('in the guard'), { timeoutMs: 30_000, what: 'the other process to be inside the guard' });
+
+    // A start that may wait 1.5 s: the other process holds the guard longer, so it must give up.
+    const impatient = make('guarded-bot', { TRADING_SCRIPT: script }, { dataDir, lockWaitMs: 1500 });
+    await assert.rejects(impatient.start(), (e) => {
+      assert.ok(e instanceof OperationError, `expected an OperationError, got ${String(e)}`);
+      assert.match(e.message, /changing guarded-bot while we wanted to start still holds .*supervisor\.lock after 1500 ms/, 'gave up waiting for the guard');
+      return true;
+    });
+    assert.deepEqual(await processesRunning(script), [], 'nothing started while the other process was inside the guard');
+
+    // A patient start waits for the guard; the other start goes first, so ours is refused.
+    const patient = make('guarded-bot', { TRADING_SCRIPT: script }, { dataDir });
+    let settled = false;
+    const waiting = patient.start().finally(() => (settled = true));
+    waiting.catch(() => undefined); // judged below; not an unhandled rejection meanwhile
+    await delay(300);
+    assert.equal(settled, false, 'the patient start waits while the other process is inside the guard');
+    holder.stdin!.end('go\n');
+    await closed;
+    const theirs = JSON.parse(out.trim().split('\n').pop() ?? '') as { ok: boolean; pid?: number };
+    assert.equal(theirs.ok, true, `the other process's start, once released, succeeds: ${out}`);
+    await assert.rejects(waiting, (e) => expectRefused(e, new RegExp(`already running \\(pid ${theirs.pid}`)));
+    await expectOnlyRunning(script, [theirs.pid!]);
+    await patient.stop();
+    assert.ok(!isAlive(theirs.pid!), 'stopped');
   });
 
   it('the PM2 daemon killed under us: a clear error, then recovery, and the orphan shows as a duplicate', async () => {
