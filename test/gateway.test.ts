@@ -162,9 +162,10 @@ test('a copy started by hand gets no order through the gate, while the managed t
 
   // The managed trader still trades through the gate (its next order: a restart makes one at once).
   const btc = ordersFor('BTC/USD').length;
-  await controller.app.core.restart(operator);
+  const restarted = await controller.app.core.restart(operator);
   await waitFor(() => ordersFor('BTC/USD').length === btc + 1, { what: "the managed trader's order after the copy's refusals" });
-  assert.ok(started.pid > 0, 'started.pid > 0');
+  assert.notEqual(restarted.pid, started.pid, 'a new trader process after the restart');
+  assert.equal(refusals('not_managed_trader').length, 1, "the restarted trader's orders are not refused as a copy's");
   await controller.app.core.stop(operator);
 });
 
@@ -322,7 +323,7 @@ test('the official Alpaca SDK trades through the gate unchanged: reads, orders u
     assert.equal(refused.error, 'PermissionError', "the SDK's own typed error for a 403");
     assert.equal(refused.code, REFUSED_CODE);
     assert.match(String(refused.message), /MAX_TRADES_PER_HOUR=3/);
-    assert.equal(started.pid > 0, true);
+    assert.deepEqual([...new Set(lines.map((l) => l.sdkTrader))], [started.pid], 'every SDK line came from the managed trader PM2 started');
   } finally {
     delete process.env.TEST_TRADER;
     await controller.app.core.stop(operator);
