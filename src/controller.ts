@@ -191,6 +191,9 @@ async function startOrderGate(app: App): Promise<NonNullable<Controller['gateway
     cancelGraceMs: (config.tradePollSeconds + 5) * 1000,
   });
   const server = await startGateway({ host: settings.host, port: settings.port, upstream: config.broker.baseUrl, gate, logger });
+  // An order that ends unfilled (IOC, canceled in the dashboard or by flatten, expired, rejected)
+  // frees its slot as the stream reports it, not an hour later.
+  app.tradeStream?.onOrderEnded((ended) => gate.ended(ended.orderId));
   return { server, gate };
 }
 

@@ -306,6 +306,102 @@ test('the broker unreachable: the gate answers 502 in Alpaca\'s shape', async ()
   }
 });
 
+/**
+ * A gate of the test's own in front of the paper broker, for which this test process is the managed
+ * trader (its orders are decided on, not refused as a copy's), wired to the controller's stream.
+ */
+async function ownGate(options: { upstream?: string; upstreamTimeoutMs?: number } = {}) {
+  const { startGateway } = await import('../src/gateway/gateway.ts');
+  const { OrderGate } = await import('../src/gateway/order-gate.ts');
+  const { app } = controller;
+  const own = new OrderGate({ store: app.store, outbox: app.outbox, clock, logger: silentLogger, maxTradesPerHour: 3, mode: 'enforce', processName: 'trading-bot', traderPid: async () => process.pid });
+  app.tradeStream?.onOrderEnded((ended) => own.ended(ended.orderId));
+  const server = await startGateway({ host: '127.0.0.1', port: await freeLoopbackPort(), upstream: options.upstream ?? paper.url, gate: own, logger: silentLogger, upstreamTimeoutMs: options.upstreamTimeoutMs });
+  const send = async (method: string, route: string, body?: unknown, headers: Record<string, string> = {}) => {
+    const response = await fetch(`${server.url}${route}`, {
+      method,
+      headers: { 'APCA-API-KEY-ID': KEY, 'APCA-API-SECRET-KEY': SECRET, ...(body ? { 'content-type': 'application/json' } : {}), ...headers },
+      body: body ? JSON.stringify(body) : undefined,
+    });
+    return { status: response.status, json: (await response.json().catch(() => ({}))) as Record<string, unknown> };
+  };
+  return { gate: own, server, send };
+}
+
+const restingBuy = (limit = 2) => ({ symbol: 'BTC/USD', side: 'buy', type: 'limit', time_in_force: 'gtc', qty: '1', limit_price: String(limit) }); // $2 and up: above crypto's $1 minimum, far below the price
+
+test('an order that never reached the broker, or that it ended unfilled, frees its slot: no lockout', async () => {
+  nextHour();
+  // Not sent: no connection to the broker. Four of them do not use up the hour's three slots.
+  const nowhere = await ownGate({ upstream: `http://127.0.0.1:${await freeLoopbackPort()}` });
+  try {
+    for (let i = 0; i < 4; i++) {
+      const answer = await nowhere.send('POST', '/v2/orders', restingBuy());
+      assert.equal(answer.status, 502, JSON.stringify(answer.json));
+      assert.match(String(answer.json.message), /The order was NOT sent \(no connection was made\): it is safe to send it again/);
+    }
+    assert.equal(await nowhere.gate.pendingCount(), 0, 'orders not sent hold no slot');
+  } finally {
+    await nowhere.server.close();
+  }
+
+  const { gate: own, server, send } = await ownGate({ upstreamTimeoutMs: 500 });
+  try {
+    // Sent, the answer lost, and the broker has no such order (it hung up before acting).
+    paper.failNext('hangup', 1, { method: 'POST', path: '/v2/orders' });
+    const hungUp = await send('POST', '/v2/orders', restingBuy());
+    assert.equal(hungUp.status, 502);
+    assert.match(String(hungUp.json.message), /The broker has no such order \(looked up by its client_order_id\): it was not accepted/);
+    assert.equal(await own.pendingCount(), 0, 'an order the broker does not have holds no slot');
+
+    // Sent, acted on, and its answer too late: looked up, it counts (with its id) until it ends.
+    paper.setDelay(1500, { method: 'POST', path: '/v2/orders' });
+    const late = await send('POST', '/v2/orders', restingBuy());
+    paper.setDelay(0, { method: 'POST', path: '/v2/orders' });
+    assert.equal(late.status, 503);
+    const lateId = /The order DID reach it \(order ([0-9a-f-]+), client_order_id twg-/.exec(String(late.json.message))?.[1];
+    assert.ok(lateId, `the answer names the order that reached the broker: ${String(late.json.message)}`);
+    assert.equal(await own.pendingCount(), 1, 'the order that reached the broker counts');
+    assert.equal((await send('DELETE', `/v2/orders/${lateId}`)).status, 204);
+    await waitFor(async () => (await own.pendingCount()) === 0, { what: 'the cancel, reported by the stream, to free the slot' });
+
+    // IOC limits that cannot fill end canceled at once: four of them leave the hour's slots free.
+    for (let i = 0; i < 4; i++) {
+      const ioc = await send('POST', '/v2/orders', { ...restingBuy(), time_in_force: 'ioc' });
+      assert.equal(ioc.status, 200, JSON.stringify(ioc.json));
+      assert.equal(ioc.json.status, 'canceled');
+      await waitFor(async () => (await own.pendingCount()) === 0, { what: `IOC order ${i + 1} freed by its canceled event` });
+    }
+
+    // Three resting orders fill the hour; replacing one takes its place, it does not add a fourth.
+    const resting: string[] = [];
+    for (let i = 0; i < 3; i++) resting.push(String((await send('POST', '/v2/orders', restingBuy(1 + i))).json.id));
+    assert.equal(await own.pendingCount(), 3);
+    const replaced = await send('PATCH', `/v2/orders/${resting[0]}`, { limit_price: '5' });
+    assert.equal(replaced.status, 200, JSON.stringify(replaced.json));
+    assert.equal(replaced.json.replaces, resting[0]);
+    assert.equal(await own.pendingCount(), 3, 'the replacement took the old order\'s place');
+    const fourth = await send('POST', '/v2/orders', restingBuy(7));
+    assert.equal(fourth.status, 403, 'a fourth new order is still refused');
+    for (const id of [String(replaced.json.id), resting[1], resting[2]]) await send('DELETE', `/v2/orders/${id}`);
+    await waitFor(async () => (await own.pendingCount()) === 0, { what: 'the cancels to free the slots' });
+
+    // A gzip-compressed answer (what Alpaca's Go and JS SDKs ask for): the order id is still read,
+    // so the filled order counts once, as a trade, not also as an order pending for an hour.
+    const zipped = await fetch(`${server.url}/v2/orders`, {
+      method: 'POST',
+      headers: { 'APCA-API-KEY-ID': KEY, 'APCA-API-SECRET-KEY': SECRET, 'content-type': 'application/json', 'accept-encoding': 'gzip' },
+      body: JSON.stringify({ symbol: 'BTC/USD', side: 'buy', type: 'market', time_in_force: 'gtc', qty: '0.001' }),
+    });
+    const filled = (await zipped.json()) as { id: string; status: string };
+    assert.equal(filled.status, 'filled');
+    await waitFor(async () => (await controller.app.store.read()).trades.seen.some((t) => t.orderId === filled.id), { what: 'the fill recorded' });
+    assert.equal(await own.pendingCount(), 0, 'the filled order counts as its trade only');
+  } finally {
+    await server.close();
+  }
+});
+
 test('the official Alpaca SDK trades through the gate unchanged: reads, orders up to the limit, the refusal as its typed 403', async () => {
   nextHour();
   process.env.TEST_TRADER = 'sdk';

@@ -17,6 +17,10 @@
 //   a buy needs cash (403 insufficient buying power); an order may not sell more than the long
 //   position minus what open orders already hold, nor flip a position through zero (403);
 //   crypto cannot be shorted (403); client_order_id must be unique (422).
+// GET /v2/orders:by_client_order_id?client_order_id=… finds an order by the client's own id (404 if none).
+// PATCH /v2/orders/{id} replaces an open, unfilled order (qty, limit_price, time_in_force): the old one
+// ends "replaced" (stream event `replaced`), the new one names it in `replaces`. A client that sends
+// Accept-Encoding: gzip gets gzipped JSON, as from Alpaca.
 // Unknown routes answer 404 {"code":40410000,…}; a known route with another method answers 405.
 //
 // Account configurations (GET /v2/account/configurations, PATCH with a partial JSON object): the
@@ -80,7 +84,9 @@
 // → {"stream":"authorization","data":{"status":"authorized"|"unauthorized","action":"authenticate"}};
 // {"action":"listen","data":{"streams":["trade_updates"]}} → {"stream":"listening",…}; then every fill
 // as {"stream":"trade_updates","data":{"event":"fill"|"partial_fill","execution_id","order":{…},
-// "timestamp","price","qty","position_qty"}}. Frames are binary, as Alpaca's paper endpoint sends them.
+// "timestamp","price","qty","position_qty"}}, and every cancel (by request, by a close's cancel_orders,
+// or an IOC/FOK limit that could not fill) as {"event":"canceled","order":{…},"timestamp"}. Frames are
+// binary, as Alpaca's paper endpoint sends them.
 // The execution id is the uuid part of the fill's activity id. Stream hooks:
 //   streamListeners          connections authorized and listening to trade_updates now
 //   dropStreamConnections()  ends every stream connection without a close frame (a network drop)
@@ -92,6 +98,7 @@
 //                            (refusal [{"T":"error","code":402,"msg":"auth failed"}])
 import http from 'node:http';
 import { randomUUID } from 'node:crypto';
+import { gzipSync } from 'node:zlib';
 import type { AddressInfo } from 'node:net';
 import { WebSocketServer, type WebSocket } from 'ws';
 import type { Clock } from '../src/clock.ts';
@@ -279,6 +286,9 @@ interface PaperOrder {
   filledAt: number | null;
   canceledAt: number | null;
   seq: number;
+  /** PATCH /v2/orders/{id}: the order that replaced this one, and the one this one replaced */
+  replacedBy?: string;
+  replaces?: string;
 }
 
 interface PaperPosition {
@@ -364,8 +374,8 @@ export async function startPaperBroker(options: PaperBrokerOptions = {}): Promis
     canceled_at: o.canceledAt === null ? null : iso(o.canceledAt),
     failed_at: null,
     replaced_at: null,
-    replaced_by: null,
-    replaces: null,
+    replaced_by: o.replacedBy ?? null,
+    replaces: o.replaces ?? null,
     asset_id: assetIdOf(o.symbol),
     symbol: o.symbol,
     asset_class: o.assetClass,
@@ -629,8 +639,7 @@ export async function startPaperBroker(options: PaperBrokerOptions = {}): Promis
     if (fillable(order)) fillInParts(order, partialFills, now);
     else if (type === 'limit' && (tif === 'ioc' || tif === 'fok')) {
       // This paper broker never matches limits by itself, so an immediate-or-cancel limit cancels.
-      order.status = 'canceled';
-      order.canceledAt = now;
+      cancelOrder(order, now);
     }
     return order;
   }
@@ -667,10 +676,39 @@ export async function startPaperBroker(options: PaperBrokerOptions = {}): Promis
     }
   }
 
+  /**
+   * PATCH /v2/orders/{id}: a resting order replaced by a new one with the given qty, limit_price or
+   * time_in_force; the old one ends "replaced" (stream event `replaced`), the new one names it in
+   * `replaces`. Only an open, unfilled order can be replaced here.
+   */
+  function replaceOrder(order: PaperOrder, body: unknown): PaperOrder {
+    if (!isOpen(order)) reject(422, `order is already in "${order.status}" state`);
+    if (order.filledQty > 0) reject(422, 'a partially filled order cannot be replaced by this paper broker');
+    const change = typeof body === 'object' && body !== null && !Array.isArray(body) ? (body as Record<string, unknown>) : {};
+    const request: Record<string, unknown> = {
+      symbol: order.symbol,
+      side: order.side,
+      type: order.type,
+      time_in_force: change.time_in_force ?? order.timeInForce,
+      qty: change.qty ?? (order.qty === null ? undefined : String(order.qty)),
+      notional: order.qty === null && order.notional !== null ? String(order.notional) : undefined,
+      limit_price: change.limit_price ?? (order.limitPrice === null ? undefined : String(order.limitPrice)),
+    };
+    const now = clock.now();
+    order.status = 'replaced';
+    order.updatedAt = now;
+    const replacement = submitOrder(request);
+    order.replacedBy = replacement.id;
+    replacement.replaces = order.id;
+    publishTradeUpdate({ event: 'replaced', order: orderJson(order), timestamp: iso(now) });
+    return replacement;
+  }
+
   function cancelOrder(order: PaperOrder, now: number): void {
     order.status = 'canceled';
     order.canceledAt = now;
     order.updatedAt = now;
+    publishTradeUpdate({ event: 'canceled', order: orderJson(order), timestamp: iso(now) });
   }
 
   /** The market order that closes `position` (queued when the equity market is closed). */
@@ -944,12 +982,28 @@ export async function startPaperBroker(options: PaperBrokerOptions = {}): Promis
       return { status: 200, body: list.map(orderJson) };
     }
 
+    if (path === '/v2/orders:by_client_order_id') {
+      const wrong = known(['GET']);
+      if (wrong) return wrong;
+      const wanted = query.get('client_order_id');
+      if (!wanted) return error(422, 'client_order_id is required');
+      const order = orders.find((o) => o.clientOrderId === wanted);
+      return order ? { status: 200, body: orderJson(order) } : error(404, 'order not found');
+    }
+
     if (segments[0] === 'v2' && segments[1] === 'orders' && segments.length === 3) {
-      const wrong = known(['GET', 'DELETE']);
+      const wrong = known(['GET', 'DELETE', 'PATCH']);
       if (wrong) return wrong;
       const order = orders.find((o) => o.id === segments[2]);
       if (!order) return error(404, 'order not found');
       if (method === 'GET') return { status: 200, body: orderJson(order) };
+      if (method === 'PATCH') {
+        try {
+          return { status: 200, body: orderJson(replaceOrder(order, body)) };
+        } catch (e) {
+          return fromRejection(e);
+        }
+      }
       if (!isOpen(order)) return error(422, `order is already in "${order.status}" state`);
       const fault = takeSymbolFault(order.symbol, method, path);
       if (fault) return faultAnswer(fault);
@@ -1032,6 +1086,13 @@ export async function startPaperBroker(options: PaperBrokerOptions = {}): Promis
       return;
     }
     const text = JSON.stringify(answer.body);
+    // Like Alpaca: a client that accepts gzip (its Go and JS SDKs do) gets the body compressed.
+    if (/\bgzip\b/.test(String(req.headers['accept-encoding'] ?? ''))) {
+      const zipped = gzipSync(text);
+      res.writeHead(answer.status, { ...headers, 'content-type': 'application/json; charset=UTF-8', 'content-encoding': 'gzip', 'content-length': String(zipped.length) });
+      res.end(zipped);
+      return;
+    }
     res.writeHead(answer.status, { ...headers, 'content-type': 'application/json; charset=UTF-8', 'content-length': String(Buffer.byteLength(text)) });
     res.end(text);
   }

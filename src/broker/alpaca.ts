@@ -553,6 +553,25 @@ export function parseTradeUpdateFill(value: unknown, where: string): Fill | unde
   };
 }
 
+/** An order that will trade no more, as a trade_updates event says it (the gate stops counting it). */
+export interface OrderEnded {
+  orderId: string;
+  event: 'canceled' | 'expired' | 'rejected' | 'replaced' | 'done_for_day';
+  /** what it filled before it ended (its fills count as trades anyway) */
+  filledQty: number;
+}
+
+const ENDING_EVENTS = new Set<OrderEnded['event']>(['canceled', 'expired', 'rejected', 'replaced', 'done_for_day']);
+
+/** A trade_updates event that ends an order; undefined for every other event. */
+export function parseTradeUpdateEnd(value: unknown, where: string): OrderEnded | undefined {
+  const data = record(value, where);
+  const event = text(data, 'event', where) as OrderEnded['event'];
+  if (!ENDING_EVENTS.has(event)) return undefined;
+  const order = record(data.order, `${where}.order`);
+  return { orderId: text(order, 'id', `${where}.order`), event, filledQty: optionalDecimal(order, 'filled_qty', `${where}.order`) ?? 0 };
+}
+
 // ---- transport helpers ----
 
 function parseBody(data: unknown): { ok: true; value: unknown } | { ok: false } {

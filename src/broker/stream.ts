@@ -19,7 +19,7 @@ import WebSocket from 'ws';
 import { systemClock, type Clock } from '../clock.ts';
 import { describeError } from '../errors.ts';
 import { redact, silentLogger, type Logger } from '../log.ts';
-import { parseTradeUpdateFill } from './alpaca.ts';
+import { parseTradeUpdateEnd, parseTradeUpdateFill, type OrderEnded } from './alpaca.ts';
 import type { Fill } from './types.ts';
 
 export type StreamStatus = 'connecting' | 'connected' | 'reconnecting' | 'stopped';
@@ -47,6 +47,8 @@ export interface TradeStreamOptions {
   onFill: (fill: Fill) => Promise<void> | void;
   /** after every successful (re)subscription: what happened while disconnected must be read by poll */
   onListening?: () => Promise<void> | void;
+  /** an order that will trade no more: canceled, expired, rejected, replaced, done for the day */
+  onOrderEnded?: (ended: OrderEnded) => void;
   /** on every change of status (not on every message) */
   onStateChange?: (state: StreamState) => void;
   logger?: Logger;
@@ -204,6 +206,8 @@ export class TradeStream {
     let fill: Fill | undefined;
     try {
       fill = parseTradeUpdateFill(item.data, 'trade_updates');
+      const ended = fill ? undefined : parseTradeUpdateEnd(item.data, 'trade_updates');
+      if (ended) this.options.onOrderEnded?.(ended);
     } catch (error) {
       this.logger.warn(`trade stream: ${this.clean(error)}; the next poll reads it instead`);
       return;

@@ -14,8 +14,10 @@
 //
 // Fail closed: the trader knows only this address, so if the controller is down its orders go
 // nowhere. A broker that cannot be reached is answered 502/503 in Alpaca's error shape.
+import { randomUUID } from 'node:crypto';
 import http from 'node:http';
 import https from 'node:https';
+import zlib from 'node:zlib';
 import net from 'node:net';
 import tls from 'node:tls';
 import type { Logger } from '../log.ts';
@@ -92,12 +94,57 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
     });
   }
 
-  function unreachable(res: http.ServerResponse, error: unknown, order: boolean): void {
+  /**
+   * The broker did not answer. For an order, what the trader most needs to know: was it sent?
+   * `fate` is what the gate knows of it (absent for a request that is not an order).
+   */
+  function unreachable(res: http.ServerResponse, error: unknown, fate?: 'not sent' | 'not accepted' | 'unknown' | { accepted: string; clientOrderId: string }): void {
     const timedOut = (error as NodeJS.ErrnoException).code === 'ETIMEDOUT';
     const status = timedOut ? 503 : 502;
-    const fate = order ? ' The order may or may not have reached it: list open orders before sending it again.' : '';
-    sendError(res, status, timedOut ? 50310000 : 50210000, `tradewarden order gate: the broker at ${upstream.host} ${timedOut ? 'did not answer in time' : `could not be reached (${describeError(error)})`}.${fate}`);
+    const said =
+      fate === undefined
+        ? ''
+        : fate === 'not sent'
+          ? ' The order was NOT sent (no connection was made): it is safe to send it again.'
+          : fate === 'not accepted'
+            ? ' The broker has no such order (looked up by its client_order_id): it was not accepted; it is safe to send it again.'
+            : fate === 'unknown'
+              ? ' The order may have reached it: list open orders before sending it again.'
+              : ` The order DID reach it (order ${fate.accepted}, client_order_id ${fate.clientOrderId}); only its answer was lost: do not send it again.`;
+    sendError(res, status, timedOut ? 50310000 : 50210000, `tradewarden order gate: the broker at ${upstream.host} ${timedOut ? 'did not answer in time' : `could not be reached (${describeError(error)})`}.${said}`);
     logger.warn(`order gate: broker ${upstream.host} ${requestLine(res)}: ${describeError(error)}`);
+  }
+
+  /** The broker's order of this client id: its id, 'absent' (404), or undefined when the broker could not say. */
+  async function lookUp(req: http.IncomingMessage, clientOrderId: string): Promise<string | 'absent' | undefined> {
+    const headers = forwardedHeaders(req.headers, upstream.host);
+    for (const name of ['content-length', 'content-type', 'content-encoding']) delete headers[name];
+    try {
+      const answer = await new Promise<http.IncomingMessage>((resolve, reject) => {
+        const request = (secure ? https : http).request({
+          agent,
+          protocol: upstream.protocol,
+          hostname: upstream.hostname,
+          port: upstreamPort,
+          method: 'GET',
+          path: `${basePath}/v2/orders:by_client_order_id?client_order_id=${encodeURIComponent(clientOrderId)}`,
+          headers,
+          timeout: Math.min(timeoutMs, 10_000),
+        });
+        request.once('response', resolve);
+        request.once('timeout', () => request.destroy(new Error('no answer')));
+        request.once('error', reject);
+        request.end();
+      });
+      const chunks: Buffer[] = [];
+      for await (const chunk of answer) chunks.push(chunk as Buffer);
+      if (answer.statusCode === 404) return 'absent';
+      if (answer.statusCode !== 200) return undefined;
+      return orderOf(decoded(Buffer.concat(chunks), answer.headers['content-encoding']))?.id;
+    } catch (error) {
+      logger.warn(`order gate: could not look up order ${clientOrderId} at the broker: ${describeError(error)}`);
+      return undefined;
+    }
   }
 
   async function handle(req: http.IncomingMessage, res: http.ServerResponse): Promise<void> {
@@ -115,7 +162,7 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
       try {
         answer = await forward(req, target, undefined);
       } catch (error) {
-        return unreachable(res, error, false);
+        return unreachable(res, error);
       }
       if (route.kind === 'cancel' && answer.statusCode !== undefined && answer.statusCode >= 200 && answer.statusCode < 300) gate.canceled(route.orderId);
       res.writeHead(answer.statusCode ?? 502, answer.statusMessage, responseHeaders(answer));
@@ -131,25 +178,32 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
       return sendError(res, 403, admission.refusal!.code, admission.refusal!.message);
     }
     const ticket = admission.ticket;
+    // An order with a client id of the gate's own can be looked up when its answer is lost.
+    const { body: sent, clientOrderId } = withClientOrderId(body);
     let answer: http.IncomingMessage;
+    let payload: Buffer;
     try {
-      answer = await forward(req, target, body);
-    } catch (error) {
-      gate.settle(ticket, {}); // fate unknown: it keeps counting
-      return unreachable(res, error, true);
-    }
-    // The order's answer is read whole (it is small) to learn the new order's id.
-    const chunks: Buffer[] = [];
-    try {
+      answer = await forward(req, target, sent);
+      // The order's answer is read whole (it is small) to learn the new order's id.
+      const chunks: Buffer[] = [];
       for await (const chunk of answer) chunks.push(chunk as Buffer);
+      payload = Buffer.concat(chunks);
     } catch (error) {
-      gate.settle(ticket, {});
-      return unreachable(res, error, true);
+      if (neverConnected(error)) {
+        gate.settle(ticket, { accepted: false });
+        return unreachable(res, error, 'not sent');
+      }
+      // Sent, and the answer lost (a reset, a time-out): ask the broker whether it has the order.
+      const found = clientOrderId ? await lookUp(req, clientOrderId) : undefined;
+      gate.settle(ticket, found === undefined ? { accepted: 'unknown' } : found === 'absent' ? { accepted: false } : { accepted: true, orderId: found });
+      return unreachable(res, error, found === undefined ? 'unknown' : found === 'absent' ? 'not accepted' : { accepted: found, clientOrderId: clientOrderId! });
     }
-    const payload = Buffer.concat(chunks);
     const status = answer.statusCode ?? 502;
-    gate.settle(ticket, { status, orderId: orderIdOf(payload) });
-    if (route.replaces && status >= 200 && status < 300) gate.replaced(route.replaces);
+    const accepted = status >= 200 && status < 300;
+    // Read decoded (Alpaca's SDKs ask for gzip); the bytes go back to the trader as they came.
+    const order = accepted ? orderOf(decoded(payload, answer.headers['content-encoding'])) : undefined;
+    gate.settle(ticket, accepted ? { accepted: true, orderId: order?.id, ended: order?.endedUnfilled } : { accepted: false });
+    if (route.replaces && accepted) gate.replaced(route.replaces);
     const headers = responseHeaders(answer);
     headers['content-length'] = String(payload.length);
     res.writeHead(status, answer.statusMessage, headers);
@@ -300,10 +354,58 @@ function intentOf(body: Buffer): OrderIntent {
   return { symbol: field('symbol'), side: field('side'), qty: field('qty'), notional: field('notional'), type: field('type') };
 }
 
-function orderIdOf(payload: Buffer): string | undefined {
+/** Network failures in which the request never reached the broker (as src/broker/alpaca.ts knows them). */
+const NEVER_CONNECTED = new Set(['ECONNREFUSED', 'ENOTFOUND', 'EAI_AGAIN']);
+const neverConnected = (error: unknown) => NEVER_CONNECTED.has(String((error as NodeJS.ErrnoException).code));
+
+/**
+ * A JSON order without a client_order_id gets one of the gate's own (`twg-…`), so that an order
+ * whose answer is lost can be looked up. The trader's own id, or a body that is not a JSON object,
+ * is left as it is.
+ */
+function withClientOrderId(body: Buffer): { body: Buffer; clientOrderId?: string } {
+  let parsed: unknown;
   try {
-    const parsed = JSON.parse(payload.toString('utf8')) as { id?: unknown };
-    return typeof parsed.id === 'string' ? parsed.id : undefined;
+    parsed = JSON.parse(body.toString('utf8'));
+  } catch {
+    return { body };
+  }
+  if (!parsed || typeof parsed !== 'object' || Array.isArray(parsed)) return { body };
+  const order = parsed as Record<string, unknown>;
+  if (typeof order.client_order_id === 'string' && order.client_order_id) return { body, clientOrderId: order.client_order_id };
+  if (order.client_order_id !== undefined && order.client_order_id !== null && order.client_order_id !== '') return { body };
+  const clientOrderId = `twg-${randomUUID()}`;
+  return { body: Buffer.from(JSON.stringify({ ...order, client_order_id: clientOrderId })), clientOrderId };
+}
+
+/** The answer's bytes as the broker meant them: gzip, deflate and br undone (the raw bytes go back to the trader untouched). */
+function decoded(payload: Buffer, encoding: string | string[] | undefined): Buffer {
+  const codings = String(encoding ?? '').split(',').map((c) => c.trim().toLowerCase()).filter((c) => c && c !== 'identity').reverse();
+  let bytes = payload;
+  try {
+    for (const coding of codings) {
+      if (coding === 'gzip' || coding === 'x-gzip') bytes = zlib.gunzipSync(bytes);
+      else if (coding === 'deflate') bytes = zlib.inflateSync(bytes);
+      else if (coding === 'br') bytes = zlib.brotliDecompressSync(bytes);
+      else return payload;
+    }
+  } catch {
+    return payload;
+  }
+  return bytes;
+}
+
+/** Statuses of an order that will trade no more. */
+const OVER = new Set(['canceled', 'expired', 'rejected', 'replaced', 'done_for_day']);
+
+/** The order an answer describes: its id, and whether it is already over with nothing filled (an IOC that could not fill). */
+function orderOf(payload: Buffer): { id?: string; endedUnfilled: boolean } | undefined {
+  try {
+    const parsed = JSON.parse(payload.toString('utf8')) as { id?: unknown; status?: unknown; filled_qty?: unknown };
+    return {
+      id: typeof parsed.id === 'string' ? parsed.id : undefined,
+      endedUnfilled: typeof parsed.status === 'string' && OVER.has(parsed.status) && Number(parsed.filled_qty ?? 0) === 0,
+    };
   } catch {
     return undefined;
   }

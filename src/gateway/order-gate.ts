@@ -84,6 +84,8 @@ export interface OrderGateOptions {
 }
 
 const TRADER_PID_CACHE_MS = 2000;
+/** How many ended orders are remembered for an answer that comes after the stream's event. */
+const ENDED_REMEMBERED = 1000;
 
 /** Alpaca answers "forbidden" business errors with 403 and an 8-digit 403xxxxx code. */
 export const REFUSED_CODE = 40310000;
@@ -105,6 +107,8 @@ interface Episode {
 export class OrderGate {
   private readonly admitting = new Mutex();
   private readonly pending = new Map<number, PendingOrder>();
+  /** orders the stream said ended, newest last (bounded) */
+  private readonly endedOrders = new Map<string, number>();
   private readonly episodes = new Map<string, Episode>();
   private nextTicket = 1;
   private traderPidCache?: { pid: number | undefined; at: number };
@@ -129,7 +133,7 @@ export class OrderGate {
   admit(peer: Peer, intent: OrderIntent): Promise<Admission> {
     return this.admitting.run(async () => {
       const caller = await this.identify(peer);
-      const refusal = caller.managed ? await this.checkLimits() : notManaged(caller, this.options.processName);
+      const refusal = caller.managed ? await this.checkLimits(intent.replaces) : notManaged(caller, this.options.processName);
       const forward = !refusal || this.options.mode === 'observe';
       let ticket: number | undefined;
       if (forward) {
@@ -144,22 +148,46 @@ export class OrderGate {
   }
 
   /**
-   * The broker's answer to a forwarded order. A rejection frees the slot; an accepted order (or one
-   * whose fate is unknown: the connection broke) keeps counting until it is seen filled or expires.
+   * What became of a forwarded order. Not accepted (the broker answered an error, or it was never
+   * sent: no connection, or the broker has no order of that client id) frees the slot; accepted
+   * keeps it until the order is seen filled, ends unfilled or an hour passes; unknown (the answer was
+   * lost and the broker could not be asked) keeps it too, the cautious way.
    */
-  settle(ticket: number, outcome: { status?: number; orderId?: string }): void {
+  settle(ticket: number, outcome: { accepted: false } | { accepted: true; orderId?: string; ended?: boolean } | { accepted: 'unknown' }): void {
     const pending = this.pending.get(ticket);
     if (!pending) return;
-    if (outcome.status !== undefined && (outcome.status < 200 || outcome.status >= 300)) {
+    // Refused, never sent, or answered as already over and unfilled (an IOC that could not fill).
+    if (outcome.accepted === false || (outcome.accepted === true && outcome.ended)) {
       this.pending.delete(ticket);
       return;
     }
-    if (outcome.orderId) pending.orderId = outcome.orderId;
+    if (outcome.accepted === true && outcome.orderId) {
+      // The stream may have said it ended before its answer named it (an IOC canceled at once).
+      if (this.endedOrders.has(outcome.orderId)) this.pending.delete(ticket);
+      else pending.orderId = outcome.orderId;
+    }
   }
 
-  /** A successful PATCH replaced `orderId` by a new order: the old one no longer trades. */
+  /**
+   * A successful PATCH replaced `orderId` by a new order: the new one took its place (its slot was
+   * not counted twice, see admit), so the old one stops counting at once. What it filled before is
+   * among the seen trades anyway.
+   */
   replaced(orderId: string): void {
-    this.canceled(orderId);
+    for (const [ticket, pending] of this.pending) if (pending.orderId === orderId) this.pending.delete(ticket);
+  }
+
+  /**
+   * The trade stream says an order will trade no more (canceled, expired, rejected, replaced, done
+   * for the day). Unfilled, it stops counting at once; partly filled, its fills are seen trades.
+   */
+  ended(orderId: string): void {
+    for (const [ticket, pending] of this.pending) if (pending.orderId === orderId) this.pending.delete(ticket);
+    // Kept a while: the event can come before the broker's answer to the order names its id.
+    this.endedOrders.set(orderId, Date.now());
+    if (this.endedOrders.size > ENDED_REMEMBERED) {
+      for (const id of [...this.endedOrders.keys()].slice(0, this.endedOrders.size - ENDED_REMEMBERED)) this.endedOrders.delete(id);
+    }
   }
 
   /** The broker confirmed a cancel: of `orderId`, or of every open order (`all`). */
@@ -226,7 +254,8 @@ export class OrderGate {
     return pid;
   }
 
-  private async checkLimits(): Promise<Refusal | undefined> {
+  /** `replaces`: a replacement takes that order's place, so the order it replaces does not count beside it. */
+  private async checkLimits(replaces?: string): Promise<Refusal | undefined> {
     const data = await this.options.store.read();
     const now = this.options.clock.now();
     if (data.breaker.tripped) {
@@ -252,7 +281,7 @@ export class OrderGate {
     const since = data.breaker.resumedAt ?? 0;
     // Flatten's own closing orders are not the trader's trades (countedTrades leaves them out).
     const trades = countedTrades(data, now).filter((t) => t.at > since);
-    const pending = this.livePending(new Set(data.trades.seen.map((t) => t.orderId)));
+    const pending = this.livePending(new Set(data.trades.seen.map((t) => t.orderId))).filter((p) => replaces === undefined || p.orderId !== replaces);
     const limit = this.options.maxTradesPerHour;
     if (trades.length + pending.length + 1 <= limit) return undefined;
     const oldest = Math.min(...trades.map((t) => t.at), ...pending.map((p) => p.acceptedAt));

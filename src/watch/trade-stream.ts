@@ -3,6 +3,7 @@
 // the stream was down is read and counted once. The stream's state is kept in the data file on each
 // change, so `tradewarden status` (another process) shows it too.
 import type { StreamState, TradeStream } from '../broker/stream.ts';
+import type { OrderEnded } from '../broker/alpaca.ts';
 import { tradeStreamUrl } from '../broker/stream-url.ts';
 import type { Clock } from '../clock.ts';
 import { describeError } from '../errors.ts';
@@ -36,6 +37,8 @@ export class TradeStreamWatch {
   readonly url: string;
   /** Serializes the state writes so the data file ends with the latest state. */
   private persisting: Promise<void> = Promise.resolve();
+  /** told when the stream says an order will trade no more (the order gate stops counting it) */
+  private readonly orderEndedListeners: Array<(ended: OrderEnded) => void> = [];
 
   constructor(private readonly options: TradeStreamWatchOptions) {
     this.url = tradeStreamUrl(options.baseUrl, options.streamUrl);
@@ -64,6 +67,11 @@ export class TradeStreamWatch {
       });
   }
 
+  /** Orders that ended (canceled, expired, rejected, replaced, done for the day), as the stream reports them. */
+  onOrderEnded(listener: (ended: OrderEnded) => void): void {
+    this.orderEndedListeners.push(listener);
+  }
+
   async stop(): Promise<void> {
     this.stopRequested = true;
     await this.loading;
@@ -89,6 +97,9 @@ export class TradeStreamWatch {
         await tradeWatch.poll();
       },
       onStateChange: (state) => this.persist(state),
+      onOrderEnded: (ended) => {
+        for (const listener of this.orderEndedListeners) listener(ended);
+      },
     });
   }
 
