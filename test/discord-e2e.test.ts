@@ -2,6 +2,8 @@
 // the real app (core, outbox, store) with a real PM2 daemon in a temp PM2_HOME and the local paper
 // broker. The tests play the users (slash commands, button clicks) and read what the bot answered,
 // what it registered and what it posted. One PM2 daemon serves the file; it is ended by its PID.
+// Each test sets up what it needs (the trader running or not, the positions, this hour's trades,
+// the front without operators), so any one runs alone: --test-name-pattern '/bot logs'.
 // Every assert.ok has a message: without one, node 20's assert re-reads the source to quote the
 // expression, and under tsx (columns of the transformed code) that can spin for minutes.
 import { after, before, describe, test } from 'node:test';
@@ -28,6 +30,7 @@ import {
   guildId,
   keyId,
   operator,
+  operatorActor,
   opsChannelId,
   secretKey,
   startDiscordHarness,
@@ -49,12 +52,50 @@ describe('Discord front, end to end (discord.js + stand-in + PM2 + paper broker)
   let front: Front;
   let clock: ManualClock;
   let logLines: string[];
-  let other: App; // the app of the restarted front: no operators, STATUS_MESSAGE=on
+  let other: App | undefined; // the app of the restarted front: no operators, STATUS_MESSAGE=on
 
   const slash = (member: Member, name: string, options?: JsonObject[]): Promise<StandInInteraction> => harness.slash(member, name, options);
   const click = (member: Member, message: StandInMessage | string, customId: string): Promise<StandInInteraction> => harness.click(member, message, customId);
   const auditOf = (what: string) => harness.auditOf(what);
   const alertPosts = (title: string) => harness.alertPosts(title);
+
+  // ---- set-up helpers: each test states what it needs ----
+
+  /** The trader online under PM2 (started by the operator if it is not): its PID. */
+  const traderRunning = async (): Promise<number> => {
+    const status = await app.supervisor.status();
+    if (status.state === 'online' && status.pid) return status.pid;
+    return (await app.core.start(operatorActor)).pid;
+  };
+  const traderNotRunning = async (): Promise<void> => {
+    if ((await app.supervisor.status()).state === 'online') await app.core.stop(operatorActor);
+  };
+  /** The broker holds exactly these positions (seeded: no fills, nothing for the trade count). */
+  const holding = (...positions: Array<[symbol: string, qty: number, price: number]>): void => {
+    for (const p of paper.snapshot().positions) paper.seedPosition(String(p.symbol), 0, Number(p.current_price));
+    for (const [symbol, qty, price] of positions) paper.seedPosition(symbol, qty, price);
+  };
+  /** This hour's trades are exactly these fills, so many minutes ago on the app's clock. */
+  const tradesThisHour = async (minutesAgo: number[]): Promise<void> => {
+    const now = clock.now();
+    await app.store.update((data) => {
+      data.trades.seen = data.trades.seen.filter((t) => t.at <= now - 3600_000);
+      minutesAgo.forEach((m, i) => {
+        data.trades.seen.push({ orderId: `set-up-${now}-${i}`, symbol: 'AAPL', side: 'buy', qty: 1, price: 200, at: now - m * 60_000, activityIds: [`set-up-${now}-${i}`] });
+      });
+    });
+  };
+  /** The front restarted without operators and with STATUS_MESSAGE=on (once; later tests reuse it). */
+  const frontWithoutOperators = async (): Promise<App> => {
+    if (other) return other;
+    await front.stop();
+    const env = harness.envFor({ DISCORD_OPERATOR_ROLE_IDS: undefined, DISCORD_OPERATOR_USER_IDS: undefined, STATUS_MESSAGE: 'on' });
+    const config = parseConfig(env);
+    assert.deepEqual([config.discord.operatorRoleIds, config.discord.operatorUserIds], [[], []]);
+    other = harness.makeApp(config, env);
+    await harness.startFront(other, { statusCheckMs: 100 });
+    return other;
+  };
 
   before(async () => {
     harness = await startDiscordHarness({ prefix: 'tw-dc-', confirmTimeoutMs: CONFIRM_TIMEOUT_MS });
@@ -76,7 +117,7 @@ describe('Discord front, end to end (discord.js + stand-in + PM2 + paper broker)
     const byName = new Map(commands.map((c) => [c.name, c]));
     const bot = byName.get('bot')!;
     const subs = bot.options as JsonObject[];
-    assert.deepEqual(subs.map((s) => s.name), ['status', 'start', 'stop', 'restart', 'resume', 'logs', 'duplicates', 'stop-duplicates']);
+    assert.deepEqual(subs.map((s) => s.name), ['status', 'start', 'stop', 'restart', 'resume', 'lock', 'unlock', 'logs', 'duplicates', 'stop-duplicates']);
     assert.ok(subs.every((s) => s.type === 1 && String(s.description).length > 5), 'every subcommand is a described subcommand');
     const lines = (subs.find((s) => s.name === 'logs')!.options as JsonObject[])[0];
     assert.deepEqual([lines.name, lines.type, lines.min_value, lines.max_value, lines.required ?? false], ['lines', 4, 1, 200, false]);
@@ -89,6 +130,7 @@ describe('Discord front, end to end (discord.js + stand-in + PM2 + paper broker)
   });
 
   test('/bot start by a non-operator is refused ephemerally, audited, and starts nothing', async () => {
+    await traderNotRunning();
     const run = await slash(bystander, 'bot', subcommand('start'));
     const reply = await run.response();
     assert.equal(reply.type, 4);
@@ -96,10 +138,12 @@ describe('Discord front, end to end (discord.js + stand-in + PM2 + paper broker)
     assert.match(reply.content, /Only operators can run \/bot start\. Ask someone with an operator role\./);
     const refused = await waitFor(async () => (await auditOf('start')).find((e) => e.who === `discord:${bystander.user.id}`), { what: 'the refusal in the audit log' });
     assert.equal(refused.outcome, 'refused');
-    assert.equal((await app.supervisor.status()).state, 'not_found', 'nothing was started');
+    const after = await app.supervisor.status();
+    assert.ok(after.state !== 'online' && after.pid === undefined, `nothing was started (${after.state})`);
   });
 
   test('/bot start by an operator starts the trader under PM2 (deferred, then the result)', async () => {
+    await traderNotRunning();
     const run = await slash(operator, 'bot', subcommand('start'));
     const reply = await run.response();
     assert.equal(run.callbacks[0]?.type, 5, 'deferred first: a start takes more than a second');
@@ -113,6 +157,7 @@ describe('Discord front, end to end (discord.js + stand-in + PM2 + paper broker)
   });
 
   test('/bot start while running is refused by the core: a short ephemeral follow-up, no public trace', async () => {
+    await traderRunning();
     const run = await slash(operator, 'bot', subcommand('start'));
     const followUp = await run.waitForFollowUp();
     assert.equal(followUp.flags & EPHEMERAL, EPHEMERAL);
@@ -121,19 +166,13 @@ describe('Discord front, end to end (discord.js + stand-in + PM2 + paper broker)
   });
 
   test('/bot status shows state, PID, trades against the limit with a sparkline, breaker and account', async () => {
+    const pid = await traderRunning(); // started by the operator: the footer says who wants it running
     // Two fills in the last ten minutes and one 25 minutes ago, on the app's clock.
     const now = clock.now();
-    await app.store.update((data) => {
-      data.trades.seen.push(
-        { orderId: 'o1', symbol: 'AAPL', side: 'buy', qty: 1, price: 200, at: now - 25 * 60_000, activityIds: ['a1'] },
-        { orderId: 'o2', symbol: 'AAPL', side: 'sell', qty: 1, price: 201, at: now - 5 * 60_000, activityIds: ['a2'] },
-        { orderId: 'o3', symbol: 'MSFT', side: 'buy', qty: 2, price: 400, at: now - 60_000, activityIds: ['a3'] },
-      );
-    });
-    paper.seedPosition('AAPL', 10, 200);
+    await tradesThisHour([25, 5, 1]);
+    holding(['AAPL', 10, 200]);
     await app.accountWatch!.refresh(); // what the controller's watch does on its cadence
     paper.setDelay(5000); // status answers from those figures: a slow broker does not hold it up
-    const { pid } = await app.supervisor.status();
     const run = await slash(bystander, 'bot', subcommand('status'));
     const reply = await run.response();
     paper.setDelay(0);
@@ -151,6 +190,7 @@ describe('Discord front, end to end (discord.js + stand-in + PM2 + paper broker)
   });
 
   test('/bot logs shows the trader\'s log in a code block with every secret redacted', async () => {
+    await traderRunning();
     const outLog = path.join(home.dataDir, 'logs', 'trading-bot.out.log');
     await waitFor(() => fs.existsSync(outLog) && fs.readFileSync(outLog, 'utf8').includes('fixture-trader pid='), { what: 'the trader\'s first line in its log' });
     const raw = fs.readFileSync(outLog, 'utf8');
@@ -164,10 +204,10 @@ describe('Discord front, end to end (discord.js + stand-in + PM2 + paper broker)
   });
 
   test('/flatten by an operator: a bystander\'s click is refused, a double click flattens once, the report replaces the prompt', async () => {
-    paper.seedPosition('AAPL', 10, 200);
-    paper.seedPosition('MSFT', -5, 400);
-    const traderPid = (await app.supervisor.status()).pid!;
+    holding(['AAPL', 10, 200], ['MSFT', -5, 400]);
+    const traderPid = await traderRunning();
     const flattensBefore = (await auditOf('flatten')).length;
+    const resultsBefore = alertPosts('Flatten done: account is flat').length;
     clock.advance(1000);
 
     const run = await slash(operator, 'flatten');
@@ -209,13 +249,13 @@ describe('Discord front, end to end (discord.js + stand-in + PM2 + paper broker)
     const flattens = await auditOf('flatten');
     assert.equal(flattens.length, flattensBefore + 1, 'flatten ran once');
     assert.deepEqual([flattens[0].who, flattens[0].outcome], [`discord:${operator.user.id}`, 'ok']);
-    const result = await discord.waitForChannelMessage(alertChannelId, (m) => m.embeds[0]?.title === 'Flatten done: account is flat');
+    const result = await discord.waitFor(() => alertPosts('Flatten done: account is flat')[resultsBefore], 'the flatten result alert');
     assert.match(String(result.embeds[0].description), /Requested by operator\. 2 position\(s\) before/);
-    assert.equal(alertPosts('Flatten done: account is flat').length, 1, 'one flatten, one result alert');
+    assert.equal(alertPosts('Flatten done: account is flat').length, resultsBefore + 1, 'one flatten, one result alert');
   });
 
   test('/flatten cancel: the prompt says so, nothing is done', async () => {
-    paper.seedPosition('AAPL', 3, 200);
+    holding(['AAPL', 3, 200]);
     const flattensBefore = (await auditOf('flatten')).length;
     const run = await slash(operator, 'flatten');
     const prompt = await run.response();
@@ -229,6 +269,7 @@ describe('Discord front, end to end (discord.js + stand-in + PM2 + paper broker)
   });
 
   test('/flatten expiry: after the time-out the buttons are removed and nothing is done', async () => {
+    holding(['AAPL', 3, 200]);
     const flattensBefore = (await auditOf('flatten')).length;
     const run = await slash(operator, 'flatten');
     const prompt = await run.response();
@@ -246,7 +287,7 @@ describe('Discord front, end to end (discord.js + stand-in + PM2 + paper broker)
 
   test('/flatten with a report too long for one message: the answer replaces the prompt and follow-ups carry the rest, every held symbol listed', async () => {
     const symbols = Array.from({ length: 300 }, (_, i) => `Q${String(i).padStart(3, '0')}`);
-    for (const symbol of symbols) paper.seedPosition(symbol, 1, 10);
+    holding(['AAPL', 3, 200], ...symbols.map((symbol): [string, number, number] => [symbol, 1, 10]));
     paper.setMarketOpen(false); // every closing order is queued, so every symbol is listed as still open
     try {
       const run = await slash(operator, 'flatten');
@@ -266,7 +307,6 @@ describe('Discord front, end to end (discord.js + stand-in + PM2 + paper broker)
       await app.core.flatten({ id: 'test:cleanup', name: 'cleanup', isOperator: true });
     }
     assert.deepEqual(paper.snapshot().positions, [], 'flat again');
-    paper.seedPosition('AAPL', 3, 200); // as the expiry test left it, for the tests that follow
   });
 
   test('an alert is posted in the alert channel, mentioning only the alert role', async () => {
@@ -330,12 +370,15 @@ describe('Discord front, end to end (discord.js + stand-in + PM2 + paper broker)
   });
 
   test('the gateway dropped repeatedly (clean and abnormal closes): the client resumes each time and still answers /bot status', async () => {
+    await traderNotRunning();
+    const title = (await (await slash(bystander, 'bot', subcommand('status'))).response()).embeds[0].title;
+    assert.match(String(title), /^trading-bot: /, 'the status embed before the drops');
     for (let drop = 1; drop <= 5; drop++) {
       const resumes = discord.gateway.resumes.filter((r) => r.accepted).length;
       discord.dropConnection(drop % 2 === 0 ? { abnormal: true } : undefined);
       await discord.waitForResume(resumes);
       const run = await slash(bystander, 'bot', subcommand('status'));
-      assert.equal((await run.response()).embeds[0].title, 'trading-bot: stopped', `answered after drop #${drop}`);
+      assert.equal((await run.response()).embeds[0].title, title, `answered after drop #${drop}`);
     }
     assert.equal(discord.gateway.identifies.length, 1, 'resumed every time, never re-identified');
   });
@@ -409,6 +452,7 @@ describe('Discord front, end to end (discord.js + stand-in + PM2 + paper broker)
   });
 
   test('a broker error is answered without a stack trace or a key, even when the broker echoes the key', async () => {
+    holding(['AAPL', 3, 200]);
     paper.failNext(422, 1, { path: '/v2/account', message: `account for key ${keyId} is not permitted` });
     const run = await slash(bystander, 'account');
     const followUp = await run.waitForFollowUp();
@@ -429,12 +473,9 @@ describe('Discord front, end to end (discord.js + stand-in + PM2 + paper broker)
     assert.deepEqual(closed.components, [], 'the open prompt lost its buttons at shutdown');
     assert.match(closed.content, /nothing was done/);
 
-    const env = harness.envFor({ DISCORD_OPERATOR_ROLE_IDS: undefined, DISCORD_OPERATOR_USER_IDS: undefined, STATUS_MESSAGE: 'on' });
-    const config = parseConfig(env);
-    assert.deepEqual([config.discord.operatorRoleIds, config.discord.operatorUserIds], [[], []]);
-    other = harness.makeApp(config, env);
-    await harness.startFront(other, { statusCheckMs: 100 });
-    assert.equal(discord.gateway.identifies.length, 2);
+    const identifiesBefore = discord.gateway.identifies.length;
+    const restarted = await frontWithoutOperators();
+    assert.equal(discord.gateway.identifies.length, identifiesBefore + 1, 'the new front logged in once');
     const refused = await (await slash(operator, 'bot', subcommand('start'))).response();
     assert.ok(refused.ephemeral, 'ephemeral');
     assert.equal(refused.content, 'Only operators can run /bot start. No operators are configured: set DISCORD_OPERATOR_USER_IDS or DISCORD_OPERATOR_ROLE_IDS on the controller.');
@@ -442,16 +483,22 @@ describe('Discord front, end to end (discord.js + stand-in + PM2 + paper broker)
       what: 'the refusal in the audit log',
     });
     assert.equal(entry.outcome, 'refused');
-    const after = await other.supervisor.status();
+    const after = await restarted.supervisor.status();
     assert.ok(after.state !== 'online' && after.pid === undefined, `nothing started (${after.state})`);
     // Reads stay open to everyone.
-    assert.equal((await (await slash(bystander, 'bot', subcommand('status'))).response()).embeds[0].title, 'trading-bot: stopped');
+    const title = String((await (await slash(bystander, 'bot', subcommand('status'))).response()).embeds[0].title);
+    assert.ok(title.startsWith('trading-bot: ') && title !== 'trading-bot: online', `the status, to a bystander: ${title}`);
   });
 
   test('STATUS_MESSAGE=on keeps one status message in the alert channel, edited in place on a change', async () => {
+    const other = await frontWithoutOperators();
+    await tradesThisHour([25, 5, 1]);
     const isStatus = (m: StandInMessage) => m.source === 'channel' && String(m.embeds[0]?.title ?? '').startsWith('trading-bot:');
     const posted = await discord.waitForChannelMessage(alertChannelId, isStatus);
-    assert.equal(fieldOf(posted.embeds[0], 'Trades (1h)').split(' ')[0], '3/3');
+    await discord.waitFor(
+      () => (fieldOf(discord.message(posted.id)!.embeds[0], 'Trades (1h)').split(' ')[0] === '3/3' ? true : undefined),
+      'the status message to show the three trades',
+    );
     // Remembered in the data file, so a restarted controller edits the same message.
     await waitFor(async () => (await other.store.read()).discord.statusMessageId === posted.id, { what: 'the status message id in the store' });
     const edits = () => discord.requests.filter((r) => r.method === 'PATCH' && r.path === `/channels/${alertChannelId}/messages/${posted.id}`).length;
@@ -468,14 +515,19 @@ describe('Discord front, end to end (discord.js + stand-in + PM2 + paper broker)
     assert.equal(discord.channelMessages(alertChannelId).filter(isStatus).length, 1, 'one status message');
   });
 
-  test('no request the stand-in saw carries the token or a broker key, or a stack trace', () => {
+  test('no request the stand-in saw carries the token or a broker key, or a stack trace', async () => {
+    // Its own requests to check, beside whatever the tests before it made: reads anyone may run.
+    const requestsBefore = discord.requests.length;
+    for (const [name, options] of [['bot', subcommand('status')], ['bot', subcommand('logs')], ['account', undefined], ['alerts', undefined]] as const) {
+      await (await slash(bystander, name, options)).response();
+    }
     const stackFrame = /\n\s+at .+:\d+:\d+|node:internal|\.ts:\d+:\d+/;
     for (const request of discord.requests) {
       const body = JSON.stringify(request.body ?? '') + JSON.stringify(request.query) + request.path;
       for (const secret of [discord.token, keyId, secretKey]) assert.ok(!body.includes(secret), `${request.method} ${request.path} carries a secret`);
       assert.ok(!stackFrame.test(body), `${request.method} ${request.path} carries a stack trace: ${body.slice(0, 300)}`);
     }
-    assert.ok(discord.requests.length > 50, 'the suite made requests to check');
+    assert.ok(discord.requests.length > requestsBefore, 'the commands above made requests to check');
     assert.deepEqual(discord.unexpectedRequests.map((r) => `${r.method} ${r.path}`), []);
     for (const line of logLines) for (const secret of [discord.token, keyId, secretKey]) assert.ok(!line.includes(secret), `log line carries a secret: ${line}`);
   });
