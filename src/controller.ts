@@ -194,6 +194,7 @@ async function startOrderGate(app: App): Promise<NonNullable<Controller['gateway
   // An order that ends unfilled (IOC, canceled in the dashboard or by flatten, expired, rejected)
   // frees its slot as the stream reports it, not an hour later.
   app.tradeStream?.onOrderEnded((ended) => gate.ended(ended.orderId));
+  app.core.useGate(gate);
   return { server, gate };
 }
 

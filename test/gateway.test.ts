@@ -123,6 +123,10 @@ test('a runaway trader through the gate makes exactly the limit of trades; later
   assert.equal(alert!.facts.symbol, 'BTC/USD');
   assert.match(alert!.body, /Who: PID \d+ .*the managed trader\. What: (buy|sell) .*BTC\/USD/);
   assert.equal(refusals('trade_limit').length, 1, 'one alert for the episode, not one per order');
+  // A trader the gate locks out is visible without reading logs: in status (and /metrics).
+  const { gate: shown } = await controller.app.core.status();
+  assert.ok((shown?.refusedLastHour.trade_limit ?? 0) >= 1, `status shows the hour's refusals: ${JSON.stringify(shown)}`);
+  assert.equal(shown?.mode, 'enforce');
 
   // An hour later the oldest trades have left the window: orders pass again (and a new episode starts).
   const atLimit = ordersFor('BTC/USD').length;

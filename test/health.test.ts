@@ -176,6 +176,7 @@ test('/metrics exposes every tradewarden metric and the process defaults; /healt
       streamConnected: undefined,
       lastFillPollAgeSeconds: 7.5,
       healthy,
+      gate: { pending: 2, refusedTotal: { trade_limit: 5, not_managed_trader: 1 } },
     }),
   });
   try {
@@ -197,6 +198,9 @@ test('/metrics exposes every tradewarden metric and the process defaults; /healt
     assert.equal(value('tradewarden_stream_connected'), 0, 'no stream: 0');
     assert.equal(value('tradewarden_fill_poll_age_seconds'), 7.5);
     assert.equal(value('tradewarden_healthy'), 1);
+    assert.equal(value('tradewarden_gate_pending_orders'), 2);
+    assert.match(metrics.text, /^tradewarden_gate_refusals_total\{reason="trade_limit"\} 5$/m, 'refusals by reason');
+    assert.match(metrics.text, /^tradewarden_gate_refusals_total\{reason="not_managed_trader"\} 1$/m);
     assert.match(metrics.text, /^process_cpu_user_seconds_total /m, 'default process metrics');
     assert.match(metrics.text, /^# TYPE tradewarden_trader_restarts_total counter$/m);
 

@@ -8,7 +8,7 @@ import { Store } from '../src/store/store.ts';
 import { AlertOutbox, type AlertSink } from '../src/alerts/outbox.ts';
 import { AlpacaBroker } from '../src/broker/alpaca.ts';
 import { TradeWatch } from '../src/watch/watchdog.ts';
-import { hourBuckets } from '../src/watch/trade-window.ts';
+import { countedTrades, hourBuckets } from '../src/watch/trade-window.ts';
 import type { StoredAlert } from '../src/store/schema.ts';
 import { startPaperBroker, type PaperBroker } from '../testkit/paper-broker.ts';
 import { scratchDir } from '../testkit/scratch.ts';
@@ -148,4 +148,12 @@ test('hour buckets put trades in their 10-minute slot, oldest first', () => {
   const now = Date.parse('2026-03-02T15:00:00Z');
   const at = (minutesAgo: number) => ({ orderId: String(minutesAgo), symbol: 'X', side: 'buy', qty: 1, price: 1, at: now - minutesAgo * 60_000, activityIds: [] });
   assert.deepEqual(hourBuckets([at(1), at(2), at(15), at(59), at(61)], now), [1, 0, 0, 0, 1, 2]);
+});
+
+test('after a resume, the hour counts only the trades since it: one count for status, /metrics, the breaker and the gate', () => {
+  const now = Date.parse('2026-03-02T15:00:00Z');
+  const trade = (minutesAgo: number, orderId: string) => ({ orderId, symbol: 'BTC/USD', side: 'buy', qty: 1, price: 1, at: now - minutesAgo * 60_000, activityIds: [orderId] });
+  const data = { trades: { seen: [trade(50, 'a'), trade(40, 'b'), trade(30, 'c'), trade(20, 'd'), trade(5, 'e')] }, breaker: { tripped: false, resumedAt: now - 25 * 60_000 } };
+  assert.deepEqual(countedTrades(data, now).map((t) => t.orderId), ['d', 'e'], 'the four before the resume no longer count');
+  assert.equal(countedTrades({ ...data, breaker: { tripped: false } }, now).length, 5, 'without a resume, the whole hour');
 });

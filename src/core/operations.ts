@@ -59,7 +59,20 @@ export interface StatusReport {
   accountError?: string;
   /** the broker's own trading switch, as last set or read (with BROKER_LOCK=on, or once ever known) */
   brokerLock?: BrokerLockState & { setting: Config['brokerLock'] };
+  /** the order gate, where it runs (the controller, with GATEWAY_ADDR) */
+  gate?: GateStatus;
   lastAlert?: StoredAlert;
+}
+
+/** The order gate as status shows it (the gate, src/gateway/, reports it; the core only passes it on). */
+export interface GateStatus {
+  mode: string;
+  /** orders let through and not yet among the trades: they count towards the hour */
+  pending: number;
+  /** refusals in the last hour, by reason */
+  refusedLastHour: Partial<Record<string, number>>;
+  /** refusals since the controller started, by reason */
+  refusedTotal: Partial<Record<string, number>>;
 }
 
 /** lock / unlock: the switch as it is now, and as it was. */
@@ -114,14 +127,26 @@ export type ResumeResult = StartResult & {
 };
 
 export class Core {
+  /** the order gate, once the controller runs one: status shows its pending orders and refusals */
+  private gate?: { status(): Promise<GateStatus> };
+
   constructor(private readonly deps: CoreDeps) {}
+
+  /** The controller's order gate, for status and /metrics (the gate starts after the core). */
+  useGate(gate: { status(): Promise<GateStatus> }): void {
+    this.gate = gate;
+  }
+
+  async gateStatus(): Promise<GateStatus | undefined> {
+    return this.gate?.status();
+  }
 
   // ----- read-only -----
 
   /** Answers from PM2 and the store only: the account part is what the watch last recorded. */
   async status(): Promise<StatusReport> {
     const { supervisor, store, clock, broker, config } = this.deps;
-    const [process, data] = await Promise.all([supervisor.status(), store.read()]);
+    const [process, data, gate] = await Promise.all([supervisor.status(), store.read(), this.gateStatus()]);
     const accountInfo = data.account
       ? { account: { ...data.account, ageMs: Math.max(0, clock.now() - data.account.at) } }
       : { accountError: broker ? `not read yet (the watch reads it every ${config.tradePollSeconds} s)` : 'broker not configured (APCA_API_KEY_ID)' };
@@ -133,6 +158,7 @@ export class Core {
       ...accountInfo,
       ...this.streamReport(data),
       ...(data.brokerLock || (config.brokerLock === 'on' && broker) ? { brokerLock: { locked: false, ours: false, ...data.brokerLock, setting: config.brokerLock } } : {}),
+      ...(gate ? { gate } : {}),
       lastAlert: data.alerts.at(-1),
     };
   }

@@ -1,6 +1,6 @@
 // The reports operations return, in one place: fronts (Discord, CLI, demo console) import what they
 // render from here, never from the adapters that produce the parts.
-export type { AccountReport, Actor, LockReport, StatusReport, StopReport, StreamStatusReport, TradeSummary } from './operations.ts';
+export type { AccountReport, Actor, GateStatus, LockReport, StatusReport, StopReport, StreamStatusReport, TradeSummary } from './operations.ts';
 export type { EquityPoint, EquityStep, PnlPeriod, PnlReport, SessionReport } from './review.ts';
 export type { HaltReport } from './breaker.ts';
 export type { FlattenReport, SymbolReport } from './flatten.ts';

@@ -33,6 +33,17 @@ export interface OrderIntent {
 
 export type RefusalReason = 'not_managed_trader' | 'trade_limit' | 'breaker_tripped' | 'broker_locked';
 
+/** The gate as status and /metrics show it. */
+export interface GateStatus {
+  mode: GateMode;
+  /** orders let through and not yet among the trades: they count towards the hour */
+  pending: number;
+  /** refusals in the last hour, by reason (a trader the gate locks out shows here) */
+  refusedLastHour: Partial<Record<RefusalReason, number>>;
+  /** refusals since this controller started, by reason (/metrics' counter) */
+  refusedTotal: Partial<Record<RefusalReason, number>>;
+}
+
 export interface Refusal {
   reason: RefusalReason;
   /** Alpaca-shaped error body: what happened and what to do */
@@ -107,6 +118,9 @@ interface Episode {
 export class OrderGate {
   private readonly admitting = new Mutex();
   private readonly pending = new Map<number, PendingOrder>();
+  /** refusals by reason: their times (the last hour's, for status) and their count since start (/metrics) */
+  private readonly refusalTimes = new Map<RefusalReason, number[]>();
+  private readonly refusalTotals = new Map<RefusalReason, number>();
   /** orders the stream said ended, newest last (bounded) */
   private readonly endedOrders = new Map<string, number>();
   private readonly episodes = new Map<string, Episode>();
@@ -205,6 +219,18 @@ export class OrderGate {
     await Promise.all([...this.raising]);
   }
 
+  /** Pending orders and refusals, for status and /metrics. */
+  async status(): Promise<GateStatus> {
+    const now = this.options.clock.now();
+    const refusedLastHour: GateStatus['refusedLastHour'] = {};
+    for (const [reason, times] of this.refusalTimes) {
+      const recent = times.filter((at) => at > now - HOUR_MS);
+      this.refusalTimes.set(reason, recent);
+      if (recent.length) refusedLastHour[reason] = recent.length;
+    }
+    return { mode: this.options.mode, pending: await this.pendingCount(), refusedLastHour, refusedTotal: Object.fromEntries(this.refusalTotals) };
+  }
+
   /** Orders let through and not (yet) among the seen trades, for status and tests. */
   async pendingCount(): Promise<number> {
     const data = await this.options.store.read();
@@ -277,10 +303,8 @@ export class OrderGate {
           'An operator lifts it with unlock (or resume, for a lock tradewarden set). Cancels and reads still pass.',
       };
     }
-    // Like the breaker: after a resume, only trades since then count.
-    const since = data.breaker.resumedAt ?? 0;
-    // Flatten's own closing orders are not the trader's trades (countedTrades leaves them out).
-    const trades = countedTrades(data, now).filter((t) => t.at > since);
+    // The hour as everything else counts it (countedTrades: the trader's trades since any resume).
+    const trades = countedTrades(data, now);
     const pending = this.livePending(new Set(data.trades.seen.map((t) => t.orderId))).filter((p) => replaces === undefined || p.orderId !== replaces);
     const limit = this.options.maxTradesPerHour;
     if (trades.length + pending.length + 1 <= limit) return undefined;
@@ -312,6 +336,11 @@ export class OrderGate {
   private refused(caller: Caller, intent: OrderIntent, refusal: Refusal): void {
     const { clock, logger, outbox, mode } = this.options;
     const now = clock.now();
+    this.refusalTotals.set(refusal.reason, (this.refusalTotals.get(refusal.reason) ?? 0) + 1);
+    const times = this.refusalTimes.get(refusal.reason) ?? [];
+    times.push(now);
+    // A trader hammering a closed gate: what status needs is the hour's count, bounded.
+    this.refusalTimes.set(refusal.reason, times.length > 10_000 ? times.slice(-10_000) : times);
     const episodeKey = refusal.reason === 'not_managed_trader' ? `${refusal.reason}:${caller.pid ?? 'unknown'}` : refusal.reason;
     const known = this.episodes.get(episodeKey);
     const what = describeIntent(intent);

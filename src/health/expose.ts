@@ -34,7 +34,7 @@ export async function exposeHealth(app: App, control: ControlServer, latestScan:
           logger,
           health: () => health.report(),
           snapshot: async (): Promise<MetricsSnapshot> => {
-            const [data, report] = await Promise.all([store.read(), health.report()]);
+            const [data, report, gate] = await Promise.all([store.read(), health.report(), app.core.gateStatus()]);
             const now = clock.now();
             const status = latestScan();
             const lastPoll = health.lastOkAt('trade-poll');
@@ -50,6 +50,7 @@ export async function exposeHealth(app: App, control: ControlServer, latestScan:
               streamConnected: health.readIndicator('stream_connected'),
               lastFillPollAgeSeconds: lastPoll === undefined ? undefined : Math.max(0, (now - lastPoll) / 1000),
               healthy: report.healthy,
+              ...(gate ? { gate: { pending: gate.pending, refusedTotal: gate.refusedTotal } } : {}),
             };
           },
         })

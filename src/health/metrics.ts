@@ -24,6 +24,8 @@ export interface MetricsSnapshot {
   /** seconds since the last successful fill poll; undefined before the first (or without a broker) */
   lastFillPollAgeSeconds?: number;
   healthy: boolean;
+  /** the order gate, when this controller runs one: pending orders, refusals since start by reason */
+  gate?: { pending: number; refusedTotal: Partial<Record<string, number>> };
 }
 
 export interface MetricsServerOptions {
@@ -56,6 +58,9 @@ export async function startMetricsServer(options: MetricsServerOptions): Promise
   const fillPollAge = gauge('tradewarden_fill_poll_age_seconds', 'Seconds since the last successful poll of broker fills');
   const healthy = gauge('tradewarden_healthy', '1 when tradewarden health would pass (checks fresh, nothing needing a human)');
   let restartsSeen = 0;
+  const gatePending = gauge('tradewarden_gate_pending_orders', 'Orders the order gate let through that are not yet among the trades (they count towards the hour)');
+  const gateRefusals = new Counter({ name: 'tradewarden_gate_refusals_total', help: 'Orders the order gate refused, by reason', labelNames: ['reason'] as const, registers: [registry] });
+  const gateRefusalsSeen = new Map<string, number>();
 
   const refresh = async () => {
     const s = await options.snapshot();
@@ -71,6 +76,15 @@ export async function startMetricsServer(options: MetricsServerOptions): Promise
     if (s.duplicates !== undefined) duplicates.set(s.duplicates);
     if (s.lastFillPollAgeSeconds !== undefined) fillPollAge.set(s.lastFillPollAgeSeconds);
     else fillPollAge.reset();
+    if (s.gate) {
+      gatePending.set(s.gate.pending);
+      // The gate's totals are this process's: a counter grows by what they grew by.
+      for (const [reason, total] of Object.entries(s.gate.refusedTotal)) {
+        const grew = (total ?? 0) - (gateRefusalsSeen.get(reason) ?? 0);
+        if (grew > 0) gateRefusals.inc({ reason }, grew);
+        gateRefusalsSeen.set(reason, total ?? 0);
+      }
+    }
     if (s.traderRestarts !== undefined) {
       // A counter only goes up: add what PM2's counter grew by; a smaller value means a new entry.
       restarts.inc(s.traderRestarts >= restartsSeen ? s.traderRestarts - restartsSeen : s.traderRestarts);

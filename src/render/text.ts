@@ -5,6 +5,7 @@ import type {
   AccountReport,
   AuditEntry,
   BrokerLockState,
+  GateStatus,
   LockReport,
   Duplicate,
   EquityPoint,
@@ -44,6 +45,7 @@ export function statusText(report: StatusReport): string {
       : `  account unavailable: ${report.accountError ?? 'unknown'}`,
     ...(report.stream ? [`  trade stream ${streamText(report.stream)}`] : []),
     ...(report.brokerLock ? [`  broker lock ${brokerLockText(report.brokerLock)}`] : []),
+    ...(report.gate ? [`  order gate ${gateText(report.gate)}`] : []),
     `  last alert ${report.lastAlert ? `${report.lastAlert.title} (${time(report.lastAlert.createdAt)})` : 'none'}`,
   ];
   return lines.join('\n');
@@ -66,6 +68,12 @@ export function brokerLockText(lock: BrokerLockState & { setting?: 'on' | 'off' 
   if (!lock.locked) return `off${lock.setting ? ` (BROKER_LOCK=${lock.setting})` : ''}`;
   const who = lock.ours ? `by ${lock.by ?? 'tradewarden'}` : 'outside tradewarden (resume leaves it; unlock lifts it)';
   return `LOCKED — no new order accepted at the broker${lock.since ? ` since ${time(lock.since)}` : ''} ${who}${lock.reason ? `: ${lock.reason}` : ''}`;
+}
+
+/** "enforce · 2 order(s) pending · refused this hour: 3 trade limit, 1 not the managed trader" */
+export function gateText(gate: GateStatus): string {
+  const refused = Object.entries(gate.refusedLastHour).map(([reason, n]) => `${n} ${reason.replace(/_/g, ' ')}`);
+  return `${gate.mode} · ${gate.pending} order(s) pending · refused this hour: ${refused.length ? refused.join(', ') : 'none'}`;
 }
 
 export function lockText(report: LockReport): string {

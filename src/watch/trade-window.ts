@@ -60,9 +60,14 @@ export function traderTrades(data: Pick<StoreData, 'trades'>, now: number): Seen
   return data.trades.seen.filter((t) => !own.has(t.orderId) && !heldByFlatten(t, open));
 }
 
-/** The trader's trades in the rolling hour: what the limit and the breaker count. */
-export function countedTrades(data: Pick<StoreData, 'trades'>, now: number): SeenTrade[] {
-  return tradesInLastHour(traderTrades(data, now), now);
+/**
+ * The trader's trades in the rolling hour: what the limit, the breaker, the gate, status and
+ * /metrics all count (one function, one meaning). After a resume only the trades since it count:
+ * the trader gets a fresh allowance, and what an operator reads is what the guard enforces.
+ */
+export function countedTrades(data: Pick<StoreData, 'trades'> & Partial<Pick<StoreData, 'breaker'>>, now: number): SeenTrade[] {
+  const since = data.breaker?.resumedAt ?? 0;
+  return tradesInLastHour(traderTrades(data, now), now).filter((t) => t.at > since);
 }
 
 /** Counts of the last six 10-minute buckets, oldest first (for the sparkline; the alert's chart uses 12 of 5). */
