@@ -1,4 +1,5 @@
-// Figures, not pass/fail: benchmarks print what they measured against the DESIGN.md targets.
+// Figures, not pass/fail: benchmarks print what they measured against their targets (bench/README.md,
+// "Targets").
 export function summarize(samples: number[]): { n: number; median: number; p95: number; max: number } {
   const sorted = [...samples].sort((a, b) => a - b);
   const at = (q: number) => sorted[Math.min(sorted.length - 1, Math.max(0, Math.ceil(q * sorted.length) - 1))];

@@ -1,4 +1,4 @@
-// `/bot status` through Discord (target p95 < 250 ms, never past Discord's 3 s acknowledgement): the
+// `/bot status` through Discord (target p95 < 50 ms, never past Discord's 3 s acknowledgement): the
 // real discord.js client logged in to the local Discord stand-in, the real app with a heartbeat trader
 // online under a private PM2 daemon and the paper broker behind it. Each sample runs from the
 // INTERACTION_CREATE the stand-in dispatches to the moment it holds the reply's final content (the
