@@ -10,6 +10,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { spawn, type ChildProcess } from 'node:child_process';
 import { setTimeout as sleep } from 'node:timers/promises';
+import { clockTicksPerSecond } from '../src/os/process-table.ts';
 import { startPaperBroker } from '../testkit/paper-broker.ts';
 import { copyTrader, daemonPid, isAlive, killPid, makeTempHome } from '../testkit/pm2-home.ts';
 import { report } from './stats.ts';
@@ -20,8 +21,8 @@ const WINDOW_SECONDS = seconds('IDLE_SECONDS', 60);
 const SETTLE_SECONDS = seconds('IDLE_SETTLE_SECONDS', 5);
 const KEY_ID = 'PKBENCHIDLE';
 const SECRET = 'SKBENCHIDLE';
-/** Clock ticks per second of /proc/PID/stat times (USER_HZ); 100 on every Linux we run on. */
-const TICKS_PER_SECOND = 100;
+/** Clock ticks per second of /proc/PID/stat times (USER_HZ), as src/os reads it for start times. */
+const TICKS_PER_SECOND = await clockTicksPerSecond();
 const ROOT = path.resolve(import.meta.dirname, '..');
 const WITH_CHARTS = process.env.IDLE_WITH_CHARTS === '1';
 

@@ -175,15 +175,20 @@ function clockTicksFromGetconf(): Promise<number> {
   });
 }
 
+/** USER_HZ, the unit of /proc/PID/stat's times (start time, CPU): read once, then remembered. */
+export async function clockTicksPerSecond(): Promise<number> {
+  // The kernel hands it to every process in its auxiliary vector; getconf only if that fails.
+  ticksPerSecond ??= clockTicksFromAuxv() ?? (await clockTicksFromGetconf());
+  return ticksPerSecond;
+}
+
 async function procClock(): Promise<{ bootTimeMs: number; ticksPerSecond: number }> {
   if (bootTimeMs === undefined) {
     const stat = await fs.readFile('/proc/stat', 'utf8');
     const match = /^btime (\d+)$/m.exec(stat);
     bootTimeMs = match ? Number(match[1]) * 1000 : 0;
   }
-  // USER_HZ: the kernel hands it to every process in its auxiliary vector; getconf only if that fails.
-  ticksPerSecond ??= clockTicksFromAuxv() ?? (await clockTicksFromGetconf());
-  return { bootTimeMs, ticksPerSecond };
+  return { bootTimeMs, ticksPerSecond: await clockTicksPerSecond() };
 }
 
 /** Splits /proc/PID/cmdline. A process that set its title (PM2's node wrapper does) shows one
