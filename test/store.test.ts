@@ -20,6 +20,29 @@ test('a fresh store has the schema version and survives a round trip', async () 
   assert.equal((await new Store(dir).read()).breaker.reason, 'test');
 });
 
+test('owner-only: a new DATA_DIR is 0700, the data file 0600 — also over an older 0644 file and a 0644 temp file a crash left', async () => {
+  const dir = path.join(tempDir(), 'nested', 'data');
+  const store = new Store(dir);
+  assert.equal(fs.statSync(dir).mode & 0o777, 0o700, 'DATA_DIR is created 0700');
+  await store.update((d) => {
+    d.breaker = { tripped: true, reason: 'test' };
+  });
+  const file = path.join(dir, 'tradewarden.json');
+  assert.equal(fs.statSync(file).mode & 0o777, 0o600, 'the data file is written 0600');
+
+  // A file an older version wrote 0644, and the temp file of a write that crashed (0644 too).
+  fs.chmodSync(file, 0o644);
+  const temp = path.join(dir, '.tradewarden.json.tmp');
+  fs.writeFileSync(temp, 'half a write', { mode: 0o644 });
+  fs.chmodSync(temp, 0o644);
+  await store.update((d) => {
+    d.breaker = { tripped: false };
+  });
+  assert.equal(fs.statSync(file).mode & 0o777, 0o600, 'the next write makes it 0600');
+  assert.equal(fs.existsSync(temp), false, 'the temp file became the data file');
+  assert.equal((await new Store(dir).read()).breaker.tripped, false, 'and holds the write');
+});
+
 test('a corrupt file is kept aside, never overwritten, and reported', async () => {
   const dir = tempDir();
   const file = path.join(dir, 'tradewarden.json');

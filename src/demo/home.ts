@@ -9,6 +9,7 @@ import { isAlive } from '../os/process-table.ts';
 import { endPm2Daemon } from '../os/pm2-daemon.ts';
 import { endProcess, processInfo, type ProcessRef } from '../os/processes.ts';
 import { leftoversOf } from './processes.ts';
+import { createDataDir } from '../store/data-dir.ts';
 import { PROJECT_ROOT } from '../project-root.ts';
 
 export { PROJECT_ROOT };
@@ -158,7 +159,7 @@ export function freshData(home: DemoHome): void {
   const previous = `${home.dataDir}.previous`;
   fs.rmSync(previous, { recursive: true, force: true });
   if (fs.existsSync(home.dataDir)) fs.renameSync(home.dataDir, previous);
-  fs.mkdirSync(home.dataDir, { recursive: true });
+  createDataDir(home.dataDir);
 }
 
 /** Copies the trader into the demo folder (fresh every run, so an edit to the example is picked up). */

@@ -1,12 +1,14 @@
 // The data file: one JSON document in DATA_DIR, the only module that imports lowdb.
-// lowdb writes atomically (temp file + rename) but is single-process; the controller and every CLI
+// Each write is atomic (temp file + rename) but lowdb is single-process; the controller and every CLI
 // invocation share this file, so each change is a read-modify-write under a cross-process lock.
 // A file that cannot be parsed is never overwritten: it is renamed aside and reported.
+// The file holds the audit and the account's alerts: it is written 0600 in a 0700 DATA_DIR.
 import fs from 'node:fs';
 import path from 'node:path';
-import type { Low } from 'lowdb';
+import type { Adapter, Low } from 'lowdb';
 import { Mutex, withFileLock } from '../lock.ts';
 import { OperationError, describeError, failed } from '../errors.ts';
+import { createDataDir, unusableDataDir } from './data-dir.ts';
 import { RETENTION, SCHEMA_VERSION, emptyStore, type AuditEntry, type StoreData } from './schema.ts';
 
 export const STORE_FILE = 'tradewarden.json';
@@ -22,15 +24,10 @@ export class Store {
 
   constructor(readonly dataDir: string) {
     try {
-      fs.mkdirSync(dataDir, { recursive: true });
+      createDataDir(dataDir);
       fs.accessSync(dataDir, fs.constants.R_OK | fs.constants.W_OK | fs.constants.X_OK);
     } catch (error) {
-      const code = (error as NodeJS.ErrnoException).code ?? describeError(error);
-      throw failed(
-        `DATA_DIR ${dataDir} cannot be used (${code}${code === 'ENOTDIR' ? ': a part of the path is a file' : code === 'EACCES' || code === 'EPERM' ? ': no permission' : ''}): ` +
-          'point DATA_DIR in .env at a folder this user can create, read and write',
-        error,
-      );
+      throw unusableDataDir(dataDir, error);
     }
     this.file = path.join(dataDir, STORE_FILE);
   }
@@ -76,8 +73,8 @@ export class Store {
 
   private async writer(): Promise<Low<StoreData>> {
     if (!this.db) {
-      const [{ Low }, { JSONFile }] = await Promise.all([import('lowdb'), import('lowdb/node')]);
-      this.db = new Low<StoreData>(new JSONFile<StoreData>(this.file), emptyStore());
+      const { Low } = await import('lowdb');
+      this.db = new Low<StoreData>(new PrivateJsonFile(this.file), emptyStore());
     }
     return this.db;
   }
@@ -131,6 +128,41 @@ export class Store {
     fs.renameSync(this.file, keptAs);
     for (const listener of this.keptAsideListeners) listener(keptAs, reason);
     return emptyStore();
+  }
+}
+
+/**
+ * lowdb's JSONFile (same text, same temp file + rename), but owner-only: its steno writer creates
+ * each temp file with the umask's mode (0644), and the rename makes that the data file's mode. Here
+ * the temp file is 0600 before a byte is written (chmod too: a temp file left by a crash keeps its
+ * old mode when reopened).
+ */
+class PrivateJsonFile implements Adapter<StoreData> {
+  private readonly temp: string;
+
+  constructor(private readonly file: string) {
+    this.temp = path.join(path.dirname(file), `.${path.basename(file)}.tmp`);
+  }
+
+  /** Unused by Store (load() parses and checks the file itself); here for lowdb's Adapter. */
+  async read(): Promise<StoreData | null> {
+    try {
+      return JSON.parse(await fs.promises.readFile(this.file, 'utf8')) as StoreData;
+    } catch (error) {
+      if ((error as NodeJS.ErrnoException).code === 'ENOENT') return null;
+      throw error;
+    }
+  }
+
+  async write(data: StoreData): Promise<void> {
+    const handle = await fs.promises.open(this.temp, 'w', 0o600);
+    try {
+      await handle.chmod(0o600);
+      await handle.writeFile(JSON.stringify(data, null, 2), 'utf8');
+    } finally {
+      await handle.close();
+    }
+    await fs.promises.rename(this.temp, this.file);
   }
 }
 
