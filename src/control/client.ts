@@ -1,38 +1,66 @@
 // The client side of the controller's control socket (see socket.ts for the server and the
 // protocol): where the socket of a DATA_DIR is, and one request → one answer. Kept apart from the
 // server so that `tradewarden status` and `health` load neither the takeover lock nor its library.
+import fs from 'node:fs';
 import { createRequire } from 'node:module';
 import net from 'node:net';
-import os from 'node:os';
 import path from 'node:path';
 import { OperationError, describeError, failed } from '../errors.ts';
 
 /** Longest socket path we use: Linux allows 107 bytes, macOS 103; keep a margin. */
 export const MAX_SOCKET_PATH_BYTES = 100;
 const SOCKET_NAME = 'controller.sock';
+/**
+ * Where the sockets of deep DATA_DIRs live: a fixed folder, never os.tmpdir(). TMPDIR differs from
+ * shell to shell (and in PM2's environment), and a controller and a CLI that computed different
+ * folders let a second controller start and told `health` that none served.
+ */
+export const FALLBACK_SOCKET_ROOT = '/tmp';
 
-/** Where the control socket of `dataDir` is (the same answer in the controller and the CLI). */
-export function controlSocketPath(dataDir: string, tmpDir = os.tmpdir()): string {
-  const resolved = path.resolve(dataDir);
-  const preferred = path.join(resolved, SOCKET_NAME);
+/**
+ * Where the control socket of `dataDir` is (the same answer in the controller and the CLI, whatever
+ * TMPDIR or spelling of DATA_DIR: the socket is named after its real path). `runRoot` is for tests.
+ */
+export function controlSocketPath(dataDir: string, runRoot = FALLBACK_SOCKET_ROOT): string {
+  const real = realDataDir(dataDir);
+  const preferred = path.join(real, SOCKET_NAME);
   if (Buffer.byteLength(preferred) <= MAX_SOCKET_PATH_BYTES) return preferred;
   // node:crypto only here, for the rare deep DATA_DIR: loading it costs `tradewarden status` ~5 ms.
   const { createHash } = createRequire(import.meta.url)('node:crypto') as typeof import('node:crypto');
-  const hash = createHash('sha256').update(resolved).digest('hex').slice(0, 16);
-  const fallback = path.join(privateRunDir(tmpDir), `${hash}.sock`);
+  const hash = createHash('sha256').update(real).digest('hex').slice(0, 16);
+  const fallback = path.join(privateRunDir(runRoot), `${hash}.sock`);
   if (Buffer.byteLength(fallback) > MAX_SOCKET_PATH_BYTES) {
     throw new OperationError(
       'usage',
-      `DATA_DIR ${resolved} is too deep for the controller's socket (${preferred} is over ${MAX_SOCKET_PATH_BYTES} bytes) ` +
-        `and so is the temp directory fallback (${fallback}); use a shorter DATA_DIR or TMPDIR`,
+      `DATA_DIR ${real} is too deep for the controller's socket (${preferred} is over ${MAX_SOCKET_PATH_BYTES} bytes) ` +
+        `and so is the fallback (${fallback}); use a shorter DATA_DIR`,
     );
   }
   return fallback;
 }
 
-function privateRunDir(tmpDir: string): string {
+/**
+ * DATA_DIR with every symlink resolved: one controller per real folder, however it is reached. A
+ * folder that does not exist yet (a CLI before the first controller) keeps its missing tail as given
+ * under its nearest existing ancestor's real path, which is what the controller will find once made.
+ */
+export function realDataDir(dataDir: string): string {
+  const resolved = path.resolve(dataDir);
+  const missing: string[] = [];
+  for (let head = resolved; ; head = path.dirname(head)) {
+    try {
+      return path.join(fs.realpathSync.native(head), ...missing);
+    } catch (error) {
+      const code = (error as NodeJS.ErrnoException).code;
+      if ((code !== 'ENOENT' && code !== 'ENOTDIR') || path.dirname(head) === head) return resolved;
+      missing.unshift(path.basename(head));
+    }
+  }
+}
+
+function privateRunDir(runRoot: string): string {
   const uid = typeof process.getuid === 'function' ? process.getuid() : 0;
-  return path.join(tmpDir, `tradewarden-${uid}`);
+  return path.join(runRoot, `tradewarden-${uid}`);
 }
 
 /** No controller listens: nothing at the socket path, or the kernel refused (its owner died). */

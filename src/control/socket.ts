@@ -12,15 +12,17 @@
 // probe-unlink-bind step runs under a short cross-process lock (milliseconds, never held for the
 // controller's life; if its holder dies it goes stale after 2 s).
 //
-// Where: DATA_DIR/controller.sock. A socket path is limited to 107 bytes on Linux (103 on macOS);
-// for a deeper DATA_DIR the socket lives in a private folder under the temp directory
-// (<tmp>/tradewarden-<uid>/, mode 0700) named by a hash of DATA_DIR, so the controller and the CLI
-// find the same one. Only the owner can connect (socket mode 0600).
+// Where: DATA_DIR/controller.sock, DATA_DIR's real path (symlinks resolved): one controller per
+// folder however it is spelt. A socket path is limited to 107 bytes on Linux (103 on macOS); for a
+// deeper DATA_DIR the socket lives in a private folder, /tmp/tradewarden-<uid>/ (mode 0700; fixed,
+// not TMPDIR, which differs between shells), named by a hash of the real DATA_DIR, so the controller
+// and the CLI find the same one from any shell of the user. Only the owner can connect (mode 0600).
 //
 // Protocol: JSON lines over the socket, request → response, answered in order on one connection.
 //   request:  {"id"?: any, "op": "<name>", "args"?: {...}}
 //   response: {"id": <same>, "ok": true, "result": <op's result>}
 //             {"id": <same>, "ok": false, "error": "<message>", "kind"?: "refused"|"usage"|"failed"}
+//   A line longer than 64 KiB is answered {"id": null, "ok": false, ...} and the connection closed.
 // Operations: "hello" → {pid, dataDir, startedAt, ops: [the ops it serves]}; every other op is registered with
 // ControlServer.handle(op, handler) by the module that owns it ("health": see src/health/).
 import fs from 'node:fs';
@@ -29,6 +31,7 @@ import path from 'node:path';
 import { OperationError, describeError, failed, refused } from '../errors.ts';
 import { withFileLock } from '../lock.ts';
 import type { Logger } from '../log.ts';
+import { securePrivateDataDir } from '../store/data-dir.ts';
 import { ControlUnavailable, controlSocketPath, requestControlAt } from './client.ts';
 
 // The client side lives in client.ts (the CLI loads only that); re-exported for the server's users.
@@ -85,8 +88,9 @@ export class ControlServer {
    * A socket left by a dead controller is taken over at once.
    */
   static async listen(options: ControlServerOptions): Promise<ControlServer> {
-    const dataDir = path.resolve(options.dataDir);
-    fs.mkdirSync(dataDir, { recursive: true });
+    // The controller's first touch of DATA_DIR: created (or tightened) owner-only before anything is written.
+    securePrivateDataDir(path.resolve(options.dataDir), options.logger);
+    const dataDir = fs.realpathSync(options.dataDir);
     const socketPath = controlSocketPath(dataDir);
     if (path.dirname(socketPath) !== dataDir) {
       ensurePrivateDir(path.dirname(socketPath));
@@ -145,18 +149,22 @@ export class ControlServer {
     socket.setEncoding('utf8');
     let buffer = '';
     let queue = Promise.resolve();
+    // Not our protocol (or a runaway client): answer once, after the answers already due, and hang up.
+    const tooLong = () => {
+      buffer = '';
+      socket.removeAllListeners('data');
+      queue = queue.then(() => {
+        socket.end(JSON.stringify({ id: null, ok: false, error: `request longer than ${MAX_LINE_BYTES} bytes` }) + '\n');
+      });
+    };
     socket.on('data', (chunk: string) => {
       buffer += chunk;
-      if (buffer.length > MAX_LINE_BYTES && !buffer.includes('\n')) {
-        // Not our protocol (or a runaway client): answer once and hang up.
-        buffer = '';
-        socket.removeAllListeners('data');
-        socket.end(JSON.stringify({ id: null, ok: false, error: `request longer than ${MAX_LINE_BYTES} bytes` }) + '\n');
-        return;
-      }
       let newline: number;
       while ((newline = buffer.indexOf('\n')) >= 0) {
-        const line = buffer.slice(0, newline).trim();
+        // Every line is measured, whether its newline came in the same chunk or later.
+        const raw = buffer.slice(0, newline);
+        if (Buffer.byteLength(raw) > MAX_LINE_BYTES) return tooLong();
+        const line = raw.trim();
         buffer = buffer.slice(newline + 1);
         if (!line) continue;
         // Answers go out in request order, one at a time.
@@ -165,6 +173,8 @@ export class ControlServer {
           if (!socket.destroyed) socket.write(JSON.stringify(response) + '\n');
         });
       }
+      // A line still without its newline is refused as soon as it is too long, not when it ends.
+      if (Buffer.byteLength(buffer) > MAX_LINE_BYTES) tooLong();
     });
   }
 
