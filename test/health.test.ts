@@ -190,7 +190,7 @@ test('/metrics exposes every tradewarden metric and the process defaults; /healt
     assert.equal(value('tradewarden_trades_last_hour'), 4);
     assert.equal(value('tradewarden_trade_limit'), 3);
     assert.equal(value('tradewarden_trader_up'), 1);
-    assert.equal(value('tradewarden_trader_restarts_total'), 2);
+    assert.equal(value('tradewarden_trader_restarts_total'), 0, "PM2's history (2) is not this controller's: the counter starts at 0");
     assert.equal(value('tradewarden_breaker_tripped'), 1);
     assert.equal(value('tradewarden_broker_locked'), 1);
     assert.equal(value('tradewarden_duplicates'), 1);
@@ -206,10 +206,10 @@ test('/metrics exposes every tradewarden metric and the process defaults; /healt
 
     restarts = 5;
     metrics = await get('/metrics');
-    assert.equal(value('tradewarden_trader_restarts_total'), 5, 'the counter follows PM2');
+    assert.equal(value('tradewarden_trader_restarts_total'), 3, "the counter grows as PM2's does");
     restarts = 1; // a new PM2 entry starts over: the counter still only goes up
     metrics = await get('/metrics');
-    assert.equal(value('tradewarden_trader_restarts_total'), 6);
+    assert.equal(value('tradewarden_trader_restarts_total'), 4);
 
     assert.deepEqual(await get('/healthz'), { status: 200, text: 'ok\n' });
     healthy = false;
@@ -217,6 +217,40 @@ test('/metrics exposes every tradewarden metric and the process defaults; /healt
     assert.equal((await get('/nope')).status, 404);
   } finally {
     await server.close();
+  }
+});
+
+test('tradewarden_trader_restarts_total across controller restarts: starts at 0, counts each restart once, never PM2\'s history again', async () => {
+  let restarts = 7; // PM2's count for the trader, kept across controller restarts
+  const serve = () =>
+    startMetricsServer({
+      host: '127.0.0.1',
+      port: 0,
+      logger: silentLogger,
+      health: async () => ({ healthy: true, reasons: [], checks: [], at: '', pid: 1 }),
+      snapshot: async () => ({ tradesLastHour: 0, tradeLimit: 3, traderUp: true, traderRestarts: restarts, breakerTripped: false, alertsPending: 0, healthy: true }),
+    });
+  const counted = async (server: { url: string }) => {
+    const text = await (await fetch(server.url + '/metrics')).text();
+    return Number(/^tradewarden_trader_restarts_total (\S+)$/m.exec(text)?.[1]);
+  };
+  const first = await serve();
+  try {
+    assert.equal(await counted(first), 0, 'a fresh controller: 0, not the 7 restarts PM2 counted before it');
+    restarts = 9;
+    assert.equal(await counted(first), 2, 'two restarts seen');
+  } finally {
+    await first.close();
+  }
+  // The controller restarts (a new process, a new registry); the trader restarts once meanwhile.
+  restarts = 10;
+  const second = await serve();
+  try {
+    assert.equal(await counted(second), 0, 'the restarted controller starts over: the 2 already counted are not counted again');
+    restarts = 11;
+    assert.equal(await counted(second), 1, 'and counts the next restart once');
+  } finally {
+    await second.close();
   }
 });
 

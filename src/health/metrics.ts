@@ -49,7 +49,11 @@ export async function startMetricsServer(options: MetricsServerOptions): Promise
   const tradesLastHour = gauge('tradewarden_trades_last_hour', 'Broker fills (orders with a fill) in the rolling last hour');
   const tradeLimit = gauge('tradewarden_trade_limit', 'MAX_TRADES_PER_HOUR: the rolling-hour count that raises an alert when exceeded');
   const traderUp = gauge('tradewarden_trader_up', '1 when the managed trader is online in PM2, 0 otherwise (latest process scan)');
-  const restarts = new Counter({ name: 'tradewarden_trader_restarts_total', help: "Restarts of the managed trader seen in PM2's restart counter", registers: [registry] });
+  const restarts = new Counter({
+    name: 'tradewarden_trader_restarts_total',
+    help: "Restarts of the managed trader seen by this controller (what PM2's restart counter grew by since the controller started)",
+    registers: [registry],
+  });
   const breaker = gauge('tradewarden_breaker_tripped', '1 while the runaway breaker is tripped (starts refused until resume)');
   const brokerLocked = gauge('tradewarden_broker_locked', '1 while the account is locked at the broker (suspend_trade: no new order from any copy); absent while unknown');
   const duplicates = gauge('tradewarden_duplicates', 'Extra copies of the trader (PM2 entries and processes outside PM2) in the latest scan');
@@ -57,7 +61,8 @@ export async function startMetricsServer(options: MetricsServerOptions): Promise
   const streamConnected = gauge('tradewarden_stream_connected', '1 while the broker trade stream is connected');
   const fillPollAge = gauge('tradewarden_fill_poll_age_seconds', 'Seconds since the last successful poll of broker fills');
   const healthy = gauge('tradewarden_healthy', '1 when tradewarden health would pass (checks fresh, nothing needing a human)');
-  let restartsSeen = 0;
+  /** PM2's count at the last look; undefined until the first (see refresh). */
+  let restartsSeen: number | undefined;
   const gatePending = gauge('tradewarden_gate_pending_orders', 'Orders the order gate let through that are not yet among the trades (they count towards the hour)');
   const gateRefusals = new Counter({ name: 'tradewarden_gate_refusals_total', help: 'Orders the order gate refused, by reason', labelNames: ['reason'] as const, registers: [registry] });
   const gateRefusalsSeen = new Map<string, number>();
@@ -86,8 +91,11 @@ export async function startMetricsServer(options: MetricsServerOptions): Promise
       }
     }
     if (s.traderRestarts !== undefined) {
-      // A counter only goes up: add what PM2's counter grew by; a smaller value means a new entry.
-      restarts.inc(s.traderRestarts >= restartsSeen ? s.traderRestarts - restartsSeen : s.traderRestarts);
+      // PM2's count is the entry's whole history; this counter starts at 0 with the controller (a reset
+      // Prometheus expects of a counter) and adds only what PM2's count grows by after the first look,
+      // so a controller restart neither counts a restart twice nor jumps by the history. A smaller
+      // value means a new PM2 entry: its count is all new.
+      if (restartsSeen !== undefined) restarts.inc(s.traderRestarts >= restartsSeen ? s.traderRestarts - restartsSeen : s.traderRestarts);
       restartsSeen = s.traderRestarts;
     }
   };
