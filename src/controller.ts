@@ -12,6 +12,7 @@ import { ControllerLife, reportDowntime } from './health/downtime.ts';
 import { exposeHealth, type Exposure } from './health/expose.ts';
 import type { ProcessStatus } from './supervisor/types.ts';
 import { scheduleJobs, type Job } from './watch/schedule.ts';
+import { GateBypassWatch } from './watch/gate-bypass.ts';
 
 export interface Front {
   stop(): Promise<void>;
@@ -29,7 +30,7 @@ export interface ControllerOptions extends BuildOptions {
 export interface Controller {
   app: App;
   /** the order gate, when GATEWAY_ADDR is set */
-  gateway?: { server: Gateway; gate: OrderGate };
+  gateway?: { server: Gateway; gate: OrderGate; bypass: GateBypassWatch };
   control: ControlServer;
   exposure: Exposure;
   stop(): Promise<void>;
@@ -119,6 +120,8 @@ export async function startController(config: Config, options: ControllerOptions
         // The figures /bot status shows, so status never waits on the broker.
         ...(accountWatch ? [{ name: 'account-refresh', everySeconds: config.tradePollSeconds, run: () => accountWatch.refresh() }] : []),
         scan,
+        // Fills the gate had to wait for an answer on are judged on the poll's cadence.
+        ...(gateway ? [{ name: 'gate-bypass', everySeconds: config.tradePollSeconds, run: () => gateway!.bypass.judge() }] : []),
         { name: 'heartbeat', everySeconds: options.heartbeatSeconds ?? 30, run: () => life.heartbeat() },
       ],
       logger,
@@ -195,7 +198,11 @@ async function startOrderGate(app: App): Promise<NonNullable<Controller['gateway
   // frees its slot as the stream reports it, not an hour later.
   app.tradeStream?.onOrderEnded((ended) => gate.ended(ended.orderId));
   app.core.useGate(gate);
-  return { server, gate };
+  await gate.load();
+  // A fill of an order that never passed through the gate: the bot (or another) talks to the broker directly.
+  const bypass = new GateBypassWatch({ store, outbox, clock, logger, gate, gateUrl: server.url, processName: config.trading.processName, since: clock.now() });
+  app.tradeWatch?.observeNewTrades((added) => bypass.note(added));
+  return { server, gate, bypass };
 }
 
 /**

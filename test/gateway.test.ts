@@ -401,9 +401,43 @@ test('an order that never reached the broker, or that it ended unfilled, frees i
     assert.equal(filled.status, 'filled');
     await waitFor(async () => (await controller.app.store.read()).trades.seen.some((t) => t.orderId === filled.id), { what: 'the fill recorded' });
     assert.equal(await own.pendingCount(), 0, 'the filled order counts as its trade only');
+    // The controller's own gate never saw that order: to it, this was trading around it.
+    await waitFor(() => alerts.find((a) => a.kind === 'gate_bypassed' && a.body.includes(filled.id)), { what: "the controller's gate reporting the other gate's fill as a bypass" });
   } finally {
     await server.close();
   }
+});
+
+test('a fill of an order that never passed through the gate raises gate_bypassed once per episode; the trader\'s own orders never do', async () => {
+  nextHour();
+  alerts.length = 0;
+  const bypassed = () => alerts.filter((a) => a.kind === 'gate_bypassed');
+  // The trader's orders through the gate, answered 400 ms after their fills are streamed: the watch
+  // must wait for the gate to learn each order's id, not call it a bypass.
+  paper.setDelay(400, { method: 'POST', path: '/v2/orders' });
+  process.env.DEMO_ORDER_EVERY_SECONDS = '0.3';
+  const seenBefore = (await controller.app.store.read()).trades.seen.length;
+  try {
+    await controller.app.core.start(operator);
+    await waitFor(async () => (await controller.app.store.read()).trades.seen.length >= seenBefore + 2, { timeoutMs: 10_000, what: "two of the trader's fills recorded" });
+    await controller.app.core.stop(operator);
+  } finally {
+    paper.setDelay(0, { method: 'POST', path: '/v2/orders' });
+  }
+  await waitFor(() => controller.gateway!.gate.inFlightSince() === undefined, { what: 'every answer in' });
+  await controller.gateway!.bypass.judge();
+  await controller.app.outbox.deliverDue();
+  assert.deepEqual(bypassed(), [], 'the trader\'s orders through the gate are not a bypass');
+
+  // Orders straight at the broker (a bot with the broker's URL hard-coded): alerted once, by name.
+  const first = paper.placeOrder({ symbol: 'ETH/USD', side: 'buy', type: 'market', time_in_force: 'gtc', notional: 5 });
+  const alert = await waitFor(() => bypassed()[0], { what: 'the gate_bypassed alert' });
+  assert.equal(alert.severity, 'critical');
+  assert.match(alert.body, new RegExp(`order ${first.id}`));
+  assert.match(alert.body, new RegExp(`APCA_API_BASE_URL=${gateUrl.replace(/[.]/g, '\\.')}`));
+  paper.placeOrder({ symbol: 'ETH/USD', side: 'buy', type: 'market', time_in_force: 'gtc', notional: 5 });
+  await waitFor(async () => (await controller.app.store.read()).watch.gateBypass?.orderIds?.length === 2, { what: 'the second bypass in the same episode' });
+  assert.equal(bypassed().length, 1, 'one alert per episode');
 });
 
 test('the official Alpaca SDK trades through the gate unchanged: reads, orders up to the limit, the refusal as its typed 403', async () => {

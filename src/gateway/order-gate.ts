@@ -97,6 +97,10 @@ export interface OrderGateOptions {
 const TRADER_PID_CACHE_MS = 2000;
 /** How many ended orders are remembered for an answer that comes after the stream's event. */
 const ENDED_REMEMBERED = 1000;
+/** Longer than an order's answer can take: the gateway's upstream time-out (30 s) and a look-up (10 s). */
+const IN_FLIGHT_MAX_MS = 60_000;
+/** How many order ids let through are kept in memory (the data file keeps as many). */
+const FORWARDED_REMEMBERED = 20_000;
 
 /** Alpaca answers "forbidden" business errors with 403 and an 8-digit 403xxxxx code. */
 export const REFUSED_CODE = 40310000;
@@ -107,6 +111,8 @@ interface PendingOrder {
   orderId?: string;
   acceptedAt: number;
   canceledAt?: number;
+  /** the broker's answer (or its absence) is known */
+  answered?: boolean;
 }
 
 interface Episode {
@@ -121,6 +127,8 @@ export class OrderGate {
   /** refusals by reason: their times (the last hour's, for status) and their count since start (/metrics) */
   private readonly refusalTimes = new Map<RefusalReason, number[]>();
   private readonly refusalTotals = new Map<RefusalReason, number>();
+  /** the broker's ids of the orders let through (bounded; the data file keeps them across restarts) */
+  private readonly forwarded = new Set<string>();
   /** orders the stream said ended, newest last (bounded) */
   private readonly endedOrders = new Map<string, number>();
   private readonly episodes = new Map<string, Episode>();
@@ -170,6 +178,8 @@ export class OrderGate {
   settle(ticket: number, outcome: { accepted: false } | { accepted: true; orderId?: string; ended?: boolean } | { accepted: 'unknown' }): void {
     const pending = this.pending.get(ticket);
     if (!pending) return;
+    pending.answered = true;
+    if (outcome.accepted === true && outcome.orderId) this.remember(outcome.orderId);
     // Refused, never sent, or answered as already over and unfilled (an IOC that could not fill).
     if (outcome.accepted === false || (outcome.accepted === true && outcome.ended)) {
       this.pending.delete(ticket);
@@ -214,9 +224,54 @@ export class OrderGate {
     }
   }
 
-  /** Resolves once every alert raised so far is saved (and its first delivery tried). */
+  /** Resolves once every alert raised so far is saved (and its first delivery tried), and the ledger written. */
   async alertsRaised(): Promise<void> {
     await Promise.all([...this.raising]);
+  }
+
+  /** An order let through: in memory at once (the bypass watch may ask next), in the data file for a restart. */
+  private remember(orderId: string): void {
+    if (this.forwarded.has(orderId)) return;
+    this.forwarded.add(orderId);
+    if (this.forwarded.size > FORWARDED_REMEMBERED) this.forwarded.delete(this.forwarded.values().next().value!);
+    const at = this.options.clock.now();
+    const writing: Promise<void> = this.options.store
+      .update((data) => {
+        data.gate ??= { forwarded: [] };
+        data.gate.forwarded.push({ orderId, at });
+      })
+      .then(
+        () => undefined,
+        (error: unknown) => this.options.logger.warn(`order gate: could not record order ${orderId} in the data file (a restarted gate would take its fill for a bypass): ${describeError(error)}`),
+      )
+      .finally(() => this.raising.delete(writing));
+    this.raising.add(writing);
+  }
+
+  /** Whether the gate let this order through (the bypass watch asks; a restarted gate reads its ledger). */
+  knows(orderId: string): boolean {
+    return this.forwarded.has(orderId);
+  }
+
+  /**
+   * When the oldest order still waiting for the broker's answer was sent; undefined when none waits.
+   * An order sent longer ago than any answer can take (the upstream time-out and a look-up) no
+   * longer counts as waiting.
+   */
+  inFlightSince(): number | undefined {
+    const now = this.options.clock.now();
+    let oldest: number | undefined;
+    for (const pending of this.pending.values()) {
+      if (pending.answered || pending.acceptedAt < now - IN_FLIGHT_MAX_MS) continue;
+      if (oldest === undefined || pending.acceptedAt < oldest) oldest = pending.acceptedAt;
+    }
+    return oldest;
+  }
+
+  /** Reads the ledger of orders let through before this controller started. */
+  async load(): Promise<void> {
+    const data = await this.options.store.read();
+    for (const f of data.gate?.forwarded ?? []) this.forwarded.add(f.orderId);
   }
 
   /** Pending orders and refusals, for status and /metrics. */

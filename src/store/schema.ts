@@ -32,7 +32,8 @@ export type AlertKind =
   | 'broker_clock_skew'
   | 'record_failed'
   | 'controller_restarted'
-  | 'broker_locked';
+  | 'broker_locked'
+  | 'gate_bypassed';
 
 export interface Delivery {
   attempts: number;
@@ -113,6 +114,8 @@ export interface StoreData {
   desired?: { state: 'running' | 'stopped'; at: string; by: string };
   /** resumedAt: after a resume, only trades since then count towards tripping it again */
   breaker: { tripped: boolean; reason?: string; at?: string; by?: string; resumedAt?: number };
+  /** The order gate's ledger: the broker's ids of the orders it let through (a restarted gate still knows them). */
+  gate?: { forwarded: Array<{ orderId: string; at: number }> };
   /** The broker's own trading switch (BROKER_LOCK, lock/unlock), as last set or read; absent until known. */
   brokerLock?: BrokerLockState;
   audit: AuditEntry[];
@@ -142,6 +145,8 @@ export interface StoreData {
     stream?: { status: 'connecting' | 'connected' | 'reconnecting' | 'stopped'; since: number; lastError?: string; refused?: boolean };
     /** Fills while no copy of the trader runs here: one alert per episode, closed when a copy runs again. */
     foreignTrading: { inEpisode: boolean; since?: number; lastAt?: number; orderIds?: string[] };
+    /** Fills of orders the order gate never saw: one alert per episode (an hour without one ends it). */
+    gateBypass?: { inEpisode: boolean; since?: number; lastAt?: number; orderIds?: string[] };
     /** set while polls keep seeing future-stamped fills, so the warning is raised once */
     futureFillWarned?: boolean;
   };
@@ -189,4 +194,6 @@ export const RETENTION = {
   tradeAgeMs: 48 * 3600_000,
   /** flatten intents kept (each only matters until it answers; the rest is history) */
   flattens: 50,
+  /** order ids the gate let through, kept (the newest; within tradeAgeMs too) */
+  gateForwarded: 20_000,
 };

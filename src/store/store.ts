@@ -195,6 +195,8 @@ export function shapeProblem(value: unknown): string | undefined {
   if (trades?.flattens !== undefined && !(Array.isArray(trades.flattens) && trades.flattens.every((f) => isObject(f) && typeof f.startedAt === 'number' && Array.isArray(f.positions)))) {
     return 'trades.flattens is not a list of flattens';
   }
+  const gate = value.gate as Record<string, unknown> | undefined;
+  if (gate !== undefined && !(isObject(gate) && Array.isArray(gate.forwarded) && gate.forwarded.every((f) => isObject(f) && typeof f.orderId === 'string'))) return 'gate is not the gate\'s ledger';
   if (trades?.held !== undefined && !(Array.isArray(trades.held) && trades.held.every((id) => typeof id === 'string'))) return 'trades.held is not a list of order ids';
   const watch = value.watch as Record<string, unknown> | undefined;
   if (watch) {
@@ -230,6 +232,7 @@ function applyRetention(data: StoreData): void {
   const newest = data.trades.seen.reduce((max, t) => Math.max(max, t.at), 0);
   data.trades.seen = data.trades.seen.filter((t) => t.at >= newest - RETENTION.tradeAgeMs);
   if (data.trades.ownOrders) data.trades.ownOrders = data.trades.ownOrders.filter((o) => o.at >= newest - RETENTION.tradeAgeMs);
+  if (data.gate) data.gate.forwarded = data.gate.forwarded.filter((f) => f.at >= newest - RETENTION.tradeAgeMs).slice(-RETENTION.gateForwarded);
   if (data.trades.flattens) data.trades.flattens = data.trades.flattens.filter((f) => f.startedAt >= newest - RETENTION.tradeAgeMs).slice(-RETENTION.flattens);
 }
 

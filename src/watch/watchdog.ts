@@ -65,7 +65,15 @@ export interface TradeWatchOptions {
 
 /** The broker's fills → the rolling-hour count → trade-rate and broker-reachability alerts. */
 export class TradeWatch {
+  /** more listeners for judged new trades, added by parts that start later (the order gate's bypass watch) */
+  private readonly newTradeListeners: Array<(added: SeenTrade[]) => Promise<void>> = [];
+
   constructor(private readonly options: TradeWatchOptions) {}
+
+  /** Also tells `listener` the judged new trades (as onNewTrades is told). */
+  observeNewTrades(listener: (added: SeenTrade[]) => Promise<void>): void {
+    this.newTradeListeners.push(listener);
+  }
 
   /** Poll the broker's fills, update the rolling-hour count, alert on a change of episode. */
   async poll(): Promise<TradePollResult> {
@@ -164,7 +172,10 @@ export class TradeWatch {
     }
     // The breaker first: with a runaway, halting matters more than saying where the fills came from.
     if (result.count > limit) await this.options.onRunaway?.(result.inHour);
-    if (result.judged.length) await this.options.onNewTrades?.(result.judged);
+    if (result.judged.length) {
+      await this.options.onNewTrades?.(result.judged);
+      for (const listener of this.newTradeListeners) await listener(result.judged);
+    }
     return { newTrades: result.added.length, count: result.count, event: result.event };
   }
 
