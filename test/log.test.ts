@@ -3,7 +3,7 @@
 // hand the secret, in each form `redact` covers, straight to the logger.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { createLogger, redact, redactDeep, type LogLevel } from '../src/log.ts';
+import { createLogger, redact, redactDeep, silentLogger, type LogLevel } from '../src/log.ts';
 
 // Shaped like an Alpaca secret key, with a length that gives base64 its padding and base64url a
 // character ('-' or '_') that plain base64 spells otherwise.
@@ -50,12 +50,14 @@ test('the logger redacts every configured secret, each occurrence, and an Author
   logger.warn(`${secret} then ${forms.hex} then ${secret}; ping ${other}/fail`);
   logger.error('headers {"Authorization": "Bearer eyJhbGciOi.x-y_z~"} and authorization=basic dXNlcjpwYXNz');
   logger.info('Authorization: Token abc123def');
+  logger.info('Authorization : Bearer  spaced.out');
   assert.deepEqual(
     lines.map((l) => l.replace(/^\S+ \S+\s+/, '')),
     [
       '[redacted] then [redacted] then [redacted]; ping [redacted]/fail',
       'headers {"Authorization": "Bearer [redacted]"} and authorization=basic [redacted]',
       'Authorization: Token [redacted]',
+      'Authorization : Bearer  [redacted]',
     ],
     'every secret and header value gone, nothing else touched',
   );
@@ -84,14 +86,31 @@ test('the logger writes a time stamp and the level, and nothing below its level'
   assert.equal(byDefault.length, 1, 'info by default');
 });
 
+test('without a writer, lines go to stderr, one per message; the silent logger writes nothing', (t) => {
+  const written: string[] = [];
+  t.mock.method(process.stderr, 'write', (chunk: string) => (written.push(String(chunk)), true));
+  const logger = createLogger({ secrets: [secret] });
+  logger.warn(`key ${secret}`);
+  for (const level of ['debug', 'info', 'warn', 'error'] as const) silentLogger[level](`key ${secret}`);
+  t.mock.restoreAll();
+  assert.equal(written.length, 1, `one write: ${JSON.stringify(written)}`);
+  assert.match(written[0]!, /^\S+Z warn  key \[redacted\]\n$/, 'the line, redacted, ending in a newline');
+});
+
 test('an unknown level is refused, naming the levels', () => {
   assert.throws(() => createLogger({ secrets: [], level: 'verbose' as LogLevel, write: () => {} }), /unknown log level "verbose": expected one of debug, info, warn, error/);
 });
 
 test('redact: a secret shorter than 4 characters is left alone (it would shred ordinary words); 4 is enough', () => {
   assert.equal(redact('abc in abcd', ['abc']), 'abc in abcd', 'three characters: untouched');
+  assert.equal(redact('YWJj 616263', ['abc']), 'YWJj 616263', 'nor its encoded forms, though they are longer');
   assert.equal(redact('key abcd here', ['abcd']), 'key [redacted] here', 'four characters: redacted');
   assert.equal(redact('nothing to hide', []), 'nothing to hide', 'no secrets: unchanged');
+});
+
+test('redact: a form that contains another is removed whole, not leaving the rest of it behind', () => {
+  // 'pass%' URL-encodes to 'pass%25', which contains the secret itself: the longer form goes first.
+  assert.equal(redact('url=pass%25&user=x and pass%', ['pass%']), 'url=[redacted]&user=x and [redacted]');
 });
 
 test('redactDeep: every string inside objects and arrays, other values kept; no secrets hands back the value itself', () => {
