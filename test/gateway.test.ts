@@ -18,7 +18,8 @@ import { silentLogger } from '../src/log.ts';
 import type { Actor } from '../src/core/operations.ts';
 import type { AlertSink } from '../src/alerts/outbox.ts';
 import type { StoredAlert } from '../src/store/schema.ts';
-import { REFUSED_CODE } from '../src/gateway/order-gate.ts';
+import { Store } from '../src/store/store.ts';
+import { LIMIT_CODE, REFUSED_CODE } from '../src/gateway/order-gate.ts';
 import { startPaperBroker, type PaperBroker } from '../testkit/paper-broker.ts';
 import { killPid, makeTempHome, waitFor, type TempHome } from '../testkit/pm2-home.ts';
 
@@ -107,13 +108,13 @@ function gate(method: string, route: string, body?: unknown, keys = { id: KEY, s
   });
 }
 
-test('a runaway trader through the gate makes exactly the limit of trades; later orders get an Alpaca-shaped 403, alerted once', async () => {
+test('a runaway trader through the gate makes exactly the limit of trades; later orders get an Alpaca-shaped 429 with Retry-After, alerted once', async () => {
   const before = ordersFor('BTC/USD').length;
   const started = await controller.app.core.start(operator);
   // The trader keeps trying every 300 ms; wait for several refusals, not just the first.
-  await waitFor(() => logLines(/REJECTED 403/).length >= 4, { timeoutMs: 15_000, what: 'four refused orders in the trader log' });
+  await waitFor(() => logLines(/REJECTED 429/).length >= 4, { timeoutMs: 15_000, what: 'four refused orders in the trader log' });
   assert.equal(ordersFor('BTC/USD').length - before, 3, 'the broker saw exactly MAX_TRADES_PER_HOUR orders');
-  const rejected = logLines(/REJECTED 403/);
+  const rejected = logLines(/REJECTED 429/);
   assert.match(rejected[0]!, /order refused: \d trade\(s\) in the last hour and \d order\(s\) accepted and not yet filled; one more would exceed MAX_TRADES_PER_HOUR=3/);
   await controller.gateway!.gate.alertsRaised();
   await waitFor(() => refusals('trade_limit').length === 1, { what: 'the order_refused alert' });
@@ -315,12 +316,8 @@ test('the broker unreachable: the gate answers 502 in Alpaca\'s shape', async ()
  * trader (its orders are decided on, not refused as a copy's), wired to the controller's stream.
  */
 async function ownGate(options: { upstream?: string; upstreamTimeoutMs?: number } = {}) {
-  const { startGateway } = await import('../src/gateway/gateway.ts');
-  const { OrderGate } = await import('../src/gateway/order-gate.ts');
-  const { app } = controller;
-  const own = new OrderGate({ store: app.store, outbox: app.outbox, clock, logger: silentLogger, maxTradesPerHour: 3, mode: 'enforce', processName: 'trading-bot', traderPid: async () => process.pid });
-  app.tradeStream?.onOrderEnded((ended) => own.ended(ended.orderId));
-  const server = await startGateway({ host: '127.0.0.1', port: await freeLoopbackPort(), upstream: options.upstream ?? paper.url, gate: own, logger: silentLogger, upstreamTimeoutMs: options.upstreamTimeoutMs });
+  const { orderGate: own, server } = await standaloneGate({ mode: 'enforce', traderPid: async () => process.pid, store: controller.app.store, ...options });
+  controller.app.tradeStream?.onOrderEnded((ended) => own.ended(ended.orderId));
   const send = async (method: string, route: string, body?: unknown, headers: Record<string, string> = {}) => {
     const response = await fetch(`${server.url}${route}`, {
       method,
@@ -386,7 +383,7 @@ test('an order that never reached the broker, or that it ended unfilled, frees i
     assert.equal(replaced.json.replaces, resting[0]);
     assert.equal(await own.pendingCount(), 3, 'the replacement took the old order\'s place');
     const fourth = await send('POST', '/v2/orders', restingBuy(7));
-    assert.equal(fourth.status, 403, 'a fourth new order is still refused');
+    assert.equal(fourth.status, 429, 'a fourth new order is still refused');
     for (const id of [String(replaced.json.id), resting[1], resting[2]]) await send('DELETE', `/v2/orders/${id}`);
     await waitFor(async () => (await own.pendingCount()) === 0, { what: 'the cancels to free the slots' });
 
@@ -440,7 +437,7 @@ test('a fill of an order that never passed through the gate raises gate_bypassed
   assert.equal(bypassed().length, 1, 'one alert per episode');
 });
 
-test('the official Alpaca SDK trades through the gate unchanged: reads, orders up to the limit, the refusal as its typed 403', async () => {
+test('the official Alpaca SDK trades through the gate unchanged: reads, orders up to the limit, the refusal as its typed rate-limit error', async () => {
   nextHour();
   process.env.TEST_TRADER = 'sdk';
   process.env.SDK_ORDERS = '5';
@@ -451,11 +448,11 @@ test('the official Alpaca SDK trades through the gate unchanged: reads, orders u
     const lines = logLines(/"sdkTrader"/).map((l) => JSON.parse(l.slice(l.indexOf('{'))) as Record<string, unknown>);
     assert.equal(lines.find((l) => 'account' in l)?.account, 'ACTIVE', 'the SDK read the account through the gate');
     const placed = lines.filter((l) => 'order' in l);
-    assert.deepEqual(placed.map((l) => (l.id ? 'ok' : l.httpStatus)), ['ok', 'ok', 'ok', 403, 403]);
+    assert.deepEqual(placed.map((l) => (l.id ? 'ok' : l.httpStatus)), ['ok', 'ok', 'ok', 429, 429]);
     assert.equal(ordersFor('AAPL').length - aaplBefore, 3, 'the broker saw the first three');
     const refused = placed[3]!;
-    assert.equal(refused.error, 'PermissionError', "the SDK's own typed error for a 403");
-    assert.equal(refused.code, REFUSED_CODE);
+    assert.equal(refused.error, 'RateLimitError', "the SDK's own typed error for a 429: not allowed now, not the broker down");
+    assert.equal(refused.code, LIMIT_CODE);
     assert.match(String(refused.message), /MAX_TRADES_PER_HOUR=3/);
     assert.deepEqual([...new Set(lines.map((l) => l.sdkTrader))], [started.pid], 'every SDK line came from the managed trader PM2 started');
   } finally {
@@ -506,17 +503,19 @@ test('the trading stream (/stream) goes through the gate: the SDK authenticates,
   }
 });
 
-/** A gate of its own (own data dir, own limit) in front of the paper broker, for the gate's rules alone. */
-async function standaloneGate(options: { mode: 'enforce' | 'observe'; traderPid: () => Promise<number | undefined> }) {
-  const { Store } = await import('../src/store/store.ts');
+/**
+ * A gate of its own (own data dir unless a store is given, own limit) in front of the paper broker
+ * (or `upstream`), for the gate's rules alone.
+ */
+async function standaloneGate(options: { mode: 'enforce' | 'observe'; traderPid: () => Promise<number | undefined>; store?: Store; upstream?: string; upstreamTimeoutMs?: number }) {
   const { AlertOutbox } = await import('../src/alerts/outbox.ts');
   const { OrderGate } = await import('../src/gateway/order-gate.ts');
   const { startGateway } = await import('../src/gateway/gateway.ts');
   const raised: StoredAlert[] = [];
-  const store = new Store(fs.mkdtempSync(path.join(home.root, 'gate-')));
+  const store = options.store ?? new Store(fs.mkdtempSync(path.join(home.root, 'gate-')));
   const outbox = new AlertOutbox({ store, clock, logger: silentLogger, sinks: [{ name: 'test', deliver: async (a) => void raised.push(a) }] });
-  const orderGate = new OrderGate({ store, outbox, clock, logger: silentLogger, maxTradesPerHour: 3, processName: 'trading-bot', ...options });
-  const server = await startGateway({ host: '127.0.0.1', port: 0, upstream: paper.url, gate: orderGate, logger: silentLogger });
+  const orderGate = new OrderGate({ store, outbox, clock, logger: silentLogger, maxTradesPerHour: 3, processName: 'trading-bot', mode: options.mode, traderPid: options.traderPid });
+  const server = await startGateway({ host: '127.0.0.1', port: 0, upstream: options.upstream ?? paper.url, gate: orderGate, logger: silentLogger, upstreamTimeoutMs: options.upstreamTimeoutMs });
   const headers = { 'APCA-API-KEY-ID': KEY, 'APCA-API-SECRET-KEY': SECRET, 'content-type': 'application/json' };
   const post = (symbol: string, extra: Record<string, string> = {}) =>
     fetch(`${server.url}/v2/orders`, {
@@ -536,7 +535,7 @@ test('orders racing for the last slots: exactly the limit get through, whatever 
     const before = ordersFor('MSFT').length;
     const statuses = (await Promise.all(Array.from({ length: 10 }, () => post('MSFT')))).map((r) => r.status);
     assert.equal(statuses.filter((s) => s === 200).length, 3, `statuses: ${statuses.join(' ')}`);
-    assert.equal(statuses.filter((s) => s === 403).length, 7, `statuses: ${statuses.join(' ')}`);
+    assert.equal(statuses.filter((s) => s === 429).length, 7, `statuses: ${statuses.join(' ')}`);
     assert.equal(ordersFor('MSFT').length - before, 3, 'the broker saw three');
     assert.equal(await orderGate.pendingCount(), 3, 'accepted and not yet seen as trades by a poll: still counted');
   } finally {
@@ -574,9 +573,12 @@ test('an accepted order that has not filled counts until it fills, is canceled (
       assert.equal(response.status, 200);
       resting.push(((await response.json()) as { id: string }).id);
     }
-    assert.equal((await post('MSFT')).status, 403, 'three open orders may all fill: a fourth would exceed the limit');
+    const fourth = await post('MSFT');
+    assert.equal(fourth.status, 429, 'three open orders may all fill: a fourth would exceed the limit');
+    const retryAfter = Number(fourth.headers.get('retry-after'));
+    assert.ok(Number.isInteger(retryAfter) && retryAfter >= 1 && retryAfter <= 3600, `Retry-After says when a slot frees, in seconds (${fourth.headers.get('retry-after')})`);
     assert.equal((await cancel(resting[0]!)).status, 204);
-    assert.equal((await post('MSFT')).status, 403, 'a canceled order still counts for the grace period (a fill may be on its way)');
+    assert.equal((await post('MSFT')).status, 429, 'a canceled order still counts for the grace period (a fill may be on its way)');
     clock.advance(61_000);
     assert.equal(await orderGate.pendingCount(), 2);
     assert.equal((await post('MSFT')).status, 200, 'after the grace, the canceled order no longer counts');

@@ -175,7 +175,8 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
     const intent = { ...intentOf(body), ...(route.replaces ? { replaces: route.replaces } : {}) };
     const admission = await gate.admit(peerOf(req.socket), intent);
     if (!admission.forward || admission.ticket === undefined) {
-      return sendError(res, 403, admission.refusal!.code, admission.refusal!.message);
+      const refusal = admission.refusal!;
+      return sendError(res, refusal.status, refusal.code, refusal.message, refusal.retryAfterSeconds !== undefined ? { 'retry-after': String(refusal.retryAfterSeconds) } : {});
     }
     const ticket = admission.ticket;
     // An order with a client id of the gate's own can be looked up when its answer is lost.
@@ -291,9 +292,9 @@ function requestLine(res: http.ServerResponse): string {
   return `${res.req.method} ${res.req.url}`;
 }
 
-function sendError(res: http.ServerResponse, status: number, code: number, message: string): void {
+function sendError(res: http.ServerResponse, status: number, code: number, message: string, headers: http.OutgoingHttpHeaders = {}): void {
   const body = JSON.stringify({ code, message });
-  res.writeHead(status, { 'content-type': 'application/json; charset=utf-8', 'content-length': Buffer.byteLength(body) });
+  res.writeHead(status, { 'content-type': 'application/json; charset=utf-8', 'content-length': Buffer.byteLength(body), ...headers });
   res.end(body);
 }
 

@@ -46,6 +46,13 @@ export interface GateStatus {
 
 export interface Refusal {
   reason: RefusalReason;
+  /**
+   * The HTTP status, chosen so that clients read a refusal as "not allowed now", not as "the broker
+   * is down" (see REFUSAL_STATUS): 429 with Retry-After for the hourly limit, 403 otherwise.
+   */
+  status: number;
+  /** seconds until the refusal lifts by itself (the hourly limit), sent as Retry-After */
+  retryAfterSeconds?: number;
   /** Alpaca-shaped error body: what happened and what to do */
   code: number;
   message: string;
@@ -104,6 +111,14 @@ const FORWARDED_REMEMBERED = 20_000;
 
 /** Alpaca answers "forbidden" business errors with 403 and an 8-digit 403xxxxx code. */
 export const REFUSED_CODE = 40310000;
+/** …and its rate limit with 429 and 42910000. */
+export const LIMIT_CODE = 42910000;
+/**
+ * Alpaca's own wording when the account refuses new orders (suspend_trade). Clients know it: ccxt
+ * maps a 403 carrying it to PermissionDenied, where a bare 403 is ExchangeNotAvailable, a network
+ * error that frameworks retry. Every 403 refusal of the gate says it first.
+ */
+const REJECTED_BY_USER = 'new orders are rejected by user request';
 
 interface PendingOrder {
   ticket: number;
@@ -342,9 +357,10 @@ export class OrderGate {
     if (data.breaker.tripped) {
       return {
         reason: 'breaker_tripped',
+        status: 403,
         code: REFUSED_CODE,
         message:
-          `tradewarden order gate: order refused because the breaker is tripped (${data.breaker.reason ?? 'no reason recorded'}). ` +
+          `tradewarden order gate: ${REJECTED_BY_USER}: order refused because the breaker is tripped (${data.breaker.reason ?? 'no reason recorded'}). ` +
           'Trading is halted until an operator runs resume (/bot resume, or tradewarden resume). Cancels, position closes and reads still pass.',
       };
     }
@@ -352,9 +368,10 @@ export class OrderGate {
     if (data.brokerLock?.locked) {
       return {
         reason: 'broker_locked',
+        status: 403,
         code: REFUSED_CODE,
         message:
-          `tradewarden order gate: order refused because the account is locked at the broker (suspend_trade, ${data.brokerLock.ours ? `set by ${data.brokerLock.by ?? 'tradewarden'}` : 'set outside tradewarden'}). ` +
+          `tradewarden order gate: ${REJECTED_BY_USER}: order refused because the account is locked at the broker (suspend_trade, ${data.brokerLock.ours ? `set by ${data.brokerLock.by ?? 'tradewarden'}` : 'set outside tradewarden'}). ` +
           'An operator lifts it with unlock (or resume, for a lock tradewarden set). Cancels and reads still pass.',
       };
     }
@@ -366,7 +383,10 @@ export class OrderGate {
     const oldest = Math.min(...trades.map((t) => t.at), ...pending.map((p) => p.acceptedAt));
     return {
       reason: 'trade_limit',
-      code: REFUSED_CODE,
+      // A limit that lifts by itself: 429, and when (clients and frameworks wait, not fail over).
+      status: 429,
+      retryAfterSeconds: Math.max(1, Math.ceil((oldest + HOUR_MS - now) / 1000)),
+      code: LIMIT_CODE,
       message:
         `tradewarden order gate: order refused: ${trades.length} trade(s) in the last hour and ${pending.length} order(s) accepted and not yet filled; ` +
         `one more would exceed MAX_TRADES_PER_HOUR=${limit}. The next order is possible after ${new Date(oldest + HOUR_MS).toISOString()}, ` +
@@ -454,9 +474,10 @@ const REASON_TITLE: Record<RefusalReason, string> = {
 function notManaged(caller: Caller, processName: string): Refusal {
   return {
     reason: 'not_managed_trader',
+    status: 403,
     code: REFUSED_CODE,
     message:
-      `tradewarden order gate: order refused: only the managed trader "${processName}" (started under PM2 by tradewarden) may place orders, ` +
+      `tradewarden order gate: ${REJECTED_BY_USER}: order refused: only the managed trader "${processName}" (started under PM2 by tradewarden) may place orders, ` +
       `and ${caller.pid ? `this request came from PID ${caller.pid}` : 'the process behind this request could not be identified'}. ` +
       'Stop this copy; start the trader with /bot start (or tradewarden start). Cancels, position closes and reads still pass.',
   };
