@@ -527,6 +527,31 @@ async function standaloneGate(options: { mode: 'enforce' | 'observe'; traderPid:
   return { orderGate, server, raised, post, cancel };
 }
 
+test('ccxt\'s Alpaca class as the trader: the limit reads as RateLimitExceeded, the breaker as PermissionDenied, never as the exchange down', async () => {
+  nextHour();
+  const ccxt = (await import('ccxt')).default;
+  const store = new Store(fs.mkdtempSync(path.join(home.root, 'ccxt-')));
+  const { server } = await standaloneGate({ mode: 'enforce', traderPid: async () => process.pid, store });
+  try {
+    // As a bot would set it up: ccxt's alpaca with its trading URL pointed at the gate.
+    const exchange = new ccxt.alpaca({ apiKey: KEY, secret: SECRET, enableRateLimit: false });
+    exchange.urls.api.trader = server.url;
+    // The markets by hand: the paper broker serves no asset list.
+    exchange.setMarkets([{ id: 'BTC/USD', symbol: 'BTC/USD', base: 'BTC', quote: 'USD', baseId: 'BTC', quoteId: 'USD', type: 'spot', spot: true, active: true, precision: { amount: 1e-9, price: 1 }, limits: { amount: { min: 1e-6 } }, info: {} }] as never);
+    for (let i = 0; i < 3; i++) assert.ok((await exchange.createOrder('BTC/USD', 'market', 'buy', 0.001)).id, `order ${i + 1} placed through the gate`);
+    const limited = await exchange.createOrder('BTC/USD', 'market', 'buy', 0.001).then(() => undefined, (e: unknown) => e);
+    assert.ok(limited instanceof ccxt.RateLimitExceeded, `the hourly limit is ccxt's RateLimitExceeded: ${String(limited)}`);
+    await store.update((data) => {
+      data.breaker = { tripped: true, reason: 'tripped by the test', at: new Date(clock.now()).toISOString(), by: 'test' };
+    });
+    const halted = await exchange.createOrder('BTC/USD', 'market', 'buy', 0.001).then(() => undefined, (e: unknown) => e);
+    assert.ok(halted instanceof ccxt.PermissionDenied, `the breaker is ccxt's PermissionDenied: ${String(halted)}`);
+    assert.ok(!(halted instanceof ccxt.NetworkError), 'not a network error a framework would retry');
+  } finally {
+    await server.close();
+  }
+});
+
 test('orders racing for the last slots: exactly the limit get through, whatever the interleaving', async () => {
   nextHour();
   // This test process plays the managed trader.
