@@ -62,6 +62,8 @@ export interface BuildOptions {
   lightPm2Reads?: boolean;
   /** The trade stream's first reconnect back-off (tests and the demo shorten it). */
   streamBackoffMs?: number;
+  /** The shortest time between two of the stream's reconnect catch-up polls (default 5 s; tests shorten it). */
+  streamCatchUpEveryMs?: number;
 }
 
 /** Names of the sinks every alert is addressed to, whichever process raises it. */
@@ -151,6 +153,7 @@ export function buildApp(config: Config, options: BuildOptions): App {
           clock,
           logger,
           initialBackoffMs: options.streamBackoffMs,
+          catchUpEveryMs: options.streamCatchUpEveryMs,
         })
       : undefined;
   // Only the process that started the stream may speak for it (and record it stopped on close).

@@ -1,14 +1,16 @@
 // The broker's trade stream (Alpaca trade_updates over a WebSocket) against the paper broker's own
 // stream: fills reach the trade window without any scheduled poll, a dropped and refused stream is
-// reconciled by the poll on reconnect (each fill counted once, one alert), and bad credentials are
-// a clear error while the poll still counts.
+// reconciled by the poll on reconnect (each fill counted once, one alert), bad credentials are
+// a clear error while the poll still counts, and a connection dropped after every subscribe backs
+// off more and more and polls the broker at a bounded rate, missing nothing.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { parseConfig, ConfigError } from '../src/config.ts';
-import { buildApp, type App } from '../src/app.ts';
+import { buildApp, type App, type BuildOptions } from '../src/app.ts';
+import { ManualClock } from '../src/clock.ts';
 import { createLogger } from '../src/log.ts';
 import type { AlertSink } from '../src/alerts/outbox.ts';
 import type { StoredAlert } from '../src/store/schema.ts';
@@ -41,8 +43,9 @@ after(async () => {
  * A fresh account at a new paper broker and an app as the controller builds it, with no scheduled
  * poll: only the stream (and the poll that follows each connect) can count.
  */
-async function streamApp(extra: Record<string, string> = {}) {
-  paper = await startPaperBroker({ keyId: KEY, secretKey: SECRET, prices: { 'BTC/USD': 50_000 } });
+async function streamApp(extra: Record<string, string> = {}, build: Partial<BuildOptions> = {}) {
+  // With the app's clock, the broker stamps its fills on the same one.
+  paper = await startPaperBroker({ keyId: KEY, secretKey: SECRET, prices: { 'BTC/USD': 50_000 }, clock: build.clock });
   brokers.push(paper);
   const dataDir = fs.mkdtempSync(path.join(os.tmpdir(), 'tw-stream-'));
   dataDirs.push(dataDir);
@@ -62,7 +65,8 @@ async function streamApp(extra: Record<string, string> = {}) {
   };
   const config = parseConfig({ ...env, HOME: home.root });
   const logger = createLogger({ secrets: [], level: 'debug', write: (line) => void logLines.push(line) });
-  const app = buildApp(config, { logger, deliversAlerts: true, sinks: [sink], streamBackoffMs: 30 });
+  // The catch-up after a reconnect is rate-limited (5 s by default): short here, so a reconnect reads the gap at once.
+  const app = buildApp(config, { logger, deliversAlerts: true, sinks: [sink], streamBackoffMs: 30, streamCatchUpEveryMs: 100, ...build });
   apps.push(app);
   return { app, alerts, logLines };
 }
@@ -182,4 +186,60 @@ test('text frames and the [{"T":"success"}] authorization reply are understood t
     await app.tradeStream!.stop();
     assert.equal(app.tradeStream!.state().status, 'stopped');
   }
+});
+
+const fillReads = () => paper.requestLog.filter((r) => r.path.startsWith('/v2/account/activities')).length;
+/** Milliseconds between each subscription and the next. */
+const subscribeGaps = () => paper.streamSubscriptions.slice(1).map((at, i) => at - paper.streamSubscriptions[i]);
+
+test('a broker that drops the stream right after each subscribe: the back-off keeps growing, the catch-up poll is rate-limited, and a fill made meanwhile is still read', async () => {
+  // The clock never moves, so no connection ever "stays up" (30 s) and resets the back-off.
+  const clock = new ManualClock(Date.now());
+  const { app } = await streamApp({}, { clock, streamCatchUpEveryMs: 1500 });
+  paper.flapStream(true);
+  app.startStream();
+  await waitFor(() => fillReads() >= 1, { what: 'the catch-up after the first subscribe' });
+  // A fill while no connection listens (checked in the same tick): only a catch-up poll can read it.
+  await waitFor(() => paper.streamListeners === 0, { what: 'a moment with no stream listener', intervalMs: 1 });
+  buy();
+
+  await waitFor(() => paper.streamSubscriptions.length >= 7, { what: 'seven subscribes, each dropped', timeoutMs: 15_000 });
+  const gaps = subscribeGaps();
+  // Back-off 30 ms doubled per drop, jittered between half and all of it: the 6th wait is at least 480 ms.
+  assert.ok(gaps[5] >= 470, `the back-off grew while the connection flapped (gaps ${gaps.join(', ')} ms)`);
+  assert.ok(app.tradeStream!.state().attempts >= 7, `a subscribe did not reset the back-off (attempts ${app.tradeStream!.state().attempts})`);
+  assert.ok(fillReads() <= 3, `at most one catch-up poll per 1.5 s, not one per subscribe (${fillReads()} polls for ${paper.streamSubscriptions.length} subscribes)`);
+  assert.equal((await app.store.read()).trades.seen.length, 0, 'the fill was made while no connection listened, and no poll has read it yet');
+
+  paper.flapStream(false);
+  await waitFor(async () => (await app.store.read()).trades.seen.length === 1, { what: 'the held-back catch-up to read the missed fill', timeoutMs: 15_000 });
+  await app.tradeStream!.stop();
+});
+
+test('a connection that stayed up 30 s (by the clock) starts the back-off over; one dropped sooner does not', async () => {
+  const clock = new ManualClock(Date.now());
+  const { app } = await streamApp({}, { clock });
+  const attempts = () => app.tradeStream!.state().attempts;
+  paper.flapStream(true);
+  app.startStream();
+  await waitFor(() => paper.streamSubscriptions.length >= 4, { what: 'four subscribes, each dropped' });
+  paper.flapStream(false);
+  await connected(app);
+  const streak = attempts();
+  assert.ok(streak >= 4, `connected, yet not up long enough to forget the streak (attempts ${streak})`);
+
+  /** Drops the connection and waits for the next one to be subscribed and connected. */
+  const dropAndReconnect = async (what: string) => {
+    const subscribes = paper.streamSubscriptions.length;
+    paper.dropStreamConnections();
+    await waitFor(() => paper.streamSubscriptions.length > subscribes && app.tradeStream!.state().status === 'connected', { what, timeoutMs: 15_000 });
+  };
+  clock.advance(29_000); // up 29 s: not long enough
+  await dropAndReconnect('the reconnect after 29 s up');
+  assert.equal(attempts(), streak + 1, 'one more attempt in the streak');
+
+  clock.advance(30_000); // up 30 s: stable
+  await dropAndReconnect('the reconnect after 30 s up');
+  assert.equal(attempts(), 1, 'the back-off started over: this reconnect was the first attempt');
+  await app.tradeStream!.stop();
 });

@@ -91,6 +91,9 @@
 //   streamListeners          connections authorized and listening to trade_updates now
 //   dropStreamConnections()  ends every stream connection without a close frame (a network drop)
 //   refuseStream(on)         while on, every authentication is answered "unauthorized"
+//   flapStream(on)           while on, every connection is dropped (no close frame) right after its
+//                            "listening" answer has been sent: a broker that cannot keep a subscription
+//   streamSubscriptions      when (Date.now()) each connection was subscribed to trade_updates
 //   setStreamFrames('binary' | 'text')
 //   setStreamAuthReply('authorization' | 'success')
 //                            the authorization message above (default), or the market-data form some
@@ -171,6 +174,9 @@ export interface PaperBroker {
   readonly streamListeners: number;
   dropStreamConnections(): void;
   refuseStream(on: boolean): void;
+  flapStream(on: boolean): void;
+  /** when (Date.now(), ms) each stream connection was subscribed to trade_updates, in order */
+  readonly streamSubscriptions: readonly number[];
   setStreamFrames(kind: 'binary' | 'text'): void;
   setStreamAuthReply(shape: 'authorization' | 'success'): void;
 }
@@ -1117,11 +1123,14 @@ export async function startPaperBroker(options: PaperBrokerOptions = {}): Promis
   const streamServer = new WebSocketServer({ server, path: '/stream' });
   const listening = new Set<WebSocket>();
   let refusingStream = false;
+  let flappingStream = false;
+  const streamSubscriptions: number[] = [];
   let binaryFrames = true;
   let authReply: 'authorization' | 'success' = 'authorization';
-  const sendFrame = (socket: WebSocket, message: unknown) => {
+  /** `sent` runs once the frame is handed to the kernel (so a drop after it does not lose the frame). */
+  const sendFrame = (socket: WebSocket, message: unknown, sent?: () => void) => {
     const text = JSON.stringify(message);
-    socket.send(binaryFrames ? Buffer.from(text) : text, { binary: binaryFrames });
+    socket.send(binaryFrames ? Buffer.from(text) : text, { binary: binaryFrames }, sent && (() => sent()));
   };
   streamServer.on('connection', (socket) => {
     let authorized = false;
@@ -1154,7 +1163,12 @@ export async function startPaperBroker(options: PaperBrokerOptions = {}): Promis
         const streams = Array.isArray(data.streams) ? data.streams.filter((x): x is string => x === 'trade_updates') : [];
         if (streams.length) listening.add(socket);
         else listening.delete(socket);
-        sendFrame(socket, { stream: 'listening', data: { streams } });
+        if (streams.length) streamSubscriptions.push(Date.now());
+        const drop = () => {
+          listening.delete(socket);
+          socket.terminate();
+        };
+        sendFrame(socket, { stream: 'listening', data: { streams } }, flappingStream && streams.length > 0 ? drop : undefined);
       }
     });
   });
@@ -1256,6 +1270,10 @@ export async function startPaperBroker(options: PaperBrokerOptions = {}): Promis
     refuseStream(on) {
       refusingStream = on;
     },
+    flapStream(on) {
+      flappingStream = on;
+    },
+    streamSubscriptions,
     setStreamFrames(kind) {
       binaryFrames = kind === 'binary';
     },

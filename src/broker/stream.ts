@@ -13,7 +13,14 @@
 // The paper endpoint sends binary frames, the others text: both are decoded the same way.
 //
 // The stream is never trusted alone: a dropped connection loses whatever filled meanwhile, so every
-// (re)connect tells the owner (`onListening`) and the owner runs the poll at once to reconcile.
+// (re)connect tells the owner (`onListening`) and the owner runs the poll to reconcile.
+//
+// A broker (or a proxy) that drops the connection right after each subscribe must not turn this into
+// a storm: the back-off is reset only by a connection that stayed up (`stableAfterMs`, 30 s), not by
+// every subscribe, so it keeps growing while the connection flaps; and the catch-up (`onListening`)
+// runs at most once per `catchUpEveryMs` (5 s). A catch-up held back by that limit is never dropped:
+// it runs when the limit allows, connected or not (the poll reads over REST), so every subscribe is
+// followed by a catch-up that starts after it.
 // Keys go out only inside the auth frame; no log line, state or error carries them.
 import WebSocket from 'ws';
 import { systemClock, type Clock } from '../clock.ts';
@@ -35,7 +42,7 @@ export interface StreamState {
   lastError?: string;
   /** the broker refused the keys on the last attempt */
   refused: boolean;
-  /** attempts since the last successful connection */
+  /** connection attempts since the last connection that stayed up (stableAfterMs): the back-off's exponent */
   attempts: number;
 }
 
@@ -45,7 +52,10 @@ export interface TradeStreamOptions {
   secretKey: string;
   /** every fill and partial fill, parsed; a rejected promise is logged, never stops the stream */
   onFill: (fill: Fill) => Promise<void> | void;
-  /** after every successful (re)subscription: what happened while disconnected must be read by poll */
+  /**
+   * after a successful (re)subscription: what happened while disconnected must be read by poll. At
+   * most once per catchUpEveryMs; one held back runs when the limit allows.
+   */
   onListening?: () => Promise<void> | void;
   /** an order that will trade no more: canceled, expired, rejected, replaced, done for the day */
   onOrderEnded?: (ended: OrderEnded) => void;
@@ -56,6 +66,10 @@ export interface TradeStreamOptions {
   /** back-off of the first reconnect (default 500 ms), doubled per failure up to maxBackoffMs (30 s) */
   initialBackoffMs?: number;
   maxBackoffMs?: number;
+  /** how long (by the clock) a connection must stay up before the back-off starts over (default 30 s) */
+  stableAfterMs?: number;
+  /** the shortest time between two catch-ups (onListening), by the clock (default 5 s) */
+  catchUpEveryMs?: number;
   /** injected so a test can fix the jitter; default Math.random */
   random?: () => number;
   /** from open to "listening" (default 10 s) */
@@ -75,6 +89,11 @@ export class TradeStream {
   private current: StreamState;
   private stopped = true;
   private reconnectTimer?: NodeJS.Timeout;
+  /** when the current connection subscribed (clock), while it is up */
+  private connectedAt?: number;
+  /** when the last catch-up began (clock), and the one held back by the limit */
+  private lastCatchUpAt?: number;
+  private catchUpTimer?: NodeJS.Timeout;
   private handshakeTimer?: NodeJS.Timeout;
   private pingTimer?: NodeJS.Timeout;
   private readonly logger: Logger;
@@ -104,6 +123,9 @@ export class TradeStream {
     if (this.stopped) return;
     this.stopped = true;
     clearTimeout(this.reconnectTimer);
+    clearTimeout(this.catchUpTimer);
+    this.catchUpTimer = undefined;
+    this.connectedAt = undefined;
     this.clearConnectionTimers();
     const socket = this.socket;
     this.socket = undefined;
@@ -112,7 +134,8 @@ export class TradeStream {
       socket.terminate();
       await closed;
     }
-    this.setState({ status: 'stopped', since: this.clock.now() });
+    // A deliberate stop ends the streak: the next start begins with the shortest back-off.
+    this.setState({ status: 'stopped', since: this.clock.now(), attempts: 0 });
   }
 
   // ---- connection ----
@@ -190,11 +213,11 @@ export class TradeStream {
       clearTimeout(this.handshakeTimer);
       this.startPinging(socket);
       const wasDown = this.current.status === 'reconnecting' ? this.clock.now() - this.current.since : undefined;
-      this.setState({ status: 'connected', since: this.clock.now(), attempts: 0, refused: false, lastError: undefined });
+      // attempts is not reset here: a connection dropped right after its subscribe is one more failure.
+      this.connectedAt = this.clock.now();
+      this.setState({ status: 'connected', since: this.connectedAt, refused: false, lastError: undefined });
       this.logger.info(`trade stream connected (${this.options.url})${wasDown !== undefined ? ` after ${Math.round(wasDown / 1000)} s reconnecting` : ''}`);
-      void Promise.resolve()
-        .then(() => this.options.onListening?.())
-        .catch((error) => this.logger.warn(`trade stream: reconciling after connect failed: ${this.clean(error)}`));
+      this.catchUp();
       return;
     }
     if (item.action === 'error' || item.T === 'error') {
@@ -234,6 +257,9 @@ export class TradeStream {
       (refused ? this.logger.error : this.logger.warn)(`trade stream: ${this.clean(why)}; reconnecting with back-off`);
       this.lastLoggedRefusal = refused;
     }
+    // Only a connection that stayed up starts the back-off over; a flapping one keeps it growing.
+    if (this.connectedAt !== undefined && this.clock.now() - this.connectedAt >= (this.options.stableAfterMs ?? 30_000)) this.current.attempts = 0;
+    this.connectedAt = undefined;
     const initial = this.options.initialBackoffMs ?? 500;
     const max = this.options.maxBackoffMs ?? 30_000;
     const base = Math.min(max, initial * 2 ** Math.min(20, Math.max(0, this.current.attempts - 1)));
@@ -242,6 +268,28 @@ export class TradeStream {
   }
 
   private lastLoggedRefusal?: boolean;
+
+  /**
+   * Runs the owner's catch-up now, or, within catchUpEveryMs of the last one, once the limit allows
+   * (a catch-up already waiting covers this subscribe too: it starts after it).
+   */
+  private catchUp(): void {
+    if (this.catchUpTimer || !this.options.onListening) return;
+    const wait = this.lastCatchUpAt === undefined ? 0 : this.lastCatchUpAt + (this.options.catchUpEveryMs ?? 5000) - this.clock.now();
+    const run = () => {
+      this.catchUpTimer = undefined;
+      if (this.stopped) return;
+      this.lastCatchUpAt = this.clock.now();
+      void Promise.resolve()
+        .then(() => this.options.onListening?.())
+        .catch((error) => this.logger.warn(`trade stream: reconciling after connect failed: ${this.clean(error)}`));
+    };
+    if (wait <= 0) run();
+    else {
+      this.logger.debug(`trade stream: the catch-up poll waits ${Math.ceil(wait)} ms (at most one every ${this.options.catchUpEveryMs ?? 5000} ms)`);
+      this.catchUpTimer = setTimeout(run, wait);
+    }
+  }
 
   private startPinging(socket: WebSocket): void {
     const every = this.options.pingIntervalMs ?? 20_000;

@@ -1,6 +1,7 @@
 // The trade stream's consumer: fills pushed by the broker go into the same trade window as the
-// poll's (TradeWatch.ingest), and every (re)connect runs the poll at once, so whatever filled while
-// the stream was down is read and counted once. The stream's state is kept in the data file on each
+// poll's (TradeWatch.ingest), and every (re)connect runs the poll (at once, or, while the connection
+// flaps, at most once per catchUpEveryMs: see broker/stream.ts), so whatever filled while the stream
+// was down is read and counted once. The stream's state is kept in the data file on each
 // change, so `tradewarden status` (another process) shows it too.
 import type { StreamState, TradeStream } from '../broker/stream.ts';
 import type { OrderEnded } from '../broker/alpaca.ts';
@@ -26,6 +27,8 @@ export interface TradeStreamWatchOptions {
   /** first reconnect back-off (default 500 ms); tests and the demo shorten it */
   initialBackoffMs?: number;
   maxBackoffMs?: number;
+  /** the shortest time between two reconnect catch-up polls (default 5 s); tests shorten it */
+  catchUpEveryMs?: number;
 }
 
 export class TradeStreamWatch {
@@ -90,6 +93,7 @@ export class TradeStreamWatch {
       clock: options.clock,
       initialBackoffMs: options.initialBackoffMs,
       maxBackoffMs: options.maxBackoffMs,
+      catchUpEveryMs: options.catchUpEveryMs,
       onFill: async (fill) => {
         await tradeWatch.ingest([fill]);
       },
