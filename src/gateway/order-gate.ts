@@ -104,6 +104,8 @@ export interface OrderGateOptions {
 const TRADER_PID_CACHE_MS = 2000;
 /** How many ended orders are remembered for an answer that comes after the stream's event. */
 const ENDED_REMEMBERED = 1000;
+/** How long orders let through wait to be written to the data file together. */
+const LEDGER_BATCH_MS = 1000;
 /** Longer than an order's answer can take: the gateway's upstream time-out (30 s) and a look-up (10 s). */
 const IN_FLIGHT_MAX_MS = 60_000;
 /** How many order ids let through are kept in memory (the data file keeps as many). */
@@ -144,6 +146,9 @@ export class OrderGate {
   private readonly refusalTotals = new Map<RefusalReason, number>();
   /** the broker's ids of the orders let through (bounded; the data file keeps them across restarts) */
   private readonly forwarded = new Set<string>();
+  /** let through and not yet written to the data file */
+  private readonly unrecorded: Array<{ orderId: string; at: number }> = [];
+  private ledgerTimer?: NodeJS.Timeout;
   /** orders the stream said ended, newest last (bounded) */
   private readonly endedOrders = new Map<string, number>();
   private readonly episodes = new Map<string, Episode>();
@@ -244,23 +249,39 @@ export class OrderGate {
     await Promise.all([...this.raising]);
   }
 
-  /** An order let through: in memory at once (the bypass watch may ask next), in the data file for a restart. */
+  /**
+   * An order let through: in memory at once (the bypass watch may ask next), and in the data file
+   * for a restart, in batches: a write per order would make every next order wait for the data
+   * file (its decision reads it).
+   */
   private remember(orderId: string): void {
     if (this.forwarded.has(orderId)) return;
     this.forwarded.add(orderId);
     if (this.forwarded.size > FORWARDED_REMEMBERED) this.forwarded.delete(this.forwarded.values().next().value!);
-    const at = this.options.clock.now();
-    const writing: Promise<void> = this.options.store
-      .update((data) => {
+    this.unrecorded.push({ orderId, at: this.options.clock.now() });
+    if (this.ledgerTimer) return;
+    this.ledgerTimer = setTimeout(() => {
+      this.ledgerTimer = undefined;
+      const writing: Promise<void> = this.recordLedger().finally(() => this.raising.delete(writing));
+      this.raising.add(writing);
+    }, LEDGER_BATCH_MS);
+    this.ledgerTimer.unref();
+  }
+
+  /** Writes the orders let through since the last write (also when the controller stops). */
+  async recordLedger(): Promise<void> {
+    clearTimeout(this.ledgerTimer);
+    this.ledgerTimer = undefined;
+    const batch = this.unrecorded.splice(0);
+    if (!batch.length) return;
+    try {
+      await this.options.store.update((data) => {
         data.gate ??= { forwarded: [] };
-        data.gate.forwarded.push({ orderId, at });
-      })
-      .then(
-        () => undefined,
-        (error: unknown) => this.options.logger.warn(`order gate: could not record order ${orderId} in the data file (a restarted gate would take its fill for a bypass): ${describeError(error)}`),
-      )
-      .finally(() => this.raising.delete(writing));
-    this.raising.add(writing);
+        data.gate.forwarded.push(...batch);
+      });
+    } catch (error) {
+      this.options.logger.warn(`order gate: could not record ${batch.length} order(s) in the data file (a restarted gate would take their fills for a bypass): ${describeError(error)}`);
+    }
   }
 
   /** Whether the gate let this order through (the bypass watch asks; a restarted gate reads its ledger). */
