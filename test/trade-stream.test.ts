@@ -208,8 +208,10 @@ test('a broker that drops the stream right after each subscribe: the back-off ke
   // Back-off 30 ms doubled per drop, jittered between half and all of it: the 6th wait is at least 480 ms.
   assert.ok(gaps[5] >= 470, `the back-off grew while the connection flapped (gaps ${gaps.join(', ')} ms)`);
   assert.ok(app.tradeStream!.state().attempts >= 7, `a subscribe did not reset the back-off (attempts ${app.tradeStream!.state().attempts})`);
-  assert.ok(fillReads() <= 3, `at most one catch-up poll per 1.5 s, not one per subscribe (${fillReads()} polls for ${paper.streamSubscriptions.length} subscribes)`);
-  assert.equal((await app.store.read()).trades.seen.length, 0, 'the fill was made while no connection listened, and no poll has read it yet');
+  // One catch-up at the first subscribe, then at most one per 1.5 s (and one more starting as we look).
+  const flapped = paper.streamSubscriptions.at(-1)! - paper.streamSubscriptions[0];
+  const allowed = 2 + Math.floor(flapped / 1500);
+  assert.ok(fillReads() <= allowed, `at most one catch-up poll per 1.5 s, not one per subscribe (${fillReads()} polls for ${paper.streamSubscriptions.length} subscribes in ${flapped} ms)`);
 
   paper.flapStream(false);
   await waitFor(async () => (await app.store.read()).trades.seen.length === 1, { what: 'the held-back catch-up to read the missed fill', timeoutMs: 15_000 });
