@@ -15,6 +15,19 @@ export interface ChannelSpec {
   name: string;
   /** Discord channel type; 0 (GUILD_TEXT) unless said otherwise. */
   type?: number;
+  /** The channel's permission overwrites, in Discord's shape (none unless given). */
+  permissionOverwrites?: OverwriteSpec[];
+}
+
+/**
+ * A channel permission overwrite as Discord sends it: `id` is a role (type 0; the guild's id is
+ * @everyone) or a member (type 1); `allow` and `deny` are permission bit sets as decimal strings.
+ */
+export interface OverwriteSpec {
+  id: string;
+  type: 0 | 1;
+  allow?: string;
+  deny?: string;
 }
 
 export interface RoleSpec {
@@ -22,6 +35,10 @@ export interface RoleSpec {
   name: string;
   /** Permission bit set as a decimal string, as Discord sends it. Defaults to '0'. */
   permissions?: string;
+  /** Whether anyone may @mention it (default true). */
+  mentionable?: boolean;
+  /** Set on a bot's managed role: the bot it belongs to. */
+  botId?: string;
 }
 
 export interface GuildSpec {
@@ -29,7 +46,28 @@ export interface GuildSpec {
   name: string;
   channels: ChannelSpec[];
   roles?: RoleSpec[];
+  /**
+   * The bot's own (managed) role, which Discord creates when the bot is invited with permissions:
+   * its id and permissions. Default: id = the guild's id + 1000, the invite's permissions
+   * (BOT_INVITE_PERMISSIONS: View Channels, Send Messages, Embed Links, Attach Files).
+   */
+  botRole?: { id?: string; permissions?: string };
+  /** Further roles the bot's member holds (ids of `roles`). */
+  botRoles?: string[];
 }
+
+/** Permission bits the stand-in checks, as Discord numbers them. */
+export const Permission = {
+  Administrator: 1n << 3n,
+  ViewChannel: 1n << 10n,
+  SendMessages: 1n << 11n,
+  EmbedLinks: 1n << 14n,
+  AttachFiles: 1n << 15n,
+  MentionEveryone: 1n << 17n,
+} as const;
+/** What the README's invite link grants: View Channels, Send Messages, Embed Links, Attach Files. */
+export const BOT_INVITE_PERMISSIONS = (Permission.ViewChannel | Permission.SendMessages | Permission.EmbedLinks | Permission.AttachFiles).toString();
+const ALL_BITS = (1n << 53n) - 1n;
 
 export interface UserSpec {
   id: string;
@@ -207,7 +245,7 @@ export function userToWire(user: UserSpec, bot = false): JsonObject {
 }
 
 export function roleToWire(role: RoleSpec, position: number): JsonObject {
-  return {
+  const wire: JsonObject = {
     id: role.id,
     name: role.name,
     color: 0,
@@ -217,10 +255,12 @@ export function roleToWire(role: RoleSpec, position: number): JsonObject {
     unicode_emoji: null,
     position,
     permissions: role.permissions ?? '0',
-    managed: false,
-    mentionable: true,
+    managed: role.botId !== undefined,
+    mentionable: role.mentionable ?? true,
     flags: 0,
   };
+  if (role.botId !== undefined) wire.tags = { bot_id: role.botId };
+  return wire;
 }
 
 export function channelToWire(channel: ChannelSpec, guildId: string, position: number): JsonObject {
@@ -230,7 +270,7 @@ export function channelToWire(channel: ChannelSpec, guildId: string, position: n
     guild_id: guildId,
     name: channel.name,
     position,
-    permission_overwrites: [],
+    permission_overwrites: (channel.permissionOverwrites ?? []).map((o) => ({ id: o.id, type: o.type, allow: o.allow ?? '0', deny: o.deny ?? '0' })),
     topic: null,
     nsfw: false,
     last_message_id: null,
@@ -240,11 +280,70 @@ export function channelToWire(channel: ChannelSpec, guildId: string, position: n
   };
 }
 
-/** The @everyone role shares the guild's id; Discord always lists it. */
-export function guildRoles(guild: GuildSpec): RoleSpec[] {
+/** The bot's managed role in `guild` (see GuildSpec.botRole). */
+export function botRoleOf(guild: GuildSpec, botUser: JsonObject): RoleSpec {
+  const id = guild.botRole?.id ?? (BigInt(guild.id) + 1000n).toString();
+  return { id, name: String(botUser.username), permissions: guild.botRole?.permissions ?? BOT_INVITE_PERMISSIONS, botId: String(botUser.id), mentionable: false };
+}
+
+/** The role ids the bot's member holds in `guild`. */
+export function botMemberRoles(guild: GuildSpec, botUser: JsonObject): string[] {
+  return [botRoleOf(guild, botUser).id, ...(guild.botRoles ?? [])];
+}
+
+/** The @everyone role shares the guild's id; Discord always lists it. The bot's managed role follows the declared ones. */
+export function guildRoles(guild: GuildSpec, botUser?: JsonObject): RoleSpec[] {
   const declared = guild.roles ?? [];
-  if (declared.some((role) => role.id === guild.id)) return declared;
-  return [{ id: guild.id, name: '@everyone', permissions: '0' }, ...declared];
+  const withEveryone = declared.some((role) => role.id === guild.id) ? declared : [{ id: guild.id, name: '@everyone', permissions: '0' }, ...declared];
+  if (!botUser) return withEveryone;
+  const botRole = botRoleOf(guild, botUser);
+  if (withEveryone.some((role) => role.id === botRole.id)) {
+    throw new Error(`Discord stand-in: guild ${guild.id} declares role ${botRole.id}, the id of the bot's managed role; give GuildSpec.botRole another id`);
+  }
+  return [...withEveryone, botRole];
+}
+
+/**
+ * The bot's permissions in a channel, computed as Discord does: the guild's @everyone role and the
+ * member's roles, Administrator = everything; then the channel's overwrites, in order: @everyone's,
+ * the member's roles' (all denies, then all allows), the member's own. A text channel's Send
+ * Messages gone takes Embed Links, Attach Files and Mention Everyone with it; View Channel gone takes all.
+ */
+export function botChannelPermissions(guild: GuildSpec, channel: ChannelSpec, botUser: JsonObject): bigint {
+  const roles = botMemberRoles(guild, botUser);
+  let bits = 0n;
+  for (const role of guildRoles(guild, botUser)) {
+    if (role.id === guild.id || roles.includes(role.id)) bits |= BigInt(role.permissions ?? '0');
+  }
+  if (bits & Permission.Administrator) return ALL_BITS;
+  const overwrites = channel.permissionOverwrites ?? [];
+  const apply = (allow: bigint, deny: bigint) => {
+    bits = (bits & ~deny) | allow;
+  };
+  const everyone = overwrites.find((o) => o.type === 0 && o.id === guild.id);
+  if (everyone) apply(BigInt(everyone.allow ?? '0'), BigInt(everyone.deny ?? '0'));
+  let roleAllow = 0n;
+  let roleDeny = 0n;
+  for (const o of overwrites) {
+    if (o.type !== 0 || o.id === guild.id || !roles.includes(o.id)) continue;
+    roleAllow |= BigInt(o.allow ?? '0');
+    roleDeny |= BigInt(o.deny ?? '0');
+  }
+  apply(roleAllow, roleDeny);
+  const own = overwrites.find((o) => o.type === 1 && o.id === String(botUser.id));
+  if (own) apply(BigInt(own.allow ?? '0'), BigInt(own.deny ?? '0'));
+  if (!(bits & Permission.ViewChannel)) return 0n;
+  if (!(bits & Permission.SendMessages)) bits &= ~(Permission.EmbedLinks | Permission.AttachFiles | Permission.MentionEveryone);
+  return bits;
+}
+
+/** GET /guilds/{id}: the guild without the gateway's extras. */
+export function guildToWire(guild: GuildSpec, ownerId: string, botUser: JsonObject): JsonObject {
+  const full = guildCreateToWire(guild, ownerId, botUser);
+  for (const key of ['joined_at', 'large', 'unavailable', 'member_count', 'voice_states', 'members', 'channels', 'threads', 'presences', 'stage_instances', 'guild_scheduled_events', 'soundboard_sounds']) {
+    delete full[key];
+  }
+  return full;
 }
 
 export function guildCreateToWire(guild: GuildSpec, ownerId: string, botUser: JsonObject): JsonObject {
@@ -278,7 +377,7 @@ export function guildCreateToWire(guild: GuildSpec, ownerId: string, botUser: Js
     nsfw_level: 0,
     max_members: 500000,
     max_video_channel_users: 25,
-    roles: guildRoles(guild).map((role, index) => roleToWire(role, index)),
+    roles: guildRoles(guild, botUser).map((role, index) => roleToWire(role, index)),
     emojis: [],
     stickers: [],
     joined_at: new Date(0).toISOString(),
@@ -286,7 +385,7 @@ export function guildCreateToWire(guild: GuildSpec, ownerId: string, botUser: Js
     unavailable: false,
     member_count: 1,
     voice_states: [],
-    members: [memberToWire(botUser, [])],
+    members: [memberToWire(botUser, botMemberRoles(guild, botUser))],
     channels: guild.channels.map((channel, index) => channelToWire(channel, guild.id, index)),
     threads: [],
     presences: [],

@@ -48,6 +48,10 @@ export const errorBody = {
   unknownInteraction: { message: 'Unknown interaction', code: 10062 },
   alreadyAcknowledged: { message: 'Interaction has already been acknowledged.', code: 40060 },
   missingAccess: { message: 'Missing Access', code: 50001 },
+  missingPermissions: { message: 'Missing Permissions', code: 50013 },
+  // Since 2023 Discord answers a guild the bot is not in like one that does not exist.
+  unknownGuild: { message: 'Unknown Guild', code: 10004 },
+  unknownMember: { message: 'Unknown Member', code: 10007 },
 } as const;
 
 export const fail = (status: number, body: JsonObject): Answer => ({ status, body });

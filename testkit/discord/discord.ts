@@ -8,6 +8,13 @@
 //   await client.login(discord.token);
 //   const run = await discord.slashCommand({ channelId, user, name: 'bot', options: [...] });
 //   const reply = await run.response();
+//
+// Permissions are Discord's: the bot's member holds its managed role (what the invite granted: View
+// Channels, Send Messages, Embed Links, Attach Files, unless GuildSpec.botRole says otherwise) and
+// GuildSpec.botRoles; a channel's permissionOverwrites (@everyone, roles, the bot) apply on top. A
+// post in a channel the bot cannot see answers 403 50001, one where it may not send (or attach) 403
+// 50013. GET /users/@me/guilds, /guilds/{id}[/roles|/channels|/members/{user}] let a bot check its
+// footing; a guild the stand-in does not hold is 404 10004, as Discord answers for one the bot is not in.
 import http, { type IncomingMessage, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { randomBytes } from 'node:crypto';
@@ -20,15 +27,20 @@ import {
 } from './discord-interactions.ts';
 import {
   ChangeFeed,
+  Permission,
   Snowflakes,
+  botChannelPermissions,
+  botMemberRoles,
   channelToWire,
   guildCreateToWire,
   guildRoles,
+  guildToWire,
   isJsonObject,
   memberToWire,
   messageBodyProblems,
   messageToWire,
   resolveMentions,
+  roleToWire,
   userToWire,
   type ChannelSpec,
   type FormError,
@@ -54,7 +66,8 @@ import {
   type RouteContext,
 } from './discord-rest.ts';
 
-export type { ChannelSpec, GuildSpec, JsonObject, RoleSpec, StandInMessage, StoredFile, UploadedFile, UserSpec } from './discord-model.ts';
+export { BOT_INVITE_PERMISSIONS, Permission } from './discord-model.ts';
+export type { ChannelSpec, GuildSpec, JsonObject, OverwriteSpec, RoleSpec, StandInMessage, StoredFile, UploadedFile, UserSpec } from './discord-model.ts';
 export type { GatewayConnection, GatewayIdentify, GatewayResume, DropOptions } from './discord-gateway.ts';
 export { StandInInteraction, CallbackType, MessageFlag } from './discord-interactions.ts';
 export type { InteractionReply, RecordedCallback, RecordedEdit } from './discord-interactions.ts';
@@ -162,6 +175,7 @@ export class DiscordStandIn {
   private readonly clock: { now(): number };
   private readonly expiryMs: number;
   private readonly waitMs: number;
+  private readonly guildOwnerId: string;
 
   private constructor(
     private readonly server: http.Server,
@@ -179,6 +193,7 @@ export class DiscordStandIn {
     this.apiUrl = `http://127.0.0.1:${port}/api`;
     this.gatewayUrl = `ws://127.0.0.1:${port}`;
     const guildOwnerId = this.ids.next();
+    this.guildOwnerId = guildOwnerId;
     this.gateway = new Gateway(server, {
       token: this.token,
       publicUrl: this.gatewayUrl,
@@ -424,6 +439,16 @@ export class DiscordStandIn {
     return interaction;
   }
 
+  /** The bot's guild-level permissions (its roles and @everyone), as /users/@me/guilds shows them. */
+  private botGuildPermissions(guild: GuildSpec): string {
+    const roles = botMemberRoles(guild, this.botUser);
+    let bits = 0n;
+    for (const role of guildRoles(guild, this.botUser)) {
+      if (role.id === guild.id || roles.includes(role.id)) bits |= BigInt(role.permissions ?? '0');
+    }
+    return bits.toString();
+  }
+
   private memberPermissions(guild: GuildSpec, roles: string[]): string {
     let bits = 0n;
     for (const role of guildRoles(guild)) {
@@ -657,6 +682,7 @@ export class DiscordStandIn {
       auth,
       handle,
     });
+    const guildOf = (id: string) => this.guilds.find((guild) => guild.id === id);
     const channelOf = (id: string) => this.guilds.flatMap((g) => g.channels.map((c) => ({ guild: g, channel: c }))).find((x) => x.channel.id === id);
     const channelMessage = (params: Record<string, string>) => {
       const message = this.messages.get(params.message);
@@ -751,12 +777,46 @@ export class DiscordStandIn {
         return { status: 204 };
       }),
 
+      // What a bot reads to check its own footing: the guilds it is in, a guild's roles, channels
+      // (with their overwrites, whether or not it can see them, as Discord lists them) and members.
+      route('GET', '/users/@me/guilds', true, () => ({
+        status: 200,
+        body: this.guilds.map((guild) => ({ id: guild.id, name: guild.name, icon: null, banner: null, owner: false, permissions: this.botGuildPermissions(guild), features: [] })),
+      })),
+      route('GET', '/guilds/:guild', true, ({ params }) => {
+        const guild = guildOf(params.guild);
+        return guild ? { status: 200, body: guildToWire(guild, this.guildOwnerId, this.botUser) } : fail(404, errorBody.unknownGuild);
+      }),
+      route('GET', '/guilds/:guild/roles', true, ({ params }) => {
+        const guild = guildOf(params.guild);
+        return guild ? { status: 200, body: guildRoles(guild, this.botUser).map((role, index) => roleToWire(role, index)) } : fail(404, errorBody.unknownGuild);
+      }),
+      route('GET', '/guilds/:guild/channels', true, ({ params }) => {
+        const guild = guildOf(params.guild);
+        return guild ? { status: 200, body: guild.channels.map((channel, index) => channelToWire(channel, guild.id, index)) } : fail(404, errorBody.unknownGuild);
+      }),
+      route('GET', '/guilds/:guild/members/:user', true, ({ params }) => {
+        const guild = guildOf(params.guild);
+        if (!guild) return fail(404, errorBody.unknownGuild);
+        if (params.user === String(this.botUser.id)) return { status: 200, body: memberToWire(this.botUser, botMemberRoles(guild, this.botUser)) };
+        const user = this.users.get(params.user);
+        return user ? { status: 200, body: memberToWire(user, []) } : fail(404, errorBody.unknownMember);
+      }),
+
       route('GET', '/channels/:channel', true, ({ params }) => {
         const found = channelOf(params.channel);
-        return found ? { status: 200, body: channelToWire(found.channel, found.guild.id, found.guild.channels.indexOf(found.channel)) } : fail(404, errorBody.unknownChannel);
+        if (!found) return fail(404, errorBody.unknownChannel);
+        if (!(botChannelPermissions(found.guild, found.channel, this.botUser) & Permission.ViewChannel)) return fail(403, errorBody.missingAccess);
+        return { status: 200, body: channelToWire(found.channel, found.guild.id, found.guild.channels.indexOf(found.channel)) };
       }),
       route('POST', '/channels/:channel/messages', true, ({ params, body, files }) => {
-        if (!channelOf(params.channel)) return fail(404, errorBody.unknownChannel);
+        const found = channelOf(params.channel);
+        if (!found) return fail(404, errorBody.unknownChannel);
+        // As Discord: a channel the bot cannot see is 50001, one it may not post in (or attach to) 50013.
+        const allowed = botChannelPermissions(found.guild, found.channel, this.botUser);
+        if (!(allowed & Permission.ViewChannel)) return fail(403, errorBody.missingAccess);
+        if (!(allowed & Permission.SendMessages)) return fail(403, errorBody.missingPermissions);
+        if (files.length && !(allowed & Permission.AttachFiles)) return fail(403, errorBody.missingPermissions);
         const payload = isJsonObject(body) ? body : {};
         const problems = messageBodyProblems(payload, { requireContent: files.length === 0 });
         if (problems.length) return formError(problems);
