@@ -17,6 +17,7 @@ import { ProcessWatch, TradeWatch } from './watch/watchdog.ts';
 import { ForeignTradingWatch } from './watch/foreign-trading.ts';
 import { TradeStreamWatch } from './watch/trade-stream.ts';
 import { AccountWatch } from './watch/account-watch.ts';
+import { LossWatch } from './watch/loss-watch.ts';
 
 export interface App {
   config: Config;
@@ -158,8 +159,22 @@ export function buildApp(config: Config, options: BuildOptions): App {
       : undefined;
   // Only the process that started the stream may speak for it (and record it stopped on close).
   let streamStarted = false;
-  // Every account read also says whether the broker's trading switch is on (set here or elsewhere).
-  const accountWatch = broker ? new AccountWatch({ store, broker, clock, onAccount: (account, askedAt) => (account.tradeSuspendedByUser === undefined ? undefined : brokerLock?.observe(account.tradeSuspendedByUser, askedAt)) }) : undefined;
+  const lossWatch = broker ? new LossWatch({ config, store, outbox, clock, logger, onLoss: (reason, facts) => breaker.onLoss(reason, facts) }) : undefined;
+  // Every account read also says whether the broker's trading switch is on (set here or elsewhere),
+  // and is judged against the loss limit.
+  const accountWatch = broker
+    ? new AccountWatch({
+        store,
+        broker,
+        clock,
+        onAccount: async (account, askedAt) => {
+          if (account.tradeSuspendedByUser !== undefined) await brokerLock?.observe(account.tradeSuspendedByUser, askedAt);
+          await lossWatch?.check(account, askedAt);
+        },
+      })
+    : undefined;
+  // The loss limit is judged right after each fill too, not only on the poll's cadence.
+  if (lossWatch?.enabled && accountWatch) tradeWatch?.observeNewTrades(async () => void accountWatch.refreshSoon());
   const core = new Core({
     config,
     supervisor,
@@ -175,6 +190,7 @@ export function buildApp(config: Config, options: BuildOptions): App {
     refreshAccount: accountWatch ? () => accountWatch.refresh() : undefined,
     judgeTrades: tradeWatch ? () => tradeWatch.judge() : undefined,
     brokerLock,
+    onTraderStarted: lossWatch ? () => lossWatch.resetPeak() : undefined,
   });
   // The breaker halts through the core's audited stop, duplicate ending and flatten.
   breaker.haltThrough(core);

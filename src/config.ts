@@ -22,6 +22,16 @@ export interface GatewayConfig {
 }
 export type DuplicateAction = 'alert' | 'stop';
 
+/** A loss limit: an amount of money, or a percent of a reference. */
+export type LossLimit = { amount: number } | { percent: number };
+
+function lossPart(maxDailyLoss: LossLimit | undefined, maxDrawdown: LossLimit | undefined): Pick<Config, 'maxDailyLoss' | 'maxDrawdown'> {
+  return {
+    ...(maxDailyLoss ? { maxDailyLoss } : {}),
+    ...(maxDrawdown && 'percent' in maxDrawdown ? { maxDrawdown: { percent: maxDrawdown.percent } } : {}),
+  };
+}
+
 export interface Config {
   readonly discord: {
     readonly token?: string;
@@ -50,6 +60,12 @@ export interface Config {
   readonly onRunaway: RunawayAction;
   /** BROKER_LOCK=on: every breaker trip also suspends trading at the broker (the account's own switch) */
   readonly brokerLock: 'off' | 'on';
+  /** MAX_DAILY_LOSS: money, or a percent of the broker's day reference (last_equity); absent = off */
+  readonly maxDailyLoss?: LossLimit;
+  /** MAX_DRAWDOWN: a percent below the highest equity since the trader's last start or resume; absent = off */
+  readonly maxDrawdown?: { percent: number };
+  /** ON_LOSS: what crossing a loss limit does, as ON_RUNAWAY does for the trade rate */
+  readonly onLoss: 'alert' | 'stop' | 'flatten';
   /** 'stop': a duplicate is ended on sight, the managed trader kept */
   readonly onDuplicate: DuplicateAction;
   /** 'alert' on fills while no copy of the trader runs on this host */
@@ -163,6 +179,22 @@ export function parseConfig(env: Env, options: ParseOptions = {}): Config {
     }
     return n;
   };
+  /** `250`, `1000.50` (money) or `3%` (a percent, over 0 and under 100); `percentOnly` refuses money. */
+  const moneyOrPercent = (name: string, percentOnly = false): LossLimit | undefined => {
+    const value = text(name);
+    if (value === undefined) return undefined;
+    const match = /^(\d{1,12}(?:\.\d{1,4})?)(%?)$/.exec(value);
+    const amount = match ? Number(match[1]) : NaN;
+    const percent = match?.[2] === '%';
+    if (!match || amount <= 0 || (percent && amount >= 100) || (percentOnly && !percent)) {
+      problems.push(
+        `${name} is ${JSON.stringify(value)}: expected ${percentOnly ? 'a percent like 10%' : 'an amount of money like 250 (the account\'s currency) or a percent like 3%'}` +
+          ' (a positive number, no sign, no spaces, no exponent; a percent under 100)',
+      );
+      return undefined;
+    }
+    return percent ? { percent: amount } : { amount };
+  };
   const oneOf = <T extends string>(name: string, allowed: readonly T[], fallback: T): T => {
     const value = text(name)?.toLowerCase();
     if (value === undefined) return fallback;
@@ -267,6 +299,8 @@ export function parseConfig(env: Env, options: ParseOptions = {}): Config {
     maxTradesPerHour: integer('MAX_TRADES_PER_HOUR', 3, 1, 10_000),
     onRunaway: oneOf('ON_RUNAWAY', ['alert', 'stop', 'flatten'] as const, 'alert'),
     brokerLock: oneOf('BROKER_LOCK', ['off', 'on'] as const, 'off'),
+    ...lossPart(moneyOrPercent('MAX_DAILY_LOSS'), moneyOrPercent('MAX_DRAWDOWN', true)),
+    onLoss: oneOf('ON_LOSS', ['alert', 'stop', 'flatten'] as const, 'alert'),
     onDuplicate: oneOf('ON_DUPLICATE', ['alert', 'stop'] as const, 'alert'),
     foreignTrading: oneOf('FOREIGN_TRADING', ['alert', 'off'] as const, 'alert'),
     tradePollSeconds: integer('TRADE_POLL_SECONDS', 10, 1, 3600),

@@ -99,6 +99,8 @@ test('account, clock, positions and open orders are parsed from Alpaca strings i
       buyingPower: 98_400,
       dayPnl: 550,
       tradeSuspendedByUser: false,
+      tradingBlocked: false,
+      accountBlocked: false,
     });
 
     const positions = Object.fromEntries((await broker.positions()).map((p) => [p.symbol, p]));
@@ -108,7 +110,7 @@ test('account, clock, positions and open orders are parsed from Alpaca strings i
     assert.equal(positions.TSLA.qty, -2);
     assert.equal(positions.TSLA.side, 'short');
 
-    assert.deepEqual(await broker.clock(), { isOpen: true, nextOpen: '2026-01-06T15:00:00.000Z', nextClose: '2026-01-05T16:00:00.000Z' });
+    assert.deepEqual(await broker.clock(), { timestamp: '2026-01-05T15:00:00.000Z', isOpen: true, nextOpen: '2026-01-06T15:00:00.000Z', nextClose: '2026-01-05T16:00:00.000Z' });
     const open = await broker.openOrders();
     assert.deepEqual(open.map((o) => [o.id, o.symbol, o.side, o.qty, o.type, o.timeInForce, o.status, o.filledQty]), [
       [limit.id, 'AAPL', 'buy', 1, 'limit', 'gtc', 'new', 0],

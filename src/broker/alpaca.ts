@@ -137,6 +137,8 @@ export class AlpacaBroker implements Broker {
       buyingPower: decimal(a, 'buying_power', where),
       dayPnl: equity - lastEquity,
       tradeSuspendedByUser: optionalBoolean(a, 'trade_suspended_by_user', where),
+      tradingBlocked: optionalBoolean(a, 'trading_blocked', where),
+      accountBlocked: optionalBoolean(a, 'account_blocked', where),
     };
   }
 
@@ -163,7 +165,7 @@ export class AlpacaBroker implements Broker {
     const where = 'GET /v2/clock';
     const c = record(await this.request('GET', '/v2/clock', 'idempotent'), where);
     if (typeof c.is_open !== 'boolean') throw new Malformed(where, `"is_open" is ${show(c.is_open)}, expected true or false`);
-    return { isOpen: c.is_open, nextOpen: optionalText(c, 'next_open', where), nextClose: optionalText(c, 'next_close', where) };
+    return { timestamp: optionalText(c, 'timestamp', where), isOpen: c.is_open, nextOpen: optionalText(c, 'next_open', where), nextClose: optionalText(c, 'next_close', where) };
   }
 
   async positions(): Promise<Position[]> {

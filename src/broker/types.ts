@@ -11,6 +11,9 @@ export interface Account {
   dayPnl: number;
   /** the account's own "new orders are blocked" switch is on (Alpaca: trade_suspended_by_user) */
   tradeSuspendedByUser?: boolean;
+  /** the broker itself blocks trading, or the whole account (Alpaca: trading_blocked, account_blocked) */
+  tradingBlocked?: boolean;
+  accountBlocked?: boolean;
 }
 
 export interface Position {
@@ -58,6 +61,8 @@ export interface Fill {
 }
 
 export interface MarketClock {
+  /** the broker's own time when it answered (ISO 8601) */
+  timestamp?: string;
   isOpen: boolean;
   nextOpen?: string;
   nextClose?: string;

@@ -42,7 +42,7 @@ export interface HaltReport {
 }
 
 export interface BreakerDeps {
-  config: Pick<Config, 'onRunaway' | 'maxTradesPerHour' | 'trading' | 'secrets' | 'brokerLock'>;
+  config: Pick<Config, 'onRunaway' | 'onLoss' | 'maxTradesPerHour' | 'trading' | 'secrets' | 'brokerLock'>;
   /** BROKER_LOCK=on: the account's own switch, set at the trip beside the halt */
   brokerLock?: BrokerLock;
   /** read-only here: the scan at the trip and the look after the halt; every change goes through the core */
@@ -89,44 +89,64 @@ export class RunawayBreaker {
     });
   }
 
-  /** The trade watch's report of a rolling hour over the limit. */
+  /** The trade watch's report of a rolling hour over the limit (ON_RUNAWAY). */
   async onRunaway(tradesInHour: SeenTrade[]): Promise<void> {
-    const { config, store, outbox, logger, clock } = this.deps;
+    const { config, store, clock } = this.deps;
     if (config.onRunaway === 'alert') return;
     const tripped = await store.update((data) => {
       if (data.breaker.tripped) return undefined;
       const counted = tradesInHour.filter((t) => t.at > (data.breaker.resumedAt ?? 0)).length;
       if (counted <= config.maxTradesPerHour) return undefined;
       const reason = `${counted} trades in the last hour${data.breaker.resumedAt ? ' since the last resume' : ''} (limit ${config.maxTradesPerHour})`;
-      data.breaker = { tripped: true, reason, at: new Date(clock.now()).toISOString(), by: CONTROLLER.id };
+      data.breaker = { tripped: true, cause: 'trade_rate', reason, at: new Date(clock.now()).toISOString(), by: CONTROLLER.id };
       return { reason, counted };
     });
     if (!tripped) return;
+    await this.halted(tripped.reason, config.onRunaway, { count: tripped.counted, limit: config.maxTradesPerHour });
+  }
+
+  /** The loss watch's report of a loss past MAX_DAILY_LOSS or MAX_DRAWDOWN (ON_LOSS). */
+  async onLoss(reason: string, facts: Record<string, unknown>): Promise<void> {
+    const { config, store, clock } = this.deps;
+    if (config.onLoss === 'alert') return;
+    const tripped = await store.update((data) => {
+      if (data.breaker.tripped) return false;
+      data.breaker = { tripped: true, cause: 'loss_limit', reason, at: new Date(clock.now()).toISOString(), by: CONTROLLER.id };
+      return true;
+    });
+    if (tripped) await this.halted(reason, config.onLoss, facts);
+  }
+
+  /**
+   * A trip, whatever its cause: the broker lock (BROKER_LOCK=on), every copy halted, the alert,
+   * then flatten when the cause's action says so and no copy is left to open positions.
+   */
+  private async halted(reason: string, action: 'stop' | 'flatten', facts: Record<string, unknown>): Promise<void> {
+    const { outbox, logger } = this.deps;
     // The broker lock first and without waiting for the halt: it stops every copy, even those no
-    // scan can see, within a broker round trip of the crossing fill.
-    const locking = this.lockAtBroker(tripped.reason);
+    // scan can see, within a broker round trip of the crossing.
+    const locking = this.lockAtBroker(reason);
     const halt = await this.haltEveryCopy();
     const lock = await locking;
     const flattenLine =
-      config.onRunaway !== 'flatten' ? '' : halt.survivors.length ? ` Flatten NOT run: ${halt.survivors.length} cop${halt.survivors.length === 1 ? 'y' : 'ies'} survived and would open new positions; end ${halt.survivors.length === 1 ? 'it' : 'them'}, then flatten.` : ' Flattening now.';
+      action !== 'flatten' ? '' : halt.survivors.length ? ` Flatten NOT run: ${halt.survivors.length} cop${halt.survivors.length === 1 ? 'y' : 'ies'} survived and would open new positions; end ${halt.survivors.length === 1 ? 'it' : 'them'}, then flatten.` : ' Flattening now.';
     await outbox.raise({
       kind: 'breaker_tripped',
       severity: 'critical',
       title: 'Breaker tripped: trading halted',
       // The session last: the operators' "before stopping" checklist, on its own line.
-      body: `${tripped.reason}. ${halt.lines.join(' ')}${lock?.line ?? ''}${flattenLine} Start is refused until an operator runs resume.${halt.session ? `\n${sessionSummary(halt.session)}` : ''}`,
+      body: `${reason}. ${halt.lines.join(' ')}${lock?.line ?? ''}${flattenLine} Start is refused until an operator runs resume.${halt.session ? `\n${sessionSummary(halt.session)}` : ''}`,
       facts: {
-        count: tripped.counted,
-        limit: config.maxTradesPerHour,
-        action: config.onRunaway,
+        ...facts,
+        action,
         ended: halt.ended,
         survivors: halt.survivors,
         ...(lock ? { brokerLocked: lock.held } : {}),
         ...(halt.session ? { session: halt.session } : {}),
       },
     });
-    if (config.onRunaway === 'flatten' && !halt.survivors.length && this.halt) {
-      await this.halt.flatten(CONTROLLER).catch((e: unknown) => logger.error(`flatten after runaway: ${describeError(e)}`));
+    if (action === 'flatten' && !halt.survivors.length && this.halt) {
+      await this.halt.flatten(CONTROLLER).catch((e: unknown) => logger.error(`flatten after the breaker tripped: ${describeError(e)}`));
     }
   }
 

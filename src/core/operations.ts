@@ -17,6 +17,7 @@ import { countedTrades, hourBuckets, traderTrades } from '../watch/trade-window.
 import { flattenAccount, type FlattenReport } from './flatten.ts';
 import { CONTROLLER, type RunawayBreaker } from './breaker.ts';
 import type { BrokerLock, LockOpening } from './broker-lock.ts';
+import { lossFigures, type LossFigures } from '../watch/loss-watch.ts';
 import { buildPnlReport, buildSessionReport, parsePnlPeriod, type PnlReport, type SessionReport } from './review.ts';
 export { sessionSummary } from './review.ts';
 
@@ -61,6 +62,8 @@ export interface StatusReport {
   brokerLock?: BrokerLockState & { setting: Config['brokerLock'] };
   /** the order gate, where it runs (the controller, with GATEWAY_ADDR) */
   gate?: GateStatus;
+  /** the day's P/L against MAX_DAILY_LOSS and the drawdown against MAX_DRAWDOWN (with a loss limit set) */
+  loss?: LossFigures;
   lastAlert?: StoredAlert;
 }
 
@@ -117,6 +120,8 @@ export interface CoreDeps {
   judgeTrades?: () => Promise<unknown>;
   /** The broker's own trading switch (lock, unlock; lifted for flatten's closes), when there is a broker. */
   brokerLock?: BrokerLock;
+  /** After every start or resume of the trader (the loss limit measures the drawdown from there). */
+  onTraderStarted?: () => Promise<void>;
 }
 
 /** resume: the start, the breaker it cleared, and what it did with a broker lock. */
@@ -159,6 +164,7 @@ export class Core {
       ...this.streamReport(data),
       ...(data.brokerLock || (config.brokerLock === 'on' && broker) ? { brokerLock: { locked: false, ours: false, ...data.brokerLock, setting: config.brokerLock } } : {}),
       ...(gate ? { gate } : {}),
+      ...((config.maxDailyLoss || config.maxDrawdown) && data.account ? { loss: lossFigures(config, data.account, data.loss?.peak?.equity) } : {}),
       lastAlert: data.alerts.at(-1),
     };
   }
@@ -218,6 +224,7 @@ export class Core {
     return this.mutate(actor, 'start', {}, async () => {
       const result = await this.deps.supervisor.start();
       await this.setDesired('running', actor);
+      await this.traderStarted();
       return result;
     });
   }
@@ -241,6 +248,7 @@ export class Core {
       const startedAt = await this.runStartedAt();
       const result = await this.deps.supervisor.restart();
       await this.setDesired('running', actor);
+      await this.traderStarted();
       const session = result.stopped.wasRunning ? await this.sessionReport(startedAt) : undefined;
       return session ? { ...result, stopped: { ...result.stopped, session } } : result;
     });
@@ -269,6 +277,7 @@ export class Core {
         throw error;
       }
       await this.setDesired('running', actor);
+      await this.traderStarted();
       return { ...result, breakerWas, ...(lock ? { brokerLock: lock } : {}) };
     });
   }
@@ -442,6 +451,11 @@ export class Core {
       buckets: hourBuckets(traderTrades(data, now), now),
       recent: [...data.trades.seen].sort((a, b) => b.at - a.at).slice(0, 20),
     };
+  }
+
+  /** A new run of the trader: what is measured per run (the drawdown's peak) starts over; never fails the start. */
+  private async traderStarted(): Promise<void> {
+    await this.deps.onTraderStarted?.().catch((error: unknown) => this.deps.logger.warn(`after the start: ${describeError(error)}`));
   }
 
   private requireBrokerLock(): BrokerLock {

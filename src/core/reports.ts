@@ -3,6 +3,7 @@
 export type { AccountReport, Actor, GateStatus, LockReport, StatusReport, StopReport, StreamStatusReport, TradeSummary } from './operations.ts';
 export type { EquityPoint, EquityStep, PnlPeriod, PnlReport, SessionReport } from './review.ts';
 export type { HaltReport } from './breaker.ts';
+export type { LossFigures } from '../watch/loss-watch.ts';
 export type { FlattenReport, SymbolReport } from './flatten.ts';
 export type { AuditEntry, AlertSeverity, BrokerLockState, SeenTrade, StoredAlert } from '../store/schema.ts';
 export type { Duplicate, ProcessState, ProcessStatus, StartResult, StopDuplicatesResult, StopResult } from '../supervisor/types.ts';

@@ -3,7 +3,7 @@ import { AttachmentBuilder, EmbedBuilder } from 'discord.js';
 import type { Renderers } from '../core/catalogue.ts';
 import type { AccountReport, AlertSeverity, Duplicate, FlattenReport, PnlReport, ProcessState, StatusReport, StoredAlert, StopDuplicatesResult, TradeSummary } from '../core/reports.ts';
 import { formatDuration } from '../duration.ts';
-import { TEXT, brokerLockText, duplicatesText, gateText, flattenLockLine, flattenSymbolLine, flattenText, megabytes, money, pnlLines, stopDuplicatesText, streamText, tradeCountText } from '../render/text.ts';
+import { TEXT, brokerLockText, duplicatesText, gateText, lossText, flattenLockLine, flattenSymbolLine, flattenText, megabytes, money, pnlLines, stopDuplicatesText, streamText, tradeCountText } from '../render/text.ts';
 import { describeError } from '../errors.ts';
 import { drawEquityChart } from '../render/chart-renderer.ts';
 import { sparkline } from '../watch/trade-window.ts';
@@ -58,6 +58,7 @@ export function statusEmbed(report: StatusReport): EmbedBuilder {
       ...(report.stream ? [{ name: 'Trade stream', value: clip(streamText(report.stream), 1024), inline: true }] : []),
       ...(report.brokerLock ? [{ name: 'Broker lock', value: clip(brokerLockText(report.brokerLock), 1024), inline: true }] : []),
       ...(report.gate ? [{ name: 'Order gate', value: clip(gateText(report.gate), 1024), inline: true }] : []),
+      ...(report.loss ? [{ name: 'Loss limit', value: clip(lossText(report.loss), 1024), inline: true }] : []),
       {
         name: 'Last alert',
         value: report.lastAlert ? clip(`${report.lastAlert.title} ${relative(report.lastAlert.createdAt)}`, 1024) : 'none',

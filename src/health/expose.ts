@@ -5,6 +5,7 @@ import type { App } from '../app.ts';
 import type { ControlServer } from '../control/socket.ts';
 import type { ProcessStatus } from '../supervisor/types.ts';
 import { countedTrades } from '../watch/trade-window.ts';
+import { lossFigures } from '../watch/loss-watch.ts';
 import { alertsUndeliverableCondition, traderDownCondition } from './checks.ts';
 import { DeadMansSwitch } from './deadman.ts';
 import { startMetricsServer, type MetricsServer, type MetricsSnapshot } from './metrics.ts';
@@ -45,6 +46,8 @@ export async function exposeHealth(app: App, control: ControlServer, latestScan:
               traderRestarts: status?.restarts,
               breakerTripped: data.breaker.tripped,
               brokerLocked: data.brokerLock ? data.brokerLock.locked : undefined,
+              ...(data.breaker.tripped && data.breaker.cause ? { breakerCause: data.breaker.cause } : {}),
+              ...((config.maxDailyLoss || config.maxDrawdown) && data.account ? { loss: lossFigures(config, data.account, data.loss?.peak?.equity) } : {}),
               duplicates: status?.duplicates.length,
               alertsPending: data.alerts.filter((a) => Object.values(a.deliveries).some((d) => d.deliveredAt === undefined)).length,
               streamConnected: health.readIndicator('stream_connected'),

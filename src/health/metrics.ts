@@ -24,6 +24,10 @@ export interface MetricsSnapshot {
   /** seconds since the last successful fill poll; undefined before the first (or without a broker) */
   lastFillPollAgeSeconds?: number;
   healthy: boolean;
+  /** which guard tripped the breaker (trade_rate, loss_limit), while it is tripped */
+  breakerCause?: string;
+  /** the loss limit's figures, when one is set and the account has been read */
+  loss?: { dayPnl: number; dailyLimit?: number; drawdownRatio?: number; drawdownLimit?: number };
   /** the order gate, when this controller runs one: pending orders, refusals since start by reason */
   gate?: { pending: number; refusedTotal: Partial<Record<string, number>> };
 }
@@ -63,6 +67,11 @@ export async function startMetricsServer(options: MetricsServerOptions): Promise
   const healthy = gauge('tradewarden_healthy', '1 when tradewarden health would pass (checks fresh, nothing needing a human)');
   /** PM2's count at the last look; undefined until the first (see refresh). */
   let restartsSeen: number | undefined;
+  const breakerCause = new Gauge({ name: 'tradewarden_breaker_tripped_cause', help: '1 for the guard that tripped the breaker (cause: trade_rate, loss_limit) while it is tripped', labelNames: ['cause'] as const, registers: [registry] });
+  const dayPnl = gauge('tradewarden_day_pnl', "The account's P/L since the broker's last close (equity − last_equity), with a loss limit set");
+  const dailyLimit = gauge('tradewarden_max_daily_loss', 'MAX_DAILY_LOSS in money for the current day (a percent is of the broker\'s last_equity)');
+  const drawdown = gauge('tradewarden_drawdown_ratio', 'Drawdown from the highest equity since the trader was last started or resumed (0.05 = 5%)');
+  const drawdownLimit = gauge('tradewarden_max_drawdown_ratio', 'MAX_DRAWDOWN as a ratio');
   const gatePending = gauge('tradewarden_gate_pending_orders', 'Orders the order gate let through that are not yet among the trades (they count towards the hour)');
   const gateRefusals = new Counter({ name: 'tradewarden_gate_refusals_total', help: 'Orders the order gate refused, by reason', labelNames: ['reason'] as const, registers: [registry] });
   const gateRefusalsSeen = new Map<string, number>();
@@ -81,6 +90,17 @@ export async function startMetricsServer(options: MetricsServerOptions): Promise
     if (s.duplicates !== undefined) duplicates.set(s.duplicates);
     if (s.lastFillPollAgeSeconds !== undefined) fillPollAge.set(s.lastFillPollAgeSeconds);
     else fillPollAge.reset();
+    breakerCause.reset();
+    if (s.breakerTripped && s.breakerCause) breakerCause.set({ cause: s.breakerCause }, 1);
+    for (const [metric, value] of [
+      [dayPnl, s.loss?.dayPnl],
+      [dailyLimit, s.loss?.dailyLimit],
+      [drawdown, s.loss?.drawdownRatio],
+      [drawdownLimit, s.loss?.drawdownLimit],
+    ] as const) {
+      if (value === undefined) metric.reset();
+      else metric.set(value);
+    }
     if (s.gate) {
       gatePending.set(s.gate.pending);
       // The gate's totals are this process's: a counter grows by what they grew by.

@@ -7,6 +7,7 @@ import type {
   BrokerLockState,
   GateStatus,
   LockReport,
+  LossFigures,
   Duplicate,
   EquityPoint,
   FlattenReport,
@@ -39,13 +40,14 @@ export function statusText(report: StatusReport): string {
     `  wanted ${report.desired?.state ?? 'not set'}${report.desired ? ` (by ${report.desired.by})` : ''}`,
     `  trades ${tradeCountText(report.trades)}`,
     `  duplicates ${p.duplicates.length ? p.duplicates.map((d) => `PID ${d.pid} (${d.foundIn})`).join(', ') : 'none'}`,
-    `  breaker ${report.breaker.tripped ? `TRIPPED — ${report.breaker.reason ?? ''} (resume to clear)` : 'ok'}`,
+    `  breaker ${report.breaker.tripped ? `TRIPPED${report.breaker.cause === 'loss_limit' ? ' by the loss limit' : ''} — ${report.breaker.reason ?? ''} (resume to clear)` : 'ok'}`,
     report.account
       ? `  equity ${money(report.account.equity)} · day ${money(report.account.dayPnl)} · ${report.account.positions} open position(s) (read ${formatDuration(report.account.ageMs)} ago)`
       : `  account unavailable: ${report.accountError ?? 'unknown'}`,
     ...(report.stream ? [`  trade stream ${streamText(report.stream)}`] : []),
     ...(report.brokerLock ? [`  broker lock ${brokerLockText(report.brokerLock)}`] : []),
     ...(report.gate ? [`  order gate ${gateText(report.gate)}`] : []),
+    ...(report.loss ? [`  loss limit ${lossText(report.loss)}`] : []),
     `  last alert ${report.lastAlert ? `${report.lastAlert.title} (${time(report.lastAlert.createdAt)})` : 'none'}`,
   ];
   return lines.join('\n');
@@ -74,6 +76,16 @@ export function brokerLockText(lock: BrokerLockState & { setting?: 'on' | 'off' 
 export function gateText(gate: GateStatus): string {
   const refused = Object.entries(gate.refusedLastHour).map(([reason, n]) => `${n} ${reason.replace(/_/g, ' ')}`);
   return `${gate.mode} · ${gate.pending} order(s) pending · refused this hour: ${refused.length ? refused.join(', ') : 'none'}`;
+}
+
+/** "day -$120.00 of -$300.00 allowed · drawdown 2.10% of 10.00% (peak $10,500.00)" */
+export function lossText(loss: LossFigures): string {
+  const day = `day ${money(loss.dayPnl)}${loss.dailyLimit !== undefined ? ` of -${money(loss.dailyLimit)} allowed${-loss.dayPnl > loss.dailyLimit ? ' — PAST THE LIMIT' : ''}` : ''}`;
+  const drawdown =
+    loss.drawdownRatio !== undefined
+      ? ` · drawdown ${(loss.drawdownRatio * 100).toFixed(2)}%${loss.drawdownLimit !== undefined ? ` of ${(loss.drawdownLimit * 100).toFixed(2)}%${loss.drawdownRatio > loss.drawdownLimit ? ' — PAST THE LIMIT' : ''}` : ''} (peak ${money(loss.peak!)})`
+      : '';
+  return day + drawdown;
 }
 
 export function lockText(report: LockReport): string {

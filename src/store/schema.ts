@@ -33,7 +33,8 @@ export type AlertKind =
   | 'record_failed'
   | 'controller_restarted'
   | 'broker_locked'
-  | 'gate_bypassed';
+  | 'gate_bypassed'
+  | 'loss_limit';
 
 export interface Delivery {
   attempts: number;
@@ -113,7 +114,10 @@ export interface StoreData {
   schemaVersion: number;
   desired?: { state: 'running' | 'stopped'; at: string; by: string };
   /** resumedAt: after a resume, only trades since then count towards tripping it again */
-  breaker: { tripped: boolean; reason?: string; at?: string; by?: string; resumedAt?: number };
+  /** cause: which guard tripped it (the trade rate, ON_RUNAWAY; the loss limit, ON_LOSS) */
+  breaker: { tripped: boolean; cause?: 'trade_rate' | 'loss_limit'; reason?: string; at?: string; by?: string; resumedAt?: number };
+  /** The loss limit's memory: the peak equity since the trader's last start or resume, and the episode alerted. */
+  loss?: { peak?: { equity: number; at: number }; alerted?: { key: string; at: number } };
   /** The order gate's ledger: the broker's ids of the orders it let through (a restarted gate still knows them). */
   gate?: { forwarded: Array<{ orderId: string; at: number }> };
   /** The broker's own trading switch (BROKER_LOCK, lock/unlock), as last set or read; absent until known. */

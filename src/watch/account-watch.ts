@@ -10,12 +10,37 @@ export interface AccountWatchOptions {
   store: Store;
   broker: Broker;
   clock: Clock;
-  /** every account read, with when it was asked (the broker lock reconciles with it) */
+  /** every account read, with when it was asked (the broker lock reconciles with it, the loss limit judges it) */
   onAccount?: (account: Account, askedAt: number) => Promise<void> | undefined;
 }
 
 export class AccountWatch {
+  /** a read in progress, and whether another was asked for meanwhile (refreshSoon) */
+  private reading?: Promise<unknown>;
+  private again = false;
+
   constructor(private readonly options: AccountWatchOptions) {}
+
+  /**
+   * A read soon (after a fill): joined to the read in progress, plus one more after it when asked
+   * meanwhile, so a burst of fills costs two reads, not one each. Failures are the poll's to report.
+   */
+  refreshSoon(): Promise<unknown> {
+    if (this.reading) {
+      this.again = true;
+      return this.reading;
+    }
+    this.reading = this.refresh()
+      .catch(() => undefined)
+      .finally(() => {
+        this.reading = undefined;
+        if (this.again) {
+          this.again = false;
+          void this.refreshSoon();
+        }
+      });
+    return this.reading;
+  }
 
   /** Reads the account and its positions, and records the figures with the moment they were read. */
   async refresh(): Promise<AccountSnapshot> {
