@@ -193,6 +193,30 @@ describe('npm run demo', { concurrency: true, skip: linux ? false : 'reads /proc
     }
   });
 
+  it('--scenario loss: a bot losing under the trade limit is alerted and halted by the loss limit, the loss in numbers at the end', { timeout: 90_000 }, async () => {
+    const home = tempHome();
+    const demo = startDemo(home, ['--scenario', 'loss', '--exit-after', '20']);
+    try {
+      await demo.expect(/Type \/help/, { timeoutMs: 40_000 });
+      const text = demo.output();
+      const brokerPort = Number(/broker\s+http:\/\/127\.0\.0\.1:(\d+)/.exec(text)?.[1]);
+      const traderPid = Number(/trader\s+trading-bot PID (\d+)/.exec(text)?.[1]);
+      assert.ok(brokerPort > 0 && traderPid > 0, `start-up lines:\n${text}`);
+      assert.match(text, /MAX_DAILY_LOSS 0\.5%, on loss: stop/);
+      await demo.expect(/\[CRITICAL\] Loss limit crossed: Equity \$[\d,.]+: the day's loss \$[\d,.]+ \([\d.]+% of \$[\d,.]+, the broker's equity at its last close\) is past MAX_DAILY_LOSS/);
+      const breaker = await demo.expect(/\[CRITICAL\] Breaker tripped: trading halted: loss limit: [^\n]*/);
+      assert.match(breaker.match[0], new RegExp(`PID ${traderPid} \\(stopped through PM2`));
+      await waitFor(() => !isAlive(traderPid), { timeoutMs: 5000, what: 'the trader halted' });
+      assert.equal(await demo.exited, 0, demo.output());
+      assert.match(demo.output(), /The loss, in numbers:[^]*MAX_DAILY_LOSS 0\.5% +\$[\d,.]+[^]*loss_limit alert → breaker alert +\d+ ms/);
+      const data = readStore(home);
+      assert.deepEqual([data.breaker.tripped, data.breaker.cause], [true, 'loss_limit']);
+      await assertNothingLeft(home, brokerPort);
+    } finally {
+      demo.child.kill('SIGKILL');
+    }
+  });
+
   it('--scenario runaway --gate: the order gate holds the limit before the broker and refuses the copy; the broker sees 3 trades', { timeout: 90_000 }, async () => {
     const home = tempHome();
     const demo = startDemo(home, ['--scenario', 'runaway', '--gate', '--exit-after', '15'], { DEMO_ORDER_EVERY_SECONDS: '1' });

@@ -15,7 +15,7 @@ import { discordFront } from '../discord/front.ts';
 import { OperationError, describeError } from '../errors.ts';
 import { createLogger, redact, type Logger } from '../log.ts';
 import { money } from '../render/text.ts';
-import type { AlertSeverity } from '../store/schema.ts';
+import type { AlertSeverity, StoreData } from '../store/schema.ts';
 import { isAlive } from '../os/process-table.ts';
 import { ChatConsole } from './console.ts';
 import { PROJECT_ROOT, checkSocketRoom, clearLeftovers, demoHome, forgetRogue, freshData, installTrader, recordRogue, takeDemoLock, type DemoHome } from './home.ts';
@@ -23,7 +23,7 @@ import { daemonPidOf, endPm2Daemon } from '../os/pm2-daemon.ts';
 import { endProcess, type ProcessRef } from '../os/processes.ts';
 import { DEMO_DIR_VARIABLE, leftoversOf, spawnOutsidePm2 } from './processes.ts';
 import { incidentText, summarizeIncident } from './incident.ts';
-import { RunawayStory, normalIntro, runawayIntro, type ScenarioName, type StoryFacts } from './story.ts';
+import { RunawayStory, lossIntro, normalIntro, runawayIntro, type ScenarioName, type StoryFacts } from './story.ts';
 import { Terminal, type Tone } from './terminal.ts';
 
 export interface DemoOptions {
@@ -53,10 +53,31 @@ const DEMO_SETTINGS = {
   MAX_TRADES_PER_HOUR: '3',
 } as const;
 const CASH = 100_000;
+/** The loss scenario: a $20,000 position, the market falling 0.5% a second, a day's loss of 0.5% allowed. */
+const LOSS_NOTIONAL = 20_000;
+const LOSS_FALL_PER_TICK = 0.005;
+const LOSS_LIMIT = '0.5%';
 const PRICES = { 'BTC/USD': 97_000, 'ETH/USD': 3_400 };
 const SEEDED_ETH = 0.25;
 const NOTIONAL = 25;
 const SYMBOL = 'BTC/USD';
+
+/** The loss scenario in numbers: the alert's figures, when the breaker halted, equity at the end. */
+function lossText(data: StoreData, equityNow: number): string {
+  const alert = data.alerts.find((a) => a.kind === 'loss_limit');
+  const trip = data.alerts.find((a) => a.kind === 'breaker_tripped');
+  if (!alert) return 'The loss limit was not crossed in this run (run it longer: --exit-after 60).';
+  const f = alert.facts as { reference?: number; equity?: number; dayPnl?: number; dailyLimit?: number };
+  const amount = (n: number | undefined) => (n === undefined ? '?' : money(n));
+  return [
+    'The loss, in numbers:',
+    `  the day's reference (equity at the last close)   ${amount(f.reference)}`,
+    `  MAX_DAILY_LOSS ${LOSS_LIMIT}                          ${amount(f.dailyLimit)}`,
+    `  equity at the read that crossed it              ${amount(f.equity)} (day ${amount(f.dayPnl)})`,
+    `  loss_limit alert → breaker alert                ${trip ? `${Math.max(0, trip.createdAt - alert.createdAt)} ms` : 'no breaker alert'}`,
+    `  equity when the demo stopped                    ${amount(equityNow)} (the market kept falling; the bot did not trade on)`,
+  ].join('\n');
+}
 
 /** Thrown between start-up steps when Ctrl-C came in meanwhile: straight to shutdown. */
 class StopRequested extends Error {}
@@ -126,16 +147,24 @@ export async function runDemo(options: DemoOptions): Promise<number> {
     broker.seedPosition('ETH/USD', SEEDED_ETH, PRICES['ETH/USD']);
     // The seeded ETH was held at yesterday's close: day P/L starts at zero, not at its value.
     broker.setLastEquity(broker.snapshot().equity);
-    // Prices drift a little, so /account and the P/L move like a market's would.
-    const drift = setInterval(() => {
-      for (const [symbol, base] of Object.entries(PRICES)) broker.setPrice(symbol, round2(base * (1 + (Math.random() - 0.5) * 0.01)));
-    }, 5000);
+    // Prices drift a little, so /account and the P/L move like a market's would. In the loss
+    // scenario the market falls instead: what the bot holds loses a little every second.
+    const falling = options.scenario === 'loss';
+    let fallen = 1;
+    const drift = setInterval(
+      () => {
+        fallen *= 1 - LOSS_FALL_PER_TICK;
+        for (const [symbol, base] of Object.entries(PRICES)) broker.setPrice(symbol, round2(base * (falling ? fallen : 1 + (Math.random() - 0.5) * 0.01)));
+      },
+      falling ? 1000 : 5000,
+    );
     drift.unref();
     shutdown.push('price drift', async () => clearInterval(drift));
 
     // ---- configuration: .env may add Discord; everything else is the demo's ----
-    const every = options.orderEverySeconds ?? (options.scenario === 'runaway' ? 3 : 90);
-    const traderArgs = options.scenario === 'runaway' ? ['--every', String(every)] : [];
+    const every = options.orderEverySeconds ?? (options.scenario === 'runaway' ? 3 : options.scenario === 'loss' ? 1200 : 90);
+    const notional = falling ? LOSS_NOTIONAL : NOTIONAL;
+    const traderArgs = options.scenario === 'runaway' || options.scenario === 'loss' ? ['--every', String(every)] : [];
     // PM2 hands the starting client's environment to the trader, and the daemon inherits it too:
     // the broker and the folder marker go into this process's own environment.
     Object.assign(process.env, {
@@ -143,7 +172,7 @@ export async function runDemo(options: DemoOptions): Promise<number> {
       APCA_API_KEY_ID: keyId,
       APCA_API_SECRET_KEY: secretKey,
       DEMO_ORDER_EVERY_SECONDS: String(every),
-      DEMO_ORDER_NOTIONAL: String(NOTIONAL),
+      DEMO_ORDER_NOTIONAL: String(notional),
       DEMO_SYMBOL: SYMBOL,
       [DEMO_DIR_VARIABLE]: home.root,
     });
@@ -155,6 +184,7 @@ export async function runDemo(options: DemoOptions): Promise<number> {
       TRADING_SCRIPT: home.traderScript,
       TRADING_ARGS: traderArgs.join(' '),
       ON_RUNAWAY: options.scenario === 'runaway' ? 'stop' : 'alert',
+      ...(falling ? { MAX_DAILY_LOSS: LOSS_LIMIT, ON_LOSS: 'stop' } : {}),
       // Set either way, so a GATEWAY_ADDR in the developer's .env does not decide for the demo.
       GATEWAY_ADDR: options.gate ? `127.0.0.1:${await freeLoopbackPort()}` : '',
     };
@@ -167,7 +197,7 @@ export async function runDemo(options: DemoOptions): Promise<number> {
       orderEverySeconds: every,
       pollSeconds: config.tradePollSeconds,
       scanSeconds: config.duplicateScanSeconds,
-      notional: NOTIONAL,
+      notional,
       symbol: SYMBOL,
     };
 
@@ -207,10 +237,13 @@ export async function runDemo(options: DemoOptions): Promise<number> {
     checkpoint();
 
     say(
-      banner({ brokerUrl: broker.url, gateUrl: controller.gateway?.server.url, home, rel, daemonPid: daemonPidOf(home.pm2Home), traderPid: started.pid, config, every, discord: Boolean(config.discord.token) }),
+      banner({ brokerUrl: broker.url, gateUrl: controller.gateway?.server.url, home, rel, daemonPid: daemonPidOf(home.pm2Home), traderPid: started.pid, config, every, notional, discord: Boolean(config.discord.token) }),
       'plain',
     );
-    say(options.scenario === 'runaway' ? runawayIntro(facts) : normalIntro(facts), 'narration');
+    say(
+      options.scenario === 'runaway' ? runawayIntro(facts) : falling ? lossIntro({ ...facts, dailyLoss: LOSS_LIMIT, heldSymbol: 'ETH and BTC' }) : normalIntro(facts),
+      'narration',
+    );
     story?.traderStarted(started.pid);
     if (options.scenario === 'runaway') {
       // Without the Discord token: the trader gets none, and neither does its rogue copy.
@@ -255,6 +288,7 @@ export async function runDemo(options: DemoOptions): Promise<number> {
       const fills = broker.snapshot().activities.map((a) => ({ orderId: String(a.order_id), at: Date.parse(String(a.transaction_time)) }));
       say(incidentText(summarizeIncident(await controller.app.store.read(), fills, config.maxTradesPerHour)), 'plain');
     }
+    if (falling) say(lossText(await controller.app.store.read(), broker.snapshot().equity), 'plain');
   } catch (error) {
     if (error instanceof StopRequested) {
       say('Stopped before the demo was fully up.', 'muted'); // asked for: not a failure
@@ -341,6 +375,7 @@ function banner(facts: {
   rel: (p: string) => string;
   daemonPid?: number;
   traderPid: number;
+  notional: number;
   config: Config;
   every: number;
   discord: boolean;
@@ -352,8 +387,8 @@ function banner(facts: {
     `  broker   ${facts.brokerUrl}  local paper broker: ${money(CASH)} cash + ${SEEDED_ETH} ETH; ${prices}`,
     ...(facts.gateUrl ? [`  gate     ${facts.gateUrl}  the order gate (GATEWAY_ADDR, ${config.gateway?.mode}): the trader's APCA_API_BASE_URL; it forwards to the broker`] : []),
     `  PM2      PM2_HOME=${rel(home.pm2Home)} (daemon PID ${facts.daemonPid ?? '?'}) — the demo's own, not your PM2`,
-    `  trader   ${config.trading.processName} PID ${facts.traderPid}: ${rel(home.traderScript)}, a $${NOTIONAL} ${SYMBOL} order every ${facts.every} s`,
-    `  watch    fills every ${config.tradePollSeconds} s, processes every ${config.duplicateScanSeconds} s, limit ${config.maxTradesPerHour} trades/hour, on runaway: ${config.onRunaway}`,
+    `  trader   ${config.trading.processName} PID ${facts.traderPid}: ${rel(home.traderScript)}, a $${facts.notional.toLocaleString('en-US')} ${SYMBOL} order every ${facts.every} s`,
+    `  watch    fills every ${config.tradePollSeconds} s, processes every ${config.duplicateScanSeconds} s, limit ${config.maxTradesPerHour} trades/hour, on runaway: ${config.onRunaway}${config.maxDailyLoss ? `, MAX_DAILY_LOSS ${'percent' in config.maxDailyLoss ? `${config.maxDailyLoss.percent}%` : config.maxDailyLoss.amount}, on loss: ${config.onLoss}` : ''}`,
     `  data     DATA_DIR=${rel(home.dataDir)} (controller log: ${rel(path.join(home.dataDir, path.basename(home.logFile)))})`,
     facts.discord
       ? `  Discord  on: slash commands in guild ${config.discord.guildId}, alerts in channel ${config.discord.alertChannelId}`

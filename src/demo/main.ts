@@ -1,4 +1,4 @@
-// `npm run demo [-- --scenario runaway] [--gate] [--exit-after SECONDS] [--home DIR]`: see demo.ts.
+// `npm run demo [-- --scenario runaway|loss] [--gate] [--exit-after SECONDS] [--home DIR]`: see demo.ts.
 import path from 'node:path';
 import { parseArgs } from 'node:util';
 import { EXIT, runDemo } from './demo.ts';
@@ -14,6 +14,8 @@ under the demo's own PM2, and the controller, with this terminal as the chat (ty
 Options:
   --scenario runaway   re-enact the incident: a looping trader plus a copy started outside PM2;
                        watch the duplicate alert, the trade-rate alert and the breaker, then /flatten
+  --scenario loss      a bot that loses under the trade limit: the market falls, the loss limit
+                       (MAX_DAILY_LOSS=0.5%, ON_LOSS=stop) alerts and halts it; the loss in numbers at the end
   --gate               run the order gate (GATEWAY_ADDR): the trader (and the runaway's copy) trade
                        through tradewarden, which refuses orders over the limit and from the copy
   --exit-after SECONDS end by itself this long after it is up (CI)

@@ -3,8 +3,8 @@
 // so the story follows what the watchdog actually saw, in the order it saw it).
 import type { StoredAlert } from '../store/schema.ts';
 
-export type ScenarioName = 'runaway';
-export const SCENARIOS: readonly ScenarioName[] = ['runaway'];
+export type ScenarioName = 'runaway' | 'loss';
+export const SCENARIOS: readonly ScenarioName[] = ['runaway', 'loss'];
 
 export interface StoryFacts {
   /** the order gate is on: orders are refused before the broker */
@@ -33,6 +33,15 @@ export function runawayIntro(facts: StoryFacts): string {
     ...(facts.gate
       ? ['With the order gate on, both copies send their orders to tradewarden first: the broker should see no more than the limit.']
       : []),
+  ].join('\n');
+}
+
+export function lossIntro(facts: StoryFacts & { dailyLoss: string; heldSymbol: string }): string {
+  return [
+    `Scenario: loss — a bot that loses money without ever trading much: one $${facts.notional} order every ${facts.orderEverySeconds} s,`,
+    `far under the limit of ${facts.limit} trades an hour, while the ${facts.heldSymbol} it holds keeps falling. No count catches that.`,
+    `MAX_DAILY_LOSS=${facts.dailyLoss} and ON_LOSS=stop: every account read (every ${facts.pollSeconds} s, and after each fill) measures the day's`,
+    "loss against the broker's own reference (its equity at the last close); past the limit, the breaker halts the trader.",
   ].join('\n');
 }
 
