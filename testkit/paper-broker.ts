@@ -23,6 +23,14 @@
 // Accept-Encoding: gzip gets gzipped JSON, as from Alpaca.
 // Unknown routes answer 404 {"code":40410000,…}; a known route with another method answers 405.
 //
+// Market data (Alpaca's data host, https://data.alpaca.markets, served here on the same port: point
+// APCA_API_DATA_URL at `url`): the latest trade at the price orders fill at (prices / setPrice, 100
+// when unknown), timestamped now, in Alpaca's shapes —
+//   GET /v2/stocks/{symbol}/trades/latest → {"symbol","trade":{"t","x","p","s","c","i","z"}}
+//   GET /v1beta3/crypto/us/latest/trades?symbols=BTC/USD,ETH/USD → {"trades":{"BTC/USD":{"t","p","s","tks","i"}}}
+// (a crypto pair on the stocks route is 404, as an unknown ticker is; a symbol on the crypto route that is
+// not a pair is left out of "trades"). failNext and setDelay match these paths like any other.
+//
 // Account configurations (GET /v2/account/configurations, PATCH with a partial JSON object): the
 // object {dtbp_check, trade_confirm_email, suspend_trade, no_shorting, fractional_trading,
 // max_margin_multiplier, pdt_check}; a PATCH changes the known fields it gets (each checked against
@@ -893,6 +901,24 @@ export async function startPaperBroker(options: PaperBrokerOptions = {}): Promis
     const segments = path.split('/').slice(1).map(decodeURIComponent);
     const known = (methods: string[]): Answer | undefined =>
       methods.includes(method) ? undefined : error(405, 'method not allowed');
+
+    if (segments[0] === 'v2' && segments[1] === 'stocks' && segments[3] === 'trades' && segments[4] === 'latest' && segments.length === 5) {
+      const wrong = known(['GET']);
+      if (wrong) return wrong;
+      const symbol = segments[2].toUpperCase();
+      if (cryptoPair(symbol) || !/^[A-Z0-9.]{1,10}$/.test(symbol)) return error(404, `no trade found for ${symbol}`);
+      const trade = { t: iso(clock.now()), x: 'V', p: priceOf(symbol), s: 100, c: ['@'], i: ++seq, z: 'C' };
+      return { status: 200, body: { symbol, trade } };
+    }
+    if (path === '/v1beta3/crypto/us/latest/trades') {
+      const wrong = known(['GET']);
+      if (wrong) return wrong;
+      const symbols = (query.get('symbols') ?? '').split(',').map((s) => s.trim().toUpperCase()).filter(Boolean);
+      if (!symbols.length) return error(422, 'symbols is required');
+      const trades: Record<string, AlpacaJson> = {};
+      for (const symbol of symbols) if (cryptoPair(symbol)) trades[orderSymbol(symbol)] = { t: iso(clock.now()), p: priceOf(symbol), s: 0.01, tks: 'B', i: ++seq };
+      return { status: 200, body: { trades } };
+    }
 
     if (path === '/v2/account') return known(['GET']) ?? { status: 200, body: accountJson() };
     if (path === '/v2/clock') return known(['GET']) ?? { status: 200, body: clockJson() };
