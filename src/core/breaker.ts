@@ -95,7 +95,7 @@ export class RunawayBreaker {
     if (config.onRunaway === 'alert') return;
     const tripped = await store.update((data) => {
       if (data.breaker.tripped) return undefined;
-      const counted = tradesInHour.filter((t) => t.at > (data.breaker.resumedAt ?? 0)).length;
+      const counted = tradesInHour.filter((t) => t.at >= (data.breaker.resumedAt ?? 0)).length;
       if (counted <= config.maxTradesPerHour) return undefined;
       const reason = `${counted} trades in the last hour${data.breaker.resumedAt ? ' since the last resume' : ''} (limit ${config.maxTradesPerHour})`;
       data.breaker = { tripped: true, cause: 'trade_rate', reason, at: new Date(clock.now()).toISOString(), by: CONTROLLER.id };

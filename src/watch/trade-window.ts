@@ -66,8 +66,10 @@ export function traderTrades(data: Pick<StoreData, 'trades'>, now: number): Seen
  * the trader gets a fresh allowance, and what an operator reads is what the guard enforces.
  */
 export function countedTrades(data: Pick<StoreData, 'trades'> & Partial<Pick<StoreData, 'breaker'>>, now: number): SeenTrade[] {
-  const since = data.breaker?.resumedAt ?? 0;
-  return tradesInLastHour(traderTrades(data, now), now).filter((t) => t.at > since);
+  // A fill stamped at the very millisecond of the resume is counted: it came with the new run.
+  const since = data.breaker?.resumedAt;
+  const inHour = tradesInLastHour(traderTrades(data, now), now);
+  return since === undefined ? inHour : inHour.filter((t) => t.at >= since);
 }
 
 /** Counts of the last six 10-minute buckets, oldest first (for the sparkline; the alert's chart uses 12 of 5). */
