@@ -138,3 +138,17 @@ async function stream(url: string, keyId: string, secretKey: string, explicit: b
     });
   }
 }
+
+/** For `tradewarden init`: whether the broker takes these keys, and which account they open. */
+export async function checkBrokerKeys(baseUrl: string, keyId: string, secretKey: string, timeoutMs = 5000): Promise<{ account: string } | { problem: string }> {
+  try {
+    const account = await new AlpacaBroker({ baseUrl, keyId, secretKey, timeoutMs, retries: 0 }).account();
+    return { account: account.accountNumber ?? 'the account' };
+  } catch (error) {
+    return {
+      problem: rejectedKeys(error)
+        ? `${describeError(error)}; paper keys work only with https://${PAPER_HOST}, live keys only with https://${LIVE_HOST}`
+        : describeError(error),
+    };
+  }
+}

@@ -257,3 +257,46 @@ function parseOverwrites(value: unknown): Overwrite[] {
   if (!Array.isArray(value)) return [];
   return value.filter(isJson).map((o) => ({ id: String(o.id), type: Number(o.type) === 1 ? 1 : 0, allow: bits(o.allow), deny: bits(o.deny) }));
 }
+
+// ---- single questions, for `tradewarden init` (each answer checked as it is given) ----
+
+export type Checked<T> = T | { problem: string };
+export const isProblem = <T>(value: Checked<T>): value is { problem: string } => typeof value === 'object' && value !== null && 'problem' in value;
+
+/** Whom a token belongs to: the bot and its application, or why Discord would not say. */
+export async function identifyBot(apiUrl: string | undefined, token: string, timeoutMs = 5000): Promise<Checked<{ id: string; name: string; appId?: string }>> {
+  const api = new DiscordApi(apiUrl ?? DISCORD_API, token, timeoutMs);
+  try {
+    const [me, app] = await Promise.all([api.get('/users/@me'), api.get('/applications/@me')]);
+    if (me.status === 401) return { problem: 'Discord rejected this token (401 Unauthorized): copy it again from Bot → Reset Token' };
+    if (me.status !== 200 || !isJson(me.body) || typeof me.body.id !== 'string') return { problem: `Discord answered ${said(me)}` };
+    const appId = app.status === 200 && isJson(app.body) && typeof app.body.id === 'string' ? app.body.id : undefined;
+    return { id: me.body.id, name: typeof me.body.username === 'string' ? me.body.username : me.body.id, ...(appId ? { appId } : {}) };
+  } catch (error) {
+    return { problem: describeError(error) };
+  }
+}
+
+export interface GuildFound {
+  name: string;
+  roles: GuildRole[];
+  /** text channels: id → name */
+  textChannels: Map<string, string>;
+}
+
+/** A server as the bot sees it, or why it cannot (not in it: the invite link says how). */
+export async function readGuild(apiUrl: string | undefined, token: string, guildId: string, clientId: string, timeoutMs = 5000): Promise<Checked<GuildFound>> {
+  const api = new DiscordApi(apiUrl ?? DISCORD_API, token, timeoutMs);
+  try {
+    const [guild, channels] = await Promise.all([api.get(`/guilds/${guildId}`), api.get(`/guilds/${guildId}/channels`)]);
+    if (guild.status === 404 || guild.status === 403) return { problem: `the bot is not in server ${guildId} (or there is no such server): invite it with ${inviteUrl(clientId, guildId)} and give the id again` };
+    if (guild.status !== 200 || !isJson(guild.body)) return { problem: `Discord answered ${said(guild)}` };
+    const textChannels = new Map<string, string>();
+    for (const channel of Array.isArray(channels.body) ? channels.body.filter(isJson) : []) {
+      if (TEXT_CHANNEL_TYPES.has(Number(channel.type))) textChannels.set(String(channel.id), String(channel.name));
+    }
+    return { name: typeof guild.body.name === 'string' ? guild.body.name : guildId, roles: parseRoles(guild.body.roles), textChannels };
+  } catch (error) {
+    return { problem: describeError(error) };
+  }
+}
