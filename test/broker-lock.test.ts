@@ -8,19 +8,15 @@ import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import path from 'node:path';
 import { spawn, type ChildProcess } from 'node:child_process';
-import { parseConfig } from '../src/config.ts';
-import { buildApp, type App } from '../src/app.ts';
-import { silentLogger } from '../src/log.ts';
+import type { App } from '../src/app.ts';
+import { cli as runCli, streamingApp } from './helpers/stream-app.ts';
 import type { Actor } from '../src/core/operations.ts';
-import type { AlertSink } from '../src/alerts/outbox.ts';
-import type { StoredAlert } from '../src/store/schema.ts';
 import { startPaperBroker, type PaperBroker } from '../testkit/paper-broker.ts';
 import { copyTrader, isAlive, killPid, makeTempHome, waitFor, type TempHome } from '../testkit/pm2-home.ts';
 
 const operator: Actor = { id: 'cli:test', name: 'test', isOperator: true };
 const KEY = 'PKLOCKTEST';
 const SECRET = 'SKLOCKTESTSECRET';
-const BIN = path.resolve('bin/tradewarden.cjs');
 const CONFIGURATIONS = '/v2/account/configurations';
 
 let home: TempHome;
@@ -65,13 +61,9 @@ async function brokerFor(name: string): Promise<Record<string, string>> {
 }
 
 async function controllerApp(env: Record<string, string>) {
-  const alerts: StoredAlert[] = [];
-  const sink: AlertSink = { name: 'test', deliver: async (a) => void alerts.push(a) };
-  const app = buildApp(parseConfig(env), { logger: silentLogger, deliversAlerts: true, sinks: [sink], env: { ...process.env, ...env }, streamBackoffMs: 50 });
-  apps.push(app);
-  app.startStream();
-  await waitFor(() => app.tradeStream!.state().status === 'connected' && paper.streamListeners > 0, { what: 'the trade stream', intervalMs: 10 });
-  return { app, alerts };
+  const made = await streamingApp(paper, env);
+  apps.push(made.app);
+  return made;
 }
 
 /** The same bot on "another host": trading straight at the broker, with the same keys, every 0.3 s. */
@@ -87,16 +79,7 @@ function startFarCopy(env: Record<string, string>): ChildProcess {
 
 const ordersRefused = () => paper.requestLog.filter((r) => r.method === 'POST' && r.path === '/v2/orders' && r.status === 403).length;
 
-function cli(args: string[], env: Record<string, string>): Promise<{ code: number | null; stdout: string; stderr: string }> {
-  return new Promise((resolve) => {
-    const child = spawn(process.execPath, [BIN, ...args], { cwd: home.root, env: { PATH: process.env.PATH!, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.on('data', (c) => (stdout += c));
-    child.stderr.on('data', (c) => (stderr += c));
-    child.on('exit', (code) => resolve({ code, stdout, stderr }));
-  });
-}
+const cli = (args: string[], env: Record<string, string>) => runCli(args, env, home.root);
 
 test('BROKER_LOCK=on: the trip locks the account, a copy on another host gets no order in; flatten under the lock ends flat and leaves it on; resume lifts it', async () => {
   const env = await brokerFor('runaway');

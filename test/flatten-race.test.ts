@@ -7,14 +7,12 @@ import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import path from 'node:path';
-import { spawn } from 'node:child_process';
-import { parseConfig } from '../src/config.ts';
-import { buildApp, type App } from '../src/app.ts';
+import type { App } from '../src/app.ts';
 import { serveTerminal } from '../src/controller.ts';
 import { ControlServer } from '../src/control/socket.ts';
 import { silentLogger } from '../src/log.ts';
+import { cli as runCli, streamingApp } from './helpers/stream-app.ts';
 import type { Actor } from '../src/core/operations.ts';
-import type { AlertSink } from '../src/alerts/outbox.ts';
 import type { StoredAlert } from '../src/store/schema.ts';
 import { countedTrades } from '../src/watch/trade-window.ts';
 import { startPaperBroker, type PaperBroker } from '../testkit/paper-broker.ts';
@@ -23,7 +21,6 @@ import { copyTrader, makeTempHome, waitFor, type TempHome } from '../testkit/pm2
 const operator: Actor = { id: 'cli:test', name: 'test', isOperator: true };
 const KEY = 'PKFLATRACE';
 const SECRET = 'SKFLATRACESECRET';
-const BIN = path.resolve('bin/tradewarden.cjs');
 /** The close of every position: the request whose answer comes after its fills are streamed. */
 const CLOSE_ALL = { method: 'DELETE', path: '/v2/positions' };
 const ANSWER_DELAY_MS = 1500;
@@ -69,16 +66,11 @@ async function brokerFor(name: string): Promise<Record<string, string>> {
   };
 }
 
-/** The app as the controller builds it, its stream connected; no scheduled job (the test polls). */
+/** The app as the controller builds it, its stream connected; no grace after a stop: every fill after it that is not the controller's own is foreign. */
 async function controllerApp(env: Record<string, string>) {
-  const alerts: StoredAlert[] = [];
-  const sink: AlertSink = { name: 'test', deliver: async (a) => void alerts.push(a) };
-  // No grace after a stop: every fill after it that is not the controller's own is foreign.
-  const app = buildApp(parseConfig(env), { logger: silentLogger, deliversAlerts: true, sinks: [sink], env: { ...process.env, ...env }, foreignTradingGraceMs: 0, streamBackoffMs: 50 });
-  apps.push(app);
-  app.startStream();
-  await waitFor(() => app.tradeStream!.state().status === 'connected' && paper.streamListeners > 0, { what: 'the trade stream', intervalMs: 10 });
-  return { app, alerts };
+  const made = await streamingApp(paper, env, { foreignTradingGraceMs: 0 });
+  apps.push(made.app);
+  return made;
 }
 
 /** Five positions, long and short, stock and crypto. */
@@ -90,16 +82,7 @@ function seedFive(): void {
   paper.seedPosition('BTC/USD', 0.02, 50_000);
 }
 
-function cli(args: string[], env: Record<string, string>): Promise<{ code: number | null; stdout: string; stderr: string }> {
-  return new Promise((resolve) => {
-    const child = spawn(process.execPath, [BIN, ...args], { cwd: home.root, env: { PATH: process.env.PATH!, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.on('data', (c) => (stdout += c));
-    child.stderr.on('data', (c) => (stderr += c));
-    child.on('exit', (code) => resolve({ code, stdout, stderr }));
-  });
-}
+const cli = (args: string[], env: Record<string, string>) => runCli(args, env, home.root);
 
 /** The closing fills (one trade per closed position) have reached the app's store. */
 const closesRecorded = (app: App, n: number) =>

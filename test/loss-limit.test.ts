@@ -7,11 +7,9 @@ import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import path from 'node:path';
 import { ConfigError, parseConfig } from '../src/config.ts';
-import { buildApp, type App } from '../src/app.ts';
-import { silentLogger } from '../src/log.ts';
+import type { App } from '../src/app.ts';
+import { streamingApp } from './helpers/stream-app.ts';
 import type { Actor } from '../src/core/operations.ts';
-import type { AlertSink } from '../src/alerts/outbox.ts';
-import type { StoredAlert } from '../src/store/schema.ts';
 import { statusText } from '../src/render/text.ts';
 import { startPaperBroker, type PaperBroker } from '../testkit/paper-broker.ts';
 import { copyTrader, isAlive, makeTempHome, waitFor, type TempHome } from '../testkit/pm2-home.ts';
@@ -57,13 +55,9 @@ async function controllerApp(name: string, extra: Record<string, string>) {
     HOME: home.root,
     ...extra,
   };
-  const alerts: StoredAlert[] = [];
-  const sink: AlertSink = { name: 'test', deliver: async (a) => void alerts.push(a) };
-  const app = buildApp(parseConfig(env), { logger: silentLogger, deliversAlerts: true, sinks: [sink], env: { ...process.env, ...env }, streamBackoffMs: 50 });
-  apps.push(app);
-  app.startStream();
-  await waitFor(() => app.tradeStream!.state().status === 'connected' && paper.streamListeners > 0, { what: 'the trade stream', intervalMs: 10 });
-  return { app, alerts };
+  const made = await streamingApp(paper, env);
+  apps.push(made.app);
+  return made;
 }
 
 test('the loss limit\'s variables are checked at start, each problem named', () => {
