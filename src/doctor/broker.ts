@@ -31,7 +31,7 @@ export async function brokerChecks(broker: Config['broker'], add: Add, timeoutMs
   const origin = new URL(baseUrl).origin;
   const host = new URL(baseUrl).hostname;
   const environment =
-    host === PAPER_HOST ? "paper trading (Alpaca's paper API)" : host === LIVE_HOST ? "LIVE trading, real money (Alpaca's live API)" : `by ${origin} (not Alpaca's paper or live API: a proxy or a stand-in)`;
+    host === PAPER_HOST ? "for paper trading (Alpaca's paper API)" : host === LIVE_HOST ? "for LIVE trading, real money (Alpaca's live API)" : `by ${origin} (not Alpaca's paper or live API: a proxy or a stand-in)`;
   const client = new AlpacaBroker({ baseUrl, keyId, secretKey, timeoutMs, retries: 0 });
   await Promise.all([
     account(client, environment, origin, add),
@@ -56,7 +56,7 @@ async function account(client: AlpacaBroker, environment: string, origin: string
     });
     return;
   }
-  add({ name: 'keys', status: 'ok', detail: `accepted: ${environment}${account.accountNumber ? `, account ${account.accountNumber}` : ''}` });
+  add({ name: 'keys', status: 'ok', detail: `accepted ${environment}${account.accountNumber ? `, account ${account.accountNumber}` : ''}` });
   if (account.status !== 'ACTIVE') {
     add({ name: 'account', status: 'fail', detail: `status ${account.status}: the broker accepts no orders until it is ACTIVE`, fix: "finish the account's set-up in the Alpaca dashboard (or ask Alpaca's support)" });
   } else if (account.accountBlocked || account.tradingBlocked) {
