@@ -3,6 +3,12 @@
 //   pm2 start ecosystem.config.js --only trading-bot   # the managed trader, by hand
 //   pm2 start ecosystem.config.js --only tradewarden   # the controller itself
 //
+// Run from the configuration folder (the one holding .env, beside the bot), or with
+// TRADEWARDEN_CONFIG naming it: every relative path in .env is taken from that folder, as the CLI
+// and the controller take it (src/config-folder.ts), never from this package's folder (installed,
+// it is node_modules/tradewarden, replaced by every `npm update`). `tradewarden ecosystem` writes an
+// ecosystem.config.cjs into the configuration folder that fixes the folder and uses this file.
+//
 // The controller's supervisor reads tradingApp() from this file (never re-declares it), so what an
 // operator starts by hand and what /bot start starts are the same definition. The package is ESM;
 // PM2 loads this file with require(), which works for ESM on Node >= 20.19 (require(esm)).
@@ -10,9 +16,17 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import dotenv from 'dotenv';
 
-const projectRoot = path.dirname(fileURLToPath(import.meta.url));
+/** This package's folder: the controller's launcher and the default trader live here, nothing of the user's. */
+const packageRoot = path.dirname(fileURLToPath(import.meta.url));
+
+/** The configuration folder: TRADEWARDEN_CONFIG, or the working directory (the rule of src/config-folder.ts). */
+export function configDir(env = process.env) {
+  const named = env.TRADEWARDEN_CONFIG?.trim();
+  return named ? path.resolve(named) : process.cwd();
+}
+
 // `pm2 start ecosystem.config.js` reads the same .env as the controller (the real environment wins).
-dotenv.config({ path: path.join(projectRoot, '.env'), quiet: true });
+dotenv.config({ path: path.join(configDir(), '.env'), quiet: true });
 
 /** A non-empty, trimmed variable, or undefined. */
 function text(env, name) {
@@ -20,9 +34,9 @@ function text(env, name) {
   return value ? value : undefined;
 }
 
-/** Relative paths are taken from the project root, whatever directory PM2 was run from. */
-function fromRoot(value) {
-  return path.resolve(projectRoot, value);
+/** Relative paths are taken from the configuration folder. */
+function fromConfig(env, value) {
+  return path.resolve(configDir(env), value);
 }
 
 /** What runs the script when TRADING_INTERPRETER is unset: by extension, like an operator would. */
@@ -76,7 +90,7 @@ function gatewayUrl(env) {
 }
 
 function logsDir(env) {
-  return path.join(fromRoot(text(env, 'DATA_DIR') ?? 'data'), 'logs');
+  return path.join(fromConfig(env, text(env, 'DATA_DIR') ?? 'data'), 'logs');
 }
 
 /**
@@ -99,9 +113,11 @@ function pm2Script(script, cwd) {
 export function tradingApp(env = process.env) {
   const name = text(env, 'TRADING_PROCESS_NAME') ?? 'trading-bot';
   const cwdSetting = text(env, 'TRADING_CWD');
-  const base = cwdSetting ? fromRoot(cwdSetting) : projectRoot;
-  // Absolute, so PM2, the duplicate scan and `ps` all name the same file.
-  const script = path.resolve(base, text(env, 'TRADING_SCRIPT') ?? 'examples/heartbeat-trader.js');
+  const base = cwdSetting ? fromConfig(env, cwdSetting) : configDir(env);
+  // Absolute, so PM2, the duplicate scan and `ps` all name the same file. Unset: this package's
+  // example trader (a heartbeat that never trades).
+  const scriptSetting = text(env, 'TRADING_SCRIPT');
+  const script = scriptSetting ? path.resolve(base, scriptSetting) : path.join(packageRoot, 'examples/heartbeat-trader.js');
   const logs = logsDir(env);
   const gateway = gatewayUrl(env);
   // Default: the script's own directory, as when an operator ran `python3 bot.py` from there
@@ -144,13 +160,18 @@ export function tradingApp(env = process.env) {
 /** The controller (Discord bot + watchers), supervised by the same PM2 daemon. */
 export function controllerApp(env = process.env) {
   const logs = logsDir(env);
+  const config = configDir(env);
   return {
     name: 'tradewarden',
-    // The built controller (dist/controller/, made by `npm install`), or src/main.ts through tsx
-    // when a source is newer: bin/controller.js decides at every start, restarts included.
-    script: path.join(projectRoot, 'bin/controller.js'),
+    // The built controller (dist/controller/: shipped built in the package, `npm run build` in a
+    // clone), or src/main.ts through tsx when a source is newer: bin/controller.js decides at every
+    // start, restarts included.
+    script: path.join(packageRoot, 'bin/controller.js'),
     interpreter: 'node',
-    cwd: projectRoot, // .env and ./data are found from here
+    // .env and ./data are found from the configuration folder; said twice (cwd and the variable) so
+    // `pm2 save` keeps it and a resurrected controller reads the same folder.
+    cwd: config,
+    env: { TRADEWARDEN_CONFIG: config },
     exec_mode: 'fork',
     instances: 1, // the controller is a singleton (its control socket in DATA_DIR also enforces it)
     // The watcher must never stay down: no restart budget that ends in "errored". PM2 counts a

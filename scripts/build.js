@@ -1,16 +1,23 @@
 #!/usr/bin/env node
-// `npm run build` (and `prepare`, so `npm install`/`npm ci` build it). Two builds, each of which
-// spares its process the TypeScript compile at start and the loader's worker thread for good:
+// `npm run build`; `prepack` (`npm pack`, `npm publish`: the package ships built, with no sources
+// and no tsx); and, in a clone, the `dependencies` script, which npm runs after an `npm install` or
+// `npm ci` that changed node_modules. Not `prepare`: npm 11 lists a package's `prepare` among the
+// install scripts it warns about when the package is installed from a tarball, while `dependencies`
+// runs only for the project being installed (a clone), never for an installed package.
+// Two builds, each of which spares its process the TypeScript compile at start and the loader's
+// worker thread for good:
 // - the CLI: one CommonJS file, dist/cli.cjs, so `tradewarden` neither compiles TypeScript at every
 //   call nor walks ~40 ES modules through the loader (one file through require: ~25 ms less per
 //   call, bench/cli.ts);
 // - the controller: ES modules in dist/controller/ (main.js, the chart renderer's chart-process.js,
-//   one commands/<name>.js per slash command module, and the chunks they share, so the catalogue
-//   exists once), run by bin/controller.js (`npm start`, the ecosystem's controller app).
+//   one commands/<name>.js per slash command module, demo.js for `tradewarden demo`, and the chunks
+//   they share, so the catalogue exists once), run by bin/controller.js (`npm start`, the
+//   ecosystem's controller app, `tradewarden controller`).
 // Packages stay in node_modules (loaded only when needed). Without esbuild there is nothing to
 // build: both launchers then run the sources through tsx, slower but the same.
 //
 //   node scripts/build.js                  → dist/cli.cjs, dist/controller/, dist/BUILT
+//   node scripts/build.js --pack           → the same, and no esbuild is an error (prepack: a package without its build would not run)
 //   node scripts/build.js --outdir <dir>   → the same in <dir>, without BUILT (the tests build their own copy)
 import fs from 'node:fs';
 import path from 'node:path';
@@ -22,13 +29,17 @@ const pkg = JSON.parse(fs.readFileSync(path.join(root, 'package.json'), 'utf8'))
 // .env, and resolving a package from node_modules costs more than its 5 KB inside the bundle.
 const INLINED = new Set(['dotenv']);
 const external = Object.keys({ ...pkg.dependencies, ...pkg.devDependencies }).filter((name) => !INLINED.has(name));
-const { values } = parseArgs({ options: { outdir: { type: 'string' } }, strict: true });
+const { values } = parseArgs({ options: { outdir: { type: 'string' }, pack: { type: 'boolean' } }, strict: true });
 const outdir = path.resolve(values.outdir ?? path.join(root, 'dist'));
 
 let esbuild;
 try {
   esbuild = await import('esbuild');
 } catch {
+  if (values.pack) {
+    console.error('tradewarden build: esbuild is not installed, and a package is built when packed: run `npm install` (dev dependencies included) first.');
+    process.exit(1);
+  }
   console.log('tradewarden build: esbuild is not installed; the CLI will run the sources through tsx.');
   process.exit(0);
 }
@@ -42,6 +53,9 @@ const commandsDir = path.join(root, 'commands');
 const controllerEntries = [
   { in: 'src/main.ts', out: 'main' },
   { in: 'src/render/chart-process.ts', out: 'chart-process' },
+  // The demo runs its paper broker (testkit/paper-broker.ts) in its own process: bundled here, so an
+  // installed package has the demo without testkit/.
+  { in: 'src/demo/main.ts', out: 'demo' },
   ...fs
     .readdirSync(commandsDir)
     .filter((file) => file.endsWith('.ts') && !file.endsWith('.d.ts'))
@@ -97,7 +111,13 @@ try {
 // only through an edit to one of them, except a new command module, which the commands folder's own
 // time shows. (Checking ~40 files instead of walking src/ saves the CLI ~6 ms a call.)
 if (!values.outdir) {
-  const sourcesOf = (result) => Object.keys(result.metafile.inputs).filter((input) => input.startsWith('src/') || input.startsWith('commands/'));
-  const stamp = { builtAt: new Date().toISOString(), cli: sourcesOf(cli), controller: [...sourcesOf(controller), 'commands'] };
+  const sourcesOf = (result, folders = ['src/', 'commands/']) => Object.keys(result.metafile.inputs).filter((input) => folders.some((folder) => input.startsWith(folder)));
+  const stamp = {
+    builtAt: new Date().toISOString(),
+    cli: sourcesOf(cli),
+    controller: [...sourcesOf(controller), 'commands'],
+    // The demo (demo.js) also bundles testkit/'s paper broker; an edit there makes it stale, not the controller.
+    demo: [...sourcesOf(controller, ['src/', 'commands/', 'testkit/']), 'commands'],
+  };
   fs.writeFileSync(path.join(outdir, 'BUILT'), JSON.stringify(stamp) + '\n');
 }

@@ -5,9 +5,8 @@ import fs from 'node:fs';
 import path from 'node:path';
 import dotenv from 'dotenv';
 import type { LogLevel } from './log.ts';
-// Where ecosystem.config.js lives: relative TRADING_* paths are taken from here, as it does (the
-// same folder whether this runs from src/ through tsx or bundled into dist/).
-import { PROJECT_ROOT } from './project-root.ts';
+// Where .env is, and every relative path is taken from (ecosystem.config.js follows the same rule).
+import { CONFIG_FOLDER_VARIABLE, configFolder, describeConfigFolder } from './config-folder.ts';
 
 export const LOG_LEVELS = ['debug', 'info', 'warn', 'error'] as const;
 
@@ -111,10 +110,10 @@ export interface ParseOptions {
   discordIdsRequired?: boolean;
 }
 
-/** Reads `.env` (without overriding the real environment) and validates. */
+/** Reads the configuration folder's `.env` (without overriding the real environment) and validates. */
 export function loadConfig(env: Env = process.env, options: ParseOptions & { dotenvPath?: string | false } = {}): Config {
   if (options.dotenvPath !== false) {
-    dotenv.config({ path: options.dotenvPath ?? path.resolve('.env'), quiet: true, processEnv: env as Record<string, string> });
+    dotenv.config({ path: options.dotenvPath ?? path.join(configFolder(env), '.env'), quiet: true, processEnv: env as Record<string, string> });
   }
   return parseConfig(env, options);
 }
@@ -262,16 +261,20 @@ export function parseConfig(env: Env, options: ParseOptions = {}): Config {
 
   // The managed process's settings are read by ecosystem.config.js; they are checked here too so a
   // wrong value stops the controller at start instead of failing every scan and every start.
+  const folder = configFolder(env);
+  if (text(CONFIG_FOLDER_VARIABLE) !== undefined && !isDirectory(folder)) {
+    problems.push(`${CONFIG_FOLDER_VARIABLE} is ${JSON.stringify(text(CONFIG_FOLDER_VARIABLE))}: no such folder (looked for ${folder}); name the folder that holds .env, or leave it unset to use the working directory`);
+  }
   const tradingCwdSetting = text('TRADING_CWD');
-  const tradingBase = tradingCwdSetting ? path.resolve(PROJECT_ROOT, tradingCwdSetting) : PROJECT_ROOT;
+  const tradingBase = tradingCwdSetting ? path.resolve(folder, tradingCwdSetting) : folder;
   if (tradingCwdSetting && !isDirectory(tradingBase)) {
-    problems.push(`TRADING_CWD is ${JSON.stringify(tradingCwdSetting)}: no such folder (looked for ${tradingBase}); give the trader's working folder, absolute or relative to ${PROJECT_ROOT}`);
+    problems.push(`TRADING_CWD is ${JSON.stringify(tradingCwdSetting)}: no such folder (looked for ${tradingBase}); give the trader's working folder, absolute or relative to ${describeConfigFolder(env)}`);
   }
   const tradingScript = text('TRADING_SCRIPT');
   if (tradingScript !== undefined) {
     const resolved = path.resolve(tradingBase, tradingScript);
     if (!isFile(resolved)) {
-      problems.push(`TRADING_SCRIPT is ${JSON.stringify(tradingScript)}: no such file (looked for ${resolved}); give the trader's script, absolute or relative to ${tradingCwdSetting ? 'TRADING_CWD' : PROJECT_ROOT}`);
+      problems.push(`TRADING_SCRIPT is ${JSON.stringify(tradingScript)}: no such file (looked for ${resolved}); give the trader's script, absolute or relative to ${tradingCwdSetting ? `TRADING_CWD (${tradingBase})` : describeConfigFolder(env)}`);
     }
   }
   const interpreter = text('TRADING_INTERPRETER');
@@ -306,8 +309,8 @@ export function parseConfig(env: Env, options: ParseOptions = {}): Config {
     tradePollSeconds: integer('TRADE_POLL_SECONDS', 10, 1, 3600),
     duplicateScanSeconds: integer('DUPLICATE_SCAN_SECONDS', 10, 1, 3600),
     ...gatewayPart(gatewayAddress('GATEWAY_ADDR'), oneOf('GATE_MODE', ['enforce', 'observe'] as const, 'enforce')),
-    dataDir: path.resolve(text('DATA_DIR') ?? 'data'),
-    pm2Home: path.resolve(text('PM2_HOME') ?? path.join(env.HOME ?? env.USERPROFILE ?? '.', '.pm2')),
+    dataDir: path.resolve(folder, text('DATA_DIR') ?? 'data'),
+    pm2Home: path.resolve(folder, text('PM2_HOME') ?? path.join(env.HOME ?? env.USERPROFILE ?? '.', '.pm2')),
     ...(healthcheck ? { healthcheck } : {}),
     ...(metrics ? { metrics } : {}),
     secrets: [token, keyId, secretKey, ...healthcheckSecrets].filter((s): s is string => Boolean(s)),

@@ -1,8 +1,9 @@
-// The CLI and the controller as `npm install` builds them (scripts/build.js): one bundled CommonJS
-// file for the CLI, ES modules in controller/ for the controller, not the sources through tsx. A
-// path computed from the module's own location is right in src/ and wrong from dist/ (relative
-// TRADING_SCRIPT once resolved against dist/; import.meta inside a CommonJS bundle; the command
-// modules and the chart renderer's process found beside the code): only running the build shows it.
+// The CLI and the controller as scripts/build.js builds them (`npm pack`, `npm install` in a clone):
+// one bundled CommonJS file for the CLI, ES modules in controller/ for the controller, not the
+// sources through tsx. A path computed from the module's own location is right in src/ and wrong
+// from dist/ (relative TRADING_SCRIPT once resolved against dist/; import.meta inside a CommonJS
+// bundle; the command modules and the chart renderer's process found beside the code): only running
+// the build shows it. The package as installed from its tarball: test/package.test.ts.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
@@ -33,8 +34,8 @@ after(() => {
 });
 
 function compiledCli(args: string[], env: Record<string, string>) {
-  // Run from elsewhere, as an operator would from any folder; no .env of ours is read (dotenv
-  // looks in the working directory).
+  // Run from elsewhere, as an operator would from the bot's folder: that is the configuration
+  // folder (no .env of ours is read; relative paths are taken from there).
   return spawnSync(process.execPath, [path.join(OUT, 'cli.cjs'), ...args], {
     cwd: work,
     env: { PATH: process.env.PATH ?? '', HOME: work, DATA_DIR: path.join(work, 'data'), PM2_HOME: path.join(work, 'pm2'), ...env },
@@ -42,8 +43,9 @@ function compiledCli(args: string[], env: Record<string, string>) {
   });
 }
 
-test('bundled CLI: a relative TRADING_SCRIPT is taken from the project root, as ecosystem.config.js does', () => {
-  const run = compiledCli(['audit', '--json'], { TRADING_SCRIPT: 'examples/heartbeat-trader.js' });
+test('bundled CLI: a relative TRADING_SCRIPT is taken from the configuration folder (the working directory), as ecosystem.config.js does', () => {
+  copyTrader(path.join(ROOT, 'examples/heartbeat-trader.js'), path.join(work, 'bots'), 'main_bot.js');
+  const run = compiledCli(['audit', '--json'], { TRADING_SCRIPT: 'bots/main_bot.js' });
   assert.equal(run.status, 0, `exit 0, not a configuration error: ${run.stderr}`);
   assert.deepEqual(JSON.parse(run.stdout), [], 'an empty audit log from a fresh DATA_DIR');
 });
@@ -51,7 +53,7 @@ test('bundled CLI: a relative TRADING_SCRIPT is taken from the project root, as 
 test('bundled CLI: a TRADING_SCRIPT that does not exist names the variable and where it looked', () => {
   const run = compiledCli(['audit'], { TRADING_SCRIPT: 'examples/no-such-trader.js' });
   assert.equal(run.status, 2, 'a configuration error is a usage error');
-  assert.match(run.stderr, new RegExp(`TRADING_SCRIPT is "examples/no-such-trader.js": no such file \\(looked for ${path.join(ROOT, 'examples/no-such-trader.js').replace(/[.*+?^${}()|[\]\\/]/g, '\\$&')}\\)`));
+  assert.match(run.stderr, new RegExp(`TRADING_SCRIPT is "examples/no-such-trader.js": no such file \\(looked for ${path.join(work, 'examples/no-such-trader.js').replace(/[.*+?^${}()|[\]\\/]/g, '\\$&')}\\)`));
 });
 
 test('bundled CLI against a real PM2 daemon: start, status (PM2 read without its client, the ecosystem file loaded), stop', async () => {
@@ -116,6 +118,14 @@ test('bin/tradewarden.cjs runs the bundle only while none of its sources is newe
     assert.equal(ran(), 'sources', 'a source gone: the bundle is not trusted');
     stamp(`${new Date().toISOString()}\n`);
     assert.equal(ran(), 'sources', 'a stamp without its list of sources (an older build): the sources');
+
+    stamp(JSON.stringify({ builtAt: new Date().toISOString(), cli: ['src/cli/main.ts', 'src/cli/part.ts'] }));
+    fs.rmSync(path.join(project, 'src'), { recursive: true });
+    assert.equal(ran(), 'bundle', 'no src/ at all (the package as installed: its files are the build): the bundle, whatever the times');
+    fs.rmSync(path.join(project, 'dist'), { recursive: true });
+    const neither = spawnSync(process.execPath, [path.join(project, 'bin/tradewarden.cjs')], { encoding: 'utf8' });
+    assert.equal(neither.status, 1, 'neither a build nor the sources: a failure');
+    assert.match(neither.stderr, /has no build \(dist\/\) and no sources \(src\/\) to run: reinstall the package/, 'saying what to do, not tsx\'s "cannot find module"');
   } finally {
     fs.rmSync(project, { recursive: true, force: true });
   }

@@ -23,6 +23,7 @@ import type { Actor } from '../core/operations.ts';
 import type { Config } from '../config.ts';
 import { OperationError, describeError } from '../errors.ts';
 import { nearest } from '../render/suggest.ts';
+import { PACKAGE_VERBS, isPackageVerb, packageVerbHelp, runPackageVerb, takeConfigOption } from './package-verbs.ts';
 
 export const EXIT = { ok: 0, failed: 1, usage: 2, refused: 3 } as const;
 
@@ -95,7 +96,7 @@ const TERMINAL_VERBS = {
 } as const;
 type TerminalVerb = keyof typeof TERMINAL_VERBS;
 const isTerminalVerb = (verb: string): verb is TerminalVerb => Object.hasOwn(TERMINAL_VERBS, verb);
-const verbNames = (): string[] => [...operationNames, ...Object.keys(TERMINAL_VERBS)];
+const verbNames = (): string[] => [...operationNames, ...Object.keys(TERMINAL_VERBS), ...Object.keys(PACKAGE_VERBS)];
 
 // ---- the command line, from the catalogue ----
 
@@ -184,6 +185,7 @@ function argumentProblem(error: unknown, op: AnyOperation): string {
 // ---- help, generated from the catalogue ----
 
 export function helpText(verb?: string): string {
+  if (verb && isPackageVerb(verb)) return packageVerbHelp(verb);
   if (verb && isTerminalVerb(verb)) {
     const { summary, details } = TERMINAL_VERBS[verb];
     return [`Usage: tradewarden ${verb} [--json]`, '', summary, '', details, '', 'Read-only. Exit codes: 0 healthy, 1 not (the reasons are printed).'].join('\n');
@@ -200,7 +202,10 @@ export function helpText(verb?: string): string {
     return lines.join('\n');
   }
   const ops = cliOperations();
-  const terminal = Object.entries(TERMINAL_VERBS).map(([name, v]) => ({ usage: name, summary: v.summary }));
+  const terminal = [
+    ...Object.entries(TERMINAL_VERBS).map(([name, v]) => ({ usage: name, summary: v.summary })),
+    ...Object.values(PACKAGE_VERBS).map((v) => ({ usage: v.usage, summary: v.summary })),
+  ];
   const rows = [...ops.map((o) => ({ usage: usageOf(o), summary: o.summary })), ...terminal];
   const width = Math.max(...rows.map((r) => r.usage.length));
   return [
@@ -211,15 +216,22 @@ export function helpText(verb?: string): string {
     'Commands:',
     ...rows.map((r) => `  ${r.usage.padEnd(width)}  ${r.summary}`),
     '',
-    'Options: --json (machine-readable output), --help (help for a command)',
+    'Options: --json (machine-readable output), --help (help for a command), --config DIR (the configuration folder)',
     'Exit codes: 0 done, 1 failed, 2 usage error, 3 refused',
-    'Configuration comes from the environment and .env (see .env.example).',
+    'Configuration comes from the environment and the .env of the configuration folder: the working directory, or --config DIR',
+    '(TRADEWARDEN_CONFIG); relative paths in it are taken from that folder (see .env.example).',
   ].join('\n');
 }
 
 // ---- running a verb ----
 
-export async function runCli(argv: string[], io: CliIo = processIo): Promise<number> {
+export async function runCli(commandLine: string[], io: CliIo = processIo): Promise<number> {
+  const configured = takeConfigOption(commandLine);
+  if ('problem' in configured) {
+    io.err(configured.problem);
+    return EXIT.usage;
+  }
+  const { argv } = configured;
   const verbAt = argv.findIndex((a) => !a.startsWith('-'));
   const verb = verbAt === -1 ? undefined : argv[verbAt]!;
   const rest = verbAt === -1 ? argv : [...argv.slice(0, verbAt), ...argv.slice(verbAt + 1)];
@@ -230,7 +242,7 @@ export async function runCli(argv: string[], io: CliIo = processIo): Promise<num
       io.err(`Unknown option ${strays[0]}.\n\n${helpText()}`);
       return EXIT.usage;
     }
-    if (topic && !operation(topic) && !isTerminalVerb(topic)) {
+    if (topic && !operation(topic) && !isTerminalVerb(topic) && !isPackageVerb(topic)) {
       io.err(parseProblem(topic));
       return EXIT.usage;
     }
@@ -238,6 +250,7 @@ export async function runCli(argv: string[], io: CliIo = processIo): Promise<num
     return verb === 'help' || rest.length ? EXIT.ok : EXIT.usage;
   }
 
+  if (isPackageVerb(verb)) return runPackageVerb(verb, rest, io);
   if (isTerminalVerb(verb)) return runHealth(verb, rest, io);
 
   let line: VerbLine;

@@ -18,7 +18,7 @@ import { money } from '../render/text.ts';
 import type { AlertSeverity, StoreData } from '../store/schema.ts';
 import { isAlive } from '../os/process-table.ts';
 import { ChatConsole } from './console.ts';
-import { PROJECT_ROOT, checkSocketRoom, clearLeftovers, demoHome, forgetRogue, freshData, installTrader, recordRogue, takeDemoLock, type DemoHome } from './home.ts';
+import { checkSocketRoom, clearLeftovers, demoHome, forgetRogue, freshData, installTrader, recordRogue, takeDemoLock, type DemoHome } from './home.ts';
 import { daemonPidOf, endPm2Daemon } from '../os/pm2-daemon.ts';
 import { endProcess, type ProcessRef } from '../os/processes.ts';
 import { DEMO_DIR_VARIABLE, leftoversOf, spawnOutsidePm2 } from './processes.ts';
@@ -188,7 +188,7 @@ export async function runDemo(options: DemoOptions): Promise<number> {
       // Set either way, so a GATEWAY_ADDR in the developer's .env does not decide for the demo.
       GATEWAY_ADDR: options.gate ? `127.0.0.1:${await freeLoopbackPort()}` : '',
     };
-    const config = loadConfig(env, { dotenvPath: path.join(PROJECT_ROOT, '.env') });
+    const config = loadConfig(env); // the configuration folder's .env (Discord, if the user wants it)
     const log = demoLogger(home.logFile, config.secrets, terminal);
     shutdown.push('log file', log.close);
     const facts: StoryFacts = {

@@ -73,7 +73,7 @@ export async function takeDemoLock(home: DemoHome, say: (line: string) => void, 
       if (holder) {
         throw refused(
           `a demo is already running in ${home.root} (PID ${holder}). Use its terminal, or stop it there with Ctrl-C. ` +
-            `To run another one alongside it, give it its own folder: npm run demo -- --home /tmp/tradewarden-demo-2`,
+            `To run another one alongside it, give it its own folder: npx tradewarden demo --home /tmp/tradewarden-demo-2`,
         );
       }
       if (Date.now() >= deadline) throw refused(`${home.root}/demo.lock is held, but by no running demo; remove that directory if no demo is running`);

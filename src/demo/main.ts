@@ -2,11 +2,11 @@
 import path from 'node:path';
 import { parseArgs } from 'node:util';
 import { EXIT, runDemo } from './demo.ts';
-import { PROJECT_ROOT } from './home.ts';
+import { configFolder } from '../config-folder.ts';
 import { DEMO_DIR_VARIABLE } from './processes.ts';
 import { SCENARIOS, type ScenarioName } from './story.ts';
 
-const USAGE = `Usage: npm run demo [-- options]
+const USAGE = `Usage: npx tradewarden demo [options]   (in a clone: npm run demo -- [options])
 
 The whole of tradewarden on this machine, with no accounts: a local paper broker, a demo trader
 under the demo's own PM2, and the controller, with this terminal as the chat (type /help).
@@ -20,7 +20,7 @@ Options:
                        through tradewarden, which refuses orders over the limit and from the copy
   --exit-after SECONDS end by itself this long after it is up (CI)
   --home DIR           the demo's folder (PM2_HOME, DATA_DIR, trader copy); default .demo in the
-                       project, or $${DEMO_DIR_VARIABLE}
+                       configuration folder (the working directory), or $${DEMO_DIR_VARIABLE}
   -h, --help           this text
 
 Environment: DEMO_ORDER_EVERY_SECONDS (seconds between the trader's orders; default 90, runaway 3),
@@ -62,7 +62,8 @@ if (values.scenario !== undefined && !(SCENARIOS as readonly string[]).includes(
 }
 
 const code = await runDemo({
-  home: path.resolve(values.home ?? (process.env[DEMO_DIR_VARIABLE]?.trim() || path.join(PROJECT_ROOT, '.demo'))),
+  // Never inside the package (installed, it is node_modules/tradewarden): the configuration folder's.
+  home: path.resolve(values.home ?? (process.env[DEMO_DIR_VARIABLE]?.trim() || path.join(configFolder(), '.demo'))),
   scenario: values.scenario as ScenarioName | undefined,
   exitAfterSeconds: positiveSeconds(values['exit-after'], '--exit-after'),
   gate: values.gate,

@@ -20,7 +20,7 @@ export interface StoryFacts {
 export function normalIntro(facts: StoryFacts): string {
   return [
     `The trader places a $${facts.notional} ${facts.symbol} order every ${facts.orderEverySeconds} s. More than ${facts.limit} fills in an hour raises the`,
-    `trade-rate alert (ON_RUNAWAY=alert here: alert only). For the whole incident: npm run demo -- --scenario runaway`,
+    `trade-rate alert (ON_RUNAWAY=alert here: alert only). For the whole incident: npx tradewarden demo --scenario runaway`,
   ].join('\n');
 }
 

@@ -42,7 +42,7 @@ async function controller(dataDir: string, add: Add, timeoutMs: number): Promise
     return pid;
   } catch (error) {
     if (error instanceof ControlUnavailable) {
-      add({ name: 'controller', status: 'warn', detail: `none serves DATA_DIR ${dataDir} yet`, fix: 'start it: npx pm2 start ecosystem.config.js --only tradewarden (or npm start)' });
+      add({ name: 'controller', status: 'warn', detail: `none serves DATA_DIR ${dataDir} yet`, fix: 'start it under PM2: npx tradewarden ecosystem, then npx pm2 start ecosystem.config.cjs (or in the foreground: npx tradewarden controller)' });
     } else {
       add({ name: 'controller', status: 'fail', detail: describeError(error), fix: 'look at DATA_DIR/logs/tradewarden.err.log; restart it (npx pm2 restart tradewarden)' });
     }

@@ -13,6 +13,8 @@ import path from 'node:path';
 import readline from 'node:readline';
 import { Writable } from 'node:stream';
 import { ALPACA_PAPER_URL } from '../config.ts';
+import { ECOSYSTEM_FILE, writeEcosystemFile } from '../ecosystem-file.ts';
+import { OperationError, describeError } from '../errors.ts';
 import { checkBrokerKeys } from './broker.ts';
 import { identifyBot, inviteUrl, isProblem, readGuild, type GuildFound } from './discord.ts';
 import { doctorText } from './report.ts';
@@ -221,11 +223,22 @@ export async function runInit(options: InitOptions): Promise<number> {
   answers.close();
 
   writeEnvFile(envFile, values);
+  io.say(`\n${writePm2File(dir)}`);
   io.say(`\nWrote ${envFile} (0600): ${values.map(([name]) => name).join(', ') || 'nothing to set'}. Now tradewarden doctor:\n`);
   // Doctor reads the file just written, under the same environment (a real variable still wins).
   const report = await runDoctor({ env, dotenvPath: envFile });
   io.out(doctorText(report));
   return report.ok ? 0 : 1;
+}
+
+/** Beside .env, the PM2 process file of this folder's controller (src/ecosystem-file.ts, issue 29); one already there is kept. */
+function writePm2File(dir: string): string {
+  try {
+    return `Wrote ${writeEcosystemFile(dir)}: \`npx pm2 start ${ECOSYSTEM_FILE} && npx tradewarden start && npx pm2 save\` deploys this folder.`;
+  } catch (error) {
+    if (error instanceof OperationError && error.kind === 'refused') return `Kept the ${ECOSYSTEM_FILE} already in ${dir}.`;
+    return `Could not write ${ECOSYSTEM_FILE} (${describeError(error)}): \`npx tradewarden ecosystem\` writes it later.`;
+  }
 }
 
 /** `.env` owner-only from its first byte (0600 at creation, and again for a replaced file). */
