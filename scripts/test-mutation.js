@@ -32,6 +32,45 @@ function stryker(name) {
   return new Promise((resolve) => child.on('close', (code, signal) => resolve({ code: code ?? (signal ? 128 : 1), ms: Date.now() - began })));
 }
 
+/**
+ * Ends what a module's run left behind. The TAP runner kills a test file at its first failure (and
+ * Stryker at a time-out) before the file's own clean-up runs, so a PM2 daemon or a fixture process
+ * it started lives on. Each is known by its working directory, inside Stryker's copy of the project
+ * (.stryker-tmp/, this run's only): ended by PID, SIGTERM (a PM2 daemon stops its apps) then SIGKILL.
+ */
+async function endLeftovers() {
+  const sandbox = path.join(root, '.stryker-tmp') + path.sep;
+  let entries;
+  try {
+    entries = fs.readdirSync('/proc').filter((e) => /^\d+$/.test(e));
+  } catch {
+    return []; // no /proc (macOS): nothing to find this way
+  }
+  const left = [];
+  for (const entry of entries) {
+    const pid = Number(entry);
+    try {
+      if (pid !== process.pid && fs.readlinkSync(`/proc/${pid}/cwd`).startsWith(sandbox)) {
+        left.push({ pid, command: fs.readFileSync(`/proc/${pid}/cmdline`, 'utf8').split('\0').join(' ').trim() });
+      }
+    } catch {
+      // gone meanwhile, or not ours to read
+    }
+  }
+  const alive = (pid) => {
+    try {
+      process.kill(pid, 0);
+      return true;
+    } catch {
+      return false;
+    }
+  };
+  for (const { pid } of left) process.kill(pid, 'SIGTERM');
+  for (let waited = 0; waited < 5000 && left.some(({ pid }) => alive(pid)); waited += 100) await new Promise((r) => setTimeout(r, 100));
+  for (const { pid } of left) if (alive(pid)) process.kill(pid, 'SIGKILL');
+  return left;
+}
+
 /** Stryker's own score from its JSON report: detected (killed, timed out) of the valid mutants. */
 function score(name) {
   const file = path.join(root, 'reports/mutation', `${name}.json`);
@@ -51,6 +90,7 @@ for (const name of names) {
   console.log(`\n=== mutation testing: ${name} (${MODULES[name].tests.join(', ')}) ===`);
   fs.rmSync(path.join(root, 'reports/mutation', `${name}.json`), { force: true }); // never report an old run
   const run = await stryker(name);
+  for (const { pid, command } of await endLeftovers()) console.log(`test:mutation: ended PID ${pid} left by a killed test file: ${command}`);
   results.push({ name, ...run, score: score(name) });
 }
 
