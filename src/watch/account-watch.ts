@@ -1,7 +1,7 @@
 // The account figures status shows (equity, day P/L, open positions), read from the broker on the
 // watch's cadence and kept in the store with the time they were read: /bot status answers from them
 // at once, whatever the broker's latency, and says how old they are. /account and flatten read live.
-import type { Account, Broker } from '../broker/types.ts';
+import type { Account, Broker, Position } from '../broker/types.ts';
 import type { Clock } from '../clock.ts';
 import type { Store } from '../store/store.ts';
 import type { AccountSnapshot } from '../store/schema.ts';
@@ -12,6 +12,8 @@ export interface AccountWatchOptions {
   clock: Clock;
   /** every account read, with when it was asked (the broker lock reconciles with it, the loss limit judges it) */
   onAccount?: (account: Account, askedAt: number) => Promise<void> | undefined;
+  /** every read of the positions (the unattended-positions watch): no cadence of its own */
+  onPositions?: (positions: Position[]) => Promise<void>;
 }
 
 export class AccountWatch {
@@ -53,6 +55,7 @@ export class AccountWatch {
       if ((data.account?.at ?? 0) <= snapshot.at) data.account = snapshot;
     });
     await this.options.onAccount?.(account, askedAt);
+    await this.options.onPositions?.(positions);
     return snapshot;
   }
 }
