@@ -5,6 +5,7 @@
 import type { Broker, HistoryPeriod, HistoryTimeframe, PortfolioHistory, Position } from '../broker/types.ts';
 import { OperationError, describeError, failed, withTimeout } from '../errors.ts';
 import type { SeenTrade } from '../store/schema.ts';
+import { formatDuration } from '../duration.ts';
 
 export const PNL_PERIODS = ['day', 'week', 'month', 'year'] as const;
 export type PnlPeriod = (typeof PNL_PERIODS)[number];
@@ -114,6 +115,8 @@ export interface SessionReport {
   pnl?: number;
   /** positions still open at the broker after the stop; undefined when they could not be read */
   openPositions?: Position[];
+  /** set by a stop that leaves positions open: positions_unattended comes this long after it (UNATTENDED_SECONDS) */
+  unattendedAlertInMs?: number;
   missing: string[];
 }
 
@@ -169,5 +172,13 @@ async function sessionHistory(broker: Broker, startedAt: number, endedAt: number
 export function sessionSummary(session: SessionReport): string {
   const pnl = session.pnl !== undefined ? `${session.pnl < 0 ? '-' : '+'}$${Math.abs(session.pnl).toFixed(2)}` : 'unknown';
   const positions = session.openPositions === undefined ? 'unknown' : session.openPositions.length ? session.openPositions.map((p) => `${p.symbol} ${p.qty}`).join(', ') : 'none';
-  return `Session: ${session.trades} trade(s), P/L ${pnl}, positions left open: ${positions}.${session.missing.length ? ` Missing: ${session.missing.join('; ')}.` : ''}`;
+  const unattended = unattendedNotice(session);
+  return `Session: ${session.trades} trade(s), P/L ${pnl}, positions left open: ${positions}${unattended ? ` (${unattended})` : ''}.${session.missing.length ? ` Missing: ${session.missing.join('; ')}.` : ''}`;
+}
+
+/** "positions_unattended in 15 min if no trader runs": when the warning about the positions left open will come. */
+export function unattendedNotice(session: SessionReport): string | undefined {
+  const ms = session.unattendedAlertInMs;
+  if (ms === undefined || !session.openPositions?.length) return undefined;
+  return `positions_unattended in ${ms % 60_000 === 0 ? `${ms / 60_000} min` : formatDuration(ms)} if no trader runs`;
 }
