@@ -83,7 +83,9 @@ function terminalActor(): Actor {
 
 /**
  * Verbs of the terminal alone, not operations: `health` asks whether a controller watches at all,
- * which only makes sense from outside it (a PM2, systemd or Docker health check).
+ * which only makes sense from outside it (a PM2, systemd or Docker health check); `doctor` checks
+ * this machine's set-up (its .env, its PM2, its ports) before any controller exists, and `init`
+ * writes that set-up by asking (a terminal's questions, not a catalogue operation).
  */
 const TERMINAL_VERBS = {
   health: {
@@ -92,6 +94,24 @@ const TERMINAL_VERBS = {
       'Asks the running controller over its control socket in DATA_DIR. Fails when no controller answers, a check (fill poll, process scan, stream) ' +
       'has not succeeded within 3 times its interval or is failing (broker or PM2 unreachable), the trader is down while wanted, or alerts cannot be delivered. ' +
       'Usable as a PM2, systemd or Docker health check.',
+    exits: 'Read-only. Exit codes: 0 healthy, 1 not (the reasons are printed).',
+  },
+  doctor: {
+    summary: 'check the set-up before the first start: configuration, Discord, broker, PM2 and the trader, ports; each ✗ with its fix',
+    details:
+      'Checks every piece against the real thing: the variables (the controller\'s rules) and .env\'s mode; Discord (the token, its application, the bot in the server, ' +
+      'its permissions in the alert channel after the channel\'s overwrites, the roles, the commands); the broker (the keys, paper or live, the account, the trade stream, ' +
+      'the clock); PM2 and the trader (the daemon, PM2_HOME\'s mode, the ecosystem, script, folder and interpreter, copies outside PM2); the controller, ' +
+      'GATEWAY_ADDR and METRICS_ADDR, DATA_DIR, HEALTHCHECK_URL. Runs with or without a controller and changes nothing. No secret is printed.',
+    exits: 'Read-only. Exit codes: 0 nothing is ✗ (⚠ may remain), 1 something is.',
+  },
+  init: {
+    summary: 'first set-up: asks for each value (checked against Discord and the broker as given), writes .env (0600), runs doctor',
+    details:
+      'Asks in the order of the README: the Discord application, token, server, alert channel and roles, then the broker URL and keys, then the trader\'s script. ' +
+      'A token Discord rejects is asked again; a server the bot is not in gets the invite link. An existing .env is replaced only after a yes. ' +
+      'With piped input the answers are the lines in order (an empty line skips a question); when the input ends early nothing is written. No secret is printed.',
+    exits: 'Exit codes: 0 written and doctor found nothing ✗, 1 doctor found a ✗ (or .env kept, or an answer refused 3 times), 2 the input ended early.',
   },
 } as const;
 type TerminalVerb = keyof typeof TERMINAL_VERBS;
@@ -187,8 +207,8 @@ function argumentProblem(error: unknown, op: AnyOperation): string {
 export function helpText(verb?: string): string {
   if (verb && isPackageVerb(verb)) return packageVerbHelp(verb);
   if (verb && isTerminalVerb(verb)) {
-    const { summary, details } = TERMINAL_VERBS[verb];
-    return [`Usage: tradewarden ${verb} [--json]`, '', summary, '', details, '', 'Read-only. Exit codes: 0 healthy, 1 not (the reasons are printed).'].join('\n');
+    const { summary, details, exits } = TERMINAL_VERBS[verb];
+    return [`Usage: tradewarden ${verb}${verb === 'init' ? '' : ' [--json]'}`, '', summary, '', details, '', exits].join('\n');
   }
   const op = verb ? operation(verb) : undefined;
   if (op) {
@@ -251,7 +271,7 @@ export async function runCli(commandLine: string[], io: CliIo = processIo): Prom
   }
 
   if (isPackageVerb(verb)) return runPackageVerb(verb, rest, io);
-  if (isTerminalVerb(verb)) return runHealth(verb, rest, io);
+  if (isTerminalVerb(verb)) return verb === 'doctor' ? runDoctorVerb(verb, rest, io) : verb === 'init' ? runInitVerb(verb, rest, io) : runHealth(verb, rest, io);
 
   let line: VerbLine;
   try {
@@ -330,8 +350,8 @@ async function runVerb({ op, args, json, yes }: VerbLine, io: CliIo): Promise<nu
   }
 }
 
-/** `tradewarden health`: strict like every verb; the answer is the controller's, over its socket. */
-async function runHealth(verb: TerminalVerb, rest: readonly string[], io: CliIo): Promise<number> {
+/** A terminal verb's flags (--json, --help), strictly; a number is the exit code when they are wrong or --help was asked. */
+function terminalFlags(verb: TerminalVerb, rest: readonly string[], io: CliIo): { json?: boolean } | number {
   let values: { json?: boolean; help?: boolean };
   try {
     const parsed = parseArgs({ args: [...rest], options: { json: { type: 'boolean' }, help: { type: 'boolean', short: 'h' } }, strict: true, allowPositionals: true });
@@ -345,6 +365,35 @@ async function runHealth(verb: TerminalVerb, rest: readonly string[], io: CliIo)
     io.out(helpText(verb));
     return EXIT.ok;
   }
+  return values;
+}
+
+/** `tradewarden doctor`: the report is the exit code; a wrong variable is one of its ✗ lines, not a usage error. */
+async function runDoctorVerb(verb: TerminalVerb, rest: readonly string[], io: CliIo): Promise<number> {
+  const values = terminalFlags(verb, rest, io);
+  if (typeof values === 'number') return values;
+  const [{ runDoctor }, { doctorText }] = await Promise.all([import('../doctor/run.ts'), import('../doctor/report.ts')]);
+  const report = await runDoctor();
+  io.out(values.json ? JSON.stringify(report, null, 2) : doctorText(report));
+  return report.ok ? EXIT.ok : EXIT.failed;
+}
+
+/** `tradewarden init`: questions on stderr, doctor's report on stdout. */
+async function runInitVerb(verb: TerminalVerb, rest: readonly string[], io: CliIo): Promise<number> {
+  const values = terminalFlags(verb, rest, io);
+  if (typeof values === 'number') return values;
+  if (values.json) {
+    io.err('init asks questions and takes no --json; run `tradewarden doctor --json` after it');
+    return EXIT.usage;
+  }
+  const { runInit } = await import('../doctor/init.ts');
+  return runInit({ io: { input: process.stdin, say: (text) => process.stderr.write(text + '\n'), prompt: (text) => process.stderr.write(text), out: io.out } });
+}
+
+/** `tradewarden health`: strict like every verb; the answer is the controller's, over its socket. */
+async function runHealth(verb: TerminalVerb, rest: readonly string[], io: CliIo): Promise<number> {
+  const values = terminalFlags(verb, rest, io);
+  if (typeof values === 'number') return values;
   const [{ ConfigError, loadConfig }, { healthText }, { probeHealth }] = await Promise.all([
     import('../config.ts'),
     import('../render/text.ts'),
