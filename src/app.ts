@@ -18,6 +18,10 @@ import { ForeignTradingWatch } from './watch/foreign-trading.ts';
 import { TradeStreamWatch } from './watch/trade-stream.ts';
 import { AccountWatch } from './watch/account-watch.ts';
 import { LossWatch } from './watch/loss-watch.ts';
+import { CronCalendar } from './watch/cron-calendar.ts';
+import { DigestSchedule, logDigestSink } from './watch/digest-schedule.ts';
+import { FillFeed } from './watch/fill-feed.ts';
+import { digestText } from './render/digest-text.ts';
 
 export interface App {
   config: Config;
@@ -38,6 +42,10 @@ export interface App {
   /** The broker's own trading switch (BROKER_LOCK, lock/unlock); absent without broker credentials. */
   brokerLock?: BrokerLock;
   processWatch: ProcessWatch;
+  /** DIGEST_CRON's schedule, in the process that delivers (the controller starts it); absent when off. */
+  digest?: DigestSchedule;
+  /** FILL_FEED=on, in the process that delivers, with a broker; the Discord front gives it its channel. */
+  fillFeed?: FillFeed;
   /** The controller's checks: watch jobs report into it; health, /healthz and the dead-man's switch read it. */
   health: HealthChecks;
   clock: Clock;
@@ -65,6 +73,8 @@ export interface BuildOptions {
   streamBackoffMs?: number;
   /** The shortest time between two of the stream's reconnect catch-up polls (default 5 s; tests shorten it). */
   streamCatchUpEveryMs?: number;
+  /** false: the fill feed posts only when told (tests move a ManualClock and call flushDue). */
+  fillFeedAutoFlush?: boolean;
 }
 
 /** Names of the sinks every alert is addressed to, whichever process raises it. */
@@ -194,6 +204,13 @@ export function buildApp(config: Config, options: BuildOptions): App {
   });
   // The breaker halts through the core's audited stop, duplicate ending and flatten.
   breaker.haltThrough(core);
+  // The reports people read without asking go out from the process that delivers alerts.
+  const digest =
+    options.deliversAlerts && config.digest.cron
+      ? new DigestSchedule({ calendar: CronCalendar.of(config.digest.cron, config.digest.timeZone), store, clock, logger, build: (period) => core.digest(period), sinks: [logDigestSink(logger, digestText)] })
+      : undefined;
+  const fillFeed = options.deliversAlerts && config.fillFeed && tradeWatch ? new FillFeed({ store, clock, logger, autoFlush: options.fillFeedAutoFlush }) : undefined;
+  if (fillFeed) tradeWatch?.observeFills((fills) => fillFeed.note(fills));
   const processWatch = new ProcessWatch({
     store,
     supervisor,
@@ -218,6 +235,8 @@ export function buildApp(config: Config, options: BuildOptions): App {
     accountWatch,
     brokerLock,
     processWatch,
+    digest,
+    fillFeed,
     health: new HealthChecks(clock),
     clock,
     logger,
@@ -227,6 +246,8 @@ export function buildApp(config: Config, options: BuildOptions): App {
       tradeStream.start();
     },
     async close() {
+      await digest?.stop();
+      await fillFeed?.stop();
       brokerLock?.stop();
       if (streamStarted) await tradeStream?.stop();
       outbox.stop();

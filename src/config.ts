@@ -7,6 +7,7 @@ import dotenv from 'dotenv';
 import type { LogLevel } from './log.ts';
 // Where .env is, and every relative path is taken from (ecosystem.config.js follows the same rule).
 import { CONFIG_FOLDER_VARIABLE, configFolder, describeConfigFolder } from './config-folder.ts';
+import { cronProblem, machineTimeZone, timeZoneProblem } from './watch/cron-calendar.ts';
 
 export const LOG_LEVELS = ['debug', 'info', 'warn', 'error'] as const;
 
@@ -71,6 +72,10 @@ export interface Config {
   readonly foreignTrading: 'alert' | 'off';
   readonly tradePollSeconds: number;
   readonly duplicateScanSeconds: number;
+  /** The digest: DIGEST_CRON (absent = on demand only), DIGEST_TZ, DIGEST_CHANNEL_ID (absent = the alert channel) */
+  readonly digest: { readonly cron?: string; readonly timeZone: string; readonly channelId?: string };
+  /** FILL_FEED=on: every fill as a line in FILL_FEED_CHANNEL_ID (absent = the alert channel); absent = off */
+  readonly fillFeed?: { readonly channelId?: string };
   /** absent: no gate (GATEWAY_ADDR unset), the trader talks to the broker directly */
   readonly gateway?: GatewayConfig;
   readonly dataDir: string;
@@ -308,6 +313,7 @@ export function parseConfig(env: Env, options: ParseOptions = {}): Config {
     foreignTrading: oneOf('FOREIGN_TRADING', ['alert', 'off'] as const, 'alert'),
     tradePollSeconds: integer('TRADE_POLL_SECONDS', 10, 1, 3600),
     duplicateScanSeconds: integer('DUPLICATE_SCAN_SECONDS', 10, 1, 3600),
+    ...reportsPart(text, snowflake, oneOf('FILL_FEED', ['off', 'on'] as const, 'off'), problems),
     ...gatewayPart(gatewayAddress('GATEWAY_ADDR'), oneOf('GATE_MODE', ['enforce', 'observe'] as const, 'enforce')),
     dataDir: path.resolve(folder, text('DATA_DIR') ?? 'data'),
     pm2Home: path.resolve(folder, text('PM2_HOME') ?? path.join(env.HOME ?? env.USERPROFILE ?? '.', '.pm2')),
@@ -317,6 +323,33 @@ export function parseConfig(env: Env, options: ParseOptions = {}): Config {
   };
   if (problems.length) throw new ConfigError(problems);
   return deepFreeze(config);
+}
+
+/** The digest's schedule and zone (checked by node-cron and Intl), and the fill feed: each channel defaults to the alert channel. */
+function reportsPart(
+  text: (name: string) => string | undefined,
+  snowflake: (name: string) => string | undefined,
+  fillFeed: 'off' | 'on',
+  problems: string[],
+): Pick<Config, 'digest' | 'fillFeed'> {
+  const cron = text('DIGEST_CRON');
+  const zone = text('DIGEST_TZ');
+  const cronWrong = cron !== undefined && cron.toLowerCase() !== 'off' ? cronProblem(cron) : undefined;
+  if (cronWrong) {
+    problems.push(`DIGEST_CRON is ${JSON.stringify(cron)}: ${cronWrong}; expected node-cron syntax, e.g. "0 21 * * *" (21:00 every day) or "0 0 18 * * 1-5" (seconds first: 18:00 on weekdays), or off`);
+  }
+  const zoneWrong = zone !== undefined ? timeZoneProblem(zone) : undefined;
+  if (zoneWrong) problems.push(`DIGEST_TZ is ${JSON.stringify(zone)}: ${zoneWrong}; expected an IANA zone like Europe/Berlin or America/New_York (default: this machine's, ${machineTimeZone()})`);
+  const digestChannel = snowflake('DIGEST_CHANNEL_ID');
+  const feedChannel = snowflake('FILL_FEED_CHANNEL_ID');
+  return {
+    digest: {
+      ...(cron !== undefined && cron.toLowerCase() !== 'off' && !cronWrong ? { cron } : {}),
+      timeZone: zone !== undefined && !zoneWrong ? zone : machineTimeZone(),
+      ...(digestChannel ? { channelId: digestChannel } : {}),
+    },
+    ...(fillFeed === 'on' ? { fillFeed: feedChannel ? { channelId: feedChannel } : {} } : {}),
+  };
 }
 
 function gatewayPart(address: { host: string; port: number } | undefined, mode: GateMode): { gateway?: GatewayConfig } {

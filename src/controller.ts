@@ -38,14 +38,16 @@ export interface Controller {
 
 /**
  * What `tradewarden` in a terminal asks a running controller to do rather than doing it itself:
- * `status` (the answer without a PM2 connect of its own) and `flatten` (run in the one process that
+ * `status` (the answer without a PM2 connect of its own), `flatten` (run in the one process that
  * watches the fills, so its closing orders are known as its own the moment the broker names them,
- * and a copy trading meanwhile is judged at once). The socket only lets this user in (mode 0600),
+ * and a copy trading meanwhile is judged at once) and `digest` (with the order gate's refusals,
+ * which only this process counts). The socket only lets this user in (mode 0600),
  * who could run the same operations from the CLI directly: the terminal's actor is taken as given.
  */
 export function serveTerminal(control: ControlServer, app: App): void {
   control.handle('status', () => app.core.status());
   control.handle('flatten', (args) => app.core.flatten(terminalActor(args.actor)));
+  control.handle('digest', () => app.core.digest());
 }
 
 /** The CLI's actor as the request names it: `cli:<os user>`. */
@@ -133,6 +135,8 @@ export async function startController(config: Config, options: ControllerOptions
     void app.brokerLock?.resumeRetrying().catch((e: unknown) => logger.warn(`broker lock: ${describeError(e)}`));
     // After the jobs: the stream's first connect runs a poll at once, as every reconnect does.
     app.startStream();
+    // A digest due while no controller ran goes out now, marked late; then each at its due time.
+    app.digest?.start();
     if (app.tradeStream) watchStreamHealth(app, config.tradePollSeconds);
     exposure = await exposeHealth(app, control, () => latestScan);
     serveTerminal(control, app);
@@ -167,6 +171,9 @@ export async function startController(config: Config, options: ControllerOptions
         await gateway?.gate.alertsRaised(); // its last order_refused is in the outbox before we go
         await firstLook;
         await jobs?.stop();
+        // While Discord is still there: the feed's last batch, a digest being posted.
+        await app.fillFeed?.stop().catch((e: unknown) => logger.warn(`stopping the fill feed: ${describeError(e)}`));
+        await app.digest?.stop();
         await exposed.stop().catch((e) => logger.warn(`stopping health exposure: ${describeError(e)}`));
         for (const front of fronts) await front.stop().catch((e) => logger.warn(`stopping a front: ${describeError(e)}`));
         await app.close().catch((e) => logger.warn(`closing: ${describeError(e)}`));

@@ -13,7 +13,7 @@ const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 const applicationId = '1100000000000000009';
 const guildId = '1200000000000000009';
 const channelId = '1300000000000000009';
-const COMMANDS = ['account', 'alerts', 'bot', 'flatten', 'pnl', 'trades'];
+const COMMANDS = ['account', 'alerts', 'bot', 'digest', 'flatten', 'pnl', 'trades'];
 
 interface Run {
   code: number | null;
@@ -63,7 +63,7 @@ describe('npm run commands:deploy against the stand-in', () => {
 
     const run = await deploy([]);
     assert.equal(run.code, 0, run.output);
-    assert.match(run.output, new RegExp(`Registered 6 commands \\(/account, /alerts, /bot, /flatten, /pnl, /trades\\) in guild ${guildId}\\.`));
+    assert.match(run.output, new RegExp(`Registered ${COMMANDS.length} commands \\(${COMMANDS.map((c) => `/${c}`).join(', ')}\\) in guild ${guildId}\\.`));
     assert.deepEqual(discord.commands(guildId).map((c) => c.name).sort(), COMMANDS, 'the stale command is gone');
     assert.deepEqual(discord.commands(), [], 'nothing global');
     const puts = discord.requests.filter((r) => r.method === 'PUT');
@@ -74,7 +74,7 @@ describe('npm run commands:deploy against the stand-in', () => {
     // Neither the guild nor the alert channel is needed for a global deploy.
     const run = await deploy(['--global'], { DISCORD_GUILD_ID: undefined, DISCORD_ALERT_CHANNEL_ID: undefined });
     assert.equal(run.code, 0, run.output);
-    assert.match(run.output, /Registered 6 commands .* globally\./);
+    assert.match(run.output, new RegExp(`Registered ${COMMANDS.length} commands .* globally\\.`));
     assert.deepEqual(discord.commands().map((c) => c.name).sort(), COMMANDS);
     const flatten = discord.commands().find((c) => c.name === 'flatten')!;
     assert.equal(flatten.default_member_permissions, '32', 'Manage Server as the first gate');

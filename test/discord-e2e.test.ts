@@ -109,7 +109,7 @@ describe('Discord front, end to end (discord.js + stand-in + PM2 + paper broker)
   test('registers every command in the guild, with descriptions, limits, guild-only contexts and a permission gate on /flatten', () => {
     assert.deepEqual(discord.commands(), [], 'nothing global');
     const commands = discord.commands(guildId);
-    assert.deepEqual(commands.map((c) => c.name).sort(), ['account', 'alerts', 'bot', 'flatten', 'pnl', 'trades']);
+    assert.deepEqual(commands.map((c) => c.name).sort(), ['account', 'alerts', 'bot', 'digest', 'flatten', 'pnl', 'trades']);
     for (const command of commands) {
       assert.ok(String(command.description).length > 10, `/${command.name} has a description`);
       assert.deepEqual(command.contexts, [0], `/${command.name} is guild-only`);

@@ -45,13 +45,15 @@ export const SHORTCUTS: Partial<Record<OperationName, Shortcut[]>> = {
   status: [askController('status')],
   // The controller watches the fills: a flatten it runs knows its closing orders as its own at once.
   flatten: [performInController('flatten', 120_000)],
+  // Only the controller counts the order gate's refusals; it reads the broker as this process would.
+  digest: [askController('digest', 40_000)],
 };
 
 /** Asks the controller of this DATA_DIR over its control socket; undefined (build the app) when none answers. */
-function askController(op: string): Shortcut {
+function askController(op: string, timeoutMs = 2000): Shortcut {
   return async (config) => {
     const { requestControl } = await import('../control/client.ts');
-    return requestControl(config.dataDir, op, {}, 2000).catch(() => undefined);
+    return requestControl(config.dataDir, op, {}, timeoutMs).catch(() => undefined);
   };
 }
 

@@ -11,6 +11,7 @@ import type { Actor, Core } from './operations.ts';
 import type {
   AccountReport,
   AuditEntry,
+  DigestReport,
   Duplicate,
   FlattenReport,
   LockReport,
@@ -270,6 +271,17 @@ export const OPERATIONS = {
     access: 'member',
     options: [{ kind: 'choice', name: 'period', description: 'How far back (default month)', choices: PNL_PERIODS, default: 'month' }],
     run: (core, _actor, args) => core.pnl(choice(args, 'period')),
+  }),
+  digest: op<DigestReport>({
+    name: 'digest',
+    slash: { command: 'digest' },
+    summary: 'Since the last digest (or 24 h): equity, trades, best and worst, uptime, alerts, refusals',
+    details:
+      'What DIGEST_CRON posts on its schedule, up to now. Read live from the broker; a read that fails is named and the rest still shown. ' +
+      'Discord attaches the equity curve as a PNG; a terminal shows it as a sparkline.',
+    access: 'member',
+    options: [],
+    run: (core) => core.digest(),
   }),
   alerts: op<StoredAlert[]>({
     name: 'alerts',

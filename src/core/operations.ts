@@ -19,6 +19,7 @@ import { CONTROLLER, type RunawayBreaker } from './breaker.ts';
 import type { BrokerLock, LockOpening } from './broker-lock.ts';
 import { lossFigures, type LossFigures } from '../watch/loss-watch.ts';
 import { buildPnlReport, buildSessionReport, parsePnlPeriod, type PnlReport, type SessionReport } from './review.ts';
+import { buildDigest, type DigestPeriod, type DigestReport } from './digest.ts';
 export { sessionSummary } from './review.ts';
 
 /** A stop, with the report of the run it ended (absent when nothing was running). */
@@ -196,6 +197,12 @@ export class Core {
   async pnl(period?: string): Promise<PnlReport> {
     const chosen = parsePnlPeriod(period);
     return buildPnlReport(this.requireBroker(), chosen, this.deps.clock.now());
+  }
+
+  /** The digest (core/digest.ts): on demand, the period since the last scheduled one (or 24 h) up to now. */
+  digest(period?: DigestPeriod): Promise<DigestReport> {
+    const { config, broker, store, supervisor, clock } = this.deps;
+    return buildDigest({ config, broker, store, supervisor, clock, gate: () => this.gateStatus() }, period);
   }
 
   async alerts(limit = 20): Promise<StoredAlert[]> {

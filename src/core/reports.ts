@@ -2,6 +2,7 @@
 // render from here, never from the adapters that produce the parts.
 export type { AccountReport, Actor, GateStatus, LockReport, StatusReport, StopReport, StreamStatusReport, TradeSummary } from './operations.ts';
 export type { EquityPoint, EquityStep, PnlPeriod, PnlReport, SessionReport } from './review.ts';
+export type { ClosedTrade, DigestReport } from './digest.ts';
 export type { HaltReport } from './breaker.ts';
 export type { LossFigures } from '../watch/loss-watch.ts';
 export type { FlattenReport, SymbolReport } from './flatten.ts';

@@ -5,6 +5,7 @@ import type { App } from '../app.ts';
 import type { Front } from '../controller.ts';
 import { describeError, failed, withTimeout } from '../errors.ts';
 import { discordAlertSink } from './alert-sink.ts';
+import { discordDigestSink, discordFeedSink } from './report-sinks.ts';
 import { commandDefinitions, loadCommands } from './commands.ts';
 import { statusEmbed } from './render.ts';
 import { InteractionRouter } from './router.ts';
@@ -60,6 +61,9 @@ export async function startDiscord(app: App, options: DiscordFrontOptions = {}):
   }
 
   app.outbox.addSink(discordAlertSink(client, config, logger));
+  // The scheduled digest and the fill feed: the alert channel unless DIGEST_/FILL_FEED_CHANNEL_ID says otherwise.
+  app.digest?.addSink(discordDigestSink(client, config));
+  app.fillFeed?.setSink(discordFeedSink(client, config));
 
   const statusMessage = config.discord.statusMessage ? liveStatus(app, client, options.statusCheckMs ?? 10_000) : undefined;
 

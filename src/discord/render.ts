@@ -7,6 +7,7 @@ import { TEXT, brokerLockText, duplicatesText, gateText, lossText, flattenLockLi
 import { describeError } from '../errors.ts';
 import { drawEquityChart } from '../render/chart-renderer.ts';
 import { sparkline } from '../watch/trade-window.ts';
+import { digestReply } from './digest-render.ts';
 
 export const COLOURS = {
   ok: 0x2ecc71,
@@ -327,6 +328,7 @@ export const REPLIES: Renderers<Reply | Promise<Reply>> = {
   account: (report) => embed(accountEmbed(report)),
   trades: (trades) => embed(tradesEmbed(trades)),
   pnl: pnlReply,
+  digest: digestReply,
   alerts: (alerts) => embed(alertsEmbed(alerts)),
   audit: (entries, args) => text('```\n' + TEXT.audit(entries, args) + '\n```'),
 };

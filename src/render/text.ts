@@ -27,6 +27,7 @@ import type {
 import { formatDuration } from '../duration.ts';
 import { sparkline } from '../watch/trade-window.ts';
 import type { HealthProbe } from '../health/probe.ts';
+import { digestText } from './digest-text.ts';
 
 export const money = (n: number) => `${n < 0 ? '-' : ''}$${Math.abs(n).toLocaleString('en-US', { minimumFractionDigits: 2, maximumFractionDigits: 2 })}`;
 export const megabytes = (bytes?: number) => (bytes === undefined ? '—' : `${(bytes / 1024 / 1024).toFixed(1)} MB`);
@@ -295,6 +296,7 @@ export const TEXT: Renderers<string> = {
   account: accountText,
   trades: tradesText,
   pnl: pnlText,
+  digest: digestText,
   alerts: alertsText,
   audit: auditText,
 };

@@ -110,6 +110,27 @@ export interface AccountSnapshot {
   at: number;
 }
 
+/** The last scheduled digest, ms since epoch; absent until the schedule first runs. */
+export interface DigestRecord {
+  /** DIGEST_CRON and DIGEST_TZ it follows: a changed schedule starts over (no "missed" time from the old one) */
+  schedule: string;
+  /** when the schedule was first seen running: due times before it were never missed */
+  armedAt: number;
+  /** the due time of the last digest posted (claimed before posting: never posted twice) */
+  lastDue?: number;
+  /** the end of the period the last digest covered: the next one starts here */
+  lastTo?: number;
+  /** counters at lastTo, for the next digest's differences (PM2's restarts, the gate's refusals since its controller started) */
+  counters?: DigestCounters;
+}
+
+export interface DigestCounters {
+  traderRestarts?: number;
+  gateRefusals?: Partial<Record<string, number>>;
+  /** the controller whose gate counted gateRefusals (data.controller.startedAt) */
+  controllerStartedAt?: number;
+}
+
 export interface StoreData {
   schemaVersion: number;
   desired?: { state: 'running' | 'stopped'; at: string; by: string };
@@ -155,6 +176,8 @@ export interface StoreData {
     futureFillWarned?: boolean;
   };
   discord: { statusMessageId?: string };
+  /** The scheduled digest (DIGEST_CRON, core/digest.ts): what the last one covered, so the next starts there and none is posted twice. */
+  digest?: DigestRecord;
   /** absent until the watch has read the account once */
   account?: AccountSnapshot;
   /**

@@ -1,4 +1,4 @@
-// Runs the watchdog's checks on a cadence. The only module that imports node-cron.
+// Runs the watchdog's checks on a cadence. With cron-calendar.ts (DIGEST_CRON's due times), the only modules that load node-cron.
 import cron, { type ScheduledTask } from 'node-cron';
 import type { Logger } from '../log.ts';
 import { describeError } from '../errors.ts';

@@ -91,9 +91,10 @@ export function sparkline(counts: readonly number[]): string {
 
 /**
  * Merges new fills into the seen trades: partial fills of one order count once, and a fill seen
- * before (overlapping polls, the stream and the poll, a restart) changes nothing. Returns the trades that are new.
+ * before (overlapping polls, the stream and the poll, a restart) changes nothing. Returns the trades that are new;
+ * `onFilled` hears each fill that filled more of its order, with the quantity it added (the fill feed).
  */
-export function mergeFills(seen: SeenTrade[], fills: readonly Fill[]): SeenTrade[] {
+export function mergeFills(seen: SeenTrade[], fills: readonly Fill[], onFilled?: (fill: Fill) => void): SeenTrade[] {
   const byOrder = new Map(seen.map((t) => [t.orderId, t]));
   const added: SeenTrade[] = [];
   for (const fill of fills) {
@@ -103,8 +104,11 @@ export function mergeFills(seen: SeenTrade[], fills: readonly Fill[]): SeenTrade
       known.activityIds.push(fill.id);
       // The stream and the poll name one execution differently; the order's cumulative filled
       // quantity, when given, is right however many of the two reported it.
+      const before = known.qty;
       known.qty = fill.cumQty !== undefined ? Math.max(known.qty, fill.cumQty) : known.qty + fill.qty;
       if (fill.at < known.at) known.at = fill.at;
+      // A fill is new when it fills more of the order: the same execution named twice is not.
+      if (known.qty > before) onFilled?.({ ...fill, qty: known.qty - before });
       continue;
     }
     const trade: SeenTrade = {
@@ -119,6 +123,7 @@ export function mergeFills(seen: SeenTrade[], fills: readonly Fill[]): SeenTrade
     byOrder.set(fill.orderId, trade);
     seen.push(trade);
     added.push(trade);
+    onFilled?.({ ...fill, qty: trade.qty });
   }
   return added;
 }

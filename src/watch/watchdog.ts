@@ -67,12 +67,22 @@ export interface TradeWatchOptions {
 export class TradeWatch {
   /** more listeners for judged new trades, added by parts that start later (the order gate's bypass watch) */
   private readonly newTradeListeners: Array<(added: SeenTrade[]) => Promise<void>> = [];
+  private readonly fillListeners: Array<(fills: Fill[]) => void> = [];
 
   constructor(private readonly options: TradeWatchOptions) {}
 
   /** Also tells `listener` the judged new trades (as onNewTrades is told). */
   observeNewTrades(listener: (added: SeenTrade[]) => Promise<void>): void {
     this.newTradeListeners.push(listener);
+  }
+
+  /**
+   * Tells `listener` every fill that filled more of its order (either source, each once, with the
+   * quantity it added), as soon as they are recorded. Called synchronously and not
+   * awaited: a listener must only take note (the fill feed queues them), never hold the watch.
+   */
+  observeFills(listener: (fills: Fill[]) => void): void {
+    this.fillListeners.push(listener);
   }
 
   /** Poll the broker's fills, update the rolling-hour count, alert on a change of episode. */
@@ -119,8 +129,9 @@ export class TradeWatch {
     const future = rawFills.filter((f) => f.at > now + FUTURE_FILL_SKEW_MS);
     // Counted by arrival: a fill cannot have happened after we read it.
     const fills = rawFills.map((f) => (f.at > now ? { ...f, at: now } : f));
+    const filled: Fill[] = [];
     const result = await store.update((data) => {
-      const added = mergeFills(data.trades.seen, fills);
+      const added = mergeFills(data.trades.seen, fills, (fill) => filled.push(fill));
       const judged = judgeHeld(data, added, now);
       if (options.advanceCursor) {
         const previous = data.trades.cursor ? Date.parse(data.trades.cursor) : 0;
@@ -136,6 +147,14 @@ export class TradeWatch {
       data.watch.tradeRate = next;
       return { added, judged, count: inHour.length, event, inHour, episode: next.episodeStartedAt, warnFuture };
     });
+    // Recorded: the fill feed hears them now, whatever the alerts and the breaker below do.
+    for (const listener of filled.length ? this.fillListeners : []) {
+      try {
+        listener(filled);
+      } catch {
+        // a listener's own problem; the watch goes on
+      }
+    }
 
     if (result.warnFuture) {
       const latest = future.reduce((a, b) => (b.at > a.at ? b : a));
