@@ -91,8 +91,9 @@ function explain(error: unknown): unknown {
 }
 
 /**
- * What an operator can do from the alert itself: end the duplicates it names, and, for a copy here
- * or trading from somewhere else, lock the account at the broker so that no copy anywhere trades.
+ * What an operator can do from the alert itself: end the duplicates it names; for a copy here or
+ * trading from somewhere else, lock the account at the broker so that no copy anywhere trades; for
+ * positions nobody manages, flatten.
  */
 function alertButtons(alert: StoredAlert, pids: readonly number[]): ActionRowBuilder<ButtonBuilder>[] {
   const buttons: ButtonBuilder[] = [];
@@ -100,6 +101,7 @@ function alertButtons(alert: StoredAlert, pids: readonly number[]): ActionRowBui
   if (alert.kind === 'duplicate_instance' || alert.kind === 'foreign_trading') {
     buttons.push(new ButtonBuilder().setCustomId(CUSTOM_ID.lockAccount).setLabel('Lock the account').setStyle(ButtonStyle.Danger));
   }
+  if (alert.kind === 'positions_unattended') buttons.push(new ButtonBuilder().setCustomId(CUSTOM_ID.flatten).setLabel('Flatten').setStyle(ButtonStyle.Danger));
   return buttons.length ? [new ActionRowBuilder<ButtonBuilder>().addComponents(...buttons)] : [];
 }
 

@@ -22,7 +22,7 @@ import { redact, type Logger } from '../log.ts';
 import { REPLIES, clip, type Reply } from './render.ts';
 
 /** custom_id prefixes. Confirmation buttons carry a one-time nonce; alert buttons carry their facts. */
-export const CUSTOM_ID = { confirm: 'tw:confirm:', cancel: 'tw:cancel:', stopDuplicates: 'tw:stopdups:', lockAccount: 'tw:lock' } as const;
+export const CUSTOM_ID = { confirm: 'tw:confirm:', cancel: 'tw:cancel:', stopDuplicates: 'tw:stopdups:', lockAccount: 'tw:lock', flatten: 'tw:flatten' } as const;
 
 interface PendingConfirmation {
   userId: string;
@@ -158,6 +158,10 @@ export class InteractionRouter {
       await this.handleAlertButton(interaction, 'lock', {});
       return;
     }
+    if (id === CUSTOM_ID.flatten) {
+      await this.handleAlertButton(interaction, 'flatten', {});
+      return;
+    }
     await interaction.reply({ content: "This button isn't mine or is from an older version; nothing was done.", flags: MessageFlags.Ephemeral });
   }
 
@@ -165,12 +169,13 @@ export class InteractionRouter {
    * A button on an alert runs an operation of the catalogue, with its access rule and confirmation,
    * answered privately to whoever clicked: "Stop duplicates" (the PIDs the alert named, or every
    * current one when the list did not fit in the button; the catalogue's plan scans again, so an old
-   * alert stops only what is still a duplicate) and "Lock the account".
+   * alert stops only what is still a duplicate), "Lock the account" and "Flatten" (positions left
+   * with no trader: the catalogue's flatten, which looks at the broker again when it runs).
    */
-  private async handleAlertButton(interaction: ButtonInteraction, name: 'stop-duplicates' | 'lock', args: Args): Promise<void> {
+  private async handleAlertButton(interaction: ButtonInteraction, name: 'stop-duplicates' | 'lock' | 'flatten', args: Args): Promise<void> {
     const op = OPERATIONS[name] as Operation<unknown>;
     const actor = this.actorFor(interaction);
-    const what = name === 'lock' ? 'lock the account' : 'stop duplicates';
+    const what = name === 'lock' ? 'lock the account' : name === 'flatten' ? 'flatten the account' : 'stop duplicates';
     if (!mayRun(op, actor)) {
       await this.refuse(interaction, actor, what, name);
       return;

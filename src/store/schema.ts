@@ -34,6 +34,7 @@ export type AlertKind =
   | 'controller_restarted'
   | 'broker_locked'
   | 'gate_bypassed'
+  | 'positions_unattended'
   | 'loss_limit';
 
 export interface Delivery {
@@ -172,6 +173,8 @@ export interface StoreData {
     foreignTrading: { inEpisode: boolean; since?: number; lastAt?: number; orderIds?: string[] };
     /** Fills of orders the order gate never saw: one alert per episode (an hour without one ends it). */
     gateBypass?: { inEpisode: boolean; since?: number; lastAt?: number; orderIds?: string[] };
+    /** Positions held while no copy of the trader runs here (watch/unattended.ts); absent = none. ms since epoch. */
+    unattended?: { since: number; lastAlertAt?: number; alerts?: number };
     /** set while polls keep seeing future-stamped fills, so the warning is raised once */
     futureFillWarned?: boolean;
   };
