@@ -25,6 +25,7 @@ import type {
   TradeSummary,
 } from '../core/reports.ts';
 import { formatDuration } from '../duration.ts';
+import { unattendedNotice } from '../core/review.ts';
 import { sparkline } from '../watch/trade-window.ts';
 import type { HealthProbe } from '../health/probe.ts';
 import { digestText } from './digest-text.ts';
@@ -137,7 +138,7 @@ export function sessionText(session: SessionReport): string {
   return [
     `Session ${span}:`,
     `  trades ${session.trades} · P/L ${pnl}`,
-    `  positions left open: ${positions}`,
+    `  positions left open: ${positions}${unattendedNotice(session) ? ` — ${unattendedNotice(session)}` : ''}`,
     ...session.missing.map((m) => `  missing: ${m}`),
   ].join('\n');
 }
