@@ -19,6 +19,12 @@ export interface GatewayConfig {
   readonly host: string;
   readonly port: number;
   readonly mode: GateMode;
+  /** The pre-trade limits (gateway/pre-trade.ts), each absent when unset: MAX_ORDER_NOTIONAL, … */
+  readonly maxOrderNotional?: number;
+  readonly maxPositionNotional?: number;
+  /** ALLOWED_SYMBOLS, upper case as given (BTC/USD and BTCUSD are compared as one) */
+  readonly allowedSymbols?: readonly string[];
+  readonly maxOpenOrders?: number;
 }
 export type DuplicateAction = 'alert' | 'stop';
 
@@ -50,6 +56,8 @@ export interface Config {
     readonly baseUrl: string;
     /** APCA_STREAM_URL; unset = derived from baseUrl (wss://host/stream), see broker/stream.ts */
     readonly streamUrl?: string;
+    /** APCA_API_DATA_URL (the name Alpaca's SDKs read): market data, for the gate's latest prices */
+    readonly dataUrl: string;
   };
   readonly trading: {
     readonly processName: string;
@@ -97,6 +105,7 @@ export interface Config {
 // HEALTHCHECK_URL is a capability: whoever has it can ping (or silence) the dead-man's switch.
 export const SECRET_VARIABLES = ['DISCORD_TOKEN', 'APCA_API_KEY_ID', 'APCA_API_SECRET_KEY', 'HEALTHCHECK_URL'] as const;
 export const ALPACA_PAPER_URL = 'https://paper-api.alpaca.markets';
+export const ALPACA_DATA_URL = 'https://data.alpaca.markets';
 
 export class ConfigError extends Error {
   constructor(readonly problems: readonly string[]) {
@@ -227,6 +236,44 @@ export function parseConfig(env: Env, options: ParseOptions = {}): Config {
     }
     return parsed;
   };
+  /** The gate's pre-trade limits; set without GATEWAY_ADDR they would guard nothing, so that is refused. */
+  const gateLimits = (): Omit<GatewayConfig, 'host' | 'port' | 'mode'> => {
+    const amount = (name: string): number | undefined => {
+      const value = text(name);
+      if (value === undefined) return undefined;
+      // Plain digits: Number() would also take "1e3", "-5" and "0x10".
+      const n = /^\d{1,12}(\.\d{1,4})?$/.test(value) ? Number(value) : NaN;
+      if (!(n > 0)) {
+        problems.push(`${name} is ${JSON.stringify(value)}: expected an amount of money like 250 or 1000.50 (the account's currency: more than 0, no sign, unit, spaces or exponent), or leave it unset for no limit`);
+        return undefined;
+      }
+      return n;
+    };
+    const symbols = (name: string): string[] | undefined => {
+      const value = text(name);
+      if (value === undefined) return undefined;
+      const list = value.split(',').map((s) => s.trim().toUpperCase()).filter(Boolean);
+      const bad = list.filter((s) => !/^[A-Z0-9.-]{1,12}(\/[A-Z0-9]{2,6})?$/.test(s));
+      if (bad.length || !list.length) {
+        problems.push(`${name} ${bad.length ? `has ${bad.map((b) => JSON.stringify(b)).join(', ')}` : `is ${JSON.stringify(value)}`}: expected a comma list of symbols as the broker names them (e.g. BTC/USD,ETH/USD,AAPL; BTC/USD and BTCUSD are the same symbol)`);
+        return undefined;
+      }
+      return list;
+    };
+    const limits = {
+      maxOrderNotional: amount('MAX_ORDER_NOTIONAL'),
+      maxPositionNotional: amount('MAX_POSITION_NOTIONAL'),
+      allowedSymbols: symbols('ALLOWED_SYMBOLS'),
+      maxOpenOrders: text('MAX_OPEN_ORDERS') === undefined ? undefined : integer('MAX_OPEN_ORDERS', 0, 1, 10_000),
+    };
+    const set = Object.entries({ MAX_ORDER_NOTIONAL: limits.maxOrderNotional, MAX_POSITION_NOTIONAL: limits.maxPositionNotional, ALLOWED_SYMBOLS: limits.allowedSymbols, MAX_OPEN_ORDERS: limits.maxOpenOrders })
+      .filter(([, v]) => v !== undefined)
+      .map(([name]) => name);
+    if (set.length && text('GATEWAY_ADDR') === undefined) {
+      problems.push(`${set.join(', ')} ${set.length > 1 ? 'are' : 'is'} set but GATEWAY_ADDR is not: the pre-trade limits are enforced by the order gate alone; set GATEWAY_ADDR (e.g. 127.0.0.1:8790) so the trader trades through it, or leave ${set.length > 1 ? 'them' : 'it'} unset`);
+    }
+    return Object.fromEntries(Object.entries(limits).filter(([, v]) => v !== undefined));
+  };
   const listenAddress = (name: string): { host: string; port: number } | undefined => {
     const value = text(name);
     if (value === undefined) return undefined;
@@ -301,7 +348,7 @@ export function parseConfig(env: Env, options: ParseOptions = {}): Config {
 
   const config: Config = {
     discord,
-    broker: { keyId, secretKey, baseUrl: url('APCA_API_BASE_URL', ALPACA_PAPER_URL)!, streamUrl: wsUrl('APCA_STREAM_URL') },
+    broker: { keyId, secretKey, baseUrl: url('APCA_API_BASE_URL', ALPACA_PAPER_URL)!, streamUrl: wsUrl('APCA_STREAM_URL'), dataUrl: url('APCA_API_DATA_URL', ALPACA_DATA_URL, ALPACA_DATA_URL)! },
     trading: { processName: processName('TRADING_PROCESS_NAME', 'trading-bot') },
     ...(text('LOG_LEVEL') !== undefined ? { logLevel: oneOf('LOG_LEVEL', LOG_LEVELS, 'info') } : {}),
     maxTradesPerHour: integer('MAX_TRADES_PER_HOUR', 3, 1, 10_000),
@@ -314,7 +361,7 @@ export function parseConfig(env: Env, options: ParseOptions = {}): Config {
     tradePollSeconds: integer('TRADE_POLL_SECONDS', 10, 1, 3600),
     duplicateScanSeconds: integer('DUPLICATE_SCAN_SECONDS', 10, 1, 3600),
     ...reportsPart(text, snowflake, oneOf('FILL_FEED', ['off', 'on'] as const, 'off'), problems),
-    ...gatewayPart(gatewayAddress('GATEWAY_ADDR'), oneOf('GATE_MODE', ['enforce', 'observe'] as const, 'enforce')),
+    ...gatewayPart(gatewayAddress('GATEWAY_ADDR'), oneOf('GATE_MODE', ['enforce', 'observe'] as const, 'enforce'), gateLimits()),
     dataDir: path.resolve(folder, text('DATA_DIR') ?? 'data'),
     pm2Home: path.resolve(folder, text('PM2_HOME') ?? path.join(env.HOME ?? env.USERPROFILE ?? '.', '.pm2')),
     ...(healthcheck ? { healthcheck } : {}),
@@ -352,8 +399,8 @@ function reportsPart(
   };
 }
 
-function gatewayPart(address: { host: string; port: number } | undefined, mode: GateMode): { gateway?: GatewayConfig } {
-  return address ? { gateway: { ...address, mode } } : {};
+function gatewayPart(address: { host: string; port: number } | undefined, mode: GateMode, limits: Omit<GatewayConfig, 'host' | 'port' | 'mode'>): { gateway?: GatewayConfig } {
+  return address ? { gateway: { ...address, mode, ...limits } } : {};
 }
 
 /**

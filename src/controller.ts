@@ -200,8 +200,9 @@ async function startOrderGate(app: App): Promise<NonNullable<Controller['gateway
     processName: config.trading.processName,
     traderPid: () => supervisor.traderPid(),
     cancelGraceMs: (config.tradePollSeconds + 5) * 1000,
+    limits: settings,
   });
-  const server = await startGateway({ host: settings.host, port: settings.port, upstream: config.broker.baseUrl, gate, logger });
+  const server = await startGateway({ host: settings.host, port: settings.port, upstream: config.broker.baseUrl, dataUrl: config.broker.dataUrl, gate, logger });
   // An order that ends unfilled (IOC, canceled in the dashboard or by flatten, expired, rejected)
   // frees its slot as the stream reports it, not an hour later.
   app.tradeStream?.onOrderEnded((ended) => gate.ended(ended.orderId));

@@ -60,6 +60,24 @@ test('GATEWAY_ADDR: off by default, loopback for a port alone, a host when given
   assert.equal(tradingApp({}).env.APCA_API_BASE_URL, undefined, 'without the gate the trader keeps the broker URL it was given');
 });
 
+test("the gate's pre-trade limits: amounts, a symbol list and a count, each named when wrong; refused without GATEWAY_ADDR; APCA_API_DATA_URL defaults to Alpaca's data host", () => {
+  const config = parseConfig({ GATEWAY_ADDR: '8790', MAX_ORDER_NOTIONAL: '250', MAX_POSITION_NOTIONAL: '1000.50', ALLOWED_SYMBOLS: 'btc/usd, ETHUSD,AAPL,', MAX_OPEN_ORDERS: '5' });
+  assert.deepEqual(config.gateway, { host: '127.0.0.1', port: 8790, mode: 'enforce', maxOrderNotional: 250, maxPositionNotional: 1000.5, allowedSymbols: ['BTC/USD', 'ETHUSD', 'AAPL'], maxOpenOrders: 5 });
+  assert.equal(parseConfig({}).broker.dataUrl, 'https://data.alpaca.markets');
+  assert.equal(parseConfig({ APCA_API_DATA_URL: 'http://127.0.0.1:9000/' }).broker.dataUrl, 'http://127.0.0.1:9000');
+  const error = captureConfigError({ GATEWAY_ADDR: '8790', MAX_ORDER_NOTIONAL: '-5', MAX_POSITION_NOTIONAL: '1e3', ALLOWED_SYMBOLS: 'BTC USD,AAPL', MAX_OPEN_ORDERS: '0', APCA_API_DATA_URL: 'data.alpaca.markets' });
+  assert.match(error.message, /MAX_ORDER_NOTIONAL is "-5": expected an amount of money like 250 or 1000\.50/);
+  assert.match(error.message, /MAX_POSITION_NOTIONAL is "1e3": expected an amount of money/);
+  assert.match(error.message, /ALLOWED_SYMBOLS has "BTC USD": expected a comma list of symbols .*BTC\/USD and BTCUSD are the same symbol/);
+  assert.match(error.message, /MAX_OPEN_ORDERS is "0": expected a whole number from 1 to 10000/);
+  assert.match(error.message, /APCA_API_DATA_URL is "data\.alpaca\.markets": expected an http\(s\) URL, e\.g\. https:\/\/data\.alpaca\.markets/);
+  assert.equal(error.problems.length, 5, error.message);
+  assert.match(captureConfigError({ GATEWAY_ADDR: '8790', MAX_ORDER_NOTIONAL: '3 %' }).message, /MAX_ORDER_NOTIONAL is "3 %"/);
+  // Without the gate nothing would enforce them: said at start, not discovered after an oversized order.
+  const ungated = captureConfigError({ MAX_ORDER_NOTIONAL: '250', ALLOWED_SYMBOLS: 'AAPL' });
+  assert.match(ungated.message, /MAX_ORDER_NOTIONAL, ALLOWED_SYMBOLS are set but GATEWAY_ADDR is not: the pre-trade limits are enforced by the order gate alone; set GATEWAY_ADDR/);
+});
+
 function captureConfigError(env: Record<string, string>): ConfigError {
   try {
     parseConfig(env);

@@ -12,7 +12,7 @@ import http from 'node:http';
 import { pathToFileURL } from 'node:url';
 import { spawn, type ChildProcess } from 'node:child_process';
 import { ManualClock } from '../src/clock.ts';
-import { parseConfig } from '../src/config.ts';
+import { parseConfig, type GatewayConfig } from '../src/config.ts';
 import { startController, type Controller } from '../src/controller.ts';
 import { silentLogger } from '../src/log.ts';
 import type { Actor } from '../src/core/operations.ts';
@@ -505,17 +505,26 @@ test('the trading stream (/stream) goes through the gate: the SDK authenticates,
 
 /**
  * A gate of its own (own data dir unless a store is given, own limit) in front of the paper broker
- * (or `upstream`), for the gate's rules alone.
+ * (or `upstream`), for the gate's rules alone. `settings`: a GATEWAY_ADDR's configuration with its
+ * pre-trade limits, as parseConfig reads them; market data from the paper broker.
  */
-async function standaloneGate(options: { mode: 'enforce' | 'observe'; traderPid: () => Promise<number | undefined>; store?: Store; upstream?: string; upstreamTimeoutMs?: number }) {
+async function standaloneGate(options: {
+  mode: 'enforce' | 'observe';
+  traderPid: () => Promise<number | undefined>;
+  store?: Store;
+  upstream?: string;
+  upstreamTimeoutMs?: number;
+  settings?: GatewayConfig;
+  maxTradesPerHour?: number;
+}) {
   const { AlertOutbox } = await import('../src/alerts/outbox.ts');
   const { OrderGate } = await import('../src/gateway/order-gate.ts');
   const { startGateway } = await import('../src/gateway/gateway.ts');
   const raised: StoredAlert[] = [];
   const store = options.store ?? new Store(fs.mkdtempSync(path.join(home.root, 'gate-')));
   const outbox = new AlertOutbox({ store, clock, logger: silentLogger, sinks: [{ name: 'test', deliver: async (a) => void raised.push(a) }] });
-  const orderGate = new OrderGate({ store, outbox, clock, logger: silentLogger, maxTradesPerHour: 3, processName: 'trading-bot', mode: options.mode, traderPid: options.traderPid });
-  const server = await startGateway({ host: '127.0.0.1', port: 0, upstream: options.upstream ?? paper.url, gate: orderGate, logger: silentLogger, upstreamTimeoutMs: options.upstreamTimeoutMs });
+  const orderGate = new OrderGate({ store, outbox, clock, logger: silentLogger, maxTradesPerHour: options.maxTradesPerHour ?? 3, processName: 'trading-bot', mode: options.mode, traderPid: options.traderPid, limits: options.settings });
+  const server = await startGateway({ host: '127.0.0.1', port: 0, upstream: options.upstream ?? paper.url, dataUrl: paper.url, gate: orderGate, logger: silentLogger, upstreamTimeoutMs: options.upstreamTimeoutMs });
   const headers = { 'APCA-API-KEY-ID': KEY, 'APCA-API-SECRET-KEY': SECRET, 'content-type': 'application/json' };
   const post = (symbol: string, extra: Record<string, string> = {}) =>
     fetch(`${server.url}/v2/orders`, {
@@ -609,6 +618,216 @@ test('an accepted order that has not filled counts until it fills, is canceled (
     assert.equal((await post('MSFT')).status, 200, 'after the grace, the canceled order no longer counts');
     clock.advance(3600_000);
     assert.equal(await orderGate.pendingCount(), 0, 'an hour later nothing counts');
+  } finally {
+    await server.close();
+  }
+});
+
+// ---- the pre-trade limits (issue 19): each with an order just under and just over it ----
+
+/**
+ * A gate with pre-trade limits, configured as an operator would (the variables through parseConfig,
+ * APCA_API_DATA_URL at the paper broker), for which this test process is the managed trader. Its own
+ * data dir and a high hourly limit, so only the pre-trade limits refuse.
+ */
+async function limitedGate(env: Record<string, string>) {
+  const config = parseConfig({ GATEWAY_ADDR: '8790', APCA_API_DATA_URL: paper.url, ...env });
+  assert.equal(config.broker.dataUrl, paper.url, 'APCA_API_DATA_URL is read');
+  const { orderGate, server, raised } = await standaloneGate({ mode: 'enforce', traderPid: async () => process.pid, settings: config.gateway, maxTradesPerHour: 10_000 });
+  const send = async (body: Record<string, string> | undefined, method = 'POST', route = '/v2/orders') => {
+    const response = await fetch(`${server.url}${route}`, {
+      method,
+      headers: { 'APCA-API-KEY-ID': KEY, 'APCA-API-SECRET-KEY': SECRET, ...(body ? { 'content-type': 'application/json' } : {}) },
+      body: body ? JSON.stringify(body) : undefined,
+    });
+    return { status: response.status, json: (await response.json().catch(() => ({}))) as Record<string, unknown> };
+  };
+  const refused = async (reason: string) => {
+    await orderGate.alertsRaised();
+    return raised.filter((a) => a.kind === 'order_refused' && a.facts.reason === reason);
+  };
+  return { gate: orderGate, server, send, refused };
+}
+
+const buy = (symbol: string, size: Record<string, string>) => ({ symbol, side: 'buy', type: 'market', time_in_force: cryptoLike(symbol) ? 'gtc' : 'day', ...size });
+const sell = (symbol: string, size: Record<string, string>) => ({ ...buy(symbol, size), side: 'sell' });
+const cryptoLike = (symbol: string) => symbol.includes('/') || /^[A-Z]{3,}USD$/i.test(symbol); // crypto trades gtc, equities day
+/** The gate's 403 refusals all open alike: ccxt reads the wording as PermissionDenied. */
+const REFUSED = 'tradewarden order gate: new orders are rejected by user request: order refused: ';
+const dataReads = (path: string) => paper.requestLog.filter((r) => r.path.startsWith(path)).length;
+
+test('MAX_ORDER_NOTIONAL: at the limit passes, a cent over is refused, valued by the notional, the limit price, qty × the latest trade or the position\'s price; a replacement as what it becomes; a reducing order passes', async () => {
+  nextHour();
+  paper.setPrice('AVAX/USD', 40);
+  paper.setPrice('NVDA', 125);
+  const { server, send, refused } = await limitedGate({ MAX_ORDER_NOTIONAL: '1000' });
+  try {
+    // By its notional.
+    assert.equal((await send(buy('SOL/USD', { notional: '1000' }))).status, 200, 'an order of exactly MAX_ORDER_NOTIONAL passes');
+    const over = await send(buy('SOL/USD', { notional: '1000.01' }));
+    assert.equal(over.status, 403, JSON.stringify(over.json));
+    assert.equal(over.json.code, REFUSED_CODE);
+    assert.ok(String(over.json.message).startsWith(`${REFUSED}its value $1000.01 (its notional) exceeds MAX_ORDER_NOTIONAL=1000.`), `the refusal says why, in the trader's log: ${String(over.json.message)}`);
+    const [alert] = await refused('order_notional');
+    assert.ok(alert, 'an order_refused alert for the order over the limit');
+    assert.deepEqual([alert.severity, alert.facts.limitName, alert.facts.limit, alert.facts.value], ['critical', 'MAX_ORDER_NOTIONAL', 1000, 1000.01]);
+    assert.equal((await send(buy('SOL/USD', { notional: '2000' }))).status, 403);
+    assert.equal((await refused('order_notional')).length, 1, 'one alert per episode, not one per refused order');
+
+    // By its limit price: 0.02 × 50,000 = 1,000 (rests: far from filling) and 0.02 × 50,000.50.
+    const resting = await send({ symbol: 'BTC/USD', side: 'buy', type: 'limit', time_in_force: 'gtc', qty: '0.02', limit_price: '50000' });
+    assert.equal(resting.status, 200, JSON.stringify(resting.json));
+    const overLimit = await send({ symbol: 'BTC/USD', side: 'buy', type: 'limit', time_in_force: 'gtc', qty: '0.02', limit_price: '50000.5' });
+    assert.equal(overLimit.status, 403);
+    assert.match(String(overLimit.json.message), /its value \$1000\.01 \(qty 0\.02 × limit price \$50000\.50\) exceeds MAX_ORDER_NOTIONAL=1000/);
+    // A replacement is the order it would become: the resting order's limit price with the new qty.
+    const bigger = await send({ qty: '0.03' }, 'PATCH', `/v2/orders/${String(resting.json.id)}`);
+    assert.equal(bigger.status, 403, `a replacement past the limit is refused: ${JSON.stringify(bigger.json)}`);
+    assert.match(String(bigger.json.message), /its value \$1500\.00 \(qty 0\.03 × limit price \$50000\.00\) exceeds MAX_ORDER_NOTIONAL=1000/);
+    assert.equal((await send({ limit_price: '40000' }, 'PATCH', `/v2/orders/${String(resting.json.id)}`)).status, 200, 'a replacement within the limit passes');
+
+    // By qty × the latest trade (no position yet), read once for orders seconds apart: an equity, a crypto pair.
+    const nvdaReads = dataReads('/v2/stocks/NVDA/trades/latest');
+    const overTrade = await send(buy('NVDA', { qty: '8.0001' }));
+    assert.equal(overTrade.status, 403);
+    assert.match(String(overTrade.json.message), /its value \$1000\.01 \(qty 8\.0001 × \$125\.00, the latest NVDA trade\) exceeds MAX_ORDER_NOTIONAL=1000/);
+    assert.equal((await send(buy('NVDA', { qty: '8' }))).status, 200, 'qty × the latest trade at the limit passes');
+    assert.equal(dataReads('/v2/stocks/NVDA/trades/latest') - nvdaReads, 1, 'the latest trade read once for both orders');
+    const avaxOver = await send(buy('AVAX/USD', { qty: '25.001' }));
+    assert.equal(avaxOver.status, 403);
+    assert.match(String(avaxOver.json.message), /\(qty 25\.001 × \$40\.00, the latest AVAX\/USD trade\)/);
+    assert.equal((await send(buy('AVAX/USD', { qty: '25' }))).status, 200);
+
+    // A position held: priced at its current price (a new gate: nothing cached).
+    const { server: fresh, send: sendFresh } = await limitedGate({ MAX_ORDER_NOTIONAL: '1000' });
+    try {
+      paper.setPrice('NVDA', 200);
+      const overPosition = await sendFresh(buy('NVDA', { qty: '5.0001' }));
+      assert.equal(overPosition.status, 403);
+      assert.match(String(overPosition.json.message), /\(qty 5\.0001 × \$200\.00, the NVDA position's current price\)/);
+      // Getting out is never refused: a sell of 8 NVDA at $200 is $1,600, over the limit, and reduces the long of 8.
+      const out = await sendFresh(sell('NVDA', { qty: '8' }));
+      assert.equal(out.status, 200, `a reducing order over MAX_ORDER_NOTIONAL passes: ${JSON.stringify(out.json)}`);
+      assert.equal(paper.snapshot().positions.some((p) => p.symbol === 'NVDA'), false, 'the position is closed');
+      // Larger than the position is not reducing: a sell limit of 26 AVAX (long 25) at $100 is judged like any order.
+      const flip = await sendFresh({ symbol: 'AVAX/USD', side: 'sell', type: 'limit', time_in_force: 'gtc', qty: '26', limit_price: '100' });
+      assert.equal(flip.status, 403, JSON.stringify(flip.json));
+      assert.match(String(flip.json.message), /exceeds MAX_ORDER_NOTIONAL=1000/);
+      assert.equal((await sendFresh({ symbol: 'AVAX/USD', side: 'sell', type: 'limit', time_in_force: 'gtc', qty: '25', limit_price: '100' })).status, 200, 'a sell of the whole long at $2,500 passes');
+    } finally {
+      await fresh.close();
+    }
+  } finally {
+    await server.close();
+  }
+});
+
+test('MAX_POSITION_NOTIONAL: the position, the open orders on its side and the order, at the market price; just under passes, just over is refused; a reducing order passes', async () => {
+  nextHour();
+  paper.setPrice('LINK/USD', 20);
+  const { server, send, refused } = await limitedGate({ MAX_POSITION_NOTIONAL: '500' });
+  try {
+    assert.equal((await send(buy('LINK/USD', { notional: '400' }))).status, 200);
+    // A resting buy of 4 LINK may fill: $80 at the market, so $480 is taken.
+    assert.equal((await send({ symbol: 'LINK/USD', side: 'buy', type: 'limit', time_in_force: 'gtc', qty: '4', limit_price: '10' })).status, 200);
+    const over = await send(buy('LINK/USD', { notional: '20.01' }));
+    assert.equal(over.status, 403, JSON.stringify(over.json));
+    assert.ok(
+      String(over.json.message).startsWith(`${REFUSED}it would take the LINK/USD position to $500.01 (held $400.00, open buy orders $80.00, this order $20.01, at $20.00), beyond MAX_POSITION_NOTIONAL=500.`),
+      String(over.json.message),
+    );
+    assert.equal((await send(buy('LINK/USD', { notional: '20' }))).status, 200, 'to exactly MAX_POSITION_NOTIONAL passes');
+    const [alert] = await refused('position_notional');
+    assert.deepEqual([alert?.facts.limitName, alert?.facts.value], ['MAX_POSITION_NOTIONAL', 500.01]);
+
+    // The price rises: 21 LINK at $30 is $630, over the limit. Buying more is refused; selling some reduces it and passes.
+    paper.setPrice('LINK/USD', 30);
+    assert.equal((await send(buy('LINK/USD', { qty: '0.1' }))).status, 403);
+    const out = await send(sell('LINK/USD', { qty: '1' }));
+    assert.equal(out.status, 200, `a reducing order passes while the position is over the limit: ${JSON.stringify(out.json)}`);
+  } finally {
+    await server.close();
+  }
+});
+
+test('ALLOWED_SYMBOLS: BTC/USD and BTCUSD are one symbol; an order in another is refused, unless it reduces a position held in it', async () => {
+  nextHour();
+  const { server, send, refused } = await limitedGate({ ALLOWED_SYMBOLS: 'BTCUSD, aapl' });
+  try {
+    assert.equal((await send(buy('BTC/USD', { notional: '5' }))).status, 200, 'BTC/USD is BTCUSD');
+    assert.equal((await send(buy('BTCUSD', { notional: '5' }))).status, 200, 'BTCUSD as listed');
+    const other = await send(buy('ETH/USD', { notional: '5' }));
+    assert.equal(other.status, 403);
+    assert.ok(String(other.json.message).startsWith(`${REFUSED}ETH/USD is not in ALLOWED_SYMBOLS=BTCUSD,AAPL.`), String(other.json.message));
+    assert.equal((await refused('symbol_not_allowed')).length, 1);
+    // A position held in a symbol no longer allowed: the bot can still get out of it.
+    paper.seedPosition('DOGE/USD', 1000, 0.1);
+    assert.equal((await send(buy('DOGE/USD', { qty: '10' }))).status, 403);
+    assert.equal((await send(sell('DOGE/USD', { qty: '500' }))).status, 200, 'a reducing order in a symbol not allowed passes');
+  } finally {
+    await server.close();
+  }
+  const { server: slashed, send: sendSlashed } = await limitedGate({ ALLOWED_SYMBOLS: 'BTC/USD' });
+  try {
+    assert.equal((await sendSlashed(buy('BTCUSD', { notional: '5' }))).status, 200, 'BTCUSD is BTC/USD');
+    assert.equal((await sendSlashed(buy('btc/usd', { notional: '5' }))).status, 200, 'in any case');
+    assert.equal((await sendSlashed(buy('AAPL', { qty: '1' }))).status, 403);
+  } finally {
+    await slashed.close();
+  }
+});
+
+test('MAX_OPEN_ORDERS: the broker\'s open orders and those still in flight; at the limit a new order is refused, a reducing one passes', async () => {
+  nextHour();
+  await fetch(`${paper.url}/v2/orders`, { method: 'DELETE', headers: { 'APCA-API-KEY-ID': KEY, 'APCA-API-SECRET-KEY': SECRET } });
+  paper.seedPosition('BTC/USD', 0.01, 50_000);
+  const { server, send, refused } = await limitedGate({ MAX_OPEN_ORDERS: '2' });
+  try {
+    const first = await send(restingBuy());
+    assert.equal(first.status, 200);
+    assert.equal((await send(restingBuy(3))).status, 200, 'one open: a second passes');
+    const third = await send(restingBuy(4));
+    assert.equal(third.status, 403, JSON.stringify(third.json));
+    assert.ok(String(third.json.message).startsWith(`${REFUSED}2 of the trader's orders are open (MAX_OPEN_ORDERS=2); a new one waits`), String(third.json.message));
+    const [alert] = await refused('open_orders');
+    assert.equal(alert?.severity, 'warning', 'a limit that lifts by itself warns');
+    assert.equal((await send(sell('BTC/USD', { qty: '0.001' }))).status, 200, 'a reducing order passes at MAX_OPEN_ORDERS');
+    assert.equal((await send(undefined, 'DELETE', `/v2/orders/${String(first.json.id)}`)).status, 204);
+    assert.equal((await send(restingBuy(5))).status, 200, 'after a cancel, one passes again');
+
+    // An order sent and not answered yet is not in the broker's list: it counts all the same.
+    await fetch(`${paper.url}/v2/orders`, { method: 'DELETE', headers: { 'APCA-API-KEY-ID': KEY, 'APCA-API-SECRET-KEY': SECRET } });
+    const hold = paper.holdNext({ method: 'POST', path: '/v2/orders' });
+    const inFlight = send(restingBuy(6));
+    await hold.reached;
+    assert.equal((await send(restingBuy(7))).status, 200, 'one in flight: a second passes');
+    const overInFlight = await send(restingBuy(8));
+    assert.equal(overInFlight.status, 403, `one open and one in flight make two: ${JSON.stringify(overInFlight.json)}`);
+    assert.match(String(overInFlight.json.message), /2 of the trader's orders are open \(MAX_OPEN_ORDERS=2, 1 of them sent and not answered yet\)/);
+    hold.release();
+    assert.equal((await inFlight).status, 200);
+  } finally {
+    await fetch(`${paper.url}/v2/orders`, { method: 'DELETE', headers: { 'APCA-API-KEY-ID': KEY, 'APCA-API-SECRET-KEY': SECRET } });
+    await server.close();
+  }
+});
+
+test('an order whose value cannot be known (market data down, no position to price it) is refused with that reason; it passes once the price can be read', async () => {
+  nextHour();
+  paper.setPrice('XRP/USD', 2);
+  const { server, send, refused } = await limitedGate({ MAX_ORDER_NOTIONAL: '1000' });
+  try {
+    paper.failNext(503, 1, { path: '/v1beta3/crypto/us/latest/trades' });
+    const unknown = await send(buy('XRP/USD', { qty: '10' }));
+    assert.equal(unknown.status, 403, JSON.stringify(unknown.json));
+    assert.match(
+      String(unknown.json.message),
+      /^tradewarden order gate: new orders are rejected by user request: order refused: its value is unknown \(the latest price of XRP\/USD could not be read: GET 127\.0\.0\.1:\d+\/v1beta3\/crypto\/us\/latest\/trades answered 503.*\), and MAX_ORDER_NOTIONAL=1000 is checked before the broker/,
+    );
+    const [alert] = await refused('value_unknown');
+    assert.ok(alert, 'an order_refused alert with reason value_unknown');
+    assert.match(alert.title, /the order's value could not be known/);
+    assert.equal((await send(buy('XRP/USD', { qty: '10' }))).status, 200, 'the same order passes once the latest trade is read');
   } finally {
     await server.close();
   }

@@ -14,6 +14,11 @@
 //
 // Fail closed: the trader knows only this address, so if the controller is down its orders go
 // nowhere. A broker that cannot be reached is answered 502/503 in Alpaca's error shape.
+//
+// The pre-trade limits (pre-trade.ts) need a few reads of their own — the position, the open orders,
+// the latest trade from the broker's market data (APCA_API_DATA_URL, another host) — made here with
+// the trader's own keys from the order's request, as the look-up of a lost answer is: tradewarden's
+// keys may belong to another account than the one the trader trades.
 import { randomUUID } from 'node:crypto';
 import http from 'node:http';
 import https from 'node:https';
@@ -22,7 +27,9 @@ import net from 'node:net';
 import tls from 'node:tls';
 import type { Logger } from '../log.ts';
 import { describeError } from '../errors.ts';
+import { ALPACA_DATA_URL } from '../config.ts';
 import { REFUSED_CODE, type OrderGate, type OrderIntent, type Peer } from './order-gate.ts';
+import { cryptoPair, type BrokerView, type OrderView, type PositionView } from './pre-trade.ts';
 import { normalizeTarget, routeOf } from './routes.ts';
 
 export interface GatewayOptions {
@@ -34,6 +41,10 @@ export interface GatewayOptions {
   logger: Logger;
   /** how long the broker may take to answer one request before the trader gets a 503 */
   upstreamTimeoutMs?: number;
+  /** the broker's market data (config APCA_API_DATA_URL), for the latest trade the pre-trade limits may need */
+  dataUrl?: string;
+  /** how long one read for the pre-trade limits may take (orders wait for it) */
+  readTimeoutMs?: number;
 }
 
 export interface Gateway {
@@ -60,6 +71,9 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
   const timeoutMs = options.upstreamTimeoutMs ?? 30_000;
   // Keep-alive to the broker: a TLS handshake per order would cost more than everything else here.
   const agent = secure ? new https.Agent({ keepAlive: true }) : new http.Agent({ keepAlive: true });
+  const data = new URL(options.dataUrl ?? ALPACA_DATA_URL);
+  const dataAgent = data.protocol === 'https:' ? new https.Agent({ keepAlive: true }) : new http.Agent({ keepAlive: true });
+  const readTimeoutMs = Math.min(options.readTimeoutMs ?? 2000, timeoutMs);
   const sockets = new Set<net.Socket>();
   const peers = new WeakMap<net.Socket, Peer>();
   const peerOf = (socket: net.Socket): Peer => {
@@ -147,6 +161,76 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
     }
   }
 
+  /**
+   * GET `path` (with its query) at `origin` with only the trader's credentials; the status and the
+   * JSON answer (undefined when it is not JSON). Rejects on no answer within readTimeoutMs.
+   */
+  async function readJson(origin: URL, originAgent: http.Agent, path: string, credentials: http.OutgoingHttpHeaders): Promise<{ status: number; json: unknown }> {
+    const isSecure = origin.protocol === 'https:';
+    const answer = await new Promise<http.IncomingMessage>((resolve, reject) => {
+      const request = (isSecure ? https : http).request({
+        agent: originAgent,
+        protocol: origin.protocol,
+        hostname: origin.hostname,
+        port: Number(origin.port) || (isSecure ? 443 : 80),
+        method: 'GET',
+        path: origin.pathname.replace(/\/+$/, '') + path,
+        headers: { ...credentials, host: origin.host, accept: 'application/json' },
+        timeout: readTimeoutMs,
+      });
+      request.once('response', resolve);
+      request.once('timeout', () => request.destroy(new Error(`no answer within ${readTimeoutMs} ms`)));
+      request.once('error', reject);
+      request.end();
+    });
+    const chunks: Buffer[] = [];
+    for await (const chunk of answer) chunks.push(chunk as Buffer);
+    let json: unknown;
+    try {
+      json = JSON.parse(decoded(Buffer.concat(chunks), answer.headers['content-encoding']).toString('utf8'));
+    } catch {
+      json = undefined;
+    }
+    return { status: answer.statusCode ?? 0, json };
+  }
+
+  /** The reads the pre-trade limits may make for this order, with the keys it came with. */
+  function brokerView(req: http.IncomingMessage): BrokerView {
+    // Only the credentials: the data host is another host, and needs nothing else of the request.
+    const credentials: http.OutgoingHttpHeaders = {};
+    for (const name of ['apca-api-key-id', 'apca-api-secret-key', 'authorization']) if (req.headers[name] !== undefined) credentials[name] = req.headers[name];
+    const read = async (origin: URL, originAgent: http.Agent, path: string, expect: number[] = [200]) => {
+      const { status, json } = await readJson(origin, originAgent, path, credentials);
+      if (!expect.includes(status)) throw new Error(`GET ${origin.host}${path.split('?')[0]} answered ${status}${messageOf(json)}`);
+      return { status, json };
+    };
+    return {
+      async position(symbol) {
+        const { status, json } = await read(upstream, agent, `/v2/positions/${encodeURIComponent(symbol)}`, [200, 404]);
+        return status === 404 ? null : positionOf(json);
+      },
+      async latestTradePrice(symbol) {
+        const pair = cryptoPair(symbol);
+        // Alpaca's shapes: {"trades": {"BTC/USD": {"p": …}}} for crypto, {"symbol", "trade": {"p": …}} for equities.
+        const price = pair
+          ? field(field(field((await read(data, dataAgent, `/v1beta3/crypto/us/latest/trades?symbols=${encodeURIComponent(pair)}`)).json, 'trades'), pair), 'p')
+          : field(field((await read(data, dataAgent, `/v2/stocks/${encodeURIComponent(symbol.trim().toUpperCase())}/trades/latest`)).json, 'trade'), 'p');
+        const n = Number(price);
+        if (typeof price !== 'number' && typeof price !== 'string') throw new Error(`${data.host} gave no latest trade for ${pair ?? symbol}`);
+        if (!Number.isFinite(n) || n <= 0) throw new Error(`${data.host} gave ${JSON.stringify(price)} as the latest ${pair ?? symbol} trade price`);
+        return n;
+      },
+      async openOrders() {
+        const { json } = await read(upstream, agent, '/v2/orders?status=open&limit=500');
+        if (!Array.isArray(json)) throw new Error('GET /v2/orders did not answer a list');
+        return json.map(orderViewOf);
+      },
+      async order(orderId) {
+        return orderViewOf((await read(upstream, agent, `/v2/orders/${encodeURIComponent(orderId)}`)).json);
+      },
+    };
+  }
+
   async function handle(req: http.IncomingMessage, res: http.ServerResponse): Promise<void> {
     // Decided on, and forwarded as, the request the broker will execute (routes.ts).
     const normalized = normalizeTarget(req.url ?? '/');
@@ -173,7 +257,7 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
     const body = await readBody(req, MAX_ORDER_BODY);
     if (body === undefined) return sendError(res, 413, 41310000, `tradewarden order gate: an order body larger than ${MAX_ORDER_BODY} bytes is not an order`);
     const intent = { ...intentOf(body), ...(route.replaces ? { replaces: route.replaces } : {}) };
-    const admission = await gate.admit(peerOf(req.socket), intent);
+    const admission = await gate.admit(peerOf(req.socket), intent, brokerView(req));
     if (!admission.forward || admission.ticket === undefined) {
       const refusal = admission.refusal!;
       return sendError(res, refusal.status, refusal.code, refusal.message, refusal.retryAfterSeconds !== undefined ? { 'retry-after': String(refusal.retryAfterSeconds) } : {});
@@ -284,6 +368,7 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
         for (const socket of sockets) socket.destroy();
       });
       agent.destroy();
+      dataAgent.destroy();
     },
   };
 }
@@ -352,7 +437,56 @@ function intentOf(body: Buffer): OrderIntent {
   if (!parsed || typeof parsed !== 'object') return {};
   const o = parsed as Record<string, unknown>;
   const field = (name: string) => (typeof o[name] === 'string' || typeof o[name] === 'number' ? String(o[name]) : undefined);
-  return { symbol: field('symbol'), side: field('side'), qty: field('qty'), notional: field('notional'), type: field('type') };
+  return { symbol: field('symbol'), side: field('side'), qty: field('qty'), notional: field('notional'), type: field('type'), limitPrice: field('limit_price'), stopPrice: field('stop_price') };
+}
+
+/** `value[name]` of a JSON object, undefined for anything else. */
+function field(value: unknown, name: string): unknown {
+  return value && typeof value === 'object' && !Array.isArray(value) ? (value as Record<string, unknown>)[name] : undefined;
+}
+
+/** A decimal of the broker's JSON (Alpaca sends them as strings), undefined when absent or not one. */
+function decimalOf(value: unknown): number | undefined {
+  if (value === null || value === undefined || value === '') return undefined;
+  const n = Number(value);
+  return (typeof value === 'string' || typeof value === 'number') && Number.isFinite(n) ? n : undefined;
+}
+
+/** GET /v2/positions/{symbol}'s answer, parsed: the signed qty and the current price. */
+function positionOf(json: unknown): PositionView {
+  const qty = decimalOf(field(json, 'qty'));
+  if (qty === undefined) throw new Error(`GET /v2/positions answered a position without a qty`);
+  // Alpaca's qty is signed for shorts; `side` says so too, for a broker that sends it unsigned.
+  const signed = field(json, 'side') === 'short' ? -Math.abs(qty) : qty;
+  const price = decimalOf(field(json, 'current_price'));
+  return { qty: signed, ...(price !== undefined && price > 0 ? { currentPrice: price } : {}) };
+}
+
+/** One order of the broker's JSON, parsed. */
+function orderViewOf(json: unknown): OrderView {
+  const id = field(json, 'id');
+  const symbol = field(json, 'symbol');
+  const side = field(json, 'side');
+  if (typeof id !== 'string' || typeof symbol !== 'string' || typeof side !== 'string') throw new Error('the broker answered an order without an id, symbol or side');
+  const text = (name: string) => (typeof field(json, name) === 'string' ? (field(json, name) as string) : undefined);
+  return {
+    id,
+    clientOrderId: text('client_order_id'),
+    symbol,
+    side,
+    type: text('type'),
+    qty: decimalOf(field(json, 'qty')),
+    notional: decimalOf(field(json, 'notional')),
+    filledQty: decimalOf(field(json, 'filled_qty')) ?? 0,
+    limitPrice: decimalOf(field(json, 'limit_price')),
+    stopPrice: decimalOf(field(json, 'stop_price')),
+  };
+}
+
+/** ": <message>" of an Alpaca error body, for an error that says what the broker said. */
+function messageOf(json: unknown): string {
+  const message = field(json, 'message');
+  return typeof message === 'string' ? `: ${message.slice(0, 200)}` : '';
 }
 
 /** Network failures in which the request never reached the broker (as src/broker/alpaca.ts knows them). */

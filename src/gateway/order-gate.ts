@@ -10,6 +10,10 @@
 // (after a grace period, so a partial fill before the cancel is polled first), or an hour after it
 // was accepted. Pending orders live in memory: after a controller restart the poll's seen trades
 // (persisted) still count everything that filled.
+//
+// Beside the count, the pre-trade limits (pre-trade.ts: ALLOWED_SYMBOLS, MAX_OPEN_ORDERS,
+// MAX_ORDER_NOTIONAL, MAX_POSITION_NOTIONAL) are checked on the managed trader's orders once the count
+// lets them through; they read the broker with the trader's own keys (a BrokerView from gateway.ts).
 import type { Clock } from '../clock.ts';
 import { describeError } from '../errors.ts';
 import { Mutex } from '../lock.ts';
@@ -19,6 +23,7 @@ import type { Store } from '../store/store.ts';
 import type { GateMode } from '../config.ts';
 import { HOUR_MS, countedTrades } from '../watch/trade-window.ts';
 import { commandLineOf, processTree, socketOwner, type ConnectionEnds } from '../os/socket-owner.ts';
+import { PreTradeCheck, type BrokerView, type PreTradeLimits, type PreTradeReason } from './pre-trade.ts';
 
 /** What an order asks for, as far as the alert and the log need it (the body goes to the broker as is). */
 export interface OrderIntent {
@@ -27,11 +32,13 @@ export interface OrderIntent {
   qty?: string;
   notional?: string;
   type?: string;
+  limitPrice?: string;
+  stopPrice?: string;
   /** PATCH /v2/orders/{id}: the order being replaced */
   replaces?: string;
 }
 
-export type RefusalReason = 'not_managed_trader' | 'trade_limit' | 'breaker_tripped' | 'broker_locked';
+export type RefusalReason = 'not_managed_trader' | 'trade_limit' | 'breaker_tripped' | 'broker_locked' | PreTradeReason;
 
 /** The gate as status and /metrics show it. */
 export interface GateStatus {
@@ -56,6 +63,9 @@ export interface Refusal {
   /** Alpaca-shaped error body: what happened and what to do */
   code: number;
   message: string;
+  /** a pre-trade limit's refusal: the limit and the value it judged, for the alert */
+  limit?: { name: string; value: number | string };
+  value?: number;
 }
 
 /** Who is asking: the process at the other end of the connection, when it could be found. */
@@ -99,6 +109,10 @@ export interface OrderGateOptions {
   cancelGraceMs?: number;
   /** an episode of refusals ends after this long without one (or when an order is let through) */
   episodeQuietMs?: number;
+  /** the pre-trade limits (config GATEWAY_ADDR's MAX_ORDER_NOTIONAL, …); none set: nothing more is read */
+  limits?: PreTradeLimits;
+  /** how long a market price is reused (pre-trade.ts PRICE_CACHE_MS) */
+  priceCacheMs?: number;
 }
 
 const TRADER_PID_CACHE_MS = 2000;
@@ -158,10 +172,12 @@ export class OrderGate {
   private readonly raising = new Set<Promise<void>>();
   private readonly cancelGraceMs: number;
   private readonly episodeQuietMs: number;
+  private readonly preTrade: PreTradeCheck;
 
   constructor(private readonly options: OrderGateOptions) {
     this.cancelGraceMs = options.cancelGraceMs ?? 60_000;
     this.episodeQuietMs = options.episodeQuietMs ?? HOUR_MS;
+    this.preTrade = new PreTradeCheck(options.limits ?? {}, options.priceCacheMs);
   }
 
   get mode(): GateMode {
@@ -170,12 +186,16 @@ export class OrderGate {
 
   /**
    * Decides on one new order from the process behind `peer`. Serialized, and a slot is reserved
-   * before the answer, so two orders racing for the last slot cannot both get it.
+   * before the answer, so two orders racing for the last slot cannot both get it. `view` reads the
+   * broker with the caller's keys, for the pre-trade limits (without one, a limit that needs a read
+   * refuses: nothing could be known).
    */
-  admit(peer: Peer, intent: OrderIntent): Promise<Admission> {
+  admit(peer: Peer, intent: OrderIntent, view: BrokerView = NO_VIEW): Promise<Admission> {
     return this.admitting.run(async () => {
       const caller = await this.identify(peer);
-      const refusal = caller.managed ? await this.checkLimits(intent.replaces) : notManaged(caller, this.options.processName);
+      // The pre-trade limits read the broker only for an order the count lets through: a runaway
+      // hammering a closed gate must not spend the account's request budget on reads.
+      const refusal = caller.managed ? ((await this.checkLimits(intent.replaces)) ?? (await this.checkPreTrade(intent, view))) : notManaged(caller, this.options.processName);
       const forward = !refusal || this.options.mode === 'observe';
       let ticket: number | undefined;
       if (forward) {
@@ -415,6 +435,24 @@ export class OrderGate {
     };
   }
 
+  /** The pre-trade limits, as a 403 like the gate's other "not allowed" refusals. */
+  private async checkPreTrade(intent: OrderIntent, view: BrokerView): Promise<Refusal | undefined> {
+    if (!this.preTrade.active) return undefined;
+    // Sent and not answered: the broker's list of open orders may not show them yet.
+    const now = this.options.clock.now();
+    const inFlight = [...this.pending.values()].filter((p) => !p.answered && p.acceptedAt >= now - IN_FLIGHT_MAX_MS).length;
+    const broken = await this.preTrade.check(intent, view, inFlight);
+    if (!broken) return undefined;
+    return {
+      reason: broken.reason,
+      status: 403,
+      code: REFUSED_CODE,
+      message: `tradewarden order gate: ${REJECTED_BY_USER}: order refused: ${broken.message}. Cancels, position closes and reads still pass.`,
+      limit: broken.limit,
+      value: broken.value,
+    };
+  }
+
   /** Pending orders that still count; drops those that no longer do. */
   private livePending(seenOrderIds: Set<string>): PendingOrder[] {
     const now = this.options.clock.now();
@@ -455,7 +493,8 @@ export class OrderGate {
     const raising = outbox
       .raise({
         kind: 'order_refused',
-        severity: refusal.reason === 'trade_limit' ? 'warning' : 'critical',
+        // Limits that lift by themselves warn; the rest is a bot doing what it must not, or a gate that cannot see.
+        severity: refusal.reason === 'trade_limit' || refusal.reason === 'open_orders' ? 'warning' : 'critical',
         key: `order_refused:${episodeKey}:${now}`,
         title: observe ? `Order would have been refused (${REASON_TITLE[refusal.reason]}; observe mode)` : `Order refused: ${REASON_TITLE[refusal.reason]}`,
         body:
@@ -473,7 +512,10 @@ export class OrderGate {
           side: intent.side,
           qty: intent.qty,
           notional: intent.notional,
-          limit: this.options.maxTradesPerHour,
+          limitPrice: intent.limitPrice,
+          limit: refusal.limit?.value ?? this.options.maxTradesPerHour,
+          limitName: refusal.limit?.name ?? 'MAX_TRADES_PER_HOUR',
+          value: refusal.value,
         },
       })
       .then(
@@ -490,6 +532,20 @@ const REASON_TITLE: Record<RefusalReason, string> = {
   trade_limit: 'trade limit reached',
   breaker_tripped: 'breaker tripped',
   broker_locked: 'account locked at the broker',
+  symbol_not_allowed: 'symbol not in ALLOWED_SYMBOLS',
+  open_orders: 'too many open orders',
+  order_notional: 'order larger than MAX_ORDER_NOTIONAL',
+  position_notional: 'position would exceed MAX_POSITION_NOTIONAL',
+  value_unknown: "the order's value could not be known",
+  open_orders_unknown: 'open orders could not be read',
+};
+
+/** No broker to ask: every read fails, so a limit that needs one refuses. */
+const NO_VIEW: BrokerView = {
+  position: () => Promise.reject(new Error('no broker to read')),
+  latestTradePrice: () => Promise.reject(new Error('no broker to read')),
+  openOrders: () => Promise.reject(new Error('no broker to read')),
+  order: () => Promise.reject(new Error('no broker to read')),
 };
 
 function notManaged(caller: Caller, processName: string): Refusal {
