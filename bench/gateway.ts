@@ -7,6 +7,10 @@
 //   orders: POST /v2/orders (held for a decision: the caller's process found in /proc, the store read,
 //           the order counted, the broker's answer read whole for the order id). The gate takes this
 //           process as the managed trader, so every order passes.
+//   orders with pre-trade limits (set so that every order passes): ALLOWED_SYMBOLS and
+//           MAX_ORDER_NOTIONAL (a market qty order: priced by the latest trade, read once, then cached),
+//           then all four (MAX_OPEN_ORDERS and MAX_POSITION_NOTIONAL read the open orders and the
+//           position at the broker for every order, in parallel: one more broker round trip)
 // Also: the time to answer a refused order from a process that is not the managed trader (the slow
 // path: every process's fds searched for the socket).
 import fs from 'node:fs';
@@ -19,6 +23,7 @@ import { AlertOutbox } from '../src/alerts/outbox.ts';
 import { systemClock } from '../src/clock.ts';
 import { startGateway } from '../src/gateway/gateway.ts';
 import { OrderGate } from '../src/gateway/order-gate.ts';
+import type { PreTradeLimits } from '../src/gateway/pre-trade.ts';
 import { silentLogger } from '../src/log.ts';
 import { Store } from '../src/store/store.ts';
 import { killPid } from '../testkit/pm2-home.ts';
@@ -77,10 +82,10 @@ try {
     });
   const order = () => JSON.stringify({ symbol: 'AAPL', side: 'buy', type: 'market', time_in_force: 'day', qty: '1' });
 
-  async function pairs(method: string, route: string, body?: () => string): Promise<{ direct: number[]; through: number[] }> {
+  async function pairs(method: string, route: string, body?: () => string, gateUrl = gateway.url): Promise<{ direct: number[]; through: number[] }> {
     for (let i = 0; i < 20; i++) {
       await call(brokerUrl, method, route, body?.());
-      await call(gateway.url, method, route, body?.());
+      await call(gateUrl, method, route, body?.());
     }
     const direct: number[] = [];
     const through: number[] = [];
@@ -88,9 +93,9 @@ try {
       // Alternate which goes first, so neither always gets the warmer connection.
       if (i % 2) {
         direct.push(await call(brokerUrl, method, route, body?.()));
-        through.push(await call(gateway.url, method, route, body?.()));
+        through.push(await call(gateUrl, method, route, body?.()));
       } else {
-        through.push(await call(gateway.url, method, route, body?.()));
+        through.push(await call(gateUrl, method, route, body?.()));
         direct.push(await call(brokerUrl, method, route, body?.()));
       }
     }
@@ -99,6 +104,18 @@ try {
 
   const reads = await pairs('GET', '/v2/account');
   const orders = await pairs('POST', '/v2/orders', order);
+  // The same orders through gates with pre-trade limits set (none refuses): what the limits add.
+  async function withLimits(limits: PreTradeLimits): Promise<{ direct: number[]; through: number[] }> {
+    const limitedGate = new OrderGate({ store, outbox, clock: systemClock, logger: silentLogger, maxTradesPerHour: 10_000, mode: 'enforce', processName: 'bench', traderPid: async () => process.pid, limits });
+    const limitedGateway = await startGateway({ host: '127.0.0.1', port: 0, upstream: brokerUrl, dataUrl: brokerUrl, gate: limitedGate, logger: silentLogger });
+    try {
+      return await pairs('POST', '/v2/orders', order, limitedGateway.url);
+    } finally {
+      await limitedGateway.close();
+    }
+  }
+  const priced = await withLimits({ allowedSymbols: ['AAPL'], maxOrderNotional: 1_000_000 });
+  const allLimits = await withLimits({ allowedSymbols: ['AAPL'], maxOrderNotional: 1_000_000, maxPositionNotional: 1_000_000_000, maxOpenOrders: 1000 });
 
   // The refusal path: the "trader" is now another process (the broker's), so this one is a copy.
   const refusedGate = new OrderGate({ store, outbox, clock: systemClock, logger: silentLogger, maxTradesPerHour: 10_000, mode: 'enforce', processName: 'bench', traderPid: async () => brokerProcess.pid });
@@ -120,6 +137,12 @@ try {
   report(`POST /v2/orders direct (${REQUESTS})`, 'ms', orders.direct, '—');
   report(`POST /v2/orders through the gate (${REQUESTS})`, 'ms', orders.through, '—');
   console.log(`${'  added latency, p95 through − p95 direct'.padEnd(44)} ${added(orders).toFixed(2)} ms   target ≤ 3 ms`);
+  report(`POST /v2/orders direct (${REQUESTS})`, 'ms', priced.direct, '—');
+  report(`  … symbols, order notional (${REQUESTS})`, 'ms', priced.through, '—');
+  console.log(`${'  added latency, p95 through − p95 direct'.padEnd(44)} ${added(priced).toFixed(2)} ms   target ≤ 3 ms`);
+  report(`POST /v2/orders direct (${REQUESTS})`, 'ms', allLimits.direct, '—');
+  report(`  … all four pre-trade limits (${REQUESTS})`, 'ms', allLimits.through, '—');
+  console.log(`${'  added latency, p95 through − p95 direct'.padEnd(44)} ${added(allLimits).toFixed(2)} ms   target ≤ 3 ms (one broker read more)`);
   report('order refused, caller not the trader (50)', 'ms', refusals, '— (whole /proc searched)');
   agent.destroy();
   await gateway.close();
