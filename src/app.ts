@@ -17,6 +17,7 @@ import { ProcessWatch, TradeWatch } from './watch/watchdog.ts';
 import { ForeignTradingWatch } from './watch/foreign-trading.ts';
 import { TradeStreamWatch } from './watch/trade-stream.ts';
 import { AccountWatch } from './watch/account-watch.ts';
+import { UnattendedWatch } from './watch/unattended.ts';
 import { LossWatch } from './watch/loss-watch.ts';
 import { CronCalendar } from './watch/cron-calendar.ts';
 import { DigestSchedule, logDigestSink } from './watch/digest-schedule.ts';
@@ -167,6 +168,11 @@ export function buildApp(config: Config, options: BuildOptions): App {
           catchUpEveryMs: options.streamCatchUpEveryMs,
         })
       : undefined;
+  // Positions while no copy runs: judged from the scans and the account reads, no cadence of its own.
+  const unattended =
+    broker && config.unattendedSeconds !== undefined
+      ? new UnattendedWatch({ store, outbox, clock, processName: config.trading.processName, afterMs: config.unattendedSeconds * 1000 })
+      : undefined;
   // Only the process that started the stream may speak for it (and record it stopped on close).
   let streamStarted = false;
   const lossWatch = broker ? new LossWatch({ config, store, outbox, clock, logger, onLoss: (reason, facts) => breaker.onLoss(reason, facts) }) : undefined;
@@ -181,6 +187,7 @@ export function buildApp(config: Config, options: BuildOptions): App {
           if (account.tradeSuspendedByUser !== undefined) await brokerLock?.observe(account.tradeSuspendedByUser, askedAt);
           await lossWatch?.check(account, askedAt);
         },
+        onPositions: unattended ? (positions) => unattended.noteAccount(positions) : undefined,
       })
     : undefined;
   // The loss limit is judged right after each fill too, not only on the poll's cadence.
@@ -218,7 +225,10 @@ export function buildApp(config: Config, options: BuildOptions): App {
     clock,
     processName: config.trading.processName,
     endDuplicates: config.onDuplicate === 'stop' ? (duplicates) => core.endDuplicatesByPolicy(duplicates) : undefined,
-    onScan: foreignTrading ? (status) => foreignTrading.noteScan(status) : undefined,
+    onScan: async (status) => {
+      await foreignTrading?.noteScan(status);
+      await unattended?.noteScan(status);
+    },
   });
 
   return {

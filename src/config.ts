@@ -78,6 +78,8 @@ export interface Config {
   readonly onDuplicate: DuplicateAction;
   /** 'alert' on fills while no copy of the trader runs on this host */
   readonly foreignTrading: 'alert' | 'off';
+  /** UNATTENDED_SECONDS: positions held this long while no copy runs raise positions_unattended; absent = off */
+  readonly unattendedSeconds?: number;
   readonly tradePollSeconds: number;
   readonly duplicateScanSeconds: number;
   /** The digest: DIGEST_CRON (absent = on demand only), DIGEST_TZ, DIGEST_CHANNEL_ID (absent = the alert channel) */
@@ -358,6 +360,7 @@ export function parseConfig(env: Env, options: ParseOptions = {}): Config {
     onLoss: oneOf('ON_LOSS', ['alert', 'stop', 'flatten'] as const, 'alert'),
     onDuplicate: oneOf('ON_DUPLICATE', ['alert', 'stop'] as const, 'alert'),
     foreignTrading: oneOf('FOREIGN_TRADING', ['alert', 'off'] as const, 'alert'),
+    ...unattendedPart(text('UNATTENDED_SECONDS'), problems),
     tradePollSeconds: integer('TRADE_POLL_SECONDS', 10, 1, 3600),
     duplicateScanSeconds: integer('DUPLICATE_SCAN_SECONDS', 10, 1, 3600),
     ...reportsPart(text, snowflake, oneOf('FILL_FEED', ['off', 'on'] as const, 'off'), problems),
@@ -370,6 +373,16 @@ export function parseConfig(env: Env, options: ParseOptions = {}): Config {
   };
   if (problems.length) throw new ConfigError(problems);
   return deepFreeze(config);
+}
+
+/** UNATTENDED_SECONDS: whole seconds (default 900), or off for an account that holds positions on purpose with no bot. */
+function unattendedPart(value: string | undefined, problems: string[]): { unattendedSeconds?: number } {
+  if (value === undefined) return { unattendedSeconds: 900 };
+  if (value.toLowerCase() === 'off') return {};
+  const n = /^\d{1,7}$/.test(value) ? Number(value) : NaN;
+  if (n >= 1 && n <= 604_800) return { unattendedSeconds: n };
+  problems.push(`UNATTENDED_SECONDS is ${JSON.stringify(value)}: expected a whole number of seconds from 1 to 604800 (900 = 15 minutes), or off`);
+  return { unattendedSeconds: 900 };
 }
 
 /** The digest's schedule and zone (checked by node-cron and Intl), and the fill feed: each channel defaults to the alert channel. */

@@ -246,6 +246,8 @@ export class Core {
       if (!recorded) await this.recordBestEffort('the wanted state (stopped), after the stop', () => this.setDesired('stopped', actor), { alert: false });
       // An automatic stop (the breaker) comes straight from a poll: the fills are fresh already.
       const session = stopped.wasRunning ? await this.sessionReport(startedAt, actor !== CONTROLLER) : undefined;
+      // Positions left with nothing to run them: the report says when the watch will warn about them.
+      if (session?.openPositions?.length && this.deps.config.unattendedSeconds !== undefined) session.unattendedAlertInMs = this.deps.config.unattendedSeconds * 1000;
       return session ? { ...stopped, session } : stopped;
     });
   }
