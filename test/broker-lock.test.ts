@@ -174,3 +174,19 @@ test('tradewarden lock and unlock in a terminal: the broker is locked and unlock
   const whats = (JSON.parse(audit.stdout) as Array<{ what: string; outcome: string }>).map((e) => `${e.what}:${e.outcome}`);
   assert.ok(whats.includes('lock:ok') && whats.includes('unlock:ok'), `audited (${whats.join(', ')})`);
 });
+
+test('an account read asked before the last change, or at its very instant, does not undo it; a later one does', async () => {
+  const env = await brokerFor('stale-read');
+  const { app } = await controllerApp({ ...env, BROKER_LOCK: 'on' });
+  await app.core.lock(operator);
+  const { checkedAt } = (await app.brokerLock!.state())!;
+  assert.ok(checkedAt !== undefined, 'the lock records when the broker confirmed it');
+  // Reads that showed the account before the lock (unsuspended) come back late.
+  await app.brokerLock!.observe(false, checkedAt! - 1);
+  await app.brokerLock!.observe(false, checkedAt!);
+  assert.equal((await app.brokerLock!.state())?.locked, true, 'a read as old as the change does not undo it');
+  // A read asked after it says what the broker says now: lifted elsewhere.
+  await app.brokerLock!.observe(false, checkedAt! + 1);
+  assert.deepEqual([(await app.brokerLock!.state())?.locked, (await app.brokerLock!.state())?.by], [false, 'outside tradewarden']);
+  await app.tradeStream!.stop();
+});

@@ -9,7 +9,7 @@
 // - The broker blocks closing orders too: flatten lifts it for its own closes and sets it back
 //   (whileOpen), and says how long the account was open.
 // - Every account read reconciles the record with the broker (observe); a read asked before the
-//   last change answered is stale and ignored.
+//   last change answered, or at the same instant, may be stale and is ignored.
 import type { AlertOutbox } from '../alerts/outbox.ts';
 import type { Broker } from '../broker/types.ts';
 import type { Clock } from '../clock.ts';
@@ -105,7 +105,9 @@ export class BrokerLock {
   async observe(suspended: boolean, askedAt: number): Promise<void> {
     if (this.openForFlatten) return;
     await this.recordQuietly((current) => {
-      if (current?.checkedAt !== undefined && askedAt < current.checkedAt) return current; // older than the last change
+      // A read asked before the last change (or at the same instant: an injected clock, or one
+      // millisecond) may show the switch as it was; the change's own answer from the broker wins.
+      if (current?.checkedAt !== undefined && askedAt <= current.checkedAt) return current;
       if (suspended) {
         if (current?.locked) return { ...current, checkedAt: askedAt };
         return { locked: true, ours: false, by: OUTSIDE, since: askedAt, reason: 'found set at the broker (its dashboard, or another tool)', checkedAt: askedAt };
