@@ -78,13 +78,14 @@ test('ON_RUNAWAY=stop halts a real trader that keeps trading; start is refused u
   assert.deepEqual(kinds().filter((k) => k !== 'recovered'), ['trade_rate_exceeded', 'breaker_tripped']);
   // The halt reports the session it ended (the "before stopping" checklist): prices never moved.
   const halt = alerts.find((a) => a.kind === 'breaker_tripped')!;
-  const session = /\nSession: (\d+) trade\(s\), P\/L \+\$0\.00, positions left open: (.+)\.$/.exec(halt.body);
+  const session = /\nSession: (\d+) trade\(s\), P\/L \+\$0\.00, positions left open: (.+?)( \(positions_unattended in 15 min if no trader runs\))?\.$/.exec(halt.body);
   assert.ok(session, `the breaker's alert carries the session report: ${halt.body}`);
   // The demo trader alternates buy and sell: whether a BTCUSD position is left depends on how many
   // orders got in before the halt ended it (the halt scans for every copy first), so the report
   // must say exactly what the broker holds after the halt.
   const held = paper.snapshot().positions.map((p) => `${String(p.symbol)} ${Number(p.qty)}`);
   assert.equal(session[2], held.length ? held.join(', ') : 'none', 'the positions left open are the broker\'s');
+  assert.equal(Boolean(session[3]), held.length > 0, 'positions left open say when positions_unattended will come; none, nothing');
   assert.ok(Number(session[1]) >= 4, `the session's trades include the breach (${session[1]})`);
   assert.equal((halt.facts.session as { trades: number }).trades, Number(session[1]), 'the report is in the facts too');
 
