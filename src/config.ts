@@ -429,7 +429,8 @@ export function parseHostPort(value: string, options: { minPort?: number } = {})
   return { host, port };
 }
 
-function isFile(file: string): boolean {
+/** A regular file there (false for a folder, a missing path, one we may not stat). */
+export function isFile(file: string): boolean {
   try {
     return fs.statSync(file).isFile();
   } catch {
@@ -437,7 +438,7 @@ function isFile(file: string): boolean {
   }
 }
 
-function isDirectory(dir: string): boolean {
+export function isDirectory(dir: string): boolean {
   try {
     return fs.statSync(dir).isDirectory();
   } catch {

@@ -7,6 +7,7 @@
 import { execFile } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
+import { isDirectory, isFile } from '../config.ts';
 import { describeError } from '../errors.ts';
 import { daemonPidOf, isPm2DaemonOf } from '../os/pm2-daemon.ts';
 import { readProcessTable } from '../os/process-table.ts';
@@ -158,22 +159,6 @@ function isExecutable(file: string): boolean {
   try {
     fs.accessSync(file, fs.constants.X_OK);
     return fs.statSync(file).isFile();
-  } catch {
-    return false;
-  }
-}
-
-function isFile(file: string): boolean {
-  try {
-    return fs.statSync(file).isFile();
-  } catch {
-    return false;
-  }
-}
-
-function isDirectory(dir: string): boolean {
-  try {
-    return fs.statSync(dir).isDirectory();
   } catch {
     return false;
   }
