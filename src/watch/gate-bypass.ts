@@ -83,11 +83,13 @@ export class GateBypassWatch {
       data.watch.gateBypass = { inEpisode: true, since: now, lastAt: now, orderIds: bypassed.map((t) => t.orderId) };
       return true;
     });
-    const lines = bypassed.map((t) => `${new Date(t.at).toISOString().slice(11, 19)} ${t.side} ${t.qty} ${t.symbol} @ ${t.price} (order ${t.orderId})`);
+    const line = (t: SeenTrade) => `${new Date(t.at).toISOString().slice(11, 19)} ${t.side} ${t.qty} ${t.symbol} @ ${t.price} (order ${t.orderId})`;
     if (!opened) {
-      logger.warn(`order gate bypassed again: ${lines.join('; ')}`);
+      logger.warn(`order gate bypassed again: ${bypassed.map(line).join('; ')}`);
       return;
     }
+    // Read on a phone: ten named, the rest counted (every one is in the facts).
+    const lines = [...bypassed.slice(0, 10).map(line), ...(bypassed.length > 10 ? [`…and ${bypassed.length - 10} more`] : [])];
     await outbox.raise({
       kind: 'gate_bypassed',
       severity: 'critical',
