@@ -1,12 +1,15 @@
 // PNG charts for the fronts that can show pictures (Discord): the equity curve of /pnl and the
 // trade-rate alert's hour. The only module that imports chart.js and @napi-rs/canvas (Skia with
 // prebuilt binaries: no system packages). Both are loaded on the first chart, not at start, so a
-// controller that never draws does not carry them. A chart only adds to a message whose text
-// already says everything: callers treat a failed render as "no picture", never as a failure.
+// controller that never draws does not carry them; the charts' own font (chart-font.ts) is
+// registered then, so labels draw on a server without installed fonts too. A chart only adds to
+// a message whose text already says everything: callers treat a failed render as "no picture",
+// never as a failure.
 //
 // Readable in Discord's dark and light themes alike: the picture brings its own opaque background
 // (a dark card), so neither theme's background shows through behind light text.
 import type { EquityPoint } from '../core/review.ts';
+import { registerChartFont } from './chart-font.ts';
 
 export interface ChartImage {
   png: Buffer;
@@ -37,7 +40,7 @@ function load() {
   libraries ??= (async () => {
     const [chartJs, canvas] = await Promise.all([import('chart.js'), import('@napi-rs/canvas')]);
     chartJs.Chart.register(...chartJs.registerables);
-    chartJs.Chart.defaults.font.family = 'DejaVu Sans, Arial, Helvetica, sans-serif';
+    chartJs.Chart.defaults.font.family = registerChartFont(canvas.GlobalFonts);
     chartJs.Chart.defaults.color = THEME.text;
     return { Chart: chartJs.Chart, createCanvas: canvas.createCanvas };
   })();
@@ -53,6 +56,8 @@ async function draw(width: number, height: number, config: Config): Promise<Char
   const { Chart, createCanvas } = await load();
   const canvas = createCanvas(width, height);
   const context = canvas.getContext('2d');
+  // Not the host's language ('inherit'), which could pick other glyph forms on another machine.
+  context.lang = 'en';
   // chart.js draws on any CanvasRenderingContext2D-shaped object; Skia's is one, typed apart.
   const chart = new Chart(context as unknown as CanvasRenderingContext2D, {
     ...config,
