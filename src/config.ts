@@ -8,6 +8,8 @@ import type { LogLevel } from './log.ts';
 // Where .env is, and every relative path is taken from (ecosystem.config.js follows the same rule).
 import { CONFIG_FOLDER_VARIABLE, configFolder, describeConfigFolder } from './config-folder.ts';
 import { cronProblem, machineTimeZone, timeZoneProblem } from './watch/cron-calendar.ts';
+import { installedExchanges } from './broker/ccxt-exchanges.ts';
+import { closestNames } from './render/suggest.ts';
 
 export const LOG_LEVELS = ['debug', 'info', 'warn', 'error'] as const;
 
@@ -27,6 +29,24 @@ export interface GatewayConfig {
   readonly maxOpenOrders?: number;
 }
 export type DuplicateAction = 'alert' | 'stop';
+
+/** BROKER=ccxt: the exchange, reached through ccxt (src/broker/ccxt.ts) instead of Alpaca. */
+export interface CcxtConfig {
+  /** CCXT_EXCHANGE: ccxt's id, e.g. kraken */
+  readonly exchange: string;
+  readonly apiKey: string;
+  readonly secret: string;
+  /** CCXT_PASSWORD: the passphrase some exchanges ask for beside the key (OKX, KuCoin, …) */
+  readonly password?: string;
+  /** CCXT_OPTIONS: merged into the exchange's constructor options (urls, options, …) */
+  readonly options: Readonly<Record<string, unknown>>;
+  /** CCXT_SANDBOX=on: the exchange's test network, where ccxt knows one */
+  readonly sandbox: boolean;
+  /** CCXT_QUOTE: the currency equity and P/L are counted in */
+  readonly quote: string;
+  /** CCXT_SYMBOLS: the markets whose trades are asked for one by one where the exchange needs a symbol; absent = held and traded ones */
+  readonly symbols?: readonly string[];
+}
 
 /** A loss limit: an amount of money, or a percent of a reference. */
 export type LossLimit = { amount: number } | { percent: number };
@@ -59,6 +79,8 @@ export interface Config {
     /** APCA_API_DATA_URL (the name Alpaca's SDKs read): market data, for the gate's latest prices */
     readonly dataUrl: string;
   };
+  /** BROKER=ccxt: the exchange in place of Alpaca (config.broker then goes unused); absent = Alpaca */
+  readonly ccxt?: CcxtConfig;
   readonly trading: {
     readonly processName: string;
   };
@@ -105,7 +127,7 @@ export interface Config {
 }
 
 // HEALTHCHECK_URL is a capability: whoever has it can ping (or silence) the dead-man's switch.
-export const SECRET_VARIABLES = ['DISCORD_TOKEN', 'APCA_API_KEY_ID', 'APCA_API_SECRET_KEY', 'HEALTHCHECK_URL'] as const;
+export const SECRET_VARIABLES = ['DISCORD_TOKEN', 'APCA_API_KEY_ID', 'APCA_API_SECRET_KEY', 'HEALTHCHECK_URL', 'CCXT_API_KEY', 'CCXT_SECRET', 'CCXT_PASSWORD'] as const;
 export const ALPACA_PAPER_URL = 'https://paper-api.alpaca.markets';
 export const ALPACA_DATA_URL = 'https://data.alpaca.markets';
 
@@ -348,8 +370,11 @@ export function parseConfig(env: Env, options: ParseOptions = {}): Config {
   const healthcheckSecrets = hcUrl ? [hcUrl, ...(hcPath.length >= 8 ? [hcPath] : [])] : [];
   const metrics = listenAddress('METRICS_ADDR');
 
+  const ccxt = ccxtPart(text, oneOf('BROKER', ['alpaca', 'ccxt'] as const, 'alpaca'), problems);
+
   const config: Config = {
     discord,
+    ...(ccxt ? { ccxt } : {}),
     broker: { keyId, secretKey, baseUrl: url('APCA_API_BASE_URL', ALPACA_PAPER_URL)!, streamUrl: wsUrl('APCA_STREAM_URL'), dataUrl: url('APCA_API_DATA_URL', ALPACA_DATA_URL, ALPACA_DATA_URL)! },
     trading: { processName: processName('TRADING_PROCESS_NAME', 'trading-bot') },
     ...(text('LOG_LEVEL') !== undefined ? { logLevel: oneOf('LOG_LEVEL', LOG_LEVELS, 'info') } : {}),
@@ -369,10 +394,124 @@ export function parseConfig(env: Env, options: ParseOptions = {}): Config {
     pm2Home: path.resolve(folder, text('PM2_HOME') ?? path.join(env.HOME ?? env.USERPROFILE ?? '.', '.pm2')),
     ...(healthcheck ? { healthcheck } : {}),
     ...(metrics ? { metrics } : {}),
-    secrets: [token, keyId, secretKey, ...healthcheckSecrets].filter((s): s is string => Boolean(s)),
+    secrets: [token, keyId, secretKey, ...healthcheckSecrets, ccxt?.apiKey, ccxt?.secret, ccxt?.password].filter((s): s is string => Boolean(s)),
   };
   if (problems.length) throw new ConfigError(problems);
   return deepFreeze(config);
+}
+
+const CCXT_VARIABLES = ['CCXT_EXCHANGE', 'CCXT_API_KEY', 'CCXT_SECRET', 'CCXT_PASSWORD', 'CCXT_OPTIONS', 'CCXT_SANDBOX', 'CCXT_QUOTE', 'CCXT_SYMBOLS'] as const;
+// Credentials belong in their own variables, which are redacted; CCXT_OPTIONS is not a secret.
+const CREDENTIAL_OPTIONS = ['apiKey', 'secret', 'password', 'uid', 'login', 'privateKey', 'walletAddress', 'token'];
+
+/**
+ * BROKER=ccxt and its variables. What Alpaca alone offers is refused beside it, with the reason:
+ * the order gate (an exchange request is signed for the exchange's host and cannot be re-sent to it
+ * by a proxy) and the broker lock (exchanges have no switch that blocks an account's new orders).
+ */
+function ccxtPart(text: (name: string) => string | undefined, broker: 'alpaca' | 'ccxt', problems: string[]): CcxtConfig | undefined {
+  if (broker === 'alpaca') {
+    const set = CCXT_VARIABLES.filter((name) => text(name) !== undefined);
+    if (set.length) problems.push(`${set.join(', ')} ${set.length > 1 ? 'are' : 'is'} set but BROKER is not ccxt: set BROKER=ccxt to watch an exchange through ccxt, or leave ${set.length > 1 ? 'them' : 'it'} unset for Alpaca`);
+    return undefined;
+  }
+  if (text('GATEWAY_ADDR') !== undefined) {
+    problems.push('GATEWAY_ADDR is set with BROKER=ccxt: the order gate is Alpaca\'s alone (an exchange checks each request\'s signature against its own host, so a proxy cannot pass the trader\'s orders on); unset GATEWAY_ADDR — the breaker, the alerts and flatten work without it');
+  }
+  if (text('BROKER_LOCK')?.toLowerCase() === 'on') {
+    problems.push('BROKER_LOCK is "on" with BROKER=ccxt: exchanges have no account switch that blocks new orders (Alpaca\'s suspend_trade); set BROKER_LOCK=off — ON_RUNAWAY=stop or flatten still halts the trader');
+  }
+  const exchange = text('CCXT_EXCHANGE')?.toLowerCase();
+  const installed = installedExchanges();
+  if (!installed.installed) {
+    problems.push('BROKER is "ccxt" but the ccxt package is not installed (an install with --omit=optional leaves it out): run npm install ccxt');
+  }
+  if (exchange === undefined) {
+    problems.push('CCXT_EXCHANGE is missing: it is required with BROKER=ccxt (ccxt\'s id of the exchange, e.g. kraken, binance, coinbase, bybit)');
+  } else if (installed.installed && installed.ids && !installed.ids.includes(exchange)) {
+    const close = closestNames(exchange, installed.ids);
+    problems.push(`CCXT_EXCHANGE is ${JSON.stringify(exchange)}: not an exchange ccxt knows${close.length ? ` — closest: ${close.join(', ')}` : ` (it knows ${installed.ids.length}, e.g. kraken, binance, coinbase, bybit)`}`);
+  }
+  const apiKey = text('CCXT_API_KEY');
+  const secret = text('CCXT_SECRET');
+  for (const [name, value] of [['CCXT_API_KEY', apiKey], ['CCXT_SECRET', secret]] as const) {
+    if (value === undefined) problems.push(`${name} is missing: it is required with BROKER=ccxt (the exchange's API key and secret, with permission to read the account and trade; never to withdraw)`);
+  }
+  const quote = text('CCXT_QUOTE')?.toUpperCase() ?? 'USD';
+  if (!/^[A-Z0-9]{2,10}$/.test(quote)) problems.push(`CCXT_QUOTE is ${JSON.stringify(text('CCXT_QUOTE'))}: expected a currency code like USD, USDT or EUR`);
+  const sandbox = text('CCXT_SANDBOX')?.toLowerCase() ?? 'off';
+  if (sandbox !== 'on' && sandbox !== 'off') problems.push(`CCXT_SANDBOX is ${JSON.stringify(text('CCXT_SANDBOX'))}: expected on (the exchange's test network) or off`);
+  return {
+    exchange: exchange ?? '',
+    apiKey: apiKey ?? '',
+    secret: secret ?? '',
+    ...(text('CCXT_PASSWORD') ? { password: text('CCXT_PASSWORD') } : {}),
+    options: ccxtOptions(text('CCXT_OPTIONS'), problems),
+    sandbox: sandbox === 'on',
+    quote,
+    ...ccxtSymbols(text('CCXT_SYMBOLS'), problems),
+  };
+}
+
+/** CCXT_OPTIONS: a JSON object; an error says where (never the text itself: it may hold an URL's token). */
+function ccxtOptions(value: string | undefined, problems: string[]): Record<string, unknown> {
+  if (value === undefined) return {};
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(value);
+  } catch (error) {
+    const at = jsonErrorPosition(value, error);
+    const line = value.slice(0, at).split('\n').length;
+    const column = at - value.lastIndexOf('\n', at - 1);
+    const what = at >= value.length ? 'it ends too early' : `unexpected ${JSON.stringify(value[at])}`;
+    problems.push(`CCXT_OPTIONS is not valid JSON: ${what} at position ${at} (line ${line}, column ${column}); expected an object such as {"urls":{"api":{"public":"http://127.0.0.1:9000","private":"http://127.0.0.1:9000"}}} (double quotes, no trailing comma)`);
+    return {};
+  }
+  if (typeof parsed !== 'object' || parsed === null || Array.isArray(parsed)) {
+    problems.push(`CCXT_OPTIONS is ${Array.isArray(parsed) ? 'an array' : `a ${parsed === null ? 'null' : typeof parsed}`}: expected a JSON object of ccxt's constructor options, e.g. {"options":{"defaultType":"spot"}}`);
+    return {};
+  }
+  const credentials = Object.keys(parsed).filter((key) => CREDENTIAL_OPTIONS.includes(key));
+  if (credentials.length) {
+    problems.push(`CCXT_OPTIONS has ${credentials.join(', ')}: credentials go in CCXT_API_KEY, CCXT_SECRET and CCXT_PASSWORD, which are kept out of every log and reply`);
+    return {};
+  }
+  return parsed as Record<string, unknown>;
+}
+
+/**
+ * Where JSON.parse stopped. Node 20 says "at position N" for some errors only ("Unexpected token 'x',
+ * "…" is not valid JSON" quotes the text instead): then the shortest prefix that fails otherwise than
+ * by ending early ends at the offending character.
+ */
+function jsonErrorPosition(text: string, error: unknown): number {
+  const positionIn = (e: unknown) => {
+    const match = /at position (\d+)/.exec(e instanceof Error ? e.message : '');
+    return match ? Number(match[1]) : undefined;
+  };
+  const stated = positionIn(error);
+  if (stated !== undefined) return stated;
+  for (let end = 1; end <= text.length; end++) {
+    try {
+      JSON.parse(text.slice(0, end));
+    } catch (e) {
+      const position = positionIn(e);
+      if (position !== undefined ? position < end : !/end of JSON input/.test(e instanceof Error ? e.message : '')) return position ?? end - 1;
+    }
+  }
+  return text.length;
+}
+
+/** CCXT_SYMBOLS: ccxt's unified symbols (BTC/USDT; BTC/USDT:USDT for a perpetual), upper case. */
+function ccxtSymbols(value: string | undefined, problems: string[]): { symbols?: string[] } {
+  if (value === undefined) return {};
+  const list = value.split(',').map((s) => s.trim().toUpperCase()).filter(Boolean);
+  const bad = list.filter((s) => !/^[A-Z0-9._-]{1,20}\/[A-Z0-9._-]{1,20}(:[A-Z0-9._-]{1,20})?$/.test(s));
+  if (bad.length || !list.length) {
+    problems.push(`CCXT_SYMBOLS ${bad.length ? `has ${bad.map((b) => JSON.stringify(b)).join(', ')}` : `is ${JSON.stringify(value)}`}: expected a comma list of ccxt symbols (BASE/QUOTE, e.g. BTC/USDT,ETH/USDT; BTC/USDT:USDT for a perpetual)`);
+    return {};
+  }
+  return { symbols: list };
 }
 
 /** UNATTENDED_SECONDS: whole seconds (default 900), or off for an account that holds positions on purpose with no bot. */

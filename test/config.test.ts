@@ -78,6 +78,80 @@ test("the gate's pre-trade limits: amounts, a symbol list and a count, each name
   assert.match(ungated.message, /MAX_ORDER_NOTIONAL, ALLOWED_SYMBOLS are set but GATEWAY_ADDR is not: the pre-trade limits are enforced by the order gate alone; set GATEWAY_ADDR/);
 });
 
+test('BROKER=ccxt: the exchange, its keys kept secret, its options as JSON, the quote and the symbols; Alpaca by default', () => {
+  assert.equal(parseConfig({}).ccxt, undefined, 'Alpaca unless BROKER=ccxt');
+  const config = parseConfig({
+    BROKER: 'CCXT',
+    CCXT_EXCHANGE: 'Kraken',
+    CCXT_API_KEY: 'ccxt-key-value',
+    CCXT_SECRET: 'ccxt-secret-value',
+    CCXT_PASSWORD: 'ccxt-pass-value',
+    CCXT_OPTIONS: '{"urls":{"api":{"public":"http://127.0.0.1:9","private":"http://127.0.0.1:9"}},"options":{"defaultType":"spot"}}',
+    CCXT_SANDBOX: 'on',
+    CCXT_QUOTE: 'eur',
+    CCXT_SYMBOLS: 'btc/eur, ETH/EUR,BTC/USDT:USDT',
+  });
+  assert.deepEqual(config.ccxt, {
+    exchange: 'kraken',
+    apiKey: 'ccxt-key-value',
+    secret: 'ccxt-secret-value',
+    password: 'ccxt-pass-value',
+    options: { urls: { api: { public: 'http://127.0.0.1:9', private: 'http://127.0.0.1:9' } }, options: { defaultType: 'spot' } },
+    sandbox: true,
+    quote: 'EUR',
+    symbols: ['BTC/EUR', 'ETH/EUR', 'BTC/USDT:USDT'],
+  });
+  assert.deepEqual([...config.secrets].sort(), ['ccxt-key-value', 'ccxt-pass-value', 'ccxt-secret-value']);
+  const defaults = parseConfig({ BROKER: 'ccxt', CCXT_EXCHANGE: 'binance', CCXT_API_KEY: 'k', CCXT_SECRET: 's' }).ccxt;
+  assert.equal(defaults?.quote, 'USD');
+  assert.equal(defaults?.sandbox, false);
+  assert.equal(defaults?.symbols, undefined, 'no CCXT_SYMBOLS: the markets held and traded');
+});
+
+test('BROKER=ccxt: an unknown exchange is refused with the closest names; missing keys and bad values named, the secrets never shown', () => {
+  const error = captureConfigError({
+    BROKER: 'ccxt',
+    CCXT_EXCHANGE: 'krakn',
+    CCXT_PASSWORD: 'pass-never-shown',
+    CCXT_QUOTE: 'US DOLLAR',
+    CCXT_SANDBOX: 'yes',
+    CCXT_SYMBOLS: 'BTCUSDT,ETH/USDT',
+  });
+  assert.match(error.message, /CCXT_EXCHANGE is "krakn": not an exchange ccxt knows — closest: kraken/);
+  assert.match(error.message, /CCXT_API_KEY is missing: it is required with BROKER=ccxt/);
+  assert.match(error.message, /CCXT_SECRET is missing/);
+  assert.match(error.message, /CCXT_QUOTE is "US DOLLAR": expected a currency code/);
+  assert.match(error.message, /CCXT_SANDBOX is "yes": expected on/);
+  assert.match(error.message, /CCXT_SYMBOLS has "BTCUSDT": expected a comma list of ccxt symbols/);
+  assert.equal(error.problems.length, 6, error.message);
+  assert.doesNotMatch(error.message, /pass-never-shown/);
+  assert.match(captureConfigError({ BROKER: 'ccxt', CCXT_EXCHANGE: 'binanc', CCXT_API_KEY: 'k', CCXT_SECRET: 's' }).message, /closest: binance\b/);
+  assert.match(captureConfigError({ BROKER: 'ccxt', CCXT_API_KEY: 'k', CCXT_SECRET: 's' }).message, /CCXT_EXCHANGE is missing: it is required with BROKER=ccxt/);
+  assert.match(captureConfigError({ BROKER: 'bitcoin' }).message, /BROKER is "bitcoin": expected one of alpaca, ccxt/);
+});
+
+test('CCXT_OPTIONS: invalid JSON names the variable and where, without echoing it; not an object, or credentials in it, refused', () => {
+  const base = { BROKER: 'ccxt', CCXT_EXCHANGE: 'kraken', CCXT_API_KEY: 'k', CCXT_SECRET: 's' };
+  const badToken = captureConfigError({ ...base, CCXT_OPTIONS: '{"urls":}' });
+  assert.match(badToken.message, /CCXT_OPTIONS is not valid JSON: unexpected "}" at position 8 \(line 1, column 9\)/);
+  assert.doesNotMatch(badToken.message, /"urls":}/, 'the value itself is not echoed');
+  assert.match(captureConfigError({ ...base, CCXT_OPTIONS: '{"a": 1,\n "b": 2,}' }).message, /unexpected "}" at position 17 \(line 2, column 9\)/);
+  assert.match(captureConfigError({ ...base, CCXT_OPTIONS: '{"a": 1' }).message, /CCXT_OPTIONS is not valid JSON: it ends too early at position 7/);
+  assert.match(captureConfigError({ ...base, CCXT_OPTIONS: '[1]' }).message, /CCXT_OPTIONS is an array: expected a JSON object/);
+  const leaked = captureConfigError({ ...base, CCXT_OPTIONS: '{"secret":"in-options-secret"}' });
+  assert.match(leaked.message, /CCXT_OPTIONS has secret: credentials go in CCXT_API_KEY, CCXT_SECRET and CCXT_PASSWORD/);
+  assert.doesNotMatch(leaked.message, /in-options-secret/);
+});
+
+test('BROKER=ccxt refuses what only Alpaca offers, with the reason: the order gate and the broker lock; CCXT_* without BROKER=ccxt is named', () => {
+  const base = { BROKER: 'ccxt', CCXT_EXCHANGE: 'kraken', CCXT_API_KEY: 'k', CCXT_SECRET: 's' };
+  const error = captureConfigError({ ...base, GATEWAY_ADDR: '8790', BROKER_LOCK: 'on' });
+  assert.match(error.message, /GATEWAY_ADDR is set with BROKER=ccxt: the order gate is Alpaca's alone \(an exchange checks each request's signature against its own host/);
+  assert.match(error.message, /BROKER_LOCK is "on" with BROKER=ccxt: exchanges have no account switch that blocks new orders/);
+  assert.equal(error.problems.length, 2, error.message);
+  assert.match(captureConfigError({ CCXT_EXCHANGE: 'kraken', CCXT_QUOTE: 'EUR' }).message, /CCXT_EXCHANGE, CCXT_QUOTE are set but BROKER is not ccxt: set BROKER=ccxt/);
+});
+
 function captureConfigError(env: Record<string, string>): ConfigError {
   try {
     parseConfig(env);

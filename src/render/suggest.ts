@@ -22,3 +22,17 @@ function editDistance(a: string, b: string): number {
   }
   return previous[b.length]!;
 }
+
+/**
+ * Up to `count` candidates closest to `word`: within a typo's reach (as nearest), or sharing its
+ * start (kraken → krakenfutures), nearest first. Empty when nothing is close.
+ */
+export function closestNames(word: string, candidates: readonly string[], count = 3): string[] {
+  const reach = word.length <= 4 ? 1 : 2;
+  return candidates
+    .map((candidate) => ({ candidate, distance: editDistance(word, candidate), sharesStart: word.length >= 3 && (candidate.startsWith(word) || word.startsWith(candidate)) }))
+    .filter((c) => c.distance <= reach || c.sharesStart)
+    .sort((a, b) => a.distance - b.distance || a.candidate.localeCompare(b.candidate))
+    .slice(0, count)
+    .map((c) => c.candidate);
+}
