@@ -10,11 +10,10 @@
 // commands. From those the bot's effective permissions in the alert channel (permissions.ts).
 import type { Config } from '../config.ts';
 import { describeError } from '../errors.ts';
-import { ALERT_CHANNEL_NEEDS, INVITE_PERMISSIONS, PERMISSION, bits, channelVerdicts, whereToGrant, type GuildRole, type Overwrite } from './permissions.ts';
+import { ALERT_CHANNEL_NEEDS, INVITE_PERMISSIONS, PERMISSION, TEXT_CHANNEL_TYPES, bits, channelIdFix, channelVerdicts, missingPermissions, type GuildRole, type Overwrite } from './permissions.ts';
 import type { DoctorCheck } from './report.ts';
 
 const DISCORD_API = 'https://discord.com/api';
-const TEXT_CHANNEL_TYPES = new Set([0, 5]); // GUILD_TEXT, GUILD_ANNOUNCEMENT
 
 type Add = (check: Omit<DoctorCheck, 'area'>) => void;
 type Json = Record<string, unknown>;
@@ -164,7 +163,7 @@ async function checkAll(api: DiscordApi, d: Config['discord'], add: Add): Promis
         name: 'alert channel',
         status: 'fail',
         detail: `DISCORD_ALERT_CHANNEL_ID ${alertChannelId} is no channel of "${guildName}"`,
-        fix: 'Developer Mode on, right-click the channel → Copy Channel ID, and put it in DISCORD_ALERT_CHANNEL_ID',
+        fix: channelIdFix('DISCORD_ALERT_CHANNEL_ID'),
       });
     } else if (!TEXT_CHANNEL_TYPES.has(Number(channel.type))) {
       add({ name: 'alert channel', status: 'fail', detail: `#${String(channel.name)} is not a text channel (type ${String(channel.type)})`, fix: 'choose a text channel for DISCORD_ALERT_CHANNEL_ID' });
@@ -173,17 +172,8 @@ async function checkAll(api: DiscordApi, d: Config['discord'], add: Add): Promis
       const input = { guildId, ownerId, memberId: botId, memberRoleIds, roles, overwrites: parseOverwrites(channel.permission_overwrites) };
       const verdicts = channelVerdicts(input);
       canMentionEveryone = channelVerdicts(input, [{ bit: PERMISSION.MentionEveryone, name: 'Mention Everyone' }])[0]!.granted;
-      const missing = verdicts.filter((v) => !v.granted);
-      for (const verdict of missing) {
-        // Granted permissions that need this one come back with it: said here, not as ✗ of their own.
-        const riding = verdicts.filter((v) => v.impliedAway === verdict.name).map((v) => v.name);
-        add({
-          name: 'alert channel',
-          status: 'fail',
-          detail: `${name}: the bot lacks ${verdict.name}${riding.length ? ` (${riding.join(' and ')} need${riding.length > 1 ? '' : 's'} it too)` : ''}`,
-          fix: whereToGrant(verdict, { channel: name, botRole: botRole ? `@${botRole.name}` : undefined, bot: botName }),
-        });
-      }
+      const missing = missingPermissions(verdicts, { channel: name, botRole: botRole ? `@${botRole.name}` : undefined, bot: botName });
+      for (const { detail, fix } of missing) add({ name: 'alert channel', status: 'fail', detail, fix });
       if (!missing.length) add({ name: 'alert channel', status: 'ok', detail: `${name}: the bot can ${ALERT_CHANNEL_NEEDS.map((n) => n.name).join(', ')}` });
     }
   }

@@ -9,6 +9,8 @@
 //   4. the channel's overwrite for the member itself (deny, then allow): the last word.
 // Then what Discord implies: without View Channel nothing else counts, and without Send Messages a
 // text channel takes Embed Links and Attach Files away too (fixing Send Messages fixes those).
+// Pure: doctor feeds it REST JSON, the controller discord.js's cache (src/discord/channel-permissions.ts),
+// so the two never disagree and both can say where to grant what is missing.
 
 export const PERMISSION = {
   Administrator: 1n << 3n,
@@ -26,6 +28,12 @@ export const ALERT_CHANNEL_NEEDS = [
   { bit: PERMISSION.EmbedLinks, name: 'Embed Links' },
   { bit: PERMISSION.AttachFiles, name: 'Attach Files' },
 ] as const;
+
+/** What a channel that receives text lines only needs (the fill feed: no embed, no file). */
+export const TEXT_LINE_NEEDS = ALERT_CHANNEL_NEEDS.slice(0, 2);
+
+/** Channels a bot posts in: GUILD_TEXT, GUILD_ANNOUNCEMENT. */
+export const TEXT_CHANNEL_TYPES: ReadonlySet<number> = new Set([0, 5]);
 
 /** The invite's permissions integer: everything the alert channel needs (52224). */
 export const INVITE_PERMISSIONS = ALERT_CHANNEL_NEEDS.reduce((bits, need) => bits | need.bit, 0n);
@@ -137,6 +145,35 @@ export function whereToGrant(verdict: Verdict, place: { channel: string; botRole
       return `${channelMenu}: allow ${verdict.name} for ${forBot}`;
   }
 }
+
+export interface MissingPermission {
+  permission: string;
+  /** "#alerts: the bot lacks Send Messages (Embed Links and Attach Files need it too)" */
+  detail: string;
+  /** where to grant it, in Discord's menu words */
+  fix: string;
+}
+
+/**
+ * Each permission missing once, and where to grant it. Granted permissions that need a missing one
+ * come back with it: said beside it, not as problems of their own. `label` names the channel in the
+ * detail ("#alerts (DISCORD_ALERT_CHANNEL_ID, for alerts)"); the fix names it as Discord's menu does.
+ */
+export function missingPermissions(verdicts: readonly Verdict[], place: { channel: string; botRole?: string; bot: string }, label = place.channel): MissingPermission[] {
+  return verdicts
+    .filter((verdict) => !verdict.granted)
+    .map((verdict) => {
+      const riding = verdicts.filter((v) => v.impliedAway === verdict.name).map((v) => v.name);
+      return {
+        permission: verdict.name,
+        detail: `${label}: the bot lacks ${verdict.name}${riding.length ? ` (${riding.join(' and ')} need${riding.length > 1 ? '' : 's'} it too)` : ''}`,
+        fix: whereToGrant(verdict, place),
+      };
+    });
+}
+
+/** A channel id that names no channel of the server: where to copy the right one. */
+export const channelIdFix = (variable: string): string => `Developer Mode on, right-click the channel → Copy Channel ID, and put it in ${variable}`;
 
 /** Discord's permission strings ("52224") as bits; anything else is none. */
 export function bits(value: unknown): bigint {
