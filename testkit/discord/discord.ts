@@ -15,6 +15,9 @@
 // post in a channel the bot cannot see answers 403 50001, one where it may not send (or attach) 403
 // 50013. GET /users/@me/guilds, /guilds/{id}[/roles|/channels|/members/{user}] let a bot check its
 // footing; a guild the stand-in does not hold is 404 10004, as Discord answers for one the bot is not in.
+// A test changes the server as an admin would (setChannelOverwrites, deleteChannel, createRole,
+// updateRole, deleteRole, setBotRoles) and the gateway dispatches what Discord sends for it
+// (CHANNEL_UPDATE, CHANNEL_DELETE, GUILD_ROLE_CREATE/UPDATE/DELETE, GUILD_MEMBER_UPDATE).
 import http, { type IncomingMessage, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { randomBytes } from 'node:crypto';
@@ -31,6 +34,7 @@ import {
   Snowflakes,
   botChannelPermissions,
   botMemberRoles,
+  botRoleOf,
   channelToWire,
   guildCreateToWire,
   guildRoles,
@@ -46,6 +50,8 @@ import {
   type FormError,
   type GuildSpec,
   type JsonObject,
+  type OverwriteSpec,
+  type RoleSpec,
   type StandInMessage,
   type UploadedFile,
   type UserSpec,
@@ -317,6 +323,92 @@ export class DiscordStandIn {
   /** Closes the gateway socket (default code 4000, which discord.js answers with a RESUME). */
   dropConnection(options?: DropOptions): void {
     this.gateway.drop(options);
+  }
+
+  // ------------------------------------------------------------------------------------------
+  // Changing the server, as its admin would in Discord's settings: the state changes (REST answers
+  // and posts follow it) and the gateway dispatches the event Discord sends for the change, in
+  // Discord's shape (https://discord.com/developers/docs/events/gateway-events). Before the bot has
+  // a session nothing is dispatched: its GUILD_CREATE carries the state.
+
+  /** Replaces a channel's permission overwrites → CHANNEL_UPDATE with the whole channel. */
+  setChannelOverwrites(channelId: string, overwrites: OverwriteSpec[]): void {
+    const { guild, channel } = this.locateChannel(channelId);
+    channel.permissionOverwrites = structuredClone(overwrites);
+    this.dispatchChange('CHANNEL_UPDATE', channelToWire(channel, guild.id, guild.channels.indexOf(channel)));
+  }
+
+  /** Deletes a channel → CHANNEL_DELETE with the channel as it was; posts there answer 404 10003. */
+  deleteChannel(channelId: string): void {
+    const { guild, channel } = this.locateChannel(channelId);
+    const position = guild.channels.indexOf(channel);
+    guild.channels.splice(position, 1);
+    this.dispatchChange('CHANNEL_DELETE', channelToWire(channel, guild.id, position));
+  }
+
+  /** Adds a role → GUILD_ROLE_CREATE { guild_id, role }. */
+  createRole(guildId: string, role: RoleSpec): void {
+    const guild = this.guildById(guildId);
+    (guild.roles ??= []).push(structuredClone(role));
+    this.dispatchChange('GUILD_ROLE_CREATE', { guild_id: guild.id, role: this.roleWire(guild, role.id) });
+  }
+
+  /**
+   * Changes a role's permissions or name → GUILD_ROLE_UPDATE { guild_id, role }. The guild's id is
+   * @everyone; the bot's managed role (GuildSpec.botRole) can be changed too, as an admin can.
+   */
+  updateRole(guildId: string, roleId: string, change: { permissions?: string; name?: string }): void {
+    const guild = this.guildById(guildId);
+    if (roleId === botRoleOf(guild, this.botUser).id) {
+      if (change.name !== undefined) throw new Error("Discord stand-in: the bot's managed role is named after the bot; Discord does not let it be renamed");
+      guild.botRole = { ...guild.botRole, id: roleId, ...(change.permissions !== undefined ? { permissions: change.permissions } : {}) };
+    } else {
+      let role = guild.roles?.find((r) => r.id === roleId);
+      if (!role && roleId === guild.id) (guild.roles ??= []).unshift((role = { id: guild.id, name: '@everyone', permissions: '0' }));
+      if (!role) throw new Error(`Discord stand-in: guild ${guildId} has no role ${roleId}`);
+      Object.assign(role, change);
+    }
+    this.dispatchChange('GUILD_ROLE_UPDATE', { guild_id: guild.id, role: this.roleWire(guild, roleId) });
+  }
+
+  /**
+   * Deletes a role → GUILD_ROLE_DELETE { guild_id, role_id }. Members no longer hold it (Discord
+   * sends no member update for that: clients drop the role id themselves).
+   */
+  deleteRole(guildId: string, roleId: string): void {
+    const guild = this.guildById(guildId);
+    const index = guild.roles?.findIndex((r) => r.id === roleId) ?? -1;
+    if (index < 0 || roleId === guild.id) throw new Error(`Discord stand-in: guild ${guildId} has no role ${roleId} that can be deleted`);
+    guild.roles!.splice(index, 1);
+    guild.botRoles = guild.botRoles?.filter((id) => id !== roleId);
+    this.dispatchChange('GUILD_ROLE_DELETE', { guild_id: guild.id, role_id: roleId });
+  }
+
+  /**
+   * Sets the roles the bot's member holds besides its managed one → GUILD_MEMBER_UPDATE, which
+   * Discord sends for the current user whatever the intents.
+   */
+  setBotRoles(guildId: string, roleIds: string[]): void {
+    const guild = this.guildById(guildId);
+    guild.botRoles = [...roleIds];
+    this.dispatchChange('GUILD_MEMBER_UPDATE', { guild_id: guild.id, ...memberToWire(this.botUser, botMemberRoles(guild, this.botUser)) });
+  }
+
+  private guildById(guildId: string): GuildSpec {
+    const guild = this.guilds.find((g) => g.id === guildId);
+    if (!guild) throw new Error(`Discord stand-in: unknown guild ${guildId}`);
+    return guild;
+  }
+
+  private roleWire(guild: GuildSpec, roleId: string): JsonObject {
+    const roles = guildRoles(guild, this.botUser);
+    const index = roles.findIndex((role) => role.id === roleId);
+    return roleToWire(roles[index]!, index);
+  }
+
+  private dispatchChange(event: string, data: JsonObject): void {
+    if (this.gateway.sessionId) this.gateway.dispatch(event, data);
+    this.feed.changed();
   }
 
   // ------------------------------------------------------------------------------------------
