@@ -85,7 +85,7 @@ function explain(error: unknown): unknown {
     return new Error('Discord rejected the bot token (401): alerts wait in the outbox; set a valid DISCORD_TOKEN and restart the controller', { cause: error });
   }
   if (status === 403 || status === 404) {
-    return new Error(`Discord refused the post (${status}): check that the bot can view and post in DISCORD_ALERT_CHANNEL_ID (View Channel, Send Messages, Embed Links)`, { cause: error });
+    return new Error(`Discord refused the post (${status}): check that the bot can view and post in DISCORD_ALERT_CHANNEL_ID (View Channel, Send Messages, Embed Links, Attach Files; the controller's log and tradewarden health name what is missing and where to grant it)`, { cause: error });
   }
   return error;
 }

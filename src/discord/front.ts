@@ -1,5 +1,6 @@
 // The Discord front: the discord.js client (Guilds intent only), command registration, the router,
-// the alert-channel sink and the optional live status message. Without DISCORD_TOKEN it is absent.
+// the alert-channel sink, the check of the bot's permissions where it posts, and the optional live
+// status message. Without DISCORD_TOKEN it is absent.
 import { ActivityType, Client, Events, GatewayIntentBits, Routes, type Message, type SendableChannels } from 'discord.js';
 import type { App } from '../app.ts';
 import type { Front } from '../controller.ts';
@@ -11,6 +12,7 @@ import { statusEmbed } from './render.ts';
 import { InteractionRouter } from './router.ts';
 import { PresenceUpdater } from './presence.ts';
 import { closeChartRenderer } from '../render/chart-renderer.ts';
+import { ChannelPermissionWatch, postingChannels } from './channel-permissions.ts';
 
 export interface DiscordFrontOptions {
   confirmTimeoutMs?: number;
@@ -28,7 +30,10 @@ export function discordFront(app: App): Promise<Front | undefined> {
   return startDiscord(app);
 }
 
-export async function startDiscord(app: App, options: DiscordFrontOptions = {}): Promise<(Front & { client: Client; router: InteractionRouter; presence: PresenceUpdater }) | undefined> {
+export async function startDiscord(
+  app: App,
+  options: DiscordFrontOptions = {},
+): Promise<(Front & { client: Client; router: InteractionRouter; presence: PresenceUpdater; permissions: ChannelPermissionWatch }) | undefined> {
   const { config, logger, core } = app;
   const { token, apiUrl, clientId, guildId } = config.discord;
   if (!token) return undefined;
@@ -60,6 +65,11 @@ export async function startDiscord(app: App, options: DiscordFrontOptions = {}):
     throw failed(`Discord did not start: ${describeError(error)}`, error);
   }
 
+  // The channels it posts in, checked now and on every change: a missing permission fails health.
+  const channels = postingChannels(config, { digest: Boolean(app.digest), fillFeed: Boolean(app.fillFeed) });
+  const permissions = new ChannelPermissionWatch({ client, config, logger, health: app.health, channels });
+  permissions.start();
+
   app.outbox.addSink(discordAlertSink(client, config, logger));
   // The scheduled digest and the fill feed: the alert channel unless DIGEST_/FILL_FEED_CHANNEL_ID says otherwise.
   app.digest?.addSink(discordDigestSink(client, config));
@@ -89,8 +99,10 @@ export async function startDiscord(app: App, options: DiscordFrontOptions = {}):
     client,
     router,
     presence,
+    permissions,
     async stop() {
       stopped = true;
+      permissions.stop();
       presence.stop();
       closeChartRenderer();
       statusMessage?.stop();
