@@ -65,7 +65,10 @@ function healthCli(): Promise<{ code: number | null; stdout: string }> {
     let stdout = '';
     child.stdout.on('data', (c) => (stdout += c));
     child.stderr.on('data', (c) => (stdout += c));
-    child.on('exit', (code) => resolve({ code, stdout }));
+    child.on('exit', (code) => {
+      if (process.env.TW_TEST_LOG) console.log(`$ tradewarden health\n${stdout}`);
+      resolve({ code, stdout });
+    });
   });
 }
 
