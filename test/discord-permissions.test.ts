@@ -207,6 +207,15 @@ test("the feed's channel deleted (CHANNEL_DELETE): health fails naming the varia
   assert.match((await discordReasons()).join(), /FILL_FEED_CHANNEL_ID .* is no channel/, 'health fails on it');
 });
 
+test('the bot removed from the server (GUILD_DELETE): health fails with the invite link that brings it back', async () => {
+  const from = lines.length;
+  discord.removeBot(guildId);
+  const error = await logged(/ error .*DISCORD_GUILD_ID/, from, 'the removal seen on guildDelete');
+  assert.match(error, new RegExp(`the bot is not in DISCORD_GUILD_ID ${guildId} \\(removed from the server, or the server is gone\\)\\. Fix: invite it again .*https://discord\\.com/oauth2/authorize\\?client_id=${applicationId}&scope=bot%20applications\\.commands&permissions=52224&guild_id=${guildId}`), 'the invite for this server');
+  const reasons = await discordReasons();
+  assert.equal(reasons.length, 1, `one reason, not one per channel: ${reasons.join(' | ')}`);
+});
+
 test('the channels checked are those this process posts in: the digest and the feed join the alert channel unless their own variable names another', () => {
   const base = { DISCORD_TOKEN: 'x', DISCORD_CLIENT_ID: applicationId, DISCORD_GUILD_ID: guildId, DISCORD_ALERT_CHANNEL_ID: alertChannelId, DIGEST_CRON: '0 21 * * *', FILL_FEED: 'on' };
   const shape = (channels: ReturnType<typeof postingChannels>) => channels.map((c) => [c.id, c.variable, c.uses.join('+'), c.needs.map((n) => n.name).join(',')]);

@@ -16,8 +16,8 @@
 // 50013. GET /users/@me/guilds, /guilds/{id}[/roles|/channels|/members/{user}] let a bot check its
 // footing; a guild the stand-in does not hold is 404 10004, as Discord answers for one the bot is not in.
 // A test changes the server as an admin would (setChannelOverwrites, deleteChannel, createRole,
-// updateRole, deleteRole, setBotRoles) and the gateway dispatches what Discord sends for it
-// (CHANNEL_UPDATE, CHANNEL_DELETE, GUILD_ROLE_CREATE/UPDATE/DELETE, GUILD_MEMBER_UPDATE).
+// updateRole, deleteRole, setBotRoles, removeBot) and the gateway dispatches what Discord sends for
+// it (CHANNEL_UPDATE, CHANNEL_DELETE, GUILD_ROLE_CREATE/UPDATE/DELETE, GUILD_MEMBER_UPDATE, GUILD_DELETE).
 import http, { type IncomingMessage, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { randomBytes } from 'node:crypto';
@@ -392,6 +392,17 @@ export class DiscordStandIn {
     const guild = this.guildById(guildId);
     guild.botRoles = [...roleIds];
     this.dispatchChange('GUILD_MEMBER_UPDATE', { guild_id: guild.id, ...memberToWire(this.botUser, botMemberRoles(guild, this.botUser)) });
+  }
+
+  /**
+   * Removes the bot from a guild (kicked, or the guild deleted) → GUILD_DELETE { id } without
+   * `unavailable`, which is how a client tells a removal from an outage; the guild then answers
+   * 404 10004 like any the bot is not in.
+   */
+  removeBot(guildId: string): void {
+    const guild = this.guildById(guildId);
+    (this.guilds as GuildSpec[]).splice(this.guilds.indexOf(guild), 1);
+    this.dispatchChange('GUILD_DELETE', { id: guild.id });
   }
 
   private guildById(guildId: string): GuildSpec {
