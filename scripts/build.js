@@ -28,7 +28,9 @@ const pkg = JSON.parse(fs.readFileSync(path.join(root, 'package.json'), 'utf8'))
 // Packages stay in node_modules, loaded when a verb needs them, except dotenv: every verb reads
 // .env, and resolving a package from node_modules costs more than its 5 KB inside the bundle.
 const INLINED = new Set(['dotenv']);
-const external = Object.keys({ ...pkg.dependencies, ...pkg.devDependencies }).filter((name) => !INLINED.has(name));
+// ccxt (an optional peer: installed by whoever sets BROKER=ccxt) is among them: 63 MB that only
+// src/broker/ccxt.ts imports, when it is loaded.
+const external = Object.keys({ ...pkg.dependencies, ...pkg.peerDependencies, ...pkg.devDependencies }).filter((name) => !INLINED.has(name));
 const { values } = parseArgs({ options: { outdir: { type: 'string' }, pack: { type: 'boolean' } }, strict: true });
 const outdir = path.resolve(values.outdir ?? path.join(root, 'dist'));
 

@@ -112,9 +112,10 @@ export function buildApp(config: Config, options: BuildOptions): App {
     });
   });
 
-  const broker =
-    config.broker.keyId && config.broker.secretKey
-      ? new OnDemandBroker({ baseUrl: config.broker.baseUrl, keyId: config.broker.keyId, secretKey: config.broker.secretKey, logger })
+  const broker = config.ccxt
+    ? OnDemandBroker.ccxt({ config: config.ccxt, dataDir: config.dataDir, logger, clock })
+    : config.broker.keyId && config.broker.secretKey
+      ? OnDemandBroker.alpaca({ baseUrl: config.broker.baseUrl, keyId: config.broker.keyId, secretKey: config.broker.secretKey, logger })
       : undefined;
 
   const supervisor = new Supervisor({
@@ -127,7 +128,8 @@ export function buildApp(config: Config, options: BuildOptions): App {
     // Every start (inside the supervisor's exactly-one guard) asks the breaker first.
     beforeStart: () => breaker.assertClear(),
   });
-  const brokerLock = broker ? new BrokerLock({ broker, store, clock, logger, outbox }) : undefined;
+  // Exchanges have no account switch to lock (config refuses BROKER_LOCK=on with ccxt).
+  const brokerLock = broker && !config.ccxt ? new BrokerLock({ broker, store, clock, logger, outbox }) : undefined;
   // It scans and looks through the supervisor; it changes nothing but through the core (haltThrough).
   const breaker = new RunawayBreaker({ config, supervisor, store, outbox, clock, logger, brokerLock });
   const foreignTrading =
@@ -154,7 +156,8 @@ export function buildApp(config: Config, options: BuildOptions): App {
       })
     : undefined;
   const tradeStream =
-    tradeWatch && config.broker.keyId && config.broker.secretKey
+    // Alpaca's trade_updates only: with ccxt the poll is the source of fills.
+    tradeWatch && !config.ccxt && config.broker.keyId && config.broker.secretKey
       ? new TradeStreamWatch({
           baseUrl: config.broker.baseUrl,
           streamUrl: config.broker.streamUrl,

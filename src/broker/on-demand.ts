@@ -1,6 +1,9 @@
 // The broker, loaded on its first call: the Alpaca client (and axios under it) costs a tenth of a
-// second to import, and a `tradewarden status` never calls the broker (status reads the figures the
-// watch recorded). The controller calls it within seconds anyway.
+// second to import, ccxt (BROKER=ccxt) three tenths and ~80 MB, and a `tradewarden status` never
+// calls the broker (status reads the figures the watch recorded). The controller calls it within
+// seconds anyway. Each client is imported only here, and only the configured one.
+import type { Clock } from '../clock.ts';
+import type { CcxtConfig } from '../config.ts';
 import type { Logger } from '../log.ts';
 import type { Account, Broker, CloseResult, Fill, HistoryPeriod, HistoryTimeframe, MarketClock, Order, PortfolioHistory, Position } from './types.ts';
 
@@ -11,13 +14,28 @@ export interface BrokerSettings {
   logger: Logger;
 }
 
+export interface CcxtSettings {
+  config: CcxtConfig;
+  dataDir: string;
+  logger: Logger;
+  clock: Clock;
+}
+
 export class OnDemandBroker implements Broker {
   private client?: Promise<Broker>;
 
-  constructor(private readonly settings: BrokerSettings) {}
+  private constructor(private readonly load: () => Promise<Broker>) {}
+
+  static alpaca(settings: BrokerSettings): OnDemandBroker {
+    return new OnDemandBroker(() => import('./alpaca.ts').then(({ AlpacaBroker }) => new AlpacaBroker(settings)));
+  }
+
+  static ccxt(settings: CcxtSettings): OnDemandBroker {
+    return new OnDemandBroker(() => import('./ccxt.ts').then(({ CcxtBroker }) => new CcxtBroker(settings)));
+  }
 
   private get broker(): Promise<Broker> {
-    this.client ??= import('./alpaca.ts').then(({ AlpacaBroker }) => new AlpacaBroker(this.settings));
+    this.client ??= this.load();
     return this.client;
   }
 

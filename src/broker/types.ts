@@ -76,6 +76,8 @@ export interface CloseResult {
   order?: Order;
   /** the broker's reason when it failed */
   error?: string;
+  /** a holding too small for the market to take (under its minimum order): left, and not a failure */
+  dust?: string;
 }
 
 /**
@@ -88,6 +90,8 @@ export interface PortfolioHistory {
   /** equity at the start of the period: what profit/loss is measured against */
   baseValue: number;
   points: Array<{ at: number; equity: number; profitLoss: number; profitLossPct: number }>;
+  /** a broker that keeps no history (an exchange): the curve is tradewarden's own record, kept since `since` (absent: nothing recorded yet) */
+  recorded?: { since?: number };
 }
 
 export type HistoryPeriod = '1D' | '1W' | '1M' | '1A';

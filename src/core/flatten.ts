@@ -27,6 +27,8 @@ export interface FlattenReport {
   durationMs: number;
   /** set when the procedure could not run to the end (broker unreachable) */
   error?: string;
+  /** holdings too small for their market to take (an exchange's dust): left as they are, not a failure */
+  dust?: Array<{ symbol: string; reason: string }>;
   /** with the account locked at the broker: lifted for the closes, how long, and set back */
   brokerLock?: { openMs: number; relocked: boolean; error?: string };
 }
@@ -99,6 +101,8 @@ export async function flattenAccount(deps: FlattenDeps): Promise<FlattenReport> 
       report.error = `close all positions failed: ${describeError(error)}`;
     }
     await deps.onClosingOrders?.(closes.flatMap((c) => (c.order?.id ? [c.order.id] : [])));
+    const dust = closes.flatMap((c) => (c.dust ? [{ symbol: c.symbol, reason: c.dust }] : []));
+    if (dust.length) report.dust = dust;
   }
 
   // 4. Re-read until flat or time-out: market orders fill within moments; queued ones will not.

@@ -468,6 +468,9 @@ export class Core {
   }
 
   private requireBrokerLock(): BrokerLock {
+    if (!this.deps.brokerLock && this.deps.config.ccxt) {
+      throw refused(`${this.deps.config.ccxt.exchange} has no account switch that blocks new orders (Alpaca's suspend_trade): lock and unlock need BROKER=alpaca; stop the trader instead (ON_RUNAWAY=stop halts every copy)`);
+    }
     if (!this.deps.brokerLock) throw failed('the broker is not configured: set APCA_API_KEY_ID and APCA_API_SECRET_KEY');
     return this.deps.brokerLock;
   }

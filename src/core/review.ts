@@ -51,6 +51,8 @@ export interface PnlReport {
   points: EquityPoint[];
   /** what could not be read, in words ("equity history: broker … answered 404") */
   missing: string[];
+  /** the curve is tradewarden's own record (an exchange keeps none), kept since this time */
+  recordedSince?: number;
 }
 
 export function parsePnlPeriod(value: string | undefined): PnlPeriod {
@@ -80,7 +82,11 @@ export async function buildPnlReport(broker: Broker, period: PnlPeriod, now: num
   const report: PnlReport = { period, equity: equityNow, points, missing };
   if (history.status === 'fulfilled') {
     report.timeframe = history.value.timeframe;
-    if (points.length === 0) missing.push(`equity history: the broker has no points for the ${period} (a new or unfunded account)`);
+    const recorded = history.value.recorded;
+    if (recorded?.since !== undefined) report.recordedSince = recorded.since;
+    if (points.length === 0) {
+      missing.push(recorded ? `equity history: none recorded yet (the exchange keeps none; tradewarden records it on every account read)` : `equity history: the broker has no points for the ${period} (a new or unfunded account)`);
+    }
     else Object.assign(report, periodChange(history.value, points));
   }
   return report;

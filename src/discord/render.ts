@@ -3,7 +3,7 @@ import { AttachmentBuilder, EmbedBuilder } from 'discord.js';
 import type { Renderers } from '../core/catalogue.ts';
 import type { AccountReport, AlertSeverity, Duplicate, FlattenReport, PnlReport, ProcessState, StatusReport, StoredAlert, StopDuplicatesResult, TradeSummary } from '../core/reports.ts';
 import { formatDuration } from '../duration.ts';
-import { TEXT, brokerLockText, duplicatesText, gateText, lossText, flattenLockLine, flattenSymbolLine, flattenText, megabytes, money, pnlLines, stopDuplicatesText, streamText, tradeCountText } from '../render/text.ts';
+import { TEXT, brokerLockText, duplicatesText, gateText, lossText, flattenDustLine, flattenLockLine, flattenSymbolLine, flattenText, megabytes, money, pnlLines, stopDuplicatesText, streamText, tradeCountText } from '../render/text.ts';
 import { describeError } from '../errors.ts';
 import { drawEquityChart } from '../render/chart-renderer.ts';
 import { sparkline } from '../watch/trade-window.ts';
@@ -146,6 +146,7 @@ export function flattenMessages(report: FlattenReport): EmbedBuilder[][] {
     `Orders canceled: ${report.ordersCanceled}.${report.remainingOpenOrders ? ` Open orders left: ${report.remainingOpenOrders}.` : ''}`,
     ...(report.marketOpen === false ? ['Market is closed: closing orders are queued for the next open.'] : []),
     ...(report.remainingPositions.length ? [`Still held: ${report.remainingPositions.length} position(s); every one is listed below.`] : []),
+    ...(report.dust?.length ? [flattenDustLine(report.dust)] : []),
     ...(report.error ? [`Error: ${report.error}`] : []),
     ...(report.brokerLock ? [flattenLockLine(report.brokerLock)] : []),
     `(${formatDuration(report.durationMs)})`,

@@ -172,6 +172,7 @@ export function pnlLines(report: PnlReport): string[] {
   if (report.best && report.worst) {
     lines.push(`Best step ${signedMoney(report.best.change)} (${time(report.best.at)}) · worst step ${signedMoney(report.worst.change)} (${time(report.worst.at)})`);
   }
+  if (report.recordedSince !== undefined) lines.push(`Curve recorded by tradewarden since ${time(report.recordedSince)} (the exchange keeps no history)`);
   for (const m of report.missing) lines.push(`Missing: ${m}`);
   return lines;
 }
@@ -207,6 +208,11 @@ export function flattenSymbolLine(s: SymbolReport): string {
   return `  ${icon} ${s.symbol.padEnd(10)} qty ${String(s.qtyBefore).padStart(10)}  ${s.outcome}${s.closingOrderId ? `  order ${s.closingOrderId}` : ''}${s.reason ? `  — ${s.reason}` : ''}`;
 }
 
+/** Dust is left on purpose (no order would be taken for it), so it is said apart from the failures. */
+export function flattenDustLine(dust: NonNullable<FlattenReport['dust']>): string {
+  return `Dust left, not sellable (not a position): ${dust.map((d) => `${d.symbol} — ${d.reason.replace(/^dust: /, '')}`).join('; ')}.`;
+}
+
 export function flattenText(report: FlattenReport): string {
   const lines = [
     report.flat ? 'FLAT: the broker shows no positions and no open orders.' : 'NOT FLAT: see below.',
@@ -221,6 +227,7 @@ export function flattenText(report: FlattenReport): string {
   for (const s of [...report.symbols].sort((a, b) => OUTCOME_ORDER[a.outcome] - OUTCOME_ORDER[b.outcome])) lines.push(flattenSymbolLine(s));
   if (report.remainingPositions.length) lines.push(`Still held: ${report.remainingPositions.map((p) => `${p.symbol} ${p.qty}`).join(', ')}.`);
   if (report.remainingOpenOrders) lines.push(`Open orders left: ${report.remainingOpenOrders}.`);
+  if (report.dust?.length) lines.push(flattenDustLine(report.dust));
   if (report.error) lines.push(`Error: ${report.error}`);
   if (report.brokerLock) lines.push(flattenLockLine(report.brokerLock));
   lines.push(`(${formatDuration(report.durationMs)})`);
