@@ -90,8 +90,10 @@ export class CcxtBroker implements Broker {
   private readonly traded = new Set<string>();
   /** the exchange lists trades (open orders) only per market: learnt from its first ArgumentsRequired */
   private readonly perMarket = { trades: false, orders: false };
-  /** no call goes out before this (a rate limit's pause, shared by every call) */
-  private coolDownUntil = 0;
+  /** a rate limit's pause: every call waits it out, not only the one that met it */
+  private coolDown?: Promise<void>;
+  /** calls go out one at a time: nonces must grow per key (Kraken), and a burst is what rate limits punish */
+  private queue: Promise<unknown> = Promise.resolve();
   /** the balance read in flight: account() and positions() come together, and share it */
   private holdingsRead?: Promise<Holdings>;
   private warned = new Set<string>();
@@ -105,6 +107,7 @@ export class CcxtBroker implements Broker {
     this.sleep = options.sleep ?? ((ms) => new Promise((resolve) => setTimeout(resolve, ms)));
     this.secrets = [config.apiKey, config.secret, config.password ?? ''].filter(Boolean);
     this.exchange = options.exchange ?? createExchange(config);
+    strictlyGrowingNonce(this.exchange);
     this.record = EquityRecord.in(options.dataDir, config.exchange);
   }
 
@@ -233,8 +236,8 @@ export class CcxtBroker implements Broker {
     return false;
   }
 
-  async setTradingSuspended(): Promise<void> {
-    throw new OperationError('refused', `${this.id} has no account switch that blocks new orders (Alpaca's suspend_trade): lock and unlock need BROKER=alpaca; stop the trader instead`);
+  async setTradingSuspended(suspended: boolean): Promise<void> {
+    throw new OperationError('refused', `cannot ${suspended ? 'lock' : 'unlock'} the account: ${this.id} has no account switch that blocks new orders (Alpaca's suspend_trade): lock and unlock need BROKER=alpaca; stop the trader instead`);
   }
 
   // ---- reading ----
@@ -385,13 +388,18 @@ export class CcxtBroker implements Broker {
 
   // ---- errors ----
 
-  /** One call: the shared rate-limit pause, retries, and ccxt's errors turned into ours. */
-  private async call<T>(what: string, work: () => Promise<T>, policy: Policy = 'read'): Promise<T> {
+  /** One call, after the ones before it: the shared rate-limit pause, retries, and ccxt's errors turned into ours. */
+  private call<T>(what: string, work: () => Promise<T>, policy: Policy = 'read'): Promise<T> {
+    const turn = this.queue.then(() => this.attempts(what, work, policy));
+    this.queue = turn.catch(() => undefined);
+    return turn;
+  }
+
+  private async attempts<T>(what: string, work: () => Promise<T>, policy: Policy): Promise<T> {
     let networkFailures = 0;
     let rateLimited = 0;
     for (;;) {
-      const pause = this.coolDownUntil - Date.now();
-      if (pause > 0) await this.sleep(pause);
+      await this.coolDown;
       try {
         return await work();
       } catch (error) {
@@ -404,14 +412,19 @@ export class CcxtBroker implements Broker {
             throw this.failure(`exchange ${this.id} ${what}: still rate limited after backing off ${rateLimited - 1} times (${said})`, error);
           }
           const wait = Math.min(MAX_BACKOFF_MS, (this.options.rateLimitBackoffMs ?? 2000) * 2 ** (rateLimited - 1));
-          this.coolDownUntil = Math.max(this.coolDownUntil, Date.now() + wait);
           this.logger.warn(`exchange ${this.id} ${what}: rate limited (${said}); every call pauses ${wait} ms`);
+          const pause = this.sleep(wait);
+          this.coolDown = pause;
+          await pause;
+          if (this.coolDown === pause) this.coolDown = undefined;
           continue;
         }
         if (error instanceof ccxt.NetworkError) {
           networkFailures++;
           const retries = this.options.retries ?? 3;
           if (policy === 'order') {
+            // "Not available" is the exchange's own answer (Kraken: market in cancel_only mode); a time-out or a cut connection may hide a taken order.
+            if (error instanceof ccxt.ExchangeNotAvailable || error instanceof ccxt.InvalidNonce) throw this.failure(`exchange ${this.id} ${what}: ${said}`, error);
             throw this.failure(`exchange ${this.id} ${what}: ${said}; not repeated because the exchange may have taken the order — re-read the positions`, error);
           }
           if (networkFailures > retries) throw this.failure(`exchange ${this.id} unreachable: ${what}: ${said}${networkFailures > 1 ? ` (after ${networkFailures} attempts)` : ''}`, error);
@@ -479,12 +492,27 @@ function createExchange(config: CcxtConfig): Exchange {
   });
   if (config.sandbox) {
     try {
+      // ccxt's own check passes an exchange whose test URL is undefined (kraken): look at the URL.
+      if (!exchange.urls?.test) throw new ccxt.NotSupported('no test URL');
       exchange.setSandboxMode(true);
     } catch {
       throw new OperationError('failed', `CCXT_SANDBOX=on: ccxt knows no test network for ${config.exchange}; set CCXT_SANDBOX=off, or point CCXT_OPTIONS "urls" at the test endpoint the exchange documents`);
     }
   }
   return exchange;
+}
+
+/**
+ * ccxt's nonce is the time in ms (Kraken): two calls in one millisecond (loopback, or a fast answer)
+ * would send the same nonce, and the second be refused "EAPI:Invalid nonce". One more is enough.
+ */
+function strictlyGrowingNonce(exchange: Exchange): void {
+  const clockNonce = exchange.nonce.bind(exchange);
+  let last = 0;
+  exchange.nonce = () => {
+    last = Math.max(Number(clockNonce()), last + 1);
+    return last;
+  };
 }
 
 function tradeKey(t: Trade): string {
