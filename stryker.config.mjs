@@ -29,8 +29,15 @@ export const MODULES = {
   outbox: { mutate: () => ['src/alerts/outbox.ts'], tests: ['test/outbox.test.ts'], timeoutMS: 5000 },
   flatten: { mutate: () => ['src/core/flatten.ts'], tests: ['test/flatten.test.ts'], timeoutMS: 5000 },
   'supervisor-guard': { mutate: () => [guardLines()], tests: ['test/supervisor.test.ts'], timeoutMS: 30_000 },
-  breaker: { mutate: () => ['src/core/breaker.ts'], tests: ['test/watch-pm2.test.ts', 'test/containment.test.ts', 'test/broker-lock.test.ts'], timeoutMS: 30_000 },
-  'order-gate': { mutate: () => ['src/gateway/order-gate.ts'], tests: ['test/gateway.test.ts'], timeoutMS: 30_000 },
+  // The in-process test file first: the tap runner stops at the first file that fails, so the
+  // PM2 ones (tens of seconds each) run only for the mutants it lets through.
+  breaker: {
+    mutate: () => ['src/core/breaker.ts'],
+    tests: ['test/breaker.test.ts', 'test/loss-limit.test.ts', 'test/watch-pm2.test.ts', 'test/containment.test.ts', 'test/broker-lock.test.ts'],
+    timeoutMS: 30_000,
+  },
+  'order-gate': { mutate: () => ['src/gateway/order-gate.ts'], tests: ['test/order-gate.test.ts', 'test/gateway.test.ts'], timeoutMS: 30_000 },
+  'gate-routes': { mutate: () => ['src/gateway/routes.ts'], tests: ['test/gateway-routes.test.ts', 'test/gateway.test.ts'], timeoutMS: 30_000 },
 };
 
 const name = process.env.MUTATION_MODULE;
