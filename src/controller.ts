@@ -7,6 +7,7 @@ import { OperationError, describeError } from './errors.ts';
 import type { Actor } from './core/operations.ts';
 import { startGateway, type Gateway } from './gateway/gateway.ts';
 import { OrderGate } from './gateway/order-gate.ts';
+import { TraderBook } from './gateway/trader-book.ts';
 import { STALE_AFTER_INTERVALS } from './health/checks.ts';
 import { ControllerLife, reportDowntime } from './health/downtime.ts';
 import { exposeHealth, type Exposure } from './health/expose.ts';
@@ -190,6 +191,10 @@ export async function startController(config: Config, options: ControllerOptions
 async function startOrderGate(app: App): Promise<NonNullable<Controller['gateway']>> {
   const { config, store, outbox, clock, logger, supervisor } = app;
   const settings = config.gateway!;
+  // The limits that read the trader's orders and positions read a model of them, kept by the trade
+  // stream (tradewarden's keys: trusted only for the account they trade, see trader-book.ts).
+  const readsBook = settings.maxOpenOrders !== undefined || settings.maxPositionNotional !== undefined;
+  const book = readsBook && app.tradeStream && app.broker ? new TraderBook({ broker: app.broker, clock, logger }).follow(app.tradeStream, app.accountWatch) : undefined;
   const gate = new OrderGate({
     store,
     outbox,
@@ -201,6 +206,7 @@ async function startOrderGate(app: App): Promise<NonNullable<Controller['gateway
     traderPid: () => supervisor.traderPid(),
     cancelGraceMs: (config.tradePollSeconds + 5) * 1000,
     limits: settings,
+    book,
   });
   const server = await startGateway({ host: settings.host, port: settings.port, upstream: config.broker.baseUrl, dataUrl: config.broker.dataUrl, gate, logger });
   // An order that ends unfilled (IOC, canceled in the dashboard or by flatten, expired, rejected)

@@ -92,8 +92,9 @@
 // → {"stream":"authorization","data":{"status":"authorized"|"unauthorized","action":"authenticate"}};
 // {"action":"listen","data":{"streams":["trade_updates"]}} → {"stream":"listening",…}; then every fill
 // as {"stream":"trade_updates","data":{"event":"fill"|"partial_fill","execution_id","order":{…},
-// "timestamp","price","qty","position_qty"}}, and every cancel (by request, by a close's cancel_orders,
-// or an IOC/FOK limit that could not fill) as {"event":"canceled","order":{…},"timestamp"}. Frames are
+// "timestamp","price","qty","position_qty"}}, every new order as {"event":"new" (a queued one
+// "accepted"),"order":{…},"timestamp"} before its fills, and every cancel (by request, by a close's
+// cancel_orders, or an IOC/FOK limit that could not fill) as {"event":"canceled","order":{…},"timestamp"}. Frames are
 // binary, as Alpaca's paper endpoint sends them.
 // The execution id is the uuid part of the fill's activity id. Stream hooks:
 //   streamListeners          connections authorized and listening to trade_updates now
@@ -675,6 +676,8 @@ export async function startPaperBroker(options: PaperBrokerOptions = {}): Promis
       seq: ++seq,
     };
     orders.push(order);
+    // As Alpaca: every order is announced before anything else happens to it (queued ones as `accepted`).
+    publishTradeUpdate({ event: order.status === 'accepted' ? 'accepted' : 'new', order: orderJson(order), timestamp: iso(now) });
     return order;
   }
 

@@ -6,7 +6,7 @@ import { randomUUID } from 'node:crypto';
 import axios, { type AxiosInstance, type AxiosResponse } from 'axios';
 import { OperationError } from '../errors.ts';
 import { redact, silentLogger, type Logger } from '../log.ts';
-import type { Account, Broker, CloseResult, Fill, HistoryPeriod, HistoryTimeframe, MarketClock, Order, PortfolioHistory, Position } from './types.ts';
+import type { Account, Broker, CloseResult, Fill, HistoryPeriod, HistoryTimeframe, MarketClock, Order, OrderUpdate, PortfolioHistory, Position } from './types.ts';
 
 export interface AlpacaBrokerOptions {
   /** e.g. https://paper-api.alpaca.markets (a trailing /v2 is tolerated) */
@@ -502,6 +502,8 @@ function parseOrder(value: unknown, where: string): Order {
     status: text(o, 'status', where),
     filledQty: decimal(o, 'filled_qty', where),
     submittedAt: optionalText(o, 'submitted_at', where),
+    limitPrice: optionalDecimal(o, 'limit_price', where),
+    stopPrice: optionalDecimal(o, 'stop_price', where),
   };
 }
 
@@ -572,6 +574,36 @@ export function parseTradeUpdateEnd(value: unknown, where: string): OrderEnded |
   if (!ENDING_EVENTS.has(event)) return undefined;
   const order = record(data.order, `${where}.order`);
   return { orderId: text(order, 'id', `${where}.order`), event, filledQty: optionalDecimal(order, 'filled_qty', `${where}.order`) ?? 0 };
+}
+
+/**
+ * Any trade_updates event, as the order it leaves (the gate's model of the trader's book). Lenient
+ * beyond what the model needs — the id, symbol and side —, since an event is judged by its order's
+ * status, or by its name when the status is absent.
+ */
+export function parseTradeUpdateOrder(value: unknown, where: string): OrderUpdate {
+  const data = record(value, where);
+  const o = record(data.order, `${where}.order`);
+  const at = `${where}.order`;
+  return {
+    event: text(data, 'event', where),
+    order: {
+      id: text(o, 'id', at),
+      clientOrderId: optionalText(o, 'client_order_id', at),
+      symbol: text(o, 'symbol', at),
+      side: text(o, 'side', at),
+      type: optionalText(o, 'type', at),
+      status: optionalText(o, 'status', at),
+      qty: optionalDecimal(o, 'qty', at),
+      notional: optionalDecimal(o, 'notional', at),
+      filledQty: optionalDecimal(o, 'filled_qty', at) ?? 0,
+      limitPrice: optionalDecimal(o, 'limit_price', at),
+      stopPrice: optionalDecimal(o, 'stop_price', at),
+    },
+    positionQty: optionalDecimal(data, 'position_qty', where),
+    price: optionalDecimal(data, 'price', where),
+    qty: optionalDecimal(data, 'qty', where),
+  };
 }
 
 // ---- transport helpers ----

@@ -26,8 +26,8 @@ import WebSocket from 'ws';
 import { systemClock, type Clock } from '../clock.ts';
 import { describeError } from '../errors.ts';
 import { redact, silentLogger, type Logger } from '../log.ts';
-import { parseTradeUpdateEnd, parseTradeUpdateFill, type OrderEnded } from './alpaca.ts';
-import type { Fill } from './types.ts';
+import { parseTradeUpdateEnd, parseTradeUpdateFill, parseTradeUpdateOrder, type OrderEnded } from './alpaca.ts';
+import type { Fill, OrderUpdate } from './types.ts';
 
 export type StreamStatus = 'connecting' | 'connected' | 'reconnecting' | 'stopped';
 
@@ -59,6 +59,8 @@ export interface TradeStreamOptions {
   onListening?: () => Promise<void> | void;
   /** an order that will trade no more: canceled, expired, rejected, replaced, done for the day */
   onOrderEnded?: (ended: OrderEnded) => void;
+  /** every trade_updates event as the order it leaves, or why one could not be read (a model of the orders missed it) */
+  onOrderUpdate?: (update: OrderUpdate | { unreadable: string }) => void;
   /** on every change of status (not on every message) */
   onStateChange?: (state: StreamState) => void;
   logger?: Logger;
@@ -226,6 +228,15 @@ export class TradeStream {
       return;
     }
     if (item.stream !== 'trade_updates') return;
+    if (this.options.onOrderUpdate) {
+      let update: OrderUpdate | { unreadable: string };
+      try {
+        update = parseTradeUpdateOrder(item.data, 'trade_updates');
+      } catch (error) {
+        update = { unreadable: this.clean(error) };
+      }
+      this.options.onOrderUpdate(update);
+    }
     let fill: Fill | undefined;
     try {
       fill = parseTradeUpdateFill(item.data, 'trade_updates');

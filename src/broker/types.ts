@@ -38,6 +38,36 @@ export interface Order {
   status: string;
   filledQty: number;
   submittedAt?: string;
+  limitPrice?: number;
+  stopPrice?: number;
+}
+
+/**
+ * One trade_updates event about an order, whatever the event (new, fill, partial_fill, canceled,
+ * replaced, …): the order as it stands after it. The order gate's model of the trader's book
+ * (gateway/trader-book.ts) is kept current from these.
+ */
+export interface OrderUpdate {
+  event: string;
+  order: {
+    id: string;
+    clientOrderId?: string;
+    symbol: string;
+    side: string;
+    type?: string;
+    /** the order's status after the event; absent when the broker did not say */
+    status?: string;
+    qty?: number;
+    notional?: number;
+    filledQty: number;
+    limitPrice?: number;
+    stopPrice?: number;
+  };
+  /** a fill's: the position in the symbol after it, signed (Alpaca's position_qty) */
+  positionQty?: number;
+  /** a fill's price and quantity */
+  price?: number;
+  qty?: number;
 }
 
 export interface Fill {

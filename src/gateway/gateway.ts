@@ -16,9 +16,10 @@
 // nowhere. A broker that cannot be reached is answered 502/503 in Alpaca's error shape.
 //
 // The pre-trade limits (pre-trade.ts) need a few reads of their own — the position, the open orders,
-// the latest trade from the broker's market data (APCA_API_DATA_URL, another host) — made here with
-// the trader's own keys from the order's request, as the look-up of a lost answer is: tradewarden's
-// keys may belong to another account than the one the trader trades.
+// the latest trade from the broker's market data (APCA_API_DATA_URL, another host), which account the
+// keys trade — made here with the trader's own keys from the order's request, as the look-up of a lost
+// answer is: tradewarden's keys may belong to another account than the one the trader trades. The
+// gate's model of the trader's book (trader-book.ts) answers most of them without a read.
 import { randomUUID } from 'node:crypto';
 import http from 'node:http';
 import https from 'node:https';
@@ -30,6 +31,7 @@ import { describeError } from '../errors.ts';
 import { ALPACA_DATA_URL } from '../config.ts';
 import { REFUSED_CODE, type OrderGate, type OrderIntent, type Peer } from './order-gate.ts';
 import { cryptoPair, type BrokerView, type OrderView, type PositionView } from './pre-trade.ts';
+import { keysDigest } from './trader-book.ts';
 import { normalizeTarget, routeOf } from './routes.ts';
 
 export interface GatewayOptions {
@@ -205,6 +207,11 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
       return { status, json };
     };
     return {
+      keys: keysDigest(['apca-api-key-id', 'apca-api-secret-key', 'authorization'].map((name) => String(req.headers[name] ?? ''))),
+      async accountNumber() {
+        const number = field((await read(upstream, agent, '/v2/account')).json, 'account_number');
+        return typeof number === 'string' && number ? number : undefined;
+      },
       async position(symbol) {
         const { status, json } = await read(upstream, agent, `/v2/positions/${encodeURIComponent(symbol)}`, [200, 404]);
         return status === 404 ? null : positionOf(json);
@@ -256,15 +263,16 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
 
     const body = await readBody(req, MAX_ORDER_BODY);
     if (body === undefined) return sendError(res, 413, 41310000, `tradewarden order gate: an order body larger than ${MAX_ORDER_BODY} bytes is not an order`);
-    const intent = { ...intentOf(body), ...(route.replaces ? { replaces: route.replaces } : {}) };
+    // An order with a client id of the gate's own can be looked up when its answer is lost, and is
+    // known by it in the trade stream's events before its answer names its id.
+    const { body: sent, clientOrderId } = withClientOrderId(body);
+    const intent = { ...intentOf(body), ...(route.replaces ? { replaces: route.replaces } : {}), ...(clientOrderId ? { clientOrderId } : {}) };
     const admission = await gate.admit(peerOf(req.socket), intent, brokerView(req));
     if (!admission.forward || admission.ticket === undefined) {
       const refusal = admission.refusal!;
       return sendError(res, refusal.status, refusal.code, refusal.message, refusal.retryAfterSeconds !== undefined ? { 'retry-after': String(refusal.retryAfterSeconds) } : {});
     }
     const ticket = admission.ticket;
-    // An order with a client id of the gate's own can be looked up when its answer is lost.
-    const { body: sent, clientOrderId } = withClientOrderId(body);
     let answer: http.IncomingMessage;
     let payload: Buffer;
     try {

@@ -13,7 +13,9 @@
 //
 // Beside the count, the pre-trade limits (pre-trade.ts: ALLOWED_SYMBOLS, MAX_OPEN_ORDERS,
 // MAX_ORDER_NOTIONAL, MAX_POSITION_NOTIONAL) are checked on the managed trader's orders once the count
-// lets them through; they read the broker with the trader's own keys (a BrokerView from gateway.ts).
+// lets them through; they read the gate's model of the trader's book (trader-book.ts), which learns of
+// every order the gate forwards the moment it does, or, when the model cannot answer, the broker with
+// the trader's own keys (a BrokerView from gateway.ts).
 import type { Clock } from '../clock.ts';
 import { describeError } from '../errors.ts';
 import { Mutex } from '../lock.ts';
@@ -24,6 +26,7 @@ import type { GateMode } from '../config.ts';
 import { HOUR_MS, countedTrades } from '../watch/trade-window.ts';
 import { commandLineOf, processTree, socketOwner, type ConnectionEnds } from '../os/socket-owner.ts';
 import { PreTradeCheck, type BrokerView, type PreTradeLimits, type PreTradeReason } from './pre-trade.ts';
+import { IN_FLIGHT_MAX_MS, TraderBook } from './trader-book.ts';
 
 /** What an order asks for, as far as the alert and the log need it (the body goes to the broker as is). */
 export interface OrderIntent {
@@ -36,6 +39,8 @@ export interface OrderIntent {
   stopPrice?: string;
   /** PATCH /v2/orders/{id}: the order being replaced */
   replaces?: string;
+  /** the client_order_id it goes to the broker with (the trader's, or one the gateway gave it) */
+  clientOrderId?: string;
 }
 
 export type RefusalReason = 'not_managed_trader' | 'trade_limit' | 'breaker_tripped' | 'broker_locked' | PreTradeReason;
@@ -113,6 +118,8 @@ export interface OrderGateOptions {
   limits?: PreTradeLimits;
   /** how long a market price is reused (pre-trade.ts PRICE_CACHE_MS) */
   priceCacheMs?: number;
+  /** the model of the trader's book the limits read (fed by the trade stream); none: every decision reads the broker */
+  book?: TraderBook;
 }
 
 const TRADER_PID_CACHE_MS = 2000;
@@ -120,8 +127,6 @@ const TRADER_PID_CACHE_MS = 2000;
 const ENDED_REMEMBERED = 1000;
 /** How long orders let through wait to be written to the data file together. */
 const LEDGER_BATCH_MS = 1000;
-/** Longer than an order's answer can take: the gateway's upstream time-out (30 s) and a look-up (10 s). */
-const IN_FLIGHT_MAX_MS = 60_000;
 /** How many order ids let through are kept in memory (the data file keeps as many). */
 const FORWARDED_REMEMBERED = 20_000;
 
@@ -173,11 +178,14 @@ export class OrderGate {
   private readonly cancelGraceMs: number;
   private readonly episodeQuietMs: number;
   private readonly preTrade: PreTradeCheck;
+  /** the trader's open orders and positions as the gate knows them (at least the orders it sent) */
+  readonly book: TraderBook;
 
   constructor(private readonly options: OrderGateOptions) {
     this.cancelGraceMs = options.cancelGraceMs ?? 60_000;
     this.episodeQuietMs = options.episodeQuietMs ?? HOUR_MS;
     this.preTrade = new PreTradeCheck(options.limits ?? {}, options.priceCacheMs);
+    this.book = options.book ?? new TraderBook({ logger: options.logger });
   }
 
   get mode(): GateMode {
@@ -201,6 +209,8 @@ export class OrderGate {
       if (forward) {
         ticket = this.nextTicket++;
         this.pending.set(ticket, { ticket, acceptedAt: this.options.clock.now() });
+        // Counted for the next decision at once, before the broker has said anything of it.
+        this.book.sent(ticket, intent);
       }
       if (refusal) this.refused(caller, intent, refusal);
       // The trader's order got through: its next refusal is news again. A copy's episode goes on.
@@ -216,6 +226,7 @@ export class OrderGate {
    * lost and the broker could not be asked) keeps it too, the cautious way.
    */
   settle(ticket: number, outcome: { accepted: false } | { accepted: true; orderId?: string; ended?: boolean } | { accepted: 'unknown' }): void {
+    this.book.answered(ticket, outcome);
     const pending = this.pending.get(ticket);
     if (!pending) return;
     pending.answered = true;
@@ -238,6 +249,7 @@ export class OrderGate {
    * among the seen trades anyway.
    */
   replaced(orderId: string): void {
+    this.book.replaced(orderId);
     for (const [ticket, pending] of this.pending) if (pending.orderId === orderId) this.pending.delete(ticket);
   }
 
@@ -438,10 +450,7 @@ export class OrderGate {
   /** The pre-trade limits, as a 403 like the gate's other "not allowed" refusals. */
   private async checkPreTrade(intent: OrderIntent, view: BrokerView): Promise<Refusal | undefined> {
     if (!this.preTrade.active) return undefined;
-    // Sent and not answered: the broker's list of open orders may not show them yet.
-    const now = this.options.clock.now();
-    const inFlight = [...this.pending.values()].filter((p) => !p.answered && p.acceptedAt >= now - IN_FLIGHT_MAX_MS).length;
-    const broken = await this.preTrade.check(intent, view, inFlight);
+    const broken = await this.preTrade.check(intent, this.book.view(view));
     if (!broken) return undefined;
     return {
       reason: broken.reason,
@@ -542,6 +551,8 @@ const REASON_TITLE: Record<RefusalReason, string> = {
 
 /** No broker to ask: every read fails, so a limit that needs one refuses. */
 const NO_VIEW: BrokerView = {
+  keys: '',
+  accountNumber: () => Promise.reject(new Error('no broker to read')),
   position: () => Promise.reject(new Error('no broker to read')),
   latestTradePrice: () => Promise.reject(new Error('no broker to read')),
   openOrders: () => Promise.reject(new Error('no broker to read')),

@@ -12,8 +12,9 @@
 //                          market price
 //
 // An order that reduces or closes a position passes all four: a bot must always be able to get out.
-// It reduces when it is on the opposite side of the position and not larger than it (a sell of 150
-// against a long of 100 opens a short of 50, so it is judged like any order).
+// It reduces when it is on the opposite side of the position and not larger than what is left of it
+// once the open orders on its side (which reduce it too) have filled: a sell of 150 against a long of
+// 100 opens a short of 50, and so do two sells of 100 sent back to back; those are judged like any order.
 //
 // What the gate cannot know it does not guess (fail closed, as the gate itself is): an order whose
 // value or position cannot be read is refused (`value_unknown`), and so is a new order while the open
@@ -21,17 +22,18 @@
 // the order it would become: the replaced order's fields under the ones it changes — otherwise a
 // resting order of 1 could be replaced by one of 1000 past every limit.
 //
-// MAX_OPEN_ORDERS counts the broker's open orders (GET /v2/orders?status=open), not the gate's own
-// pending list: that list is the hourly count's (an order stays in it until a poll sees its fill, or
-// an hour), so it would count filled orders as open, and forget a GTC order resting for days or one
-// placed before a controller restart. What the broker cannot list yet are the orders in flight (let
-// through, no answer yet); the gate adds those, so a burst cannot all pass on one stale count.
-// Tradewarden's own orders (`tw-` client ids: flatten's closes) are not the trader's and are not counted.
+// MAX_OPEN_ORDERS counts the account's open orders, not the gate's own pending list: that list is the
+// hourly count's (an order stays in it until a poll sees its fill, or an hour), so it would count
+// filled orders as open, and forget a GTC order resting for days or one placed before a controller
+// restart. Tradewarden's own orders (`tw-` client ids: flatten's closes) are not the trader's and are
+// not counted.
 //
-// Latency: the reads use the trader's own keys (gateway.ts makes them), run together, only for the
-// limits that are set, each with a short time-out; a price is kept PRICE_CACHE_MS, so a bot's burst
-// reads it once. The position and the open orders are read fresh for every order that needs them: a
-// cached position would let a burst through on a position each of its orders has already changed.
+// Where the position and the open orders come from is the BrokerView's business (trader-book.ts): the
+// gate's model of the trader's book, kept by the trade stream and the gate's own orders, or — when the
+// model cannot answer — the broker read fresh with the trader's own keys plus the orders in flight (let
+// through, no answer yet), so a burst cannot all pass on one stale count either way. The reads run
+// together, only for the limits that are set, each with a short time-out; a price is kept
+// PRICE_CACHE_MS, so a bot's burst reads it once.
 import { describeError } from '../errors.ts';
 import type { OrderIntent } from './order-gate.ts';
 
@@ -66,10 +68,16 @@ export interface OrderView {
   filledQty: number;
   limitPrice?: number;
   stopPrice?: number;
+  /** sent by the gate, the broker's answer not in yet */
+  inFlight?: boolean;
 }
 
 /** What the limits ask the broker, with the trader's own keys; each rejects when it cannot be read. */
 export interface BrokerView {
+  /** which keys the reads use (a digest, never the keys): the gate's model answers only for its own account */
+  readonly keys: string;
+  /** the account those keys trade (its number), undefined when the broker gives none */
+  accountNumber(): Promise<string | undefined>;
   /** the position in `symbol`, null when there is none */
   position(symbol: string): Promise<PositionView | null>;
   /** the price of the latest trade in `symbol` (crypto or equity: see cryptoPair) */
@@ -132,11 +140,8 @@ export class PreTradeCheck {
     return Boolean(this.allowed) || maxOrderNotional !== undefined || maxPositionNotional !== undefined || maxOpenOrders !== undefined;
   }
 
-  /**
-   * The first limit the order breaks, unless it reduces a position. `inFlight`: orders the gate let
-   * through that the broker has not answered yet (its open orders may not list them).
-   */
-  async check(intent: OrderIntent, view: BrokerView, inFlight: number): Promise<PreTradeRefusal | undefined> {
+  /** The first limit the order breaks, unless it reduces a position. */
+  async check(intent: OrderIntent, view: BrokerView): Promise<PreTradeRefusal | undefined> {
     if (!this.active) return undefined;
     const { maxOrderNotional, maxPositionNotional, maxOpenOrders } = this.limits;
     const replacing = intent.replaces !== undefined;
@@ -169,7 +174,7 @@ export class PreTradeCheck {
     }
     if (maxOrderNotional !== undefined && order.notional === undefined && order.limitPrice === undefined && order.stopPrice === undefined && order.symbol) void reads.price().catch(() => undefined);
 
-    const refusal = await this.firstBroken(order, reads, inFlight, replacing);
+    const refusal = await this.firstBroken(order, reads, replacing);
     if (!refusal) return undefined;
     // Getting out is never refused.
     const reducing = await this.reduces(order, reads);
@@ -178,7 +183,7 @@ export class PreTradeCheck {
     return refusal;
   }
 
-  private async firstBroken(order: OrderIntent, reads: Reads, inFlight: number, replacing: boolean): Promise<PreTradeRefusal | undefined> {
+  private async firstBroken(order: OrderIntent, reads: Reads, replacing: boolean): Promise<PreTradeRefusal | undefined> {
     const { maxOrderNotional, maxPositionNotional, maxOpenOrders } = this.limits;
     const symbol = order.symbol;
     if (this.allowed && !(symbol && this.allowed.has(symbolKey(symbol)))) {
@@ -194,8 +199,11 @@ export class PreTradeCheck {
     if (maxOpenOrders !== undefined && !replacing) {
       const limit = { name: 'MAX_OPEN_ORDERS', value: maxOpenOrders };
       let open: number;
+      let inFlight: number;
       try {
-        open = (await reads.openOrders()).filter((o) => !o.clientOrderId?.startsWith(OWN_ORDER_PREFIX)).length + inFlight;
+        const orders = (await reads.openOrders()).filter((o) => !o.clientOrderId?.startsWith(OWN_ORDER_PREFIX));
+        open = orders.length;
+        inFlight = orders.filter((o) => o.inFlight).length;
       } catch (error) {
         return { reason: 'open_orders_unknown', limit, message: `the trader's open orders could not be read from the broker (${describeError(error)}), and MAX_OPEN_ORDERS=${maxOpenOrders} is checked before the broker. Retry shortly` };
       }
@@ -310,12 +318,32 @@ export class PreTradeCheck {
       return `the position in ${order.symbol} could not be read: ${describeError(error)}`;
     }
     if (!position || sign * position.qty >= 0) return false; // nothing held, or the same side: it adds
+    // The open orders on its side reduce the same position first (two sells of a long sent back to back).
+    let open: OrderView[];
+    try {
+      open = await reads.openOrders();
+    } catch (error) {
+      return `the open orders could not be read: ${describeError(error)}`;
+    }
+    const key = symbolKey(order.symbol);
+    const price = async () => position.currentPrice ?? (await reads.price().then((p) => p.price, () => undefined));
+    let reducing = 0; // qty already on its way out
+    for (const o of open) {
+      if (symbolKey(o.symbol) !== key || o.side !== order.side || o.id === order.replaces || o.clientOrderId?.startsWith(OWN_ORDER_PREFIX)) continue;
+      if (o.qty !== undefined) reducing += Math.max(0, o.qty - o.filledQty);
+      else {
+        const p = await price();
+        if (p === undefined) return `the size of open order ${o.id} could not be valued`;
+        reducing += Math.max(0, (o.notional ?? 0) / p - o.filledQty);
+      }
+    }
+    const left = Math.max(0, Math.abs(position.qty) - reducing);
     const qty = decimal(order.qty);
-    if (qty !== undefined) return qty <= Math.abs(position.qty) + EPSILON;
+    if (qty !== undefined) return qty <= left + EPSILON;
     const notional = decimal(order.notional);
     if (notional === undefined) return false;
-    const price = position.currentPrice ?? (await reads.price().then((p) => p.price, () => undefined));
-    return price !== undefined && notional <= Math.abs(position.qty) * price + EPSILON;
+    const p = await price();
+    return p !== undefined && notional <= left * p + EPSILON;
   }
 
   /** The reads one decision may need, each made at most once. */
@@ -327,7 +355,7 @@ export class PreTradeCheck {
     const fromPosition = (held: PositionView | null): Priced | undefined =>
       held?.currentPrice !== undefined ? { price: held.currentPrice, source: `the ${symbol} position's current price` } : undefined;
     const price = once(async (): Promise<Priced> => {
-      // MAX_POSITION_NOTIONAL reads the position fresh anyway: its price is the freshest there is.
+      // A position's own current price (fresh from the broker, or a recent one from the gate's model) first.
       const fresh = this.limits.maxPositionNotional !== undefined ? fromPosition(await position().catch(() => null)) : undefined;
       if (fresh) return this.remember(key, fresh);
       const cached = this.prices.get(key);
@@ -365,7 +393,7 @@ interface Reads {
 }
 
 /** What a replacement makes of `replaced`: its fields, under the ones the PATCH changes. */
-function becomes(replaced: OrderView, patch: OrderIntent): OrderIntent {
+export function becomes(replaced: OrderView, patch: OrderIntent): OrderIntent {
   const text = (n: number | undefined) => (n === undefined ? undefined : String(n));
   return {
     symbol: replaced.symbol,
@@ -377,6 +405,7 @@ function becomes(replaced: OrderView, patch: OrderIntent): OrderIntent {
     limitPrice: patch.limitPrice ?? text(replaced.limitPrice),
     stopPrice: patch.stopPrice ?? text(replaced.stopPrice),
     replaces: patch.replaces,
+    clientOrderId: patch.clientOrderId,
   };
 }
 

@@ -20,8 +20,14 @@ export class AccountWatch {
   /** a read in progress, and whether another was asked for meanwhile (refreshSoon) */
   private reading?: Promise<unknown>;
   private again = false;
+  /** told of every positions read with when it was asked (the order gate's model of the trader's book) */
+  private readonly positionObservers: Array<(positions: Position[], askedAt: number) => void> = [];
 
   constructor(private readonly options: AccountWatchOptions) {}
+
+  observePositions(observer: (positions: Position[], askedAt: number) => void): void {
+    this.positionObservers.push(observer);
+  }
 
   /**
    * A read soon (after a fill): joined to the read in progress, plus one more after it when asked
@@ -55,6 +61,7 @@ export class AccountWatch {
       if ((data.account?.at ?? 0) <= snapshot.at) data.account = snapshot;
     });
     await this.options.onAccount?.(account, askedAt);
+    for (const observe of this.positionObservers) observe(positions, askedAt);
     await this.options.onPositions?.(positions);
     return snapshot;
   }

@@ -5,6 +5,7 @@
 // change, so `tradewarden status` (another process) shows it too.
 import type { StreamState, TradeStream } from '../broker/stream.ts';
 import type { OrderEnded } from '../broker/alpaca.ts';
+import type { Fill, OrderUpdate } from '../broker/types.ts';
 import { tradeStreamUrl } from '../broker/stream-url.ts';
 import type { Clock } from '../clock.ts';
 import { describeError } from '../errors.ts';
@@ -20,7 +21,7 @@ export interface TradeStreamWatchOptions {
   streamUrl?: string;
   keyId: string;
   secretKey: string;
-  tradeWatch: TradeWatch;
+  tradeWatch: { ingest(fills: Fill[]): Promise<unknown>; poll(): Promise<unknown> };
   store: Store;
   clock: Clock;
   logger: Logger;
@@ -42,6 +43,9 @@ export class TradeStreamWatch {
   private persisting: Promise<void> = Promise.resolve();
   /** told when the stream says an order will trade no more (the order gate stops counting it) */
   private readonly orderEndedListeners: Array<(ended: OrderEnded) => void> = [];
+  /** told of every order event and every change of status (the order gate's model of the trader's book) */
+  private readonly orderUpdateListeners: Array<(update: OrderUpdate | { unreadable: string }) => void> = [];
+  private readonly stateListeners: Array<(state: StreamState) => void> = [];
 
   constructor(private readonly options: TradeStreamWatchOptions) {
     this.url = tradeStreamUrl(options.baseUrl, options.streamUrl);
@@ -75,6 +79,16 @@ export class TradeStreamWatch {
     this.orderEndedListeners.push(listener);
   }
 
+  /** Every trade_updates event as the order it leaves (or why one could not be read). */
+  onOrderUpdate(listener: (update: OrderUpdate | { unreadable: string }) => void): void {
+    this.orderUpdateListeners.push(listener);
+  }
+
+  /** Every change of the stream's status (connected, reconnecting, …). */
+  onStateChange(listener: (state: StreamState) => void): void {
+    this.stateListeners.push(listener);
+  }
+
   async stop(): Promise<void> {
     this.stopRequested = true;
     await this.loading;
@@ -100,9 +114,15 @@ export class TradeStreamWatch {
       onListening: async () => {
         await tradeWatch.poll();
       },
-      onStateChange: (state) => this.persist(state),
+      onStateChange: (state) => {
+        this.persist(state);
+        for (const listener of this.stateListeners) listener(state);
+      },
       onOrderEnded: (ended) => {
         for (const listener of this.orderEndedListeners) listener(ended);
+      },
+      onOrderUpdate: (update) => {
+        for (const listener of this.orderUpdateListeners) listener(update);
       },
     });
   }
