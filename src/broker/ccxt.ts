@@ -43,7 +43,14 @@ export interface CcxtBrokerOptions {
   rateLimitRetries?: number;
   /** tests: a ccxt exchange object to use instead of one built from the configuration */
   exchange?: Exchange;
+  /** per request (default: CCXT_OPTIONS' timeout, else 10 s) */
+  timeoutMs?: number;
+  /** false: account reads leave no equity snapshot (doctor only looks) */
+  recordEquity?: boolean;
 }
+
+/** The installed ccxt's version (doctor says which it talks through). */
+export const CCXT_VERSION: string = ccxt.version;
 
 /** How far a call may be repeated after a network error: an order may have been placed. */
 type Policy = 'read' | 'cancel' | 'order';
@@ -107,6 +114,7 @@ export class CcxtBroker implements Broker {
     this.sleep = options.sleep ?? ((ms) => new Promise((resolve) => setTimeout(resolve, ms)));
     this.secrets = [config.apiKey, config.secret, config.password ?? ''].filter(Boolean);
     this.exchange = options.exchange ?? createExchange(config);
+    if (options.timeoutMs !== undefined) this.exchange.timeout = options.timeoutMs;
     strictlyGrowingNonce(this.exchange);
     this.record = EquityRecord.in(options.dataDir, config.exchange);
   }
@@ -115,7 +123,7 @@ export class CcxtBroker implements Broker {
     const holdings = await this.holdings();
     const equity = holdings.quoteTotal + holdings.items.reduce((sum, h) => sum + (h.price ?? 0) * h.total, 0);
     const now = this.time.now();
-    this.record.note(now, equity);
+    if (this.options.recordEquity !== false) this.record.note(now, equity);
     const dayStart = Math.floor(now / 86_400_000) * 86_400_000;
     const lastEquity = this.record.firstFrom(dayStart)?.equity ?? equity;
     return {
@@ -238,6 +246,11 @@ export class CcxtBroker implements Broker {
 
   async setTradingSuspended(suspended: boolean): Promise<void> {
     throw new OperationError('refused', `cannot ${suspended ? 'lock' : 'unlock'} the account: ${this.id} has no account switch that blocks new orders (Alpaca's suspend_trade): lock and unlock need BROKER=alpaca; stop the trader instead`);
+  }
+
+  /** Whether the exchange lists trades only per market (known after the first fills read), and the markets watched then. */
+  async tradeWatchPlan(): Promise<{ perMarket: boolean; markets?: string[] }> {
+    return this.perMarket.trades ? { perMarket: true, markets: await this.watchedMarkets() } : { perMarket: false };
   }
 
   // ---- reading ----

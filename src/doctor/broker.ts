@@ -7,12 +7,10 @@ import { AlpacaBroker, BrokerRequestError } from '../broker/alpaca.ts';
 import { TradeStream, tradeStreamUrl, type StreamState } from '../broker/stream.ts';
 import type { Config } from '../config.ts';
 import { describeError } from '../errors.ts';
+import { clockCheck } from './clock-skew.ts';
 import type { DoctorCheck } from './report.ts';
 
 type Add = (check: Omit<DoctorCheck, 'area'>) => void;
-
-/** Above this, fill times and the rolling hour are off by enough to matter. */
-export const CLOCK_SKEW_WARN_MS = 2000;
 
 const PAPER_HOST = 'paper-api.alpaca.markets';
 const LIVE_HOST = 'api.alpaca.markets';
@@ -35,7 +33,7 @@ export async function brokerChecks(broker: Config['broker'], add: Add, timeoutMs
   const client = new AlpacaBroker({ baseUrl, keyId, secretKey, timeoutMs, retries: 0 });
   await Promise.all([
     account(client, environment, origin, add),
-    clock(client, add),
+    clockCheck(() => client.clock(), add, rejectedKeys),
     stream(tradeStreamUrl(baseUrl, broker.streamUrl), keyId, secretKey, Boolean(broker.streamUrl), add, timeoutMs),
   ]);
 }
@@ -70,35 +68,6 @@ async function account(client: AlpacaBroker, environment: string, origin: string
 function rejectedKeys(error: unknown): boolean {
   const status = error instanceof Error && error.cause instanceof BrokerRequestError ? error.cause.details.status : undefined;
   return status === 401 || (status === 403 && /credentials/.test(describeError(error)));
-}
-
-async function clock(client: AlpacaBroker, add: Add): Promise<void> {
-  let broker: Awaited<ReturnType<AlpacaBroker['clock']>>;
-  const asked = Date.now();
-  try {
-    broker = await client.clock();
-  } catch (error) {
-    // Keys it refuses are the keys line's ✗; anything else is said here.
-    if (!(rejectedKeys(error))) add({ name: 'clock', status: 'warn', detail: `could not read the broker's clock: ${describeError(error)}`, fix: "try again; this machine's time is then unchecked" });
-    return;
-  }
-  const answered = Date.now();
-  const theirs = broker.timestamp ? Date.parse(broker.timestamp) : NaN;
-  if (!Number.isFinite(theirs)) {
-    add({ name: 'clock', status: 'warn', detail: "the broker's clock answer has no time in it", fix: 'nothing to compare; make sure this machine keeps its time synchronised (NTP)' });
-    return;
-  }
-  // The broker read its clock somewhere during the round trip: compare with the middle of it.
-  const skew = Math.round(theirs - (asked + answered) / 2);
-  const seconds = (Math.abs(skew) / 1000).toFixed(1);
-  if (Math.abs(skew) > CLOCK_SKEW_WARN_MS) {
-    add({
-      name: 'clock',
-      status: 'warn',
-      detail: `this machine's clock is ${seconds} s ${skew > 0 ? 'behind' : 'ahead of'} the broker's`,
-      fix: 'turn time synchronisation on (`timedatectl set-ntp true`, or chrony): fill times and the rolling hour depend on it',
-    });
-  } else add({ name: 'clock', status: 'ok', detail: `within ${seconds} s of the broker's (round trip ${answered - asked} ms)` });
 }
 
 async function stream(url: string, keyId: string, secretKey: string, explicit: boolean, add: Add, timeoutMs: number): Promise<void> {

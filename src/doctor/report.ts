@@ -35,7 +35,7 @@ const SYMBOL: Record<CheckStatus, string> = { ok: '✓', warn: '⚠', fail: '✗
 const NAME_ORDER = [
   '.env', 'variables', 'variable', 'other checks',
   'Discord API', 'token', 'server', 'alert channel', 'alert role', 'operators', 'slash commands',
-  'keys', 'account', 'clock', 'trade stream',
+  'exchange', 'keys', 'account', 'markets', 'clock', 'trade stream',
   'PM2_HOME', 'PM2 daemon', 'ecosystem', 'script', 'working folder', 'interpreter', 'copies',
   'controller', 'GATEWAY_ADDR', 'METRICS_ADDR', 'DATA_DIR', 'free space', 'HEALTHCHECK_URL',
 ];

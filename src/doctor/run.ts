@@ -50,7 +50,14 @@ export async function runDoctor(options: DoctorOptions = {}): Promise<DoctorRepo
   const groups = config
     ? await Promise.all([
         group('Discord', (add) => import('./discord.ts').then(({ discordChecks }) => discordChecks(config.discord, add, timeoutMs)), timeoutMs),
-        group('Broker', (add) => import('./broker.ts').then(({ brokerChecks }) => brokerChecks(config.broker, add, timeoutMs)), timeoutMs),
+        group(
+          'Broker',
+          (add) =>
+            config.ccxt
+              ? import('./exchange.ts').then(({ exchangeChecks }) => exchangeChecks(config.ccxt!, config.dataDir, add, timeoutMs))
+              : import('./broker.ts').then(({ brokerChecks }) => brokerChecks(config.broker, add, timeoutMs)),
+          timeoutMs,
+        ),
         group('PM2 and the trader', (add) => import('./pm2.ts').then(({ pm2Checks }) => pm2Checks(config.pm2Home, env, add, timeoutMs)), timeoutMs),
         group('Controller and ports', (add) => import('./host.ts').then(({ hostChecks }) => hostChecks(config, add, timeoutMs)), timeoutMs),
       ])
