@@ -220,3 +220,41 @@ test('the built controller: deploys the same commands as the sources, draws a /p
     await home.cleanup();
   }
 });
+
+test('bundled CLI with BROKER=ccxt: ccxt stays out of cli.cjs; status and audit never load it, account loads it from node_modules and reads the exchange', async () => {
+  const bundle = fs.readFileSync(path.join(OUT, 'cli.cjs'), 'utf8');
+  assert.match(bundle, /require\("ccxt"\)/, 'ccxt is required from node_modules, when src/broker/ccxt.ts is first used');
+  assert.doesNotMatch(bundle, /class kraken extends|EAPI:Invalid key/, 'none of ccxt\'s code is bundled');
+  const { startKrakenStandIn } = await import('../testkit/kraken-exchange.ts');
+  const secret = Buffer.from('compiled-secret').toString('base64');
+  const kraken = await startKrakenStandIn({ apiKey: 'compiled-key', secret, balances: { USD: 1234.5 } });
+  // Every package the CLI requires, written down as it is asked for.
+  const loads = path.join(work, 'loads.txt');
+  const preload = path.join(work, 'record-loads.cjs');
+  fs.writeFileSync(preload, `const Module = require('node:module'); const fs = require('node:fs'); const load = Module._load; Module._load = function (request, ...rest) { if (!request.startsWith('.') && !request.startsWith('/') && !request.startsWith('node:')) fs.appendFileSync(${JSON.stringify(loads)}, request + '\\n'); return load.call(this, request, ...rest); };`);
+  const env = { BROKER: 'ccxt', CCXT_EXCHANGE: 'kraken', CCXT_API_KEY: 'compiled-key', CCXT_SECRET: secret, CCXT_OPTIONS: kraken.ccxtOptions, NODE_OPTIONS: `--require ${preload}` };
+  try {
+    for (const verb of ['status', 'audit']) {
+      fs.rmSync(loads, { force: true });
+      const run = compiledCli([verb, '--json'], env);
+      assert.equal(run.status, 0, `${verb}: ${run.stderr}`);
+      const loaded = fs.existsSync(loads) ? fs.readFileSync(loads, 'utf8').split('\n') : [];
+      assert.ok(!loaded.includes('ccxt'), `tradewarden ${verb} does not load ccxt (it loaded: ${[...new Set(loaded)].join(', ')})`);
+    }
+    fs.rmSync(loads, { force: true });
+    const account = await new Promise<{ code: number | null; stdout: string; stderr: string }>((resolve) => {
+      // Asynchronous: the stand-in answers from this process.
+      const child = spawn(process.execPath, [path.join(OUT, 'cli.cjs'), 'account', '--json'], { cwd: work, env: { PATH: process.env.PATH ?? '', HOME: work, DATA_DIR: path.join(work, 'data'), PM2_HOME: path.join(work, 'pm2'), ...env } });
+      let stdout = '';
+      let stderr = '';
+      child.stdout.on('data', (d: Buffer) => (stdout += d));
+      child.stderr.on('data', (d: Buffer) => (stderr += d));
+      child.on('close', (code) => resolve({ code, stdout, stderr }));
+    });
+    assert.equal(account.code, 0, `account: ${account.stderr}`);
+    assert.equal((JSON.parse(account.stdout) as { account: { equity: number; currency: string } }).account.equity, 1234.5, account.stdout);
+    assert.ok(fs.readFileSync(loads, 'utf8').split('\n').includes('ccxt'), 'account loads ccxt');
+  } finally {
+    await kraken.close();
+  }
+});
