@@ -176,7 +176,7 @@ test('/metrics exposes every tradewarden metric and the process defaults; /healt
       streamConnected: undefined,
       lastFillPollAgeSeconds: 7.5,
       healthy,
-      gate: { pending: 2, refusedTotal: { trade_limit: 5, not_managed_trader: 1 } },
+      gate: { pending: 2, refusedTotal: { trade_limit: 5, not_managed_trader: 1 }, limits: { maxOrderNotional: 250, maxPositionNotional: 1000.5, maxOpenOrders: 4, allowedSymbols: ['BTC/USD', 'AAPL'] }, bookLive: false },
     }),
   });
   try {
@@ -201,6 +201,12 @@ test('/metrics exposes every tradewarden metric and the process defaults; /healt
     assert.equal(value('tradewarden_gate_pending_orders'), 2);
     assert.match(metrics.text, /^tradewarden_gate_refusals_total\{reason="trade_limit"\} 5$/m, 'refusals by reason');
     assert.match(metrics.text, /^tradewarden_gate_refusals_total\{reason="not_managed_trader"\} 1$/m);
+    assert.equal(value('tradewarden_gate_max_order_notional'), 250, 'MAX_ORDER_NOTIONAL as configured');
+    assert.equal(value('tradewarden_gate_max_position_notional'), 1000.5);
+    assert.equal(value('tradewarden_gate_max_open_orders'), 4);
+    assert.match(metrics.text, /^tradewarden_gate_allowed_symbol\{symbol="BTC\/USD"\} 1$/m, 'one series per allowed symbol');
+    assert.match(metrics.text, /^tradewarden_gate_allowed_symbol\{symbol="AAPL"\} 1$/m);
+    assert.equal(value('tradewarden_gate_book_live'), 0, 'the limits read the broker for each order');
     assert.match(metrics.text, /^process_cpu_user_seconds_total /m, 'default process metrics');
     assert.match(metrics.text, /^# TYPE tradewarden_trader_restarts_total counter$/m);
 

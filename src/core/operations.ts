@@ -77,6 +77,8 @@ export interface GateStatus {
   refusedLastHour: Partial<Record<string, number>>;
   /** refusals since the controller started, by reason */
   refusedTotal: Partial<Record<string, number>>;
+  /** whether MAX_OPEN_ORDERS / MAX_POSITION_NOTIONAL read the gate's model of the trader's book now (false: the broker); absent without one */
+  bookLive?: boolean;
 }
 
 /** lock / unlock: the switch as it is now, and as it was. */

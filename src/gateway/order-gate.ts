@@ -54,6 +54,8 @@ export interface GateStatus {
   refusedLastHour: Partial<Record<RefusalReason, number>>;
   /** refusals since this controller started, by reason (/metrics' counter) */
   refusedTotal: Partial<Record<RefusalReason, number>>;
+  /** with a model of the trader's book: whether the pre-trade limits read it now (false: the broker, for each order) */
+  bookLive?: boolean;
 }
 
 export interface Refusal {
@@ -351,7 +353,13 @@ export class OrderGate {
       this.refusalTimes.set(reason, recent);
       if (recent.length) refusedLastHour[reason] = recent.length;
     }
-    return { mode: this.options.mode, pending: await this.pendingCount(), refusedLastHour, refusedTotal: Object.fromEntries(this.refusalTotals) };
+    return {
+      mode: this.options.mode,
+      pending: await this.pendingCount(),
+      refusedLastHour,
+      refusedTotal: Object.fromEntries(this.refusalTotals),
+      ...(this.options.book ? { bookLive: this.book.live } : {}),
+    };
   }
 
   /** Orders let through and not (yet) among the seen trades, for status and tests. */

@@ -53,7 +53,7 @@ export async function exposeHealth(app: App, control: ControlServer, latestScan:
               streamConnected: health.readIndicator('stream_connected'),
               lastFillPollAgeSeconds: lastPoll === undefined ? undefined : Math.max(0, (now - lastPoll) / 1000),
               healthy: report.healthy,
-              ...(gate ? { gate: { pending: gate.pending, refusedTotal: gate.refusedTotal } } : {}),
+              ...(gate ? { gate: { pending: gate.pending, refusedTotal: gate.refusedTotal, limits: config.gateway, bookLive: gate.bookLive } } : {}),
             };
           },
         })

@@ -29,7 +29,14 @@ export interface MetricsSnapshot {
   /** the loss limit's figures, when one is set and the account has been read */
   loss?: { dayPnl: number; dailyLimit?: number; drawdownRatio?: number; drawdownLimit?: number };
   /** the order gate, when this controller runs one: pending orders, refusals since start by reason */
-  gate?: { pending: number; refusedTotal: Partial<Record<string, number>> };
+  gate?: {
+    pending: number;
+    refusedTotal: Partial<Record<string, number>>;
+    /** the pre-trade limits as configured, each absent when unset */
+    limits?: { maxOrderNotional?: number; maxPositionNotional?: number; maxOpenOrders?: number; allowedSymbols?: readonly string[] };
+    /** whether MAX_OPEN_ORDERS / MAX_POSITION_NOTIONAL are decided from the model of the trader's book now (false: read at the broker); absent without one */
+    bookLive?: boolean;
+  };
 }
 
 export interface MetricsServerOptions {
@@ -75,6 +82,11 @@ export async function startMetricsServer(options: MetricsServerOptions): Promise
   const gatePending = gauge('tradewarden_gate_pending_orders', 'Orders the order gate let through that are not yet among the trades (they count towards the hour)');
   const gateRefusals = new Counter({ name: 'tradewarden_gate_refusals_total', help: 'Orders the order gate refused, by reason', labelNames: ['reason'] as const, registers: [registry] });
   const gateRefusalsSeen = new Map<string, number>();
+  const gateMaxOrder = gauge('tradewarden_gate_max_order_notional', "MAX_ORDER_NOTIONAL: the gate refuses an order worth more (the account's currency)");
+  const gateMaxPosition = gauge('tradewarden_gate_max_position_notional', "MAX_POSITION_NOTIONAL: the gate refuses an order that would take a symbol's position beyond it");
+  const gateMaxOpen = gauge('tradewarden_gate_max_open_orders', "MAX_OPEN_ORDERS: the gate refuses a new order while that many of the trader's orders are open");
+  const gateAllowed = new Gauge({ name: 'tradewarden_gate_allowed_symbol', help: 'ALLOWED_SYMBOLS: 1 for each symbol the gate lets the trader open positions in', labelNames: ['symbol'] as const, registers: [registry] });
+  const gateBookLive = gauge('tradewarden_gate_book_live', "1 while MAX_OPEN_ORDERS / MAX_POSITION_NOTIONAL are decided from the gate's model of the trader's book, 0 while each order reads the broker (stream down, not read yet)");
 
   const refresh = async () => {
     const s = await options.snapshot();
@@ -101,6 +113,18 @@ export async function startMetricsServer(options: MetricsServerOptions): Promise
       if (value === undefined) metric.reset();
       else metric.set(value);
     }
+    const limits = s.gate?.limits;
+    for (const [metric, value] of [
+      [gateMaxOrder, limits?.maxOrderNotional],
+      [gateMaxPosition, limits?.maxPositionNotional],
+      [gateMaxOpen, limits?.maxOpenOrders],
+      [gateBookLive, s.gate?.bookLive === undefined ? undefined : Number(s.gate.bookLive)],
+    ] as const) {
+      if (value === undefined) metric.reset();
+      else metric.set(value);
+    }
+    gateAllowed.reset();
+    for (const symbol of limits?.allowedSymbols ?? []) gateAllowed.set({ symbol }, 1);
     if (s.gate) {
       gatePending.set(s.gate.pending);
       // The gate's totals are this process's: a counter grows by what they grew by.
