@@ -6,9 +6,8 @@
 // once a second for IDLE_SECONDS (60). The PM2 daemon's RSS is reported for context.
 // IDLE_WITH_CHARTS=1: the controller first draws one chart of each kind (bench/preload/, TypeScript:
 // this one runs from the sources), so the figures are those of a controller that has drawn charts.
-import fs from 'node:fs';
 import path from 'node:path';
-import { spawn, type ChildProcess } from 'node:child_process';
+import { spawn } from 'node:child_process';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { clockTicksPerSecond } from '../src/os/process-table.ts';
 import { startPaperBroker } from '../testkit/paper-broker.ts';
@@ -16,6 +15,7 @@ import { copyTrader, daemonPid, isAlive, killPid, makeTempHome } from '../testki
 import { report } from './stats.ts';
 import { cleanUp, cleanups } from './cleanup.ts';
 import { controllerArgs, controllerKind } from './controller-process.ts';
+import { figure, readProc, run, started } from './proc.ts';
 
 const WINDOW_SECONDS = seconds('IDLE_SECONDS', 60);
 const SETTLE_SECONDS = seconds('IDLE_SETTLE_SECONDS', 5);
@@ -26,29 +26,6 @@ const TICKS_PER_SECOND = await clockTicksPerSecond();
 const ROOT = path.resolve(import.meta.dirname, '..');
 const WITH_CHARTS = process.env.IDLE_WITH_CHARTS === '1';
 
-
-interface ProcSample {
-  /** utime + stime, ticks */
-  cpuTicks: number;
-  /** cutime + cstime: waited-for children (e.g. a `ps` fallback), ticks */
-  childTicks: number;
-  rssMb: number;
-}
-
-function readProc(pid: number): ProcSample {
-  const stat = fs.readFileSync(`/proc/${pid}/stat`, 'utf8');
-  // Fields after "(comm)": state is field 3, so utime (14) is index 11 of what follows.
-  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-  const [utime, stime, cutime, cstime] = fields.slice(11, 15).map(Number);
-  const status = fs.readFileSync(`/proc/${pid}/status`, 'utf8');
-  const rssKb = Number(/^VmRSS:\s+(\d+) kB/m.exec(status)?.[1] ?? NaN);
-  return { cpuTicks: utime + stime, childTicks: cutime + cstime, rssMb: rssKb / 1024 };
-}
-
-/** A line aligned with stats.ts's report() for figures that are one number. */
-function figure(name: string, value: string, target: string): void {
-  console.log(`${name.padEnd(44)} ${value}   target ${target}`);
-}
 
 let output = ''; // the controller's log, shown if something goes wrong
 let failed = false;
@@ -131,41 +108,6 @@ try {
   await cleanUp();
 }
 process.exit(failed ? 1 : 0);
-
-/** Resolves once the child has printed `ready` (stdout or stderr); rejects if it exits first. */
-function started(child: ChildProcess, ready: RegExp, timeoutMs: number): Promise<void> {
-  return new Promise((resolve, reject) => {
-    let seen = '';
-    const timer = setTimeout(() => finish(new Error(`the controller did not start within ${timeoutMs} ms`)), timeoutMs);
-    const onData = (chunk: Buffer) => {
-      seen += chunk.toString();
-      if (ready.test(seen)) finish();
-    };
-    const onExit = (code: number | null) => finish(new Error(`the controller exited (${code}) before it was ready`));
-    function finish(error?: Error) {
-      clearTimeout(timer);
-      child.stdout?.off('data', onData);
-      child.stderr?.off('data', onData);
-      child.off('exit', onExit);
-      if (error) reject(error);
-      else resolve();
-    }
-    child.stdout?.on('data', onData);
-    child.stderr?.on('data', onData);
-    child.on('exit', onExit);
-  });
-}
-
-function run(command: string, args: string[], env: NodeJS.ProcessEnv): Promise<{ code: number | null; output: string }> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(command, args, { cwd: ROOT, env, stdio: ['ignore', 'pipe', 'pipe'] });
-    let output = '';
-    child.stdout.on('data', (chunk: Buffer) => (output += chunk.toString()));
-    child.stderr.on('data', (chunk: Buffer) => (output += chunk.toString()));
-    child.on('error', reject);
-    child.on('exit', (code) => resolve({ code, output }));
-  });
-}
 
 function seconds(name: string, fallback: number): number {
   const value = Number(process.env[name] ?? fallback);

@@ -6,7 +6,7 @@ import path from 'node:path';
 import { spawn, type ChildProcess } from 'node:child_process';
 
 const BENCH_DIR = import.meta.dirname;
-const NOT_BENCHES = new Set(['stats.ts', 'run.ts', 'cleanup.ts', 'controller-process.ts']);
+const NOT_BENCHES = new Set(['stats.ts', 'run.ts', 'cleanup.ts', 'controller-process.ts', 'proc.ts']);
 
 const all = fs
   .readdirSync(BENCH_DIR)

@@ -15,6 +15,7 @@ import { startDiscord } from '../src/discord/front.ts';
 import { startPaperBroker } from '../testkit/paper-broker.ts';
 import { startDiscordStandIn } from '../testkit/discord/discord.ts';
 import { copyTrader, makeTempHome } from '../testkit/pm2-home.ts';
+import { fill } from '../testkit/fills.ts';
 import { report } from './stats.ts';
 import { cleanUp, cleanups } from './cleanup.ts';
 
@@ -73,9 +74,7 @@ try {
   const { pid } = await app.core.start({ id: 'bench', name: 'bench', isOperator: true });
   const now = Date.now();
   await app.store.update((data) => {
-    for (let i = 0; i < 3; i++) {
-      data.trades.seen.push({ orderId: `bench-${i}`, symbol: 'AAPL', side: 'buy', qty: 1, price: 200, at: now - i * 12 * 60_000, activityIds: [`bench-a${i}`] });
-    }
+    app.store.recordFills(data, [0, 1, 2].map((i) => fill(`bench-${i}`, 'AAPL', 'buy', 1, 200, now - i * 12 * 60_000)));
   });
 
   await app.accountWatch!.refresh(); // what the controller's watch does on its cadence

@@ -111,6 +111,9 @@ export function buildApp(config: Config, options: BuildOptions): App {
         .catch((error) => logger.error(`could not raise data_file_kept_aside: ${String(error)}`));
     });
   });
+  store.onFillsSkipped((file, lines) => {
+    logger.warn(`fills ledger: ${lines} line(s) of ${file} could not be read (a write cut short by a crash is dropped; the lines before it are kept)`);
+  });
 
   const broker = config.ccxt
     ? OnDemandBroker.ccxt({ config: config.ccxt, dataDir: config.dataDir, logger, clock })

@@ -14,7 +14,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { commandSpecs, usageOf } from '../src/demo/console.ts';
-import { STORE_FILE } from '../src/store/store.ts';
+import { STORE_FILE, Store } from '../src/store/store.ts';
 import type { StoreData } from '../src/store/schema.ts';
 import { godDaemonsFor, isAlive, killPid, waitFor } from '../testkit/pm2-home.ts';
 
@@ -119,8 +119,9 @@ function startDemo(home: string, args: string[], env: NodeJS.ProcessEnv = {}): D
   };
 }
 
-function readStore(home: string): StoreData {
-  return JSON.parse(fs.readFileSync(path.join(home, 'data', STORE_FILE), 'utf8')) as StoreData;
+/** The demo's data file as tradewarden reads it (its trades from the fills ledger beside it). */
+function readStore(home: string): Promise<StoreData> {
+  return new Store(path.join(home, 'data')).read();
 }
 
 describe('npm run demo', { concurrency: true, skip: linux ? false : 'reads /proc to prove nothing is left' }, () => {
@@ -175,7 +176,7 @@ describe('npm run demo', { concurrency: true, skip: linux ? false : 'reads /proc
       assert.match(demo.output(), /copies ended +2 /);
 
       // The data file tells the same story, and who did what.
-      const data = readStore(home);
+      const data = await readStore(home);
       const kinds = new Set(data.alerts.map((a) => a.kind));
       for (const kind of ['trade_rate_exceeded', 'breaker_tripped', 'flatten_result'] as const) assert.ok(kinds.has(kind), `no ${kind} alert`);
       assert.ok(data.alerts.every((a) => a.deliveries.console?.deliveredAt !== undefined), 'every alert reached the console');
@@ -209,7 +210,7 @@ describe('npm run demo', { concurrency: true, skip: linux ? false : 'reads /proc
       await waitFor(() => !isAlive(traderPid), { timeoutMs: 5000, what: 'the trader halted' });
       assert.equal(await demo.exited, 0, demo.output());
       assert.match(demo.output(), /The loss, in numbers:[^]*MAX_DAILY_LOSS 0\.5% +\$[\d,.]+[^]*loss_limit alert → breaker alert +\d+ ms/);
-      const data = readStore(home);
+      const data = await readStore(home);
       assert.deepEqual([data.breaker.tripped, data.breaker.cause], [true, 'loss_limit']);
       await assertNothingLeft(home, brokerPort);
     } finally {
@@ -229,7 +230,7 @@ describe('npm run demo', { concurrency: true, skip: linux ? false : 'reads /proc
       await demo.expect(new RegExp(`\\[CRITICAL\\] Order refused: not from the managed trader: Who: PID ${roguePid} `));
       await demo.expect(/\[WARNING\] Order refused: trade limit reached: Who: PID \d+ .*the managed trader/);
       assert.equal(await demo.exited, 0, demo.output());
-      const data = readStore(home);
+      const data = await readStore(home);
       // The copy placed an order every second and so did the trader, for 15 s: without the gate the
       // broker would have seen dozens; with it, the limit.
       assert.equal(data.trades.seen.length, 3, `trades the broker filled: ${JSON.stringify(data.trades.seen)}`);

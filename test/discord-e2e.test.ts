@@ -16,6 +16,7 @@ import type { ManualClock } from '../src/clock.ts';
 import { parseConfig } from '../src/config.ts';
 import { COLOURS } from '../src/discord/render.ts';
 import type { PaperBroker } from '../testkit/paper-broker.ts';
+import { fill } from '../testkit/fills.ts';
 import type { DiscordStandIn, JsonObject, StandInInteraction, StandInMessage } from '../testkit/discord/discord.ts';
 import { isAlive, waitFor, type TempHome } from '../testkit/pm2-home.ts';
 import {
@@ -77,12 +78,10 @@ describe('Discord front, end to end (discord.js + stand-in + PM2 + paper broker)
   };
   /** This hour's trades are exactly these fills, so many minutes ago on the app's clock. */
   const tradesThisHour = async (minutesAgo: number[]): Promise<void> => {
+    clock.advance(3600_000 + 1); // the trades recorded so far leave the rolling hour (the ledger keeps them)
     const now = clock.now();
     await app.store.update((data) => {
-      data.trades.seen = data.trades.seen.filter((t) => t.at <= now - 3600_000);
-      minutesAgo.forEach((m, i) => {
-        data.trades.seen.push({ orderId: `set-up-${now}-${i}`, symbol: 'AAPL', side: 'buy', qty: 1, price: 200, at: now - m * 60_000, activityIds: [`set-up-${now}-${i}`] });
-      });
+      app.store.recordFills(data, minutesAgo.map((m, i) => fill(`set-up-${now}-${i}`, 'AAPL', 'buy', 1, 200, now - m * 60_000)));
     });
   };
   /** The front restarted without operators and with STATUS_MESSAGE=on (once; later tests reuse it). */
@@ -168,8 +167,8 @@ describe('Discord front, end to end (discord.js + stand-in + PM2 + paper broker)
   test('/bot status shows state, PID, trades against the limit with a sparkline, breaker and account', async () => {
     const pid = await traderRunning(); // started by the operator: the footer says who wants it running
     // Two fills in the last ten minutes and one 25 minutes ago, on the app's clock.
-    const now = clock.now();
     await tradesThisHour([25, 5, 1]);
+    const now = clock.now();
     holding(['AAPL', 10, 200]);
     await app.accountWatch!.refresh(); // what the controller's watch does on its cadence
     paper.setDelay(5000); // status answers from those figures: a slow broker does not hold it up
@@ -504,7 +503,7 @@ describe('Discord front, end to end (discord.js + stand-in + PM2 + paper broker)
     const edits = () => discord.requests.filter((r) => r.method === 'PATCH' && r.path === `/channels/${alertChannelId}/messages/${posted.id}`).length;
     const editsBefore = edits();
     await other.store.update((data) => {
-      data.trades.seen.push({ orderId: 'o4', symbol: 'MSFT', side: 'sell', qty: 2, price: 401, at: clock.now(), activityIds: ['a4'] });
+      other.store.recordFills(data, [fill('o4', 'MSFT', 'sell', 2, 401, clock.now())]);
     });
     const edited = await discord.waitFor(
       () => (fieldOf(discord.message(posted.id)!.embeds[0], 'Trades (1h)').startsWith('4/3') ? discord.message(posted.id) : undefined),

@@ -413,10 +413,10 @@ test('a fill of an order that never passed through the gate raises gate_bypassed
   // must wait for the gate to learn each order's id, not call it a bypass.
   paper.setDelay(400, { method: 'POST', path: '/v2/orders' });
   process.env.DEMO_ORDER_EVERY_SECONDS = '0.3';
-  const seenBefore = (await controller.app.store.read()).trades.seen.length;
+  const startedAt = clock.now();
   try {
     await controller.app.core.start(operator);
-    await waitFor(async () => (await controller.app.store.read()).trades.seen.length >= seenBefore + 2, { timeoutMs: 10_000, what: "two of the trader's fills recorded" });
+    await waitFor(async () => controller.app.store.trades(startedAt - 1, Infinity).length >= 2, { timeoutMs: 10_000, what: "two of the trader's fills recorded" });
     await controller.app.core.stop(operator);
   } finally {
     paper.setDelay(0, { method: 'POST', path: '/v2/orders' });

@@ -20,10 +20,10 @@ const show = (data: StoreData) => {
 test('presence: running, over the limit, stopped, unmanaged', () => {
   const running = store((d) => {
     d.desired = { state: 'running', at: '', by: 'x' };
-    d.trades.seen.push(trade(5, 'a'), trade(30, 'b'), trade(70, 'old'));
+    d.trades.seen = [trade(5, 'a'), trade(30, 'b'), trade(70, 'old')];
   });
   assert.equal(show(running), 'online trading-bot online · 2/3 trades this hour');
-  running.trades.seen.push(trade(1, 'c'), trade(2, 'd'));
+  running.trades.seen = [...running.trades.seen, trade(1, 'c'), trade(2, 'd')];
   assert.equal(show(running), 'dnd trading-bot online · 4/3 trades this hour OVER LIMIT');
   assert.equal(show(store((d) => (d.desired = { state: 'stopped', at: '', by: 'x' }))), 'idle trading-bot stopped · 0/3 trades this hour');
   assert.equal(show(emptyStore()), 'online trading-bot · 0/3 trades this hour', 'started outside tradewarden: no claim about its state');

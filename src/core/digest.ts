@@ -177,7 +177,7 @@ export async function buildDigest(sources: DigestSources, period?: DigestPeriod)
     if (positions.status === 'fulfilled') Object.assign(report, closedTrades(fills.value, positions.value, from, to));
     else missing.push(`the P/L of each trade (best and worst): open positions: ${describeError(positions.reason)}`);
   } else {
-    const recorded = data.trades.seen.filter((t) => t.at > from && t.at <= to);
+    const recorded = store.trades(from, to);
     report.trades = tradeCounts(recorded, own, 'recorded');
     missing.push(`the broker's fills (trades counted from what the watch recorded; best and worst unknown): ${describeError(fills.reason)}`);
   }

@@ -13,7 +13,7 @@ import type { AlertOutbox } from '../alerts/outbox.ts';
 import type { Store } from '../store/store.ts';
 import type { AccountSnapshot, AuditEntry, BrokerLockState, FlattenIntent, SeenTrade, StoredAlert, StoreData } from '../store/schema.ts';
 import type { Duplicate, ProcessStatus, StartResult, StopDuplicatesResult, StopResult, Supervision } from '../supervisor/types.ts';
-import { countedTrades, hourBuckets, traderTrades } from '../watch/trade-window.ts';
+import { countedTrades, hourBuckets, traderTrades, withTrades } from '../watch/trade-window.ts';
 import { flattenAccount, type FlattenReport } from './flatten.ts';
 import { CONTROLLER, type RunawayBreaker } from './breaker.ts';
 import type { BrokerLock, LockOpening } from './broker-lock.ts';
@@ -374,7 +374,9 @@ export class Core {
             (error: unknown) => describeError(error),
           );
       const data = await this.deps.store.read();
-      const report = await buildSessionReport({ broker: this.deps.broker, trades: traderTrades(data, endedAt), startedAt, endedAt });
+      // The run's trades from the ledger (a run can be longer than the hot hours); from its first millisecond on.
+      const runTrades = this.deps.store.trades(startedAt === undefined ? 0 : startedAt - 1, endedAt);
+      const report = await buildSessionReport({ broker: this.deps.broker, trades: traderTrades(withTrades(data, runTrades), endedAt), startedAt, endedAt });
       if (refreshError) report.missing.push(`fresh fills (trades counted from what was last recorded): ${refreshError}`);
       return redactDeep(report, this.deps.config.secrets);
     } catch (error) {
@@ -460,7 +462,7 @@ export class Core {
       count: inHour.length,
       limit: this.deps.config.maxTradesPerHour,
       buckets: hourBuckets(traderTrades(data, now), now),
-      recent: [...data.trades.seen].sort((a, b) => b.at - a.at).slice(0, 20),
+      recent: this.deps.store.latestTrades(20),
     };
   }
 

@@ -155,7 +155,7 @@ export async function reportDowntime(options: {
     ? { noBroker: true }
     : options.pollError !== undefined
       ? { error: options.pollError }
-      : data.trades.seen.filter((t) => t.at > downtime.from && t.at <= downtime.to).sort((a, b) => a.at - b.at);
+      : options.store.trades(downtime.from, downtime.to);
   await options.raise(
     downtimeAlert(
       {

@@ -1,6 +1,7 @@
 // The shape of the one data file. Plain JSON, versioned; every part of the controller keeps its
 // persistent state here so that the CLI and the controller (separate processes) see the same facts.
-export const SCHEMA_VERSION = 1;
+/** 2: the trades moved out of this document into the fills ledger (fill-ledger.ts); a version 1 file is migrated on first start. */
+export const SCHEMA_VERSION = 2;
 
 export type Outcome = 'ok' | 'refused' | 'failed';
 
@@ -147,7 +148,12 @@ export interface StoreData {
   audit: AuditEntry[];
   alerts: StoredAlert[];
   trades: {
-    seen: SeenTrade[];
+    /**
+     * The fills ledger's hot trades (the last two hours), oldest first, frozen: not written to this
+     * document (record fills with Store.recordFills; older trades with Store.trades(from, to)).
+     * A version 1 file held every trade here; they move to the ledger on the first load.
+     */
+    seen: readonly SeenTrade[];
     /** Transaction time (ISO) of the newest fill read; the next poll asks from a little before it. Never past now. */
     cursor?: string;
     /** Orders the controller itself caused (flatten's closing orders): seen, but not the trader's trades. */

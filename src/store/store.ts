@@ -3,13 +3,17 @@
 // invocation share this file, so each change is a read-modify-write under a cross-process lock.
 // A file that cannot be parsed is never overwritten: it is renamed aside and reported.
 // The file holds the audit and the account's alerts: it is written 0600 in a 0700 DATA_DIR.
+// The trades are not in it: they are in the fills ledger beside it (fill-ledger.ts), and a loaded
+// document's trades.seen is the ledger's hot trades, read-only; fills are recorded by recordFills.
 import fs from 'node:fs';
 import path from 'node:path';
 import type { Adapter, Low } from 'lowdb';
 import { Mutex, withFileLock } from '../lock.ts';
 import { OperationError, describeError, failed } from '../errors.ts';
 import { createDataDir, unusableDataDir } from './data-dir.ts';
-import { RETENTION, SCHEMA_VERSION, emptyStore, type AuditEntry, type StoreData } from './schema.ts';
+import { FillLedger } from './fill-ledger.ts';
+import { RETENTION, SCHEMA_VERSION, emptyStore, type AuditEntry, type SeenTrade, type StoreData } from './schema.ts';
+import type { Fill } from '../broker/types.ts';
 
 export const STORE_FILE = 'tradewarden.json';
 /** Far above what retention lets the file grow to; beyond it the file is not one we wrote. */
@@ -21,6 +25,9 @@ export class Store {
   private db: Low<StoreData> | undefined;
   private readonly mutex = new Mutex();
   private readonly keptAsideListeners: Array<(keptAs: string, reason: string) => void> = [];
+  private readonly skippedListeners: Array<(file: string, lines: number) => void> = [];
+  /** Every trade seen, by the hour (DATA_DIR/fills): appended to, read by range, never rewritten. */
+  readonly fills: FillLedger;
 
   constructor(readonly dataDir: string) {
     try {
@@ -30,6 +37,15 @@ export class Store {
       throw unusableDataDir(dataDir, error);
     }
     this.file = path.join(dataDir, STORE_FILE);
+    this.fills = new FillLedger(dataDir, {
+      retentionMs: RETENTION.tradeAgeMs,
+      onSkipped: (file, lines) => this.skippedListeners.forEach((listener) => listener(file, lines)),
+    });
+  }
+
+  /** Called when the ledger met lines it could not read (a torn last line is cut off, others skipped). */
+  onFillsSkipped(listener: (file: string, lines: number) => void): void {
+    this.skippedListeners.push(listener);
   }
 
   /** Called when a corrupt file was renamed aside (the controller raises an alert). */
@@ -39,7 +55,31 @@ export class Store {
 
   /** A consistent snapshot of the whole file. */
   async read(): Promise<StoreData> {
-    return this.mutex.run(() => this.load());
+    const data = await this.mutex.run(() => this.load({ underLock: false }));
+    if (!legacyTrades(data)) return data;
+    // A data file from before the ledger: its trades move into the ledger now, under the lock.
+    await this.update(() => undefined);
+    return this.read();
+  }
+
+  /**
+   * Records fills in the ledger and shows them in `data.trades.seen`; returns the trades that are new
+   * (see mergeFills). Only inside update(): the ledger is appended to under the data file's lock.
+   */
+  recordFills(data: StoreData, fills: readonly Fill[], onFilled?: (fill: Fill) => void): SeenTrade[] {
+    const added = this.fills.merge(fills, onFilled);
+    data.trades.seen = this.fills.recent();
+    return added;
+  }
+
+  /** Trades with from < at <= to, oldest first, from the whole retention (the hot hours come from memory). */
+  trades(from: number, to: number): SeenTrade[] {
+    return this.fills.between(from, to);
+  }
+
+  /** The newest `count` trades, newest first. */
+  latestTrades(count: number): SeenTrade[] {
+    return this.fills.latest(count);
   }
 
   /** Read-modify-write under the cross-process lock; `change` mutates the draft and may return a value. */
@@ -48,14 +88,25 @@ export class Store {
       withFileLock(
         this.file,
         async () => {
-          const data = await this.load();
-          const before = JSON.stringify(data);
+          const data = await this.load({ underLock: true });
+          const legacy = legacyTrades(data);
+          if (legacy) {
+            // Ledger first, then the document without them: a crash between the two imports again, harmlessly.
+            this.fills.import(legacy);
+            data.trades.seen = this.fills.recent();
+          }
+          const before = legacy ? '' : JSON.stringify(documentOf(data));
           const result = change(data);
+          if (data.trades.seen !== this.fills.recent()) {
+            throw new Error('data.trades.seen is the fills ledger\'s view: record fills with Store.recordFills, not by changing the list');
+          }
           applyRetention(data);
+          this.fills.applyRetention();
           // The watch jobs check state every few seconds and usually change nothing: no write then.
-          if (JSON.stringify(data) !== before) {
+          const after = documentOf(data);
+          if (JSON.stringify(after) !== before) {
             const db = await this.writer();
-            db.data = data;
+            db.data = after;
             await db.write();
           }
           return result;
@@ -79,7 +130,9 @@ export class Store {
     return this.db;
   }
 
-  private async load(): Promise<StoreData> {
+  /** The document, and the ledger caught up (under the lock, also repaired: a write follows). */
+  private async load(options: { underLock: boolean }): Promise<StoreData> {
+    this.fills.refresh({ repairTail: options.underLock });
     let raw: string;
     try {
       const { size } = await fs.promises.stat(this.file);
@@ -93,7 +146,7 @@ export class Store {
     } catch (error) {
       if (error instanceof OperationError) throw error;
       const code = (error as NodeJS.ErrnoException).code;
-      if (code === 'ENOENT') return emptyStore();
+      if (code === 'ENOENT') return this.withTrades(emptyStore());
       throw failed(
         `cannot read the data file ${this.file} (${code ?? describeError(error)}): ` +
           (code === 'EACCES' || code === 'EPERM' ? 'give this user read and write access to it' : code === 'EISDIR' ? 'a folder has its name; move it away' : 'check the disk and the file, or point DATA_DIR elsewhere'),
@@ -111,7 +164,14 @@ export class Store {
     if (typeof version === 'number' && version > SCHEMA_VERSION) return this.checkedVersion(parsed as StoreData);
     const wrong = shapeProblem(parsed);
     if (wrong) return this.keepAside(`not a tradewarden data file (${wrong})`);
-    return this.checkedVersion(parsed as StoreData);
+    return this.withTrades(this.checkedVersion(parsed as StoreData));
+  }
+
+  /** The document as the rest of the code sees it: trades.seen is the ledger's hot trades (and, before migration, the file's own). */
+  private withTrades(data: StoreData): StoreData {
+    if (legacyTrades(data)) return data;
+    data.trades.seen = this.fills.recent();
+    return data;
   }
 
   private checkedVersion(parsed: StoreData): StoreData {
@@ -127,7 +187,7 @@ export class Store {
     const keptAs = `${this.file}.corrupt-${new Date().toISOString().replace(/[:.]/g, '-')}`;
     fs.renameSync(this.file, keptAs);
     for (const listener of this.keptAsideListeners) listener(keptAs, reason);
-    return emptyStore();
+    return this.withTrades(emptyStore());
   }
 }
 
@@ -230,10 +290,21 @@ function applyRetention(data: StoreData): void {
     data.alerts = data.alerts.filter((a) => !drop.has(a.id));
   }
   const newest = data.trades.seen.reduce((max, t) => Math.max(max, t.at), 0);
-  data.trades.seen = data.trades.seen.filter((t) => t.at >= newest - RETENTION.tradeAgeMs);
   if (data.trades.ownOrders) data.trades.ownOrders = data.trades.ownOrders.filter((o) => o.at >= newest - RETENTION.tradeAgeMs);
   if (data.gate) data.gate.forwarded = data.gate.forwarded.filter((f) => f.at >= newest - RETENTION.tradeAgeMs).slice(-RETENTION.gateForwarded);
   if (data.trades.flattens) data.trades.flattens = data.trades.flattens.filter((f) => f.startedAt >= newest - RETENTION.tradeAgeMs).slice(-RETENTION.flattens);
+}
+
+/** The trades a data file from before the ledger (schema 1) still holds, or undefined. */
+function legacyTrades(data: StoreData): SeenTrade[] | undefined {
+  const seen = data.trades.seen;
+  return !Object.isFrozen(seen) && seen.length > 0 ? [...seen] : undefined;
+}
+
+/** What is written to the data file: everything but the trades (they are in the ledger). */
+function documentOf(data: StoreData): StoreData {
+  const { seen: _inLedger, ...trades } = data.trades;
+  return { ...data, trades: trades as StoreData['trades'] };
 }
 
 function isDelivered(alert: StoreData['alerts'][number]): boolean {

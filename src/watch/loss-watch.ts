@@ -17,7 +17,7 @@ import type { Config, LossLimit } from '../config.ts';
 import type { Logger } from '../log.ts';
 import type { StoreData } from '../store/schema.ts';
 import type { Store } from '../store/store.ts';
-import { traderTrades } from './trade-window.ts';
+import { traderTrades, withTrades } from './trade-window.ts';
 
 /** The day's loss and the drawdown, as status and /metrics show them. */
 export interface LossFigures {
@@ -89,7 +89,7 @@ export class LossWatch {
       const key = `${figures.reference}:${data.breaker.resumedAt ?? 0}`;
       if (loss.alerted?.key === key) return undefined;
       loss.alerted = { key, at };
-      return { figures, daily, drawdown, trades: dayTrades(data, at) };
+      return { figures, daily, drawdown, trades: dayTrades(store, data, at) };
     });
     if (crossing) await this.alert(crossing);
   }
@@ -137,6 +137,6 @@ export class LossWatch {
 }
 
 /** The trader's trades of the last 24 hours, oldest first (what led to the day's loss). */
-function dayTrades(data: StoreData, now: number): StoreData['trades']['seen'] {
-  return traderTrades(data, now).filter((t) => t.at > now - 24 * 3600_000 && t.at <= now).sort((a, b) => a.at - b.at);
+function dayTrades(store: Store, data: StoreData, now: number): StoreData['trades']['seen'] {
+  return traderTrades(withTrades(data, store.trades(now - 24 * 3600_000, now)), now);
 }

@@ -48,12 +48,17 @@ export function heldByFlatten(trade: SeenTrade, open: readonly FlattenIntent[]):
   );
 }
 
+/** `data` with other trades in place of the hot ones (a range from the ledger), for traderTrades and countedTrades. */
+export function withTrades<T extends Pick<StoreData, 'trades'>>(data: T, seen: readonly SeenTrade[]): T {
+  return { ...data, trades: { ...data.trades, seen } };
+}
+
 /**
  * The trader's trades: every seen trade except the controller's own orders (flatten's closing
  * orders) and those held while a flatten has not yet named them. Those are not runaway trading,
  * and counting them would trip the breaker on the flatten that an operator ran to stop a runaway.
  */
-export function traderTrades(data: Pick<StoreData, 'trades'>, now: number): SeenTrade[] {
+export function traderTrades(data: Pick<StoreData, 'trades'>, now: number): readonly SeenTrade[] {
   const own = ownOrderIds(data);
   const open = openFlattens(data, now);
   if (!own.size && !open.length) return data.trades.seen;
@@ -89,26 +94,32 @@ export function sparkline(counts: readonly number[]): string {
   return counts.map((c) => (c === 0 ? '·' : SPARKS[Math.min(SPARKS.length - 1, Math.round(((c / max) * (SPARKS.length - 1))))])).join('');
 }
 
+/** Where mergeFills finds the trade an order already made, and leaves the trades it changed. */
+export interface TradeBook {
+  /** the trade of `orderId` recorded so far (`fill` is the fill being merged: a hint of whether one can exist) */
+  get(orderId: string, fill: Fill): SeenTrade | undefined;
+  put(trade: SeenTrade): void;
+}
+
 /**
- * Merges new fills into the seen trades: partial fills of one order count once, and a fill seen
- * before (overlapping polls, the stream and the poll, a restart) changes nothing. Returns the trades that are new;
- * `onFilled` hears each fill that filled more of its order, with the quantity it added (the fill feed).
+ * Merges new fills into the recorded trades: partial fills of one order count once, and a fill seen
+ * before (overlapping polls, the stream and the poll, a restart) changes nothing. Returns the trades
+ * that are new; every trade that changed is handed to `book.put` as a new object (never changed in
+ * place: a snapshot read earlier stays what it was). `onFilled` hears each fill that filled more of
+ * its order, with the quantity it added (the fill feed).
  */
-export function mergeFills(seen: SeenTrade[], fills: readonly Fill[], onFilled?: (fill: Fill) => void): SeenTrade[] {
-  const byOrder = new Map(seen.map((t) => [t.orderId, t]));
+export function mergeFills(book: TradeBook, fills: readonly Fill[], onFilled?: (fill: Fill) => void): SeenTrade[] {
   const added: SeenTrade[] = [];
   for (const fill of fills) {
-    const known = byOrder.get(fill.orderId);
+    const known = book.get(fill.orderId, fill);
     if (known) {
       if (known.activityIds.includes(fill.id)) continue;
-      known.activityIds.push(fill.id);
       // The stream and the poll name one execution differently; the order's cumulative filled
       // quantity, when given, is right however many of the two reported it.
-      const before = known.qty;
-      known.qty = fill.cumQty !== undefined ? Math.max(known.qty, fill.cumQty) : known.qty + fill.qty;
-      if (fill.at < known.at) known.at = fill.at;
+      const qty = fill.cumQty !== undefined ? Math.max(known.qty, fill.cumQty) : known.qty + fill.qty;
+      book.put({ ...known, qty, at: Math.min(known.at, fill.at), activityIds: [...known.activityIds, fill.id] });
       // A fill is new when it fills more of the order: the same execution named twice is not.
-      if (known.qty > before) onFilled?.({ ...fill, qty: known.qty - before });
+      if (qty > known.qty) onFilled?.({ ...fill, qty: qty - known.qty });
       continue;
     }
     const trade: SeenTrade = {
@@ -120,10 +131,10 @@ export function mergeFills(seen: SeenTrade[], fills: readonly Fill[], onFilled?:
       at: fill.at,
       activityIds: [fill.id],
     };
-    byOrder.set(fill.orderId, trade);
-    seen.push(trade);
+    book.put(trade);
     added.push(trade);
     onFilled?.({ ...fill, qty: trade.qty });
   }
   return added;
 }
+

@@ -7,7 +7,7 @@ import type { AlertInput, AlertOutbox } from '../alerts/outbox.ts';
 import type { Store } from '../store/store.ts';
 import type { SeenTrade, StoreData } from '../store/schema.ts';
 import type { Duplicate, ProcessStatus, StopDuplicatesResult, Supervision } from '../supervisor/types.ts';
-import { countedTrades, heldByFlatten, hourBuckets, mergeFills, openFlattens, ownOrderIds, HOUR_MS } from './trade-window.ts';
+import { countedTrades, heldByFlatten, hourBuckets, openFlattens, ownOrderIds, HOUR_MS } from './trade-window.ts';
 
 /** Fills are asked for from a little before the newest one seen, so a late-posted fill is not missed. */
 const FILL_OVERLAP_MS = 5 * 60_000;
@@ -131,7 +131,7 @@ export class TradeWatch {
     const fills = rawFills.map((f) => (f.at > now ? { ...f, at: now } : f));
     const filled: Fill[] = [];
     const result = await store.update((data) => {
-      const added = mergeFills(data.trades.seen, fills, (fill) => filled.push(fill));
+      const added = store.recordFills(data, fills, (fill) => filled.push(fill));
       const judged = judgeHeld(data, added, now);
       if (options.advanceCursor) {
         const previous = data.trades.cursor ? Date.parse(data.trades.cursor) : 0;
@@ -232,8 +232,8 @@ export class TradeWatch {
  */
 function judgeHeld(data: StoreData, added: SeenTrade[], now: number): SeenTrade[] {
   const open = openFlattens(data, now);
-  const byOrder = new Map(data.trades.seen.map((t) => [t.orderId, t]));
-  const waiting = [...(data.trades.held ?? []).flatMap((id) => byOrder.get(id) ?? []), ...added];
+  const heldIds = new Set(data.trades.held ?? []);
+  const waiting = [...(heldIds.size ? data.trades.seen.filter((t) => heldIds.has(t.orderId)) : []), ...added];
   const held = waiting.filter((t) => heldByFlatten(t, open));
   const own = ownOrderIds(data);
   data.trades.held = held.length ? held.map((t) => t.orderId) : undefined;

@@ -1,0 +1,332 @@
+// The fills ledger: every trade the watch has seen, kept beside the data file rather than in it, so
+// recording one costs the same with 100 trades retained as with 100,000 (issue 20).
+//
+// On disk: DATA_DIR/fills/<UTC hour of the trade>.jsonl, e.g. 2026-12-07T14.jsonl, one JSON trade per
+// line, appended and never rewritten. A line is the trade as it stands after a fill; a later fill of
+// the same order appends the trade again, and reading folds an order's lines together (the largest
+// quantity, the earliest time, every execution id) so the order they are read in does not matter.
+// Hour files make the two reads the product needs cheap: the rolling hour (the last three files) and a
+// range (the files that overlap it); retention deletes whole files.
+//
+// In memory: only the hot trades (the last HOT_MS before the newest one), which every guard counts.
+// Each process keeps its own copy and catches up with what another process appended by reading each
+// hot file from where it last stopped (refresh: one stat of the folder, one of each hot file); writes
+// happen under the data file's lock (Store.update), which refreshes first.
+//
+// A crash can leave a torn last line: readers stop at the last newline, and the next writer cuts the
+// fragment off before appending. The file, and every whole line in it, is never lost.
+import fs from 'node:fs';
+import path from 'node:path';
+import type { Fill } from '../broker/types.ts';
+import type { SeenTrade } from './schema.ts';
+import { mergeFills, type TradeBook } from '../watch/trade-window.ts';
+
+const HOUR_MS = 3600_000;
+/** What stays in memory: the rolling hour, with room for the poll's look-back and a flatten's hold. */
+export const HOT_MS = 2 * HOUR_MS;
+export const FILLS_DIR = 'fills';
+const SUFFIX = '.jsonl';
+
+const fileOfHour = (hour: number) => `${new Date(hour * HOUR_MS).toISOString().slice(0, 13)}${SUFFIX}`;
+const hourOf = (at: number) => Math.floor(at / HOUR_MS);
+/** The hour a file holds, or undefined for a name that is not one of ours. */
+function hourOfFile(name: string): number | undefined {
+  if (!/^\d{4}-\d{2}-\d{2}T\d{2}\.jsonl$/.test(name)) return undefined;
+  const at = Date.parse(`${name.slice(0, 13)}:00:00Z`);
+  return Number.isFinite(at) ? hourOf(at) : undefined;
+}
+
+/** Two records of one order: the order as both show it (fills only add). */
+function combine(a: SeenTrade, b: SeenTrade): SeenTrade {
+  const activityIds = b.activityIds.every((id) => a.activityIds.includes(id)) ? a.activityIds : [...new Set([...a.activityIds, ...b.activityIds])];
+  return { ...a, qty: Math.max(a.qty, b.qty), at: Math.min(a.at, b.at), activityIds };
+}
+
+function isTrade(value: unknown): value is SeenTrade {
+  const t = value as SeenTrade | null;
+  return Boolean(t) && typeof t!.orderId === 'string' && typeof t!.at === 'number' && typeof t!.qty === 'number' && Array.isArray(t!.activityIds);
+}
+
+/** The whole lines of `text` as trades; a line that is not one (a torn write, a hand edit) is skipped. */
+function parseLines(text: string, into: Map<string, SeenTrade>, skipped: { count: number }): void {
+  for (const line of text.split('\n')) {
+    if (!line) continue;
+    let trade: unknown;
+    try {
+      trade = JSON.parse(line);
+    } catch {
+      skipped.count += 1;
+      continue;
+    }
+    if (!isTrade(trade)) {
+      skipped.count += 1;
+      continue;
+    }
+    const known = into.get(trade.orderId);
+    into.set(trade.orderId, known ? combine(known, trade) : trade);
+  }
+}
+
+export interface LedgerOptions {
+  /** how long trades are kept, counted back from the newest one */
+  retentionMs: number;
+  /** told once per file about lines that could not be read */
+  onSkipped?: (file: string, lines: number) => void;
+}
+
+export class FillLedger {
+  readonly dir: string;
+  private readonly hot = new Map<string, SeenTrade>();
+  /** bytes of each hot file already read into `hot` (up to its last newline) */
+  private readonly consumed = new Map<string, number>();
+  private newest = 0;
+  private view: readonly SeenTrade[] | undefined;
+  private readonly warned = new Set<string>();
+  /** the folder's listing, kept while the folder's mtime says no file came or went */
+  private listing: { mtimeMs: number; names: string[] } | undefined;
+
+  constructor(
+    dataDir: string,
+    private readonly options: LedgerOptions,
+  ) {
+    this.dir = path.join(dataDir, FILLS_DIR);
+  }
+
+  /**
+   * Reads what was appended to the hot files since this process last looked (by itself or another
+   * process). `repairTail`, only under the data file's lock, also cuts a torn last line off, so that
+   * the next append starts on a line of its own.
+   */
+  refresh(options: { repairTail?: boolean } = {}): void {
+    this.catchUp(options);
+  }
+
+  /** The hot trades as of the last refresh, oldest first: everything within HOT_MS of the newest trade. Frozen: change them through merge(). */
+  recent(): readonly SeenTrade[] {
+    if (!this.view) {
+      // In the map's order (the order trades were first seen: nearly by time); sorted only when not.
+      const trades = [...this.hot.values()];
+      if (trades.some((t, i) => i > 0 && t.at < trades[i - 1]!.at)) trades.sort((a, b) => a.at - b.at);
+      this.view = Object.freeze(trades);
+    }
+    return this.view;
+  }
+
+  /**
+   * Merges fills (the watch's poll or stream) and appends every trade they changed. Partial fills of
+   * one order are one trade, a fill seen before changes nothing. Call under the data file's lock.
+   */
+  merge(fills: readonly Fill[], onFilled?: (fill: Fill) => void): SeenTrade[] {
+    const changed = new Map<string, SeenTrade>();
+    const book: TradeBook = {
+      get: (orderId, fill) => changed.get(orderId) ?? this.hot.get(orderId) ?? (this.mayBeOlder(fill) ? this.findOlder(orderId) : undefined),
+      put: (trade) => void changed.set(trade.orderId, trade),
+    };
+    const added = mergeFills(book, fills, onFilled);
+    if (changed.size) this.append([...changed.values()]);
+    return added;
+  }
+
+  /** Writes trades as they are (the migration from the data file); merging with what is there. Under the lock, after refresh. */
+  import(trades: readonly SeenTrade[]): void {
+    if (trades.length) this.append(trades);
+  }
+
+  /** Trades with from < at <= to, oldest first: memory for the hot hours, the hour files for the rest. */
+  between(from: number, to: number): SeenTrade[] {
+    this.refresh();
+    const hotFrom = this.newest - HOT_MS;
+    const inRange = (t: SeenTrade) => t.at > from && t.at <= to;
+    if (from >= hotFrom) return this.recent().filter(inRange);
+    const found = new Map<string, SeenTrade>();
+    for (const name of this.files()) {
+      const hour = hourOfFile(name)!;
+      if (hour < hourOf(from) || hour > hourOf(to)) continue;
+      this.readFile(name, found);
+    }
+    const oldest = this.newest - this.options.retentionMs;
+    return [...found.values()].filter((t) => inRange(t) && t.at >= oldest).sort((a, b) => a.at - b.at);
+  }
+
+  /** The newest `count` trades, newest first. */
+  latest(count: number): SeenTrade[] {
+    this.refresh();
+    const hot = [...this.recent()].reverse();
+    if (hot.length >= count) return hot.slice(0, count);
+    const found = new Map<string, SeenTrade>();
+    const files = this.files().reverse();
+    for (const name of files) {
+      this.readFile(name, found);
+      if (found.size >= count) break;
+    }
+    return [...found.values()].sort((a, b) => b.at - a.at).slice(0, count);
+  }
+
+  /** Deletes hour files wholly older than retention. Under the lock. */
+  applyRetention(): void {
+    if (!this.newest) return;
+    const keepFrom = hourOf(this.newest - this.options.retentionMs);
+    for (const name of this.files()) {
+      if (hourOfFile(name)! < keepFrom) fs.rmSync(path.join(this.dir, name), { force: true });
+    }
+  }
+
+  // ---- internals ----
+
+  /** The ledger's files, oldest first (none before the first fill). */
+  private files(): string[] {
+    let mtimeMs: number;
+    try {
+      mtimeMs = fs.statSync(this.dir).mtimeMs;
+      if (this.listing?.mtimeMs !== mtimeMs) {
+        this.listing = { mtimeMs, names: fs.readdirSync(this.dir).filter((n) => hourOfFile(n) !== undefined).sort() };
+      }
+    } catch (error) {
+      if ((error as NodeJS.ErrnoException).code === 'ENOENT') return [];
+      throw error;
+    }
+    return [...this.listing.names];
+  }
+
+  /** refresh(), and lets trades that are no longer hot go. */
+  private catchUp(options: { repairTail?: boolean } = {}): void {
+    const files = this.files();
+    const last = files.length ? hourOfFile(files[files.length - 1]!)! : undefined;
+    if (last === undefined) {
+      if (this.hot.size) this.forget();
+      return;
+    }
+    let grew = false;
+    const hotHours = HOT_MS / HOUR_MS;
+    for (const name of files) {
+      if (hourOfFile(name)! < last - hotHours) continue;
+      const file = path.join(this.dir, name);
+      const size = fs.statSync(file).size;
+      const from = this.consumed.get(name) ?? 0;
+      if (size < from) {
+        // Rewritten behind our back (restored from a backup, edited): read the hot hours again.
+        this.forget();
+        return this.catchUp(options);
+      }
+      if (size === from) continue;
+      const tail = readRange(file, from, size);
+      const end = tail.lastIndexOf(0x0a) + 1;
+      if (end > 0) {
+        const skipped = { count: 0 };
+        parseLines(tail.subarray(0, end).toString('utf8'), this.hot, skipped);
+        if (skipped.count) this.warnSkipped(name, skipped.count);
+        this.consumed.set(name, from + end);
+        grew = true;
+      }
+      if (end < tail.length && options.repairTail) {
+        // A torn line from a writer that died mid-append: dropped, the lines before it kept.
+        fs.truncateSync(file, from + end);
+        this.warnSkipped(name, 1);
+      }
+    }
+    if (!grew) return;
+    this.view = undefined;
+    for (const t of this.hot.values()) if (t.at > this.newest) this.newest = t.at;
+    this.evict();
+  }
+
+  private append(trades: readonly SeenTrade[]): void {
+    const byFile = new Map<string, string>();
+    for (const t of trades) {
+      const name = fileOfHour(hourOf(t.at));
+      byFile.set(name, (byFile.get(name) ?? '') + JSON.stringify(t) + '\n');
+    }
+    fs.mkdirSync(this.dir, { recursive: true, mode: 0o700 });
+    for (const [name, text] of byFile) {
+      const file = path.join(this.dir, name);
+      fs.appendFileSync(file, text, { mode: 0o600 });
+      // Under the lock, after refresh: the file was whole up to what we had read, so what we wrote
+      // is all that is new in it (no need to read it back).
+      const consumed = this.consumed.get(name);
+      if (consumed !== undefined || !fs.existsSync(file) || fs.statSync(file).size === Buffer.byteLength(text)) {
+        this.consumed.set(name, (consumed ?? 0) + Buffer.byteLength(text));
+      }
+    }
+    for (const t of trades) {
+      const known = this.hot.get(t.orderId);
+      if (known || t.at >= this.newest - HOT_MS) this.hot.set(t.orderId, known ? combine(known, t) : t);
+      if (t.at > this.newest) this.newest = t.at;
+    }
+    this.view = undefined;
+    this.evict();
+  }
+
+  /** A fill whose order filled before (cumQty above its own quantity) may belong to a trade no longer hot. */
+  private mayBeOlder(fill: Fill): boolean {
+    return fill.cumQty === undefined || fill.cumQty > fill.qty + 1e-9;
+  }
+
+  /** The trade of `orderId` in the files that are not hot, newest first (rare: a long-lived order filling again). */
+  private findOlder(orderId: string): SeenTrade | undefined {
+    const needle = JSON.stringify(orderId);
+    let found: SeenTrade | undefined;
+    for (const name of this.files().reverse()) {
+      const file = path.join(this.dir, name);
+      const text = fs.readFileSync(file, 'utf8');
+      if (!text.includes(needle)) continue;
+      const trades = new Map<string, SeenTrade>();
+      parseLines(text.slice(0, text.lastIndexOf('\n') + 1), trades, { count: 0 });
+      const trade = trades.get(orderId);
+      // Every file that holds the order: a fill that moved its time earlier wrote it to two hours.
+      if (trade) found = found ? combine(found, trade) : trade;
+    }
+    return found;
+  }
+
+  private readFile(name: string, into: Map<string, SeenTrade>): void {
+    let text: string;
+    try {
+      text = fs.readFileSync(path.join(this.dir, name), 'utf8');
+    } catch (error) {
+      if ((error as NodeJS.ErrnoException).code === 'ENOENT') return; // retention got there first
+      throw error;
+    }
+    parseLines(text.slice(0, text.lastIndexOf('\n') + 1), into, { count: 0 });
+  }
+
+  private evict(): void {
+    const oldest = this.newest - HOT_MS;
+    // The map is in the order trades were first seen, nearly by time: stop at the first still hot
+    // (one seen out of order goes at a later eviction).
+    for (const [id, t] of this.hot) {
+      if (t.at >= oldest) break;
+      this.hot.delete(id);
+    }
+    const firstHotHour = hourOf(oldest) - 1;
+    for (const name of this.consumed.keys()) if (hourOfFile(name)! < firstHotHour) this.consumed.delete(name);
+  }
+
+  private forget(): void {
+    this.hot.clear();
+    this.consumed.clear();
+    this.newest = 0;
+    this.view = undefined;
+  }
+
+  private warnSkipped(name: string, lines: number): void {
+    if (this.warned.has(name)) return;
+    this.warned.add(name);
+    this.options.onSkipped?.(path.join(this.dir, name), lines);
+  }
+}
+
+function readRange(file: string, from: number, to: number): Buffer {
+  const fd = fs.openSync(file, 'r');
+  try {
+    const buffer = Buffer.alloc(to - from);
+    let read = 0;
+    while (read < buffer.length) {
+      const n = fs.readSync(fd, buffer, read, buffer.length - read, from + read);
+      if (n === 0) break;
+      read += n;
+    }
+    return buffer.subarray(0, read);
+  } finally {
+    fs.closeSync(fd);
+  }
+}
