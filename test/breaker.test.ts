@@ -16,7 +16,7 @@ import type { Logger } from '../src/log.ts';
 import { AlertOutbox } from '../src/alerts/outbox.ts';
 import { Store } from '../src/store/store.ts';
 import type { SeenTrade, StoredAlert } from '../src/store/schema.ts';
-import { CONTROLLER, RunawayBreaker, type BreakerDeps, type Halt } from '../src/core/breaker.ts';
+import { RunawayBreaker, type BreakerDeps, type Halt } from '../src/core/breaker.ts';
 import type { BrokerLock } from '../src/core/broker-lock.ts';
 import type { Actor, StopReport } from '../src/core/operations.ts';
 import type { Duplicate, ProcessStatus, StopDuplicatesResult } from '../src/supervisor/types.ts';
@@ -74,7 +74,8 @@ function breakerFor(s: Scripted = {}) {
     status: s.look ?? (async () => status()),
   };
   const breaker = new RunawayBreaker({ config, store, outbox, clock, logger, supervisor, ...(brokerLock ? { brokerLock } : {}) });
-  const by = (actor: Actor) => assert.equal(actor, CONTROLLER, 'every halt step is the controller\'s');
+  // Every halt step is the controller's, by the name the audit log and flatten's report give it.
+  const by = (actor: Actor) => assert.deepEqual(actor, { id: 'controller', name: 'tradewarden', isOperator: true }, 'the controller, named tradewarden');
   const halt: Halt = {
     stop: async (actor) => (by(actor), calls.push('stop'), (s.stop ?? (async () => stopped()))()),
     stopDuplicates: async (actor, pids) => (by(actor), calls.push(`stopDuplicates ${pids.join(',')}`), (s.stopDuplicates ?? (async () => ({ stopped: [], notInLatestScan: [], failed: [] })))(pids)),
@@ -140,8 +141,12 @@ test('a resume clears it and gives a fresh allowance: only trades since it count
   const second = await breaker.clear();
   assert.deepEqual(second, { tripped: false, resumedAt }, 'clearing a clear breaker returns it as it is');
   assert.deepEqual((await store.read()).breaker, { tripped: false, resumedAt }, 'and keeps the last resume, not this one');
+  // Another operator's trip and resume between this clear and its restore: the later resume is kept.
+  await store.update((data) => {
+    data.breaker = { tripped: false, resumedAt: resumedAt + 60_000 };
+  });
   await breaker.restore(second);
-  assert.equal((await store.read()).breaker.tripped, false, 'restoring a clear state changes nothing');
+  assert.deepEqual((await store.read()).breaker, { tripped: false, resumedAt: resumedAt + 60_000 }, 'restoring a clear state changes nothing');
   await store.update((data) => {
     data.breaker = { tripped: true, reason: 'tripped again meanwhile', resumedAt };
   });
@@ -262,6 +267,13 @@ test('a duplicate the halt did not name as ended, and an entry stopDuplicates re
     { pid: 201, how: 'gone with the trader', command: 'node bot.js' },
   ]);
   assert.match(b.raised[0]!.body, /^4 trades in the last hour \(limit 3\)\. Ended PID 999 \(SIGTERM: \?\), PID 201 \(gone with the trader: node bot\.js\)\. The PM2 trader was not running\. No copy/);
+});
+
+test('a PM2 entry that names a PID whose process was already gone: the trader was not running, no PID is said to be ended', async () => {
+  const b = breakerFor({ stop: async () => stopped(4242, { wasRunning: false }) });
+  await b.breaker.onRunaway(trades(4));
+  assert.deepEqual(b.raised[0]!.facts.ended, []);
+  assert.match(b.raised[0]!.body, /^4 trades in the last hour \(limit 3\)\. The PM2 trader was not running\. No copy of the trader runs here now\. /);
 });
 
 test('each step of the halt that fails is said in the alert, and the rest still runs', async () => {
