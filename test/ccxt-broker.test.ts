@@ -9,7 +9,7 @@ import { parseConfig, type CcxtConfig } from '../src/config.ts';
 import { silentLogger, type Logger } from '../src/log.ts';
 import { Store } from '../src/store/store.ts';
 import { AlertOutbox, type AlertSink } from '../src/alerts/outbox.ts';
-import { CcxtBroker } from '../src/broker/ccxt.ts';
+import { CcxtBroker, loadCcxt, type CcxtLibrary } from '../src/broker/ccxt.ts';
 import { TradeWatch } from '../src/watch/watchdog.ts';
 import { flattenAccount } from '../src/core/flatten.ts';
 import { buildPnlReport } from '../src/core/review.ts';
@@ -23,9 +23,11 @@ const API_KEY = 'kraken-stand-in-key-7f3a';
 const SECRET = Buffer.from('kraken-stand-in-secret-9c1e').toString('base64');
 let kraken: KrakenStandIn;
 let config: CcxtConfig;
+let library: CcxtLibrary;
 
 before(async () => {
   kraken = await startKrakenStandIn({ apiKey: API_KEY, secret: SECRET, clock, balances: { USD: 100_000 } });
+  library = await loadCcxt('kraken');
   config = parseConfig({ BROKER: 'ccxt', CCXT_EXCHANGE: 'kraken', CCXT_API_KEY: API_KEY, CCXT_SECRET: SECRET, CCXT_OPTIONS: kraken.ccxtOptions }).ccxt!;
 });
 after(() => kraken.close());
@@ -34,6 +36,7 @@ function broker(options: { dataDir?: string; config?: Partial<CcxtConfig>; sleep
   const sleeps = options.sleeps;
   return new CcxtBroker({
     config: { ...config, ...options.config },
+    library,
     dataDir: options.dataDir ?? scratchDir('tw-ccxt-'),
     clock,
     logger: options.logger,

@@ -11,6 +11,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { execFileSync, spawn, spawnSync } from 'node:child_process';
 import { once } from 'node:events';
+import { pathToFileURL } from 'node:url';
 import { commandDefinitions, loadCommands } from '../src/discord/commands.ts';
 import { startDiscordStandIn } from '../testkit/discord/discord.ts';
 import { startPaperBroker } from '../testkit/paper-broker.ts';
@@ -221,25 +222,30 @@ test('the built controller: deploys the same commands as the sources, draws a /p
   }
 });
 
-test('bundled CLI with BROKER=ccxt: ccxt stays out of cli.cjs; status and audit never load it, account loads it from node_modules and reads the exchange', async () => {
+test('bundled CLI with BROKER=ccxt: ccxt stays out of cli.cjs; status and audit never load it, account loads it (the exchange\'s own module) from node_modules and reads the exchange', async () => {
   const bundle = fs.readFileSync(path.join(OUT, 'cli.cjs'), 'utf8');
-  assert.match(bundle, /require\("ccxt"\)/, 'ccxt is required from node_modules, when src/broker/ccxt.ts is first used');
   assert.doesNotMatch(bundle, /class kraken extends|EAPI:Invalid key/, 'none of ccxt\'s code is bundled');
   const { startKrakenStandIn } = await import('../testkit/kraken-exchange.ts');
   const secret = Buffer.from('compiled-secret').toString('base64');
   const kraken = await startKrakenStandIn({ apiKey: 'compiled-key', secret, balances: { USD: 1234.5 } });
-  // Every package the CLI requires, written down as it is asked for.
+  // Every file of ccxt the CLI loads, written down as it is asked for: required (CommonJS) or imported (ES modules).
   const loads = path.join(work, 'loads.txt');
   const preload = path.join(work, 'record-loads.cjs');
-  fs.writeFileSync(preload, `const Module = require('node:module'); const fs = require('node:fs'); const load = Module._load; Module._load = function (request, ...rest) { if (!request.startsWith('.') && !request.startsWith('/') && !request.startsWith('node:')) fs.appendFileSync(${JSON.stringify(loads)}, request + '\\n'); return load.call(this, request, ...rest); };`);
+  const hooks = path.join(work, 'record-imports.mjs');
+  fs.writeFileSync(hooks, `import fs from 'node:fs'; export async function resolve(specifier, context, next) { const resolved = await next(specifier, context); if (resolved.url.includes('/node_modules/ccxt/')) fs.appendFileSync(${JSON.stringify(loads)}, resolved.url + '\\n'); return resolved; }`);
+  fs.writeFileSync(
+    preload,
+    `const Module = require('node:module'); const fs = require('node:fs'); Module.register(${JSON.stringify(pathToFileURL(hooks).href)}); ` +
+      `const load = Module._load; Module._load = function (request, ...rest) { if (request === 'ccxt' || request.includes('/node_modules/ccxt/')) fs.appendFileSync(${JSON.stringify(loads)}, request + '\\n'); return load.call(this, request, ...rest); };`,
+  );
   const env = { BROKER: 'ccxt', CCXT_EXCHANGE: 'kraken', CCXT_API_KEY: 'compiled-key', CCXT_SECRET: secret, CCXT_OPTIONS: kraken.ccxtOptions, NODE_OPTIONS: `--require ${preload}` };
   try {
     for (const verb of ['status', 'audit']) {
       fs.rmSync(loads, { force: true });
       const run = compiledCli([verb, '--json'], env);
       assert.equal(run.status, 0, `${verb}: ${run.stderr}`);
-      const loaded = fs.existsSync(loads) ? fs.readFileSync(loads, 'utf8').split('\n') : [];
-      assert.ok(!loaded.includes('ccxt'), `tradewarden ${verb} does not load ccxt (it loaded: ${[...new Set(loaded)].join(', ')})`);
+      const loaded = fs.existsSync(loads) ? fs.readFileSync(loads, 'utf8').trim() : '';
+      assert.equal(loaded, '', `tradewarden ${verb} does not load ccxt`);
     }
     fs.rmSync(loads, { force: true });
     const account = await new Promise<{ code: number | null; stdout: string; stderr: string }>((resolve) => {
@@ -253,7 +259,9 @@ test('bundled CLI with BROKER=ccxt: ccxt stays out of cli.cjs; status and audit 
     });
     assert.equal(account.code, 0, `account: ${account.stderr}`);
     assert.equal((JSON.parse(account.stdout) as { account: { equity: number; currency: string } }).account.equity, 1234.5, account.stdout);
-    assert.ok(fs.readFileSync(loads, 'utf8').split('\n').includes('ccxt'), 'account loads ccxt');
+    const loaded = fs.readFileSync(loads, 'utf8');
+    assert.match(loaded, /node_modules\/ccxt\/js\/src\/kraken\.js/, 'account loads ccxt\'s kraken module');
+    assert.doesNotMatch(loaded, /node_modules\/ccxt\/js\/src\/binance\.js/, 'and not every exchange ccxt has');
   } finally {
     await kraken.close();
   }

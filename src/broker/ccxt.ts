@@ -1,5 +1,7 @@
 // An exchange through ccxt, behind the same Broker as Alpaca — the only module that imports ccxt,
-// and it is loaded only with BROKER=ccxt (broker/on-demand.ts): ccxt costs ~0.3 s and ~80 MB to load.
+// and it is loaded only with BROKER=ccxt (broker/on-demand.ts). ccxt's entry loads all its ~100
+// exchanges (0.37 s, +80 MB RSS); loadCcxt imports the configured exchange's own module and ccxt's
+// error classes instead (0.12 s, +25 MB), the whole entry only if ccxt ever lays its files out otherwise.
 // What an exchange is not, and how each guard is served anyway:
 // - Fills: fetchMyTrades from the cursor, keyed by the exchange's trade id. Pages are not alike:
 //   Kraken answers the newest 50, Binance the oldest N; a full page is followed both ways (`until`
@@ -17,7 +19,12 @@
 //   limit (RateLimitExceeded, DDoSProtection) backs off, and every call waits out the same pause;
 //   other network errors are retried on reads, then reported (the trade poll raises broker_unreachable);
 //   an ExchangeError is reported as the exchange said it.
-import ccxt, { type Exchange, type Market, type Order as CcxtOrder, type Trade } from 'ccxt';
+import fs from 'node:fs';
+import { createRequire } from 'node:module';
+import path from 'node:path';
+import { pathToFileURL } from 'node:url';
+import type { Exchange, Market, Order as CcxtOrder, Trade } from 'ccxt';
+import type * as CcxtErrorClasses from 'ccxt';
 import type { Clock } from '../clock.ts';
 import { systemClock } from '../clock.ts';
 import type { CcxtConfig } from '../config.ts';
@@ -41,6 +48,8 @@ export interface CcxtBrokerOptions {
   /** a rate limit's first pause (default 2 s), doubled up to a minute, and how many are waited out in one call (default 5) */
   rateLimitBackoffMs?: number;
   rateLimitRetries?: number;
+  /** ccxt, as loadCcxt loaded it (CcxtBroker.open does) */
+  library: CcxtLibrary;
   /** tests: a ccxt exchange object to use instead of one built from the configuration */
   exchange?: Exchange;
   /** per request (default: CCXT_OPTIONS' timeout, else 10 s) */
@@ -49,8 +58,40 @@ export interface CcxtBrokerOptions {
   recordEquity?: boolean;
 }
 
-/** The installed ccxt's version (doctor says which it talks through). */
-export const CCXT_VERSION: string = ccxt.version;
+type ErrorClass = keyof typeof CcxtErrorClasses & (
+  | 'AuthenticationError' | 'PermissionDenied' | 'RateLimitExceeded' | 'DDoSProtection' | 'NetworkError' | 'ExchangeNotAvailable'
+  | 'InvalidNonce' | 'ExchangeError' | 'ArgumentsRequired' | 'OrderNotFound' | 'InsufficientFunds' | 'NotSupported'
+);
+
+/** What this module uses of ccxt: the configured exchange's class, the error classes, the version. */
+export interface CcxtLibrary {
+  version: string;
+  exchangeClass: new (options: Record<string, unknown>) => Exchange;
+  errors: Pick<typeof CcxtErrorClasses, ErrorClass>;
+}
+
+/**
+ * ccxt for one exchange. Its modules are imported by file (js/src/<id>.js, js/src/base/errors.js: the
+ * same files ccxt's entry imports, so the error classes are the ones every exchange throws); where
+ * they are not found, ccxt's whole entry. An id ccxt does not know is refused with the closest.
+ */
+export async function loadCcxt(id: string): Promise<CcxtLibrary> {
+  const root = path.resolve(path.dirname(createRequire(import.meta.url).resolve('ccxt')), '..');
+  const own = path.join(root, 'js', 'src', `${id}.js`);
+  const errorsFile = path.join(root, 'js', 'src', 'base', 'errors.js');
+  if (/^[a-z0-9_]+$/.test(id) && fs.existsSync(own) && fs.existsSync(errorsFile)) {
+    const [exchangeModule, errors] = await Promise.all([import(pathToFileURL(own).href), import(pathToFileURL(errorsFile).href)]);
+    const version = (JSON.parse(fs.readFileSync(path.join(root, 'package.json'), 'utf8')) as { version: string }).version;
+    return { version, exchangeClass: (exchangeModule as { default: CcxtLibrary['exchangeClass'] }).default, errors: errors as CcxtLibrary['errors'] };
+  }
+  const ccxt = (await import('ccxt')).default;
+  const exchangeClass = (ccxt as unknown as Record<string, CcxtLibrary['exchangeClass'] | undefined>)[id];
+  if (!ccxt.exchanges.includes(id) || typeof exchangeClass !== 'function') {
+    const close = closestNames(id, ccxt.exchanges);
+    throw new OperationError('failed', `CCXT_EXCHANGE "${id}" is not an exchange ccxt ${ccxt.version} knows${close.length ? ` — closest: ${close.join(', ')}` : ''}`);
+  }
+  return { version: ccxt.version, exchangeClass, errors: ccxt };
+}
 
 /** How far a call may be repeated after a network error: an order may have been placed. */
 type Policy = 'read' | 'cancel' | 'order';
@@ -105,6 +146,13 @@ export class CcxtBroker implements Broker {
   private holdingsRead?: Promise<Holdings>;
   private warned = new Set<string>();
 
+  private readonly errors: CcxtLibrary['errors'];
+
+  /** Loads ccxt for the configured exchange, then the broker. */
+  static async open(options: Omit<CcxtBrokerOptions, 'library'>): Promise<CcxtBroker> {
+    return new CcxtBroker({ ...options, library: await loadCcxt(options.config.exchange) });
+  }
+
   constructor(private readonly options: CcxtBrokerOptions) {
     const { config } = options;
     this.id = config.exchange;
@@ -113,7 +161,8 @@ export class CcxtBroker implements Broker {
     this.time = options.clock ?? systemClock;
     this.sleep = options.sleep ?? ((ms) => new Promise((resolve) => setTimeout(resolve, ms)));
     this.secrets = [config.apiKey, config.secret, config.password ?? ''].filter(Boolean);
-    this.exchange = options.exchange ?? createExchange(config);
+    this.errors = options.library.errors;
+    this.exchange = options.exchange ?? createExchange(config, options.library);
     if (options.timeoutMs !== undefined) this.exchange.timeout = options.timeoutMs;
     strictlyGrowingNonce(this.exchange);
     this.record = EquityRecord.in(options.dataDir, config.exchange);
@@ -185,7 +234,7 @@ export class CcxtBroker implements Broker {
           await this.call('cancelOrder', () => this.exchange.cancelOrder(o.id, o.symbol), 'cancel');
           return { id: o.id, status: 200 };
         } catch (error) {
-          return { id: o.id, status: statusOf(error) };
+          return { id: o.id, status: this.statusOf(error) };
         }
       }),
     );
@@ -207,7 +256,7 @@ export class CcxtBroker implements Broker {
         const order = await this.call(`createOrder ${symbol}`, () => this.exchange.createOrder(symbol, 'market', 'sell', Number(this.exchange.amountToPrecision(symbol, amount))), 'order');
         return { symbol, status: 200, order: toOrder({ ...order, symbol: order.symbol ?? symbol, side: order.side ?? 'sell' }) };
       } catch (error) {
-        return { symbol, status: statusOf(error), error: error instanceof Error ? error.message : String(error) };
+        return { symbol, status: this.statusOf(error), error: error instanceof Error ? error.message : String(error) };
       }
     });
     const derivatives = (await this.derivativePositions()).map(async (p): Promise<CloseResult> => {
@@ -216,7 +265,7 @@ export class CcxtBroker implements Broker {
         const order = await this.call(`createOrder ${p.symbol}`, () => this.exchange.createOrder(p.symbol, 'market', side, Math.abs(p.qty), undefined, { reduceOnly: true }), 'order');
         return { symbol: p.symbol, status: 200, order: toOrder({ ...order, symbol: order.symbol ?? p.symbol, side: order.side ?? side }) };
       } catch (error) {
-        return { symbol: p.symbol, status: statusOf(error), error: error instanceof Error ? error.message : String(error) };
+        return { symbol: p.symbol, status: this.statusOf(error), error: error instanceof Error ? error.message : String(error) };
       }
     });
     return Promise.all([...spot, ...derivatives]);
@@ -246,6 +295,10 @@ export class CcxtBroker implements Broker {
 
   async setTradingSuspended(suspended: boolean): Promise<void> {
     throw new OperationError('refused', `cannot ${suspended ? 'lock' : 'unlock'} the account: ${this.id} has no account switch that blocks new orders (Alpaca's suspend_trade): lock and unlock need BROKER=alpaca; stop the trader instead`);
+  }
+
+  get ccxtVersion(): string {
+    return this.options.library.version;
   }
 
   /** Whether the exchange lists trades only per market (known after the first fills read), and the markets watched then. */
@@ -348,7 +401,7 @@ export class CcxtBroker implements Broker {
       try {
         return await this.call(what, () => read(undefined));
       } catch (error) {
-        if (!(error instanceof OperationError && error.cause instanceof ccxt.ArgumentsRequired)) throw error;
+        if (!(error instanceof OperationError && error.cause instanceof this.errors.ArgumentsRequired)) throw error;
         this.perMarket[kind] = true;
       }
     }
@@ -417,8 +470,8 @@ export class CcxtBroker implements Broker {
         return await work();
       } catch (error) {
         const said = this.said(error);
-        if (error instanceof ccxt.AuthenticationError) throw this.credentialsRejected(what, error, said);
-        if (error instanceof ccxt.RateLimitExceeded || error instanceof ccxt.DDoSProtection) {
+        if (error instanceof this.errors.AuthenticationError) throw this.credentialsRejected(what, error, said);
+        if (error instanceof this.errors.RateLimitExceeded || error instanceof this.errors.DDoSProtection) {
           // Turned away before it was handled: safe to repeat, orders included.
           rateLimited++;
           if (rateLimited > (this.options.rateLimitRetries ?? 5)) {
@@ -432,12 +485,12 @@ export class CcxtBroker implements Broker {
           if (this.coolDown === pause) this.coolDown = undefined;
           continue;
         }
-        if (error instanceof ccxt.NetworkError) {
+        if (error instanceof this.errors.NetworkError) {
           networkFailures++;
           const retries = this.options.retries ?? 3;
           if (policy === 'order') {
             // "Not available" is the exchange's own answer (Kraken: market in cancel_only mode); a time-out or a cut connection may hide a taken order.
-            if (error instanceof ccxt.ExchangeNotAvailable || error instanceof ccxt.InvalidNonce) throw this.failure(`exchange ${this.id} ${what}: ${said}`, error);
+            if (error instanceof this.errors.ExchangeNotAvailable || error instanceof this.errors.InvalidNonce) throw this.failure(`exchange ${this.id} ${what}: ${said}`, error);
             throw this.failure(`exchange ${this.id} ${what}: ${said}; not repeated because the exchange may have taken the order — re-read the positions`, error);
           }
           if (networkFailures > retries) throw this.failure(`exchange ${this.id} unreachable: ${what}: ${said}${networkFailures > 1 ? ` (after ${networkFailures} attempts)` : ''}`, error);
@@ -447,8 +500,8 @@ export class CcxtBroker implements Broker {
           continue;
         }
         // Some refusals of the keys reach ccxt unmapped (Kraken's "EAPI:Invalid signature": a wrong secret).
-        if (error instanceof ccxt.ExchangeError && CREDENTIAL_WORDS.test(said)) throw this.credentialsRejected(what, error, said);
-        if (error instanceof ccxt.ExchangeError) throw this.failure(`exchange ${this.id} ${what}: ${said}`, error);
+        if (error instanceof this.errors.ExchangeError && CREDENTIAL_WORDS.test(said)) throw this.credentialsRejected(what, error, said);
+        if (error instanceof this.errors.ExchangeError) throw this.failure(`exchange ${this.id} ${what}: ${said}`, error);
         throw this.failure(`exchange ${this.id} ${what} failed: ${said}`, error);
       }
     }
@@ -458,7 +511,7 @@ export class CcxtBroker implements Broker {
     const missing = /requires "(\w+)" credential/.exec(error.message)?.[1];
     const variable: Record<string, string> = { apiKey: 'CCXT_API_KEY', secret: 'CCXT_SECRET', password: 'CCXT_PASSWORD' };
     if (missing) return this.failure(`exchange ${this.id} needs ${variable[missing] ?? `the "${missing}" credential`}${variable[missing] ? '' : ' (not supported by tradewarden yet)'}: set it`, error);
-    if (error instanceof ccxt.PermissionDenied) {
+    if (error instanceof this.errors.PermissionDenied) {
       return this.failure(`exchange ${this.id} refused ${what} for this key (${said}) — give the key of CCXT_API_KEY permission to read the account and trade`, error);
     }
     const names = ['CCXT_API_KEY', 'CCXT_SECRET', ...(this.options.config.password ? ['CCXT_PASSWORD'] : [])];
@@ -478,6 +531,15 @@ export class CcxtBroker implements Broker {
     return new OperationError('failed', redact(message, this.secrets), { cause: error });
   }
 
+  /** An HTTP-like status for a failed close or cancel, as Alpaca's multi-status answer has. */
+  private statusOf(error: unknown): number {
+    const cause = error instanceof OperationError ? error.cause : error;
+    if (cause instanceof this.errors.OrderNotFound) return 404;
+    if (cause instanceof this.errors.InsufficientFunds || cause instanceof this.errors.AuthenticationError) return 403;
+    if (cause instanceof this.errors.NetworkError) return 503;
+    return 422;
+  }
+
   private warnOnce(key: string, when: boolean, message: () => string): void {
     if (!when || this.warned.has(key)) return;
     this.warned.add(key);
@@ -485,15 +547,10 @@ export class CcxtBroker implements Broker {
   }
 }
 
-/** ccxt's exchange class for the configured id, with the credentials and CCXT_OPTIONS. */
-function createExchange(config: CcxtConfig): Exchange {
-  const classes = ccxt as unknown as Record<string, new (options: Record<string, unknown>) => Exchange>;
-  if (!ccxt.exchanges.includes(config.exchange) || typeof classes[config.exchange] !== 'function') {
-    const close = closestNames(config.exchange, ccxt.exchanges);
-    throw new OperationError('failed', `CCXT_EXCHANGE "${config.exchange}" is not an exchange ccxt ${ccxt.version} knows${close.length ? ` — closest: ${close.join(', ')}` : ''}`);
-  }
+/** The exchange object, with the credentials and CCXT_OPTIONS. */
+function createExchange(config: CcxtConfig, library: CcxtLibrary): Exchange {
   const given = config.options as Record<string, unknown>;
-  const exchange = new classes[config.exchange]!({
+  const exchange = new library.exchangeClass({
     apiKey: config.apiKey,
     secret: config.secret,
     ...(config.password ? { password: config.password } : {}),
@@ -506,7 +563,7 @@ function createExchange(config: CcxtConfig): Exchange {
   if (config.sandbox) {
     try {
       // ccxt's own check passes an exchange whose test URL is undefined (kraken): look at the URL.
-      if (!exchange.urls?.test) throw new ccxt.NotSupported('no test URL');
+      if (!exchange.urls?.test) throw new library.errors.NotSupported('no test URL');
       exchange.setSandboxMode(true);
     } catch {
       throw new OperationError('failed', `CCXT_SANDBOX=on: ccxt knows no test network for ${config.exchange}; set CCXT_SANDBOX=off, or point CCXT_OPTIONS "urls" at the test endpoint the exchange documents`);
@@ -553,11 +610,3 @@ function toOrder(o: CcxtOrder): Order {
   };
 }
 
-/** An HTTP-like status for a failed close or cancel, as Alpaca's multi-status answer has. */
-function statusOf(error: unknown): number {
-  const cause = error instanceof OperationError ? error.cause : error;
-  if (cause instanceof ccxt.OrderNotFound) return 404;
-  if (cause instanceof ccxt.InsufficientFunds || cause instanceof ccxt.AuthenticationError) return 403;
-  if (cause instanceof ccxt.NetworkError) return 503;
-  return 422;
-}

@@ -31,7 +31,7 @@ export class OnDemandBroker implements Broker {
   }
 
   static ccxt(settings: CcxtSettings): OnDemandBroker {
-    return new OnDemandBroker(() => import('./ccxt.ts').then(({ CcxtBroker }) => new CcxtBroker(settings)));
+    return new OnDemandBroker(() => import('./ccxt.ts').then(({ CcxtBroker }) => CcxtBroker.open(settings)));
   }
 
   private get broker(): Promise<Broker> {

@@ -12,10 +12,10 @@ import type { DoctorCheck } from './report.ts';
 type Add = (check: Omit<DoctorCheck, 'area'>) => void;
 
 export async function exchangeChecks(config: CcxtConfig, dataDir: string, add: Add, timeoutMs: number): Promise<void> {
-  const { CcxtBroker, CCXT_VERSION } = await import('../broker/ccxt.ts');
+  const { CcxtBroker } = await import('../broker/ccxt.ts');
   let broker: InstanceType<typeof CcxtBroker>;
   try {
-    broker = new CcxtBroker({ config, dataDir, timeoutMs, retries: 0, rateLimitRetries: 0, recordEquity: false });
+    broker = await CcxtBroker.open({ config, dataDir, timeoutMs, retries: 0, rateLimitRetries: 0, recordEquity: false });
   } catch (error) {
     add({ name: 'exchange', status: 'fail', detail: describeError(error), fix: 'set CCXT_EXCHANGE and CCXT_SANDBOX as the line says (README "Connect an exchange (ccxt)")' });
     return;
@@ -25,7 +25,7 @@ export async function exchangeChecks(config: CcxtConfig, dataDir: string, add: A
   add({
     name: 'exchange',
     status: 'ok',
-    detail: `${exchange.name ?? config.exchange} through ccxt ${CCXT_VERSION}` + (config.sandbox ? ', its test network (CCXT_SANDBOX=on)' : '') + (overridden ? ', at the URLs CCXT_OPTIONS gives (a proxy or a stand-in)' : ''),
+    detail: `${exchange.name ?? config.exchange} through ccxt ${broker.ccxtVersion}` + (config.sandbox ? ', its test network (CCXT_SANDBOX=on)' : '') + (overridden ? ', at the URLs CCXT_OPTIONS gives (a proxy or a stand-in)' : ''),
   });
 
   const keysRejected = (error: unknown) => /rejected the credentials|needs CCXT_|refused .* for this key/.test(describeError(error));
