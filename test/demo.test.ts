@@ -243,6 +243,38 @@ describe('npm run demo', { concurrency: true, skip: linux ? false : 'reads /proc
     }
   });
 
+  it('--broker ccxt --scenario runaway: the same story on an exchange read through ccxt (the Kraken stand-in), halted from the poll; flatten sells at market; nothing is left', { timeout: 90_000 }, async () => {
+    const home = tempHome();
+    const demo = startDemo(home, ['--broker', 'ccxt', '--scenario', 'runaway', '--exit-after', '20'], { DEMO_ORDER_EVERY_SECONDS: '1' });
+    try {
+      await demo.expect(/Type \/help/, { timeoutMs: 40_000 });
+      const text = demo.output();
+      assert.match(text, /broker\s+http:\/\/127\.0\.0\.1:\d+ {2}local Kraken stand-in, read through ccxt \(BROKER=ccxt\)/);
+      assert.match(text, /the exchange's trades are read every 2 s \(through ccxt\)/);
+      const brokerPort = Number(/broker\s+http:\/\/127\.0\.0\.1:(\d+)/.exec(text)?.[1]);
+      await demo.expect(/\[CRITICAL\] Trade rate exceeded: \d+ trades in the last hour \(limit 3\)/);
+      await demo.expect(/The poll read the exchange's trades \(fetchMyTrades, every 2 s/);
+      const breaker = await demo.expect(/\[CRITICAL\] Breaker tripped: trading halted: [^\n]*/);
+      assert.match(breaker.match[0], /stopped through PM2/);
+      const at = demo.type('/flatten');
+      const answer = await demo.expect(/Type yes to confirm/, { from: at });
+      demo.type('yes');
+      const flat = await demo.expect(/FLAT: the broker shows no positions and no open orders\.[^]*?\(\d/, { from: answer.end });
+      assert.match(flat.match[0], /ETH\/USD .*closed/, 'the seeded ETH was sold at market');
+      assert.equal(await demo.exited, 0, demo.output());
+      assert.match(demo.output(), /The incident, in numbers[^]*copies ended +2 /);
+      await assertNothingLeft(home, brokerPort);
+    } finally {
+      demo.child.kill('SIGKILL');
+    }
+  });
+
+  it('--broker ccxt with --gate is refused: the order gate is Alpaca\'s alone', async () => {
+    const demo = startDemo(tempHome(), ['--broker', 'ccxt', '--gate']);
+    assert.equal(await demo.exited, 2, demo.output());
+    assert.match(demo.output(), /--gate with --broker ccxt: the order gate is Alpaca's alone/);
+  });
+
   it('refuses a second demo on the same folder, and a demo after a crash ends what the crashed one left', { timeout: 90_000 }, async () => {
     const home = tempHome();
     const pm2Home = path.join(home, 'pm2');

@@ -96,6 +96,10 @@ export interface KrakenStandIn {
   setPrice(symbol: string, price: number): void;
   setBalance(asset: string, amount: number): void;
   balances(): Record<string, number>;
+  /** the account's worth in USD at the last prices */
+  equity(): number;
+  /** every trade, oldest first: its id, its order's and when (ms) */
+  trades(): Array<{ id: string; orderId: string; symbol: string; side: 'buy' | 'sell'; at: number }>;
   openOrderCount(): number;
   /** the next `count` private calls (to `method`, or any) answer with `error` (a Kraken error string) */
   failNext(error: string, count: number, options?: { method?: string }): void;
@@ -304,6 +308,12 @@ export async function startKrakenStandIn(options: KrakenStandInOptions): Promise
     balances() {
       return Object.fromEntries([...balances].map(([id, amount]) => [Object.entries(KRAKEN_ASSETS).find(([, a]) => a.id === id)?.[0] ?? id, amount]));
     },
+    equity() {
+      let total = balances.get('ZUSD') ?? 0;
+      for (const [symbol, pair] of Object.entries(KRAKEN_PAIRS)) total += (balances.get(pair.base) ?? 0) * (prices.get(symbol) ?? 0);
+      return total;
+    },
+    trades: () => trades.map((t) => ({ id: t.id, orderId: t.ordertxid, symbol: pairById(t.pair)![0], side: t.type, at: Math.round(t.time * 1000) })),
     openOrderCount: () => resting.size,
     failNext(error, count, failOptions = {}) {
       for (let i = 0; i < count; i++) failures.push({ error, method: failOptions.method });

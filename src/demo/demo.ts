@@ -1,11 +1,10 @@
-// The whole system in one terminal, with no accounts: the local paper broker (in this process), the
+// The whole system in one terminal, with no accounts: the local paper broker, or with --broker ccxt
+// the Kraken stand-in read through ccxt (in this process: src/demo/venue.ts), the
 // demo trader under the demo's own PM2 daemon, and the controller with the terminal as its chat.
 // Everything it starts is registered for shutdown as it starts, and ended by PID, in reverse.
-import crypto from 'node:crypto';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { startPaperBroker } from '../../testkit/paper-broker.ts';
 import { freeLoopbackPort } from '../../testkit/ports.ts';
 import { alertLine, type AlertSink } from '../alerts/outbox.ts';
 import { ConfigError, loadConfig, type Config } from '../config.ts';
@@ -25,6 +24,7 @@ import { DEMO_DIR_VARIABLE, leftoversOf, spawnOutsidePm2 } from './processes.ts'
 import { incidentText, summarizeIncident } from './incident.ts';
 import { RunawayStory, lossIntro, normalIntro, runawayIntro, type ScenarioName, type StoryFacts } from './story.ts';
 import { Terminal, type Tone } from './terminal.ts';
+import { startDemoVenue, type VenueKind } from './venue.ts';
 
 export interface DemoOptions {
   /** the demo folder: PM2_HOME, DATA_DIR and the trader copy live under it */
@@ -36,6 +36,8 @@ export interface DemoOptions {
   orderEverySeconds?: number;
   /** run the order gate (GATEWAY_ADDR): the trader, and the runaway's copy, trade through it */
   gate?: boolean;
+  /** alpaca (default): the paper broker; ccxt: the Kraken stand-in, read through ccxt */
+  broker?: VenueKind;
   input?: NodeJS.ReadableStream & { isTTY?: boolean };
   output?: NodeJS.WriteStream;
 }
@@ -140,13 +142,8 @@ export async function runDemo(options: DemoOptions): Promise<number> {
     checkpoint();
 
     // ---- the broker: local, in this process, with keys that exist only for this run ----
-    const keyId = `PKDEMO${crypto.randomBytes(7).toString('hex').toUpperCase()}`;
-    const secretKey = crypto.randomBytes(20).toString('base64url');
-    const broker = await startPaperBroker({ port: 0, keyId, secretKey, cash: CASH, prices: PRICES, marketOpen: true });
-    shutdown.push('paper broker', () => broker.close());
-    broker.seedPosition('ETH/USD', SEEDED_ETH, PRICES['ETH/USD']);
-    // The seeded ETH was held at yesterday's close: day P/L starts at zero, not at its value.
-    broker.setLastEquity(broker.snapshot().equity);
+    const broker = await startDemoVenue(options.broker ?? 'alpaca', { cash: CASH, prices: PRICES, seededEth: SEEDED_ETH });
+    shutdown.push('broker', () => broker.close());
     // Prices drift a little, so /account and the P/L move like a market's would. In the loss
     // scenario the market falls instead: what the bot holds loses a little every second.
     const falling = options.scenario === 'loss';
@@ -168,9 +165,7 @@ export async function runDemo(options: DemoOptions): Promise<number> {
     // PM2 hands the starting client's environment to the trader, and the daemon inherits it too:
     // the broker and the folder marker go into this process's own environment.
     Object.assign(process.env, {
-      APCA_API_BASE_URL: broker.url,
-      APCA_API_KEY_ID: keyId,
-      APCA_API_SECRET_KEY: secretKey,
+      ...broker.traderEnv,
       DEMO_ORDER_EVERY_SECONDS: String(every),
       DEMO_ORDER_NOTIONAL: String(notional),
       DEMO_SYMBOL: SYMBOL,
@@ -178,6 +173,7 @@ export async function runDemo(options: DemoOptions): Promise<number> {
     });
     const env: NodeJS.ProcessEnv = {
       ...process.env,
+      ...broker.controllerEnv,
       ...DEMO_SETTINGS,
       DATA_DIR: home.dataDir,
       PM2_HOME: home.pm2Home,
@@ -193,6 +189,7 @@ export async function runDemo(options: DemoOptions): Promise<number> {
     shutdown.push('log file', log.close);
     const facts: StoryFacts = {
       gate: Boolean(config.gateway),
+      stream: !config.ccxt,
       limit: config.maxTradesPerHour,
       orderEverySeconds: every,
       pollSeconds: config.tradePollSeconds,
@@ -237,7 +234,7 @@ export async function runDemo(options: DemoOptions): Promise<number> {
     checkpoint();
 
     say(
-      banner({ brokerUrl: broker.url, gateUrl: controller.gateway?.server.url, home, rel, daemonPid: daemonPidOf(home.pm2Home), traderPid: started.pid, config, every, notional, discord: Boolean(config.discord.token) }),
+      banner({ brokerUrl: broker.url, brokerLabel: broker.label, gateUrl: controller.gateway?.server.url, home, rel, daemonPid: daemonPidOf(home.pm2Home), traderPid: started.pid, config, every, notional, discord: Boolean(config.discord.token) }),
       'plain',
     );
     say(
@@ -285,10 +282,9 @@ export async function runDemo(options: DemoOptions): Promise<number> {
     await chat.close();
     say(`Stopping (${reason})…`, 'muted');
     if (options.scenario === 'runaway') {
-      const fills = broker.snapshot().activities.map((a) => ({ orderId: String(a.order_id), at: Date.parse(String(a.transaction_time)) }));
-      say(incidentText(summarizeIncident(await controller.app.store.read(), fills, config.maxTradesPerHour)), 'plain');
+      say(incidentText(summarizeIncident(await controller.app.store.read(), broker.fills(), config.maxTradesPerHour)), 'plain');
     }
-    if (falling) say(lossText(await controller.app.store.read(), broker.snapshot().equity), 'plain');
+    if (falling) say(lossText(await controller.app.store.read(), broker.equity()), 'plain');
   } catch (error) {
     if (error instanceof StopRequested) {
       say('Stopped before the demo was fully up.', 'muted'); // asked for: not a failure
@@ -370,6 +366,7 @@ function demoLogger(file: string, secrets: readonly string[], terminal: Terminal
 
 function banner(facts: {
   brokerUrl: string;
+  brokerLabel: string;
   gateUrl?: string;
   home: DemoHome;
   rel: (p: string) => string;
@@ -384,7 +381,7 @@ function banner(facts: {
   const prices = Object.entries(PRICES).map(([s, p]) => `${s} ${money(p)}`).join(', ');
   return [
     'tradewarden demo — everything runs on this machine; no accounts, nothing to configure.',
-    `  broker   ${facts.brokerUrl}  local paper broker: ${money(CASH)} cash + ${SEEDED_ETH} ETH; ${prices}`,
+    `  broker   ${facts.brokerUrl}  ${facts.brokerLabel}: ${money(CASH)} cash + ${SEEDED_ETH} ETH; ${prices}`,
     ...(facts.gateUrl ? [`  gate     ${facts.gateUrl}  the order gate (GATEWAY_ADDR, ${config.gateway?.mode}): the trader's APCA_API_BASE_URL; it forwards to the broker`] : []),
     `  PM2      PM2_HOME=${rel(home.pm2Home)} (daemon PID ${facts.daemonPid ?? '?'}) — the demo's own, not your PM2`,
     `  trader   ${config.trading.processName} PID ${facts.traderPid}: ${rel(home.traderScript)}, a $${facts.notional.toLocaleString('en-US')} ${SYMBOL} order every ${facts.every} s`,

@@ -1,4 +1,4 @@
-// `npm run demo [-- --scenario runaway|loss] [--gate] [--exit-after SECONDS] [--home DIR]`: see demo.ts.
+// `npm run demo [-- --scenario runaway|loss] [--gate] [--broker alpaca|ccxt] [--exit-after SECONDS] [--home DIR]`: see demo.ts.
 import path from 'node:path';
 import { parseArgs } from 'node:util';
 import { EXIT, runDemo } from './demo.ts';
@@ -18,6 +18,9 @@ Options:
                        (MAX_DAILY_LOSS=0.5%, ON_LOSS=stop) alerts and halts it; the loss in numbers at the end
   --gate               run the order gate (GATEWAY_ADDR): the trader (and the runaway's copy) trade
                        through tradewarden, which refuses orders over the limit and from the copy
+  --broker ccxt        an exchange instead of Alpaca: a local stand-in of Kraken's API, which
+                       tradewarden reads through ccxt (BROKER=ccxt) and the trader trades on with a
+                       key of its own (default: alpaca, the local paper broker; not with --gate)
   --exit-after SECONDS end by itself this long after it is up (CI)
   --home DIR           the demo's folder (PM2_HOME, DATA_DIR, trader copy); default .demo in the
                        configuration folder (the working directory), or $${DEMO_DIR_VARIABLE}
@@ -46,6 +49,7 @@ try {
       'exit-after': { type: 'string' },
       home: { type: 'string' },
       gate: { type: 'boolean', default: false },
+      broker: { type: 'string', default: 'alpaca' },
       help: { type: 'boolean', short: 'h' },
     },
     strict: true,
@@ -61,12 +65,16 @@ if (values.scenario !== undefined && !(SCENARIOS as readonly string[]).includes(
   usage(`--scenario ${values.scenario}: the scenarios are ${SCENARIOS.join(', ')}`);
 }
 
+if (values.broker !== 'alpaca' && values.broker !== 'ccxt') usage(`--broker ${values.broker}: expected alpaca or ccxt`);
+if (values.broker === 'ccxt' && values.gate) usage("--gate with --broker ccxt: the order gate is Alpaca's alone (an exchange checks each request's signature against its own host)");
+
 const code = await runDemo({
   // Never inside the package (installed, it is node_modules/tradewarden): the configuration folder's.
   home: path.resolve(values.home ?? (process.env[DEMO_DIR_VARIABLE]?.trim() || path.join(configFolder(), '.demo'))),
   scenario: values.scenario as ScenarioName | undefined,
   exitAfterSeconds: positiveSeconds(values['exit-after'], '--exit-after'),
   gate: values.gate,
+  broker: values.broker,
   orderEverySeconds: positiveSeconds(process.env.DEMO_ORDER_EVERY_SECONDS, 'DEMO_ORDER_EVERY_SECONDS'),
 });
 // PM2's client and discord.js can leave handles open; everything the demo started is gone: leave.
