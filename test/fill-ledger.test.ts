@@ -96,6 +96,27 @@ test('ranges and the hot hours give the same trades as a plain filter over every
   assert.deepEqual(ids((await new Store(dir).read()).trades.seen), all.filter((id) => at(id) >= newest - 2 * HOUR), 'the hot hours, in a fresh process');
 });
 
+test('fills recorded out of time order (the poll catching up behind the stream) are counted in their place by the rolling hour', async () => {
+  const dir = scratchDir('tw-ledger-');
+  const store = new Store(dir);
+  const minutes = [50, 10, 30, 55, 5, 61, 20, 1, 45, 59, 31];
+  for (const m of minutes) await record(store, [fill(`m${m}`, 'AAPL', 'buy', 1, 200, T0 + m * 60_000)]);
+  // A later part of m55 reported with an earlier time: the trade moves to its first fill's time.
+  await record(store, [{ id: 'm55-early', orderId: 'm55', symbol: 'AAPL', side: 'buy', qty: 1, price: 200, at: T0 + 2 * 60_000, type: 'partial_fill', cumQty: 2 }]);
+  const times = minutes.map((m) => (m === 55 ? 2 : m));
+  for (const data of [await store.read(), await new Store(dir).read()]) {
+    assert.deepEqual(data.trades.seen.map((t) => t.at), [...data.trades.seen.map((t) => t.at)].sort((a, b) => a - b), 'the view is in time order');
+    for (const nowMinute of [30, 45, 60, 62, 75, 95, 120]) {
+      const now = T0 + nowMinute * 60_000;
+      const expected = times.filter((m) => m > nowMinute - 60 && m <= nowMinute).length;
+      assert.equal(countedTrades(data, now).length, expected, `the hour ending at minute ${nowMinute}`);
+      // After a resume, from its very millisecond on (a fill at minute 20 came with the new run).
+      const resumed = { ...data, breaker: { tripped: false, resumedAt: T0 + 20 * 60_000 } };
+      assert.equal(countedTrades(resumed, now).length, times.filter((m) => m >= 20 && m > nowMinute - 60 && m <= nowMinute).length, `since the resume, hour ending ${nowMinute}`);
+    }
+  }
+});
+
 test('partial fills: one trade however the parts arrive; a late part of an order no longer hot joins its trade', async () => {
   const dir = scratchDir('tw-ledger-');
   const store = new Store(dir);
@@ -122,7 +143,7 @@ test('two processes: what one appends, the other reads on its next look; a fill 
   assert.equal(fs.readFileSync(path.join(dir, FILLS_DIR, '2026-12-07T10.jsonl'), 'utf8').split('\n').filter(Boolean).length, 2, 'a fill seen before is not written again');
 });
 
-test('trades.seen is the ledger\'s view: changing it inside update is an error, not a silent loss', async () => {
+test('trades.seen is the ledger\'s view: replacing it or pushing into it inside update is an error, not a silent loss', async () => {
   const store = new Store(scratchDir('tw-ledger-'));
   await assert.rejects(
     store.update((data) => {
@@ -134,9 +155,10 @@ test('trades.seen is the ledger\'s view: changing it inside update is an error, 
     store.update((data) => {
       (data.trades.seen as SeenTrade[]).push({ orderId: 'x', symbol: 'AAPL', side: 'buy', qty: 1, price: 1, at: T0, activityIds: ['x'] });
     }),
-    TypeError,
-    'the view is frozen',
+    /record fills with Store\.recordFills/,
+    'a trade pushed into the view',
   );
+  assert.deepEqual((await store.read()).trades.seen, [], 'and the view handed out next is the ledger\'s, not the changed one');
 });
 
 test('migration: a data file written by the version before the ledger keeps every trade, moved to the ledger once', async () => {

@@ -19,7 +19,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import type { Fill } from '../broker/types.ts';
 import type { SeenTrade } from './schema.ts';
-import { mergeFills, type TradeBook } from '../watch/trade-window.ts';
+import { markSortedByTime, mergeFills, type TradeBook } from '../watch/trade-window.ts';
 
 const HOUR_MS = 3600_000;
 /** What stays in memory: the rolling hour, with room for the poll's look-back and a flatten's hold. */
@@ -67,6 +67,91 @@ function parseLines(text: string, into: Map<string, SeenTrade>, skipped: { count
   }
 }
 
+/**
+ * The hot trades: by order id for lookups, and in time order so that the trade window finds the
+ * hour's bounds by binary search (a fill costs the same with 15,000 trades in the hour as with 15).
+ */
+class HotTrades {
+  private readonly byOrder = new Map<string, SeenTrade>();
+  private readonly byTime: SeenTrade[] = [];
+  private view: readonly SeenTrade[] | undefined;
+  newest = 0;
+
+  get size(): number {
+    return this.byOrder.size;
+  }
+
+  get(orderId: string): SeenTrade | undefined {
+    return this.byOrder.get(orderId);
+  }
+
+  /** Adds a trade, or folds it into the one its order made. */
+  fold(trade: SeenTrade): void {
+    const known = this.byOrder.get(trade.orderId);
+    const next = known ? combine(known, trade) : trade;
+    this.byOrder.set(trade.orderId, next);
+    if (known) this.byTime.splice(this.indexOf(known), 1);
+    this.insert(next);
+    if (next.at > this.newest) this.newest = next.at;
+    this.view = undefined;
+  }
+
+  /** Lets go of the trades older than `oldest`. */
+  evictBefore(oldest: number): void {
+    let n = 0;
+    while (n < this.byTime.length && this.byTime[n]!.at < oldest) this.byOrder.delete(this.byTime[n++]!.orderId);
+    if (!n) return;
+    this.byTime.splice(0, n);
+    this.view = undefined;
+  }
+
+  /** Oldest first; a copy, so that a snapshot read earlier stays what it was. */
+  list(): readonly SeenTrade[] {
+    this.view ??= markSortedByTime(this.byTime.slice());
+    return this.view;
+  }
+
+  /** Forgets the copy handed out (someone changed it). */
+  discardView(): void {
+    this.view = undefined;
+  }
+
+  clear(): void {
+    this.byOrder.clear();
+    this.byTime.length = 0;
+    this.newest = 0;
+    this.view = undefined;
+  }
+
+  /** After the last trade at or before `trade.at` (the usual case: the end). */
+  private insert(trade: SeenTrade): void {
+    const list = this.byTime;
+    if (!list.length || list[list.length - 1]!.at <= trade.at) {
+      list.push(trade);
+      return;
+    }
+    list.splice(firstIndex(list, (t) => t.at > trade.at), 0, trade);
+  }
+
+  private indexOf(trade: SeenTrade): number {
+    const list = this.byTime;
+    for (let i = firstIndex(list, (t) => t.at >= trade.at); i < list.length; i++) if (list[i] === trade) return i;
+    return list.indexOf(trade);
+  }
+}
+
+/** The first index of sorted `list` where `after` holds (it holds from there on), or the length. */
+function firstIndex(list: readonly SeenTrade[], after: (t: SeenTrade) => boolean): number {
+  let lo = 0;
+  let hi = list.length;
+  while (lo < hi) {
+    const mid = (lo + hi) >> 1;
+    if (after(list[mid]!)) hi = mid;
+    else lo = mid + 1;
+  }
+  return lo;
+}
+
 export interface LedgerOptions {
   /** how long trades are kept, counted back from the newest one */
   retentionMs: number;
@@ -76,11 +161,9 @@ export interface LedgerOptions {
 
 export class FillLedger {
   readonly dir: string;
-  private readonly hot = new Map<string, SeenTrade>();
+  private readonly hot = new HotTrades();
   /** bytes of each hot file already read into `hot` (up to its last newline) */
   private readonly consumed = new Map<string, number>();
-  private newest = 0;
-  private view: readonly SeenTrade[] | undefined;
   private readonly warned = new Set<string>();
   /** the folder's listing, kept while the folder's mtime says no file came or went */
   private listing: { mtimeMs: number; names: string[] } | undefined;
@@ -101,15 +184,21 @@ export class FillLedger {
     this.catchUp(options);
   }
 
-  /** The hot trades as of the last refresh, oldest first: everything within HOT_MS of the newest trade. Frozen: change them through merge(). */
+  /** The hot trades as of the last refresh, oldest first: everything within HOT_MS of the newest trade. Change them through merge(). */
   recent(): readonly SeenTrade[] {
-    if (!this.view) {
-      // In the map's order (the order trades were first seen: nearly by time); sorted only when not.
-      const trades = [...this.hot.values()];
-      if (trades.some((t, i) => i > 0 && t.at < trades[i - 1]!.at)) trades.sort((a, b) => a.at - b.at);
-      this.view = Object.freeze(trades);
-    }
-    return this.view;
+    return this.hot.list();
+  }
+
+  /** Whether `view` is recent() as handed out, unchanged; a changed one is never handed out again. */
+  isRecent(view: readonly SeenTrade[]): boolean {
+    const same = view === this.hot.list() && view.length === this.hot.size;
+    if (!same) this.hot.discardView();
+    return same;
+  }
+
+  /** The newest trade's time (0 before the first). */
+  get newestAt(): number {
+    return this.hot.newest;
   }
 
   /**
@@ -135,7 +224,7 @@ export class FillLedger {
   /** Trades with from < at <= to, oldest first: memory for the hot hours, the hour files for the rest. */
   between(from: number, to: number): SeenTrade[] {
     this.refresh();
-    const hotFrom = this.newest - HOT_MS;
+    const hotFrom = this.hot.newest - HOT_MS;
     const inRange = (t: SeenTrade) => t.at > from && t.at <= to;
     if (from >= hotFrom) return this.recent().filter(inRange);
     const found = new Map<string, SeenTrade>();
@@ -144,7 +233,7 @@ export class FillLedger {
       if (hour < hourOf(from) || hour > hourOf(to)) continue;
       this.readFile(name, found);
     }
-    const oldest = this.newest - this.options.retentionMs;
+    const oldest = this.hot.newest - this.options.retentionMs;
     return [...found.values()].filter((t) => inRange(t) && t.at >= oldest).sort((a, b) => a.at - b.at);
   }
 
@@ -164,8 +253,8 @@ export class FillLedger {
 
   /** Deletes hour files wholly older than retention. Under the lock. */
   applyRetention(): void {
-    if (!this.newest) return;
-    const keepFrom = hourOf(this.newest - this.options.retentionMs);
+    if (!this.hot.newest) return;
+    const keepFrom = hourOf(this.hot.newest - this.options.retentionMs);
     for (const name of this.files()) {
       if (hourOfFile(name)! < keepFrom) fs.rmSync(path.join(this.dir, name), { force: true });
     }
@@ -213,7 +302,9 @@ export class FillLedger {
       const end = tail.lastIndexOf(0x0a) + 1;
       if (end > 0) {
         const skipped = { count: 0 };
-        parseLines(tail.subarray(0, end).toString('utf8'), this.hot, skipped);
+        const read = new Map<string, SeenTrade>();
+        parseLines(tail.subarray(0, end).toString('utf8'), read, skipped);
+        for (const trade of read.values()) this.hot.fold(trade);
         if (skipped.count) this.warnSkipped(name, skipped.count);
         this.consumed.set(name, from + end);
         grew = true;
@@ -224,10 +315,7 @@ export class FillLedger {
         this.warnSkipped(name, 1);
       }
     }
-    if (!grew) return;
-    this.view = undefined;
-    for (const t of this.hot.values()) if (t.at > this.newest) this.newest = t.at;
-    this.evict();
+    if (grew) this.evict();
   }
 
   private append(trades: readonly SeenTrade[]): void {
@@ -248,11 +336,8 @@ export class FillLedger {
       }
     }
     for (const t of trades) {
-      const known = this.hot.get(t.orderId);
-      if (known || t.at >= this.newest - HOT_MS) this.hot.set(t.orderId, known ? combine(known, t) : t);
-      if (t.at > this.newest) this.newest = t.at;
+      if (this.hot.get(t.orderId) || t.at >= this.hot.newest - HOT_MS) this.hot.fold(t);
     }
-    this.view = undefined;
     this.evict();
   }
 
@@ -290,13 +375,8 @@ export class FillLedger {
   }
 
   private evict(): void {
-    const oldest = this.newest - HOT_MS;
-    // The map is in the order trades were first seen, nearly by time: stop at the first still hot
-    // (one seen out of order goes at a later eviction).
-    for (const [id, t] of this.hot) {
-      if (t.at >= oldest) break;
-      this.hot.delete(id);
-    }
+    const oldest = this.hot.newest - HOT_MS;
+    this.hot.evictBefore(oldest);
     const firstHotHour = hourOf(oldest) - 1;
     for (const name of this.consumed.keys()) if (hourOfFile(name)! < firstHotHour) this.consumed.delete(name);
   }
@@ -304,8 +384,6 @@ export class FillLedger {
   private forget(): void {
     this.hot.clear();
     this.consumed.clear();
-    this.newest = 0;
-    this.view = undefined;
   }
 
   private warnSkipped(name: string, lines: number): void {

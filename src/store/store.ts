@@ -97,10 +97,10 @@ export class Store {
           }
           const before = legacy ? '' : JSON.stringify(documentOf(data));
           const result = change(data);
-          if (data.trades.seen !== this.fills.recent()) {
+          if (!this.fills.isRecent(data.trades.seen)) {
             throw new Error('data.trades.seen is the fills ledger\'s view: record fills with Store.recordFills, not by changing the list');
           }
-          applyRetention(data);
+          applyRetention(data, this.fills.newestAt);
           this.fills.applyRetention();
           // The watch jobs check state every few seconds and usually change nothing: no write then.
           const after = documentOf(data);
@@ -164,12 +164,17 @@ export class Store {
     if (typeof version === 'number' && version > SCHEMA_VERSION) return this.checkedVersion(parsed as StoreData);
     const wrong = shapeProblem(parsed);
     if (wrong) return this.keepAside(`not a tradewarden data file (${wrong})`);
-    return this.withTrades(this.checkedVersion(parsed as StoreData));
+    const data = this.checkedVersion(parsed as StoreData);
+    // Schema 1 kept the trades here: they stay in view until update() moves them to the ledger.
+    if (data.trades.seen?.length) {
+      legacyOf.set(data, [...data.trades.seen]);
+      return data;
+    }
+    return this.withTrades(data);
   }
 
   /** The document as the rest of the code sees it: trades.seen is the ledger's hot trades (and, before migration, the file's own). */
   private withTrades(data: StoreData): StoreData {
-    if (legacyTrades(data)) return data;
     data.trades.seen = this.fills.recent();
     return data;
   }
@@ -281,7 +286,8 @@ function withDefaults(data: StoreData): StoreData {
   };
 }
 
-function applyRetention(data: StoreData): void {
+/** `newest`: the newest trade's time, which the trade-related lists are kept relative to. */
+function applyRetention(data: StoreData, newest: number): void {
   if (data.audit.length > RETENTION.auditEntries) data.audit.splice(0, data.audit.length - RETENTION.auditEntries);
   // Undelivered alerts are never dropped; delivered ones keep only the newest.
   const delivered = data.alerts.filter((a) => isDelivered(a));
@@ -289,17 +295,14 @@ function applyRetention(data: StoreData): void {
     const drop = new Set(delivered.slice(0, delivered.length - RETENTION.deliveredAlerts).map((a) => a.id));
     data.alerts = data.alerts.filter((a) => !drop.has(a.id));
   }
-  const newest = data.trades.seen.reduce((max, t) => Math.max(max, t.at), 0);
   if (data.trades.ownOrders) data.trades.ownOrders = data.trades.ownOrders.filter((o) => o.at >= newest - RETENTION.tradeAgeMs);
   if (data.gate) data.gate.forwarded = data.gate.forwarded.filter((f) => f.at >= newest - RETENTION.tradeAgeMs).slice(-RETENTION.gateForwarded);
   if (data.trades.flattens) data.trades.flattens = data.trades.flattens.filter((f) => f.startedAt >= newest - RETENTION.tradeAgeMs).slice(-RETENTION.flattens);
 }
 
-/** The trades a data file from before the ledger (schema 1) still holds, or undefined. */
-function legacyTrades(data: StoreData): SeenTrade[] | undefined {
-  const seen = data.trades.seen;
-  return !Object.isFrozen(seen) && seen.length > 0 ? [...seen] : undefined;
-}
+/** The trades a loaded data file from before the ledger (schema 1) still held. */
+const legacyOf = new WeakMap<StoreData, SeenTrade[]>();
+const legacyTrades = (data: StoreData): SeenTrade[] | undefined => legacyOf.get(data);
 
 /** What is written to the data file: everything but the trades (they are in the ledger). */
 function documentOf(data: StoreData): StoreData {

@@ -6,9 +6,34 @@ import type { FlattenIntent, SeenTrade, StoreData } from '../store/schema.ts';
 export const HOUR_MS = 3600_000;
 export const BUCKET_MS = 10 * 60_000;
 
+/** Lists known to be in time order (the fills ledger's views, and slices of them). */
+const sortedByTime = new WeakSet<readonly SeenTrade[]>();
+
+/** Declares `trades` in time order, oldest first: the window then finds its bounds by binary search. */
+export function markSortedByTime<T extends readonly SeenTrade[]>(trades: T): T {
+  sortedByTime.add(trades);
+  return trades;
+}
+
+/** Trades with from < at <= to, in their order (a slice when the list is in time order). */
+function within(trades: readonly SeenTrade[], from: number, to: number): SeenTrade[] {
+  if (!sortedByTime.has(trades)) return trades.filter((t) => t.at > from && t.at <= to);
+  const firstAfter = (at: number) => {
+    let lo = 0;
+    let hi = trades.length;
+    while (lo < hi) {
+      const mid = (lo + hi) >> 1;
+      if (trades[mid]!.at > at) hi = mid;
+      else lo = mid + 1;
+    }
+    return lo;
+  };
+  return markSortedByTime(trades.slice(firstAfter(from), firstAfter(to)));
+}
+
 /** Trades in (now - 1h, now]. */
 export function tradesInLastHour(seen: readonly SeenTrade[], now: number): SeenTrade[] {
-  return seen.filter((t) => t.at > now - HOUR_MS && t.at <= now);
+  return within(seen, now - HOUR_MS, now);
 }
 
 /**
@@ -71,10 +96,12 @@ export function traderTrades(data: Pick<StoreData, 'trades'>, now: number): read
  * the trader gets a fresh allowance, and what an operator reads is what the guard enforces.
  */
 export function countedTrades(data: Pick<StoreData, 'trades'> & Partial<Pick<StoreData, 'breaker'>>, now: number): SeenTrade[] {
+  // The hour first (a slice of the ledger's view), then the trader's among it.
+  const inHour = traderTrades(withTrades(data, tradesInLastHour(data.trades.seen, now)), now);
   // A fill stamped at the very millisecond of the resume is counted: it came with the new run.
   const since = data.breaker?.resumedAt;
-  const inHour = tradesInLastHour(traderTrades(data, now), now);
-  return since === undefined ? inHour : inHour.filter((t) => t.at >= since);
+  // Either way a new list (the slice, or traderTrades' filter of it): the caller may keep it.
+  return since === undefined ? (inHour as SeenTrade[]) : within(inHour, since - 1, now);
 }
 
 /** Counts of the last six 10-minute buckets, oldest first (for the sparkline; the alert's chart uses 12 of 5). */
