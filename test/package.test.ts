@@ -17,7 +17,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import path from 'node:path';
-import { spawn, spawnSync, type ChildProcessByStdio } from 'node:child_process';
+import { fork, spawn, spawnSync, type ChildProcessByStdio } from 'node:child_process';
 import { once } from 'node:events';
 import type { Readable } from 'node:stream';
 import { startPaperBroker } from '../testkit/paper-broker.ts';
@@ -272,6 +272,29 @@ test('the package installed beside a Python bot: npx tradewarden status, start, 
       assert.equal(demo.code, 0, `demo: ${demo.stdout}${demo.stderr}`);
       assert.match(demo.stdout, /Demo stopped/);
       assert.ok(fs.existsSync(path.join(bot, '.demo', 'data')), 'the demo\'s files are in the folder it was run from');
+    });
+
+    await t.test('the installed renderer draws a chart with the charts\' own font, found in the bot\'s node_modules', async () => {
+      assert.ok(fs.existsSync(path.join(bot, 'node_modules', '@fontsource', 'inter', 'files', 'inter-latin-400-normal.woff2')), 'the font package is installed beside tradewarden, as a dependency');
+      // The renderer process as the installed controller forks it (no --import tsx from this test's
+      // own command line); a font it cannot find fails the chart.
+      const renderer = fork(path.join(pkg, 'dist', 'controller', 'chart-process.js'), [], { cwd: bot, env, execArgv: [], stdio: ['ignore', 'ignore', 'pipe', 'ipc'], serialization: 'json' });
+      let stderr = '';
+      renderer.stderr!.on('data', (chunk: Buffer) => (stderr += chunk));
+      try {
+        const end = Date.parse('2026-01-05T15:00:00Z');
+        const points = Array.from({ length: 10 }, (_, i) => ({ at: end - (9 - i) * 86_400_000, equity: 100_000 + i * 100 }));
+        const answered = new Promise<{ ok: boolean; png?: string; error?: string }>((resolve, reject) => {
+          renderer.once('message', resolve);
+          renderer.once('exit', (code, signal) => reject(new Error(`the renderer exited (${signal ?? code}) without an answer: ${stderr}`)));
+        });
+        renderer.send({ id: 1, kind: 'equity', input: { points, baseValue: 100_000, title: 'Equity, last week' } });
+        const answer = await answered;
+        assert.equal(answer.ok, true, `the chart is drawn: ${answer.error}`);
+        assert.deepEqual([...Buffer.from(answer.png!, 'base64').subarray(1, 4)], [0x50, 0x4e, 0x47], 'a PNG');
+      } finally {
+        if (renderer.connected) renderer.disconnect();
+      }
     });
 
     await t.test('nothing was written inside the installed package', () => {
