@@ -168,7 +168,6 @@ export async function startController(config: Config, options: ControllerOptions
       stopping ??= (async () => {
         // The gate first: from here on the trader's orders go nowhere (fail closed).
         await gateway?.server.close().catch((e) => logger.warn(`closing the order gate: ${describeError(e)}`));
-        await gateway?.gate.recordLedger();
         await gateway?.gate.alertsRaised(); // its last order_refused is in the outbox before we go
         await firstLook;
         await jobs?.stop();

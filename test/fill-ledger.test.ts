@@ -161,12 +161,14 @@ test('trades.seen is the ledger\'s view: replacing it or pushing into it inside 
   assert.deepEqual((await store.read()).trades.seen, [], 'and the view handed out next is the ledger\'s, not the changed one');
 });
 
-test('migration: a data file written by the version before the ledger keeps every trade, moved to the ledger once', async () => {
+test('migration: a data file written by the version before the ledgers keeps every trade and every order the gate let through, moved once', async () => {
   const dir = scratchDir('tw-ledger-');
   const fixture = path.resolve('test/fixtures/data-v1/tradewarden.json');
-  fs.copyFileSync(fixture, path.join(dir, 'tradewarden.json'));
   const before = JSON.parse(fs.readFileSync(fixture, 'utf8'));
   assert.equal(before.schemaVersion, 1);
+  // The gate's ledger as version 1 kept it in the data file (the fixture's controller ran no gate).
+  before.gate = { forwarded: [{ orderId: 'gated-1', at: T0 }, { orderId: 'gated-2', at: T0 + 1000 }] };
+  fs.writeFileSync(path.join(dir, 'tradewarden.json'), JSON.stringify(before, null, 2));
   const original: SeenTrade[] = before.trades.seen;
 
   const store = new Store(dir);
@@ -177,14 +179,17 @@ test('migration: a data file written by the version before the ledger keeps ever
   assert.deepEqual(data.trades.ownOrders, before.trades.ownOrders, 'the rest of the document as it was');
   assert.deepEqual([data.desired, data.audit, data.trades.cursor], [before.desired, before.audit, before.trades.cursor]);
 
+  assert.deepEqual(store.gate.newest(10), ['gated-1', 'gated-2'], 'the gate\'s orders, in their own ledger');
   const after = JSON.parse(fs.readFileSync(store.file, 'utf8'));
   assert.equal(after.trades.seen, undefined, 'the trades left the data file');
+  assert.equal(after.gate, undefined, 'and the gate\'s orders');
   assert.equal(after.schemaVersion, SCHEMA_VERSION);
   const lines = () => ledgerFiles(dir).reduce((n, f) => n + fs.readFileSync(path.join(dir, FILLS_DIR, f), 'utf8').split('\n').filter(Boolean).length, 0);
   const written = lines();
   assert.equal(written, original.length, 'one line per trade');
   await new Store(dir).read();
   assert.equal(lines(), written, 'migrated once');
+  assert.deepEqual(new Store(dir).gate.newest(10), ['gated-1', 'gated-2'], 'the gate\'s too');
 });
 
 // ---- a burst that the stream and the poll both deliver ----

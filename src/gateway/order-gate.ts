@@ -128,7 +128,6 @@ const TRADER_PID_CACHE_MS = 2000;
 /** How many ended orders are remembered for an answer that comes after the stream's event. */
 const ENDED_REMEMBERED = 1000;
 /** How long orders let through wait to be written to the data file together. */
-const LEDGER_BATCH_MS = 1000;
 /** How many order ids let through are kept in memory (the data file keeps as many). */
 const FORWARDED_REMEMBERED = 20_000;
 
@@ -168,8 +167,6 @@ export class OrderGate {
   /** the broker's ids of the orders let through (bounded; the data file keeps them across restarts) */
   private readonly forwarded = new Set<string>();
   /** let through and not yet written to the data file */
-  private readonly unrecorded: Array<{ orderId: string; at: number }> = [];
-  private ledgerTimer?: NodeJS.Timeout;
   /** orders the stream said ended, newest last (bounded) */
   private readonly endedOrders = new Map<string, number>();
   private readonly episodes = new Map<string, Episode>();
@@ -278,43 +275,24 @@ export class OrderGate {
     }
   }
 
-  /** Resolves once every alert raised so far is saved (and its first delivery tried), and the ledger written. */
+  /** Resolves once every alert raised so far is saved (and its first delivery tried). */
   async alertsRaised(): Promise<void> {
     await Promise.all([...this.raising]);
   }
 
   /**
-   * An order let through: in memory at once (the bypass watch may ask next), and in the data file
-   * for a restart, in batches: a write per order would make every next order wait for the data
-   * file (its decision reads it).
+   * An order let through: in memory for the bypass watch, and appended to the gate's ledger at once
+   * (one line beside the data file, not a rewrite of it), so a restarted gate knows every order let
+   * through, the last one before a crash included.
    */
   private remember(orderId: string): void {
     if (this.forwarded.has(orderId)) return;
     this.forwarded.add(orderId);
     if (this.forwarded.size > FORWARDED_REMEMBERED) this.forwarded.delete(this.forwarded.values().next().value!);
-    this.unrecorded.push({ orderId, at: this.options.clock.now() });
-    if (this.ledgerTimer) return;
-    this.ledgerTimer = setTimeout(() => {
-      this.ledgerTimer = undefined;
-      const writing: Promise<void> = this.recordLedger().finally(() => this.raising.delete(writing));
-      this.raising.add(writing);
-    }, LEDGER_BATCH_MS);
-    this.ledgerTimer.unref();
-  }
-
-  /** Writes the orders let through since the last write (also when the controller stops). */
-  async recordLedger(): Promise<void> {
-    clearTimeout(this.ledgerTimer);
-    this.ledgerTimer = undefined;
-    const batch = this.unrecorded.splice(0);
-    if (!batch.length) return;
     try {
-      await this.options.store.update((data) => {
-        data.gate ??= { forwarded: [] };
-        data.gate.forwarded.push(...batch);
-      });
+      this.options.store.gate.record([{ orderId, at: this.options.clock.now() }]);
     } catch (error) {
-      this.options.logger.warn(`order gate: could not record ${batch.length} order(s) in the data file (a restarted gate would take their fills for a bypass): ${describeError(error)}`);
+      this.options.logger.warn(`order gate: could not record order ${orderId} in its ledger (a restarted gate would take its fills for a bypass): ${describeError(error)}`);
     }
   }
 
@@ -340,8 +318,8 @@ export class OrderGate {
 
   /** Reads the ledger of orders let through before this controller started. */
   async load(): Promise<void> {
-    const data = await this.options.store.read();
-    for (const f of data.gate?.forwarded ?? []) this.forwarded.add(f.orderId);
+    await this.options.store.read(); // moves the ledger an older version kept in the data file
+    for (const orderId of this.options.store.gate.newest(FORWARDED_REMEMBERED)) this.forwarded.add(orderId);
   }
 
   /** Pending orders and refusals, for status and /metrics. */

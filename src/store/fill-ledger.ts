@@ -1,8 +1,8 @@
 // The fills ledger: every trade the watch has seen, kept beside the data file rather than in it, so
 // recording one costs the same with 100 trades retained as with 100,000 (issue 20).
 //
-// On disk: DATA_DIR/fills/<UTC hour of the trade>.jsonl, e.g. 2026-12-07T14.jsonl, one JSON trade per
-// line, appended and never rewritten. A line is the trade as it stands after a fill; a later fill of
+// On disk: DATA_DIR/fills/<UTC hour of the trade>.jsonl, e.g. 2026-12-07T14.jsonl (hour-files.ts), one
+// JSON trade per line, appended and never rewritten. A line is the trade as it stands after a fill; a later fill of
 // the same order appends the trade again, and reading folds an order's lines together (the largest
 // quantity, the earliest time, every execution id) so the order they are read in does not matter.
 // Hour files make the two reads the product needs cheap: the rolling hour (the last three files) and a
@@ -12,29 +12,15 @@
 // Each process keeps its own copy and catches up with what another process appended by reading each
 // hot file from where it last stopped (refresh: one stat of the folder, one of each hot file); writes
 // happen under the data file's lock (Store.update), which refreshes first.
-//
-// A crash can leave a torn last line: readers stop at the last newline, and the next writer cuts the
-// fragment off before appending. The file, and every whole line in it, is never lost.
-import fs from 'node:fs';
 import path from 'node:path';
 import type { Fill } from '../broker/types.ts';
 import type { SeenTrade } from './schema.ts';
+import { HOUR_MS, HourFiles, hourOf, hourOfName, nameOfHour } from './hour-files.ts';
 import { markSortedByTime, mergeFills, type TradeBook } from '../watch/trade-window.ts';
 
-const HOUR_MS = 3600_000;
 /** What stays in memory: the rolling hour, with room for the poll's look-back and a flatten's hold. */
 export const HOT_MS = 2 * HOUR_MS;
 export const FILLS_DIR = 'fills';
-const SUFFIX = '.jsonl';
-
-const fileOfHour = (hour: number) => `${new Date(hour * HOUR_MS).toISOString().slice(0, 13)}${SUFFIX}`;
-const hourOf = (at: number) => Math.floor(at / HOUR_MS);
-/** The hour a file holds, or undefined for a name that is not one of ours. */
-function hourOfFile(name: string): number | undefined {
-  if (!/^\d{4}-\d{2}-\d{2}T\d{2}\.jsonl$/.test(name)) return undefined;
-  const at = Date.parse(`${name.slice(0, 13)}:00:00Z`);
-  return Number.isFinite(at) ? hourOf(at) : undefined;
-}
 
 /** Two records of one order: the order as both show it (fills only add). */
 function combine(a: SeenTrade, b: SeenTrade): SeenTrade {
@@ -160,28 +146,54 @@ export interface LedgerOptions {
 }
 
 export class FillLedger {
-  readonly dir: string;
+  private readonly files: HourFiles;
   private readonly hot = new HotTrades();
   /** bytes of each hot file already read into `hot` (up to its last newline) */
   private readonly consumed = new Map<string, number>();
   private readonly warned = new Set<string>();
-  /** the folder's listing, kept while the folder's mtime says no file came or went */
-  private listing: { mtimeMs: number; names: string[] } | undefined;
 
   constructor(
     dataDir: string,
     private readonly options: LedgerOptions,
   ) {
-    this.dir = path.join(dataDir, FILLS_DIR);
+    this.files = new HourFiles(path.join(dataDir, FILLS_DIR), (file) => this.warnSkipped(file, 1));
   }
 
-  /**
-   * Reads what was appended to the hot files since this process last looked (by itself or another
-   * process). `repairTail`, only under the data file's lock, also cuts a torn last line off, so that
-   * the next append starts on a line of its own.
-   */
-  refresh(options: { repairTail?: boolean } = {}): void {
-    this.catchUp(options);
+  /** Reads what was appended to the hot files since this process last looked (by itself or another process), and lets go of what is no longer hot. */
+  refresh(): void {
+    const names = this.files.names();
+    const last = names.length ? hourOfName(names[names.length - 1]!)! : undefined;
+    if (last === undefined) {
+      if (this.hot.size) this.forget();
+      return;
+    }
+    let grew = false;
+    for (const name of names) {
+      if (hourOfName(name)! < last - HOT_MS / HOUR_MS) continue;
+      const from = this.consumed.get(name) ?? 0;
+      let size: number;
+      try {
+        size = this.files.size(name);
+      } catch {
+        continue; // deleted by retention since the listing
+      }
+      if (size < from) {
+        // Rewritten behind our back (restored from a backup, edited): read the hot hours again.
+        this.forget();
+        return this.refresh();
+      }
+      if (size === from) continue;
+      const { text, end } = this.files.linesFrom(name, from);
+      if (end === from) continue; // only a torn line (an append cut short, or one in progress)
+      const skipped = { count: 0 };
+      const read = new Map<string, SeenTrade>();
+      parseLines(text, read, skipped);
+      for (const trade of read.values()) this.hot.fold(trade);
+      if (skipped.count) this.warnSkipped(path.join(this.files.dir, name), skipped.count);
+      this.consumed.set(name, end);
+      grew = true;
+    }
+    if (grew) this.evict();
   }
 
   /** The hot trades as of the last refresh, oldest first: everything within HOT_MS of the newest trade. Change them through merge(). */
@@ -228,8 +240,8 @@ export class FillLedger {
     const inRange = (t: SeenTrade) => t.at > from && t.at <= to;
     if (from >= hotFrom) return this.recent().filter(inRange);
     const found = new Map<string, SeenTrade>();
-    for (const name of this.files()) {
-      const hour = hourOfFile(name)!;
+    for (const name of this.files.names()) {
+      const hour = hourOfName(name)!;
       if (hour < hourOf(from) || hour > hourOf(to)) continue;
       this.readFile(name, found);
     }
@@ -243,8 +255,7 @@ export class FillLedger {
     const hot = [...this.recent()].reverse();
     if (hot.length >= count) return hot.slice(0, count);
     const found = new Map<string, SeenTrade>();
-    const files = this.files().reverse();
-    for (const name of files) {
+    for (const name of this.files.names().reverse()) {
       this.readFile(name, found);
       if (found.size >= count) break;
     }
@@ -254,86 +265,22 @@ export class FillLedger {
   /** Deletes hour files wholly older than retention. Under the lock. */
   applyRetention(): void {
     if (!this.hot.newest) return;
-    const keepFrom = hourOf(this.hot.newest - this.options.retentionMs);
-    for (const name of this.files()) {
-      if (hourOfFile(name)! < keepFrom) fs.rmSync(path.join(this.dir, name), { force: true });
-    }
+    this.files.deleteBefore(hourOf(this.hot.newest - this.options.retentionMs));
   }
 
   // ---- internals ----
 
-  /** The ledger's files, oldest first (none before the first fill). */
-  private files(): string[] {
-    let mtimeMs: number;
-    try {
-      mtimeMs = fs.statSync(this.dir).mtimeMs;
-      if (this.listing?.mtimeMs !== mtimeMs) {
-        this.listing = { mtimeMs, names: fs.readdirSync(this.dir).filter((n) => hourOfFile(n) !== undefined).sort() };
-      }
-    } catch (error) {
-      if ((error as NodeJS.ErrnoException).code === 'ENOENT') return [];
-      throw error;
-    }
-    return [...this.listing.names];
-  }
-
-  /** refresh(), and lets trades that are no longer hot go. */
-  private catchUp(options: { repairTail?: boolean } = {}): void {
-    const files = this.files();
-    const last = files.length ? hourOfFile(files[files.length - 1]!)! : undefined;
-    if (last === undefined) {
-      if (this.hot.size) this.forget();
-      return;
-    }
-    let grew = false;
-    const hotHours = HOT_MS / HOUR_MS;
-    for (const name of files) {
-      if (hourOfFile(name)! < last - hotHours) continue;
-      const file = path.join(this.dir, name);
-      const size = fs.statSync(file).size;
-      const from = this.consumed.get(name) ?? 0;
-      if (size < from) {
-        // Rewritten behind our back (restored from a backup, edited): read the hot hours again.
-        this.forget();
-        return this.catchUp(options);
-      }
-      if (size === from) continue;
-      const tail = readRange(file, from, size);
-      const end = tail.lastIndexOf(0x0a) + 1;
-      if (end > 0) {
-        const skipped = { count: 0 };
-        const read = new Map<string, SeenTrade>();
-        parseLines(tail.subarray(0, end).toString('utf8'), read, skipped);
-        for (const trade of read.values()) this.hot.fold(trade);
-        if (skipped.count) this.warnSkipped(name, skipped.count);
-        this.consumed.set(name, from + end);
-        grew = true;
-      }
-      if (end < tail.length && options.repairTail) {
-        // A torn line from a writer that died mid-append: dropped, the lines before it kept.
-        fs.truncateSync(file, from + end);
-        this.warnSkipped(name, 1);
-      }
-    }
-    if (grew) this.evict();
-  }
-
   private append(trades: readonly SeenTrade[]): void {
     const byFile = new Map<string, string>();
     for (const t of trades) {
-      const name = fileOfHour(hourOf(t.at));
+      const name = nameOfHour(hourOf(t.at));
       byFile.set(name, (byFile.get(name) ?? '') + JSON.stringify(t) + '\n');
     }
-    fs.mkdirSync(this.dir, { recursive: true, mode: 0o700 });
+    const before = this.files.append(byFile);
     for (const [name, text] of byFile) {
-      const file = path.join(this.dir, name);
-      fs.appendFileSync(file, text, { mode: 0o600 });
-      // Under the lock, after refresh: the file was whole up to what we had read, so what we wrote
-      // is all that is new in it (no need to read it back).
-      const consumed = this.consumed.get(name);
-      if (consumed !== undefined || !fs.existsSync(file) || fs.statSync(file).size === Buffer.byteLength(text)) {
-        this.consumed.set(name, (consumed ?? 0) + Buffer.byteLength(text));
-      }
+      // Read up to where this append began (under the lock, after refresh: the usual case), what we
+      // wrote is all that is new in it; no need to read it back.
+      if ((this.consumed.get(name) ?? 0) === before.get(name)) this.consumed.set(name, before.get(name)! + Buffer.byteLength(text));
     }
     for (const t of trades) {
       if (this.hot.get(t.orderId) || t.at >= this.hot.newest - HOT_MS) this.hot.fold(t);
@@ -350,12 +297,11 @@ export class FillLedger {
   private findOlder(orderId: string): SeenTrade | undefined {
     const needle = JSON.stringify(orderId);
     let found: SeenTrade | undefined;
-    for (const name of this.files().reverse()) {
-      const file = path.join(this.dir, name);
-      const text = fs.readFileSync(file, 'utf8');
+    for (const name of this.files.names().reverse()) {
+      const { text } = this.files.linesFrom(name);
       if (!text.includes(needle)) continue;
       const trades = new Map<string, SeenTrade>();
-      parseLines(text.slice(0, text.lastIndexOf('\n') + 1), trades, { count: 0 });
+      parseLines(text, trades, { count: 0 });
       const trade = trades.get(orderId);
       // Every file that holds the order: a fill that moved its time earlier wrote it to two hours.
       if (trade) found = found ? combine(found, trade) : trade;
@@ -364,21 +310,14 @@ export class FillLedger {
   }
 
   private readFile(name: string, into: Map<string, SeenTrade>): void {
-    let text: string;
-    try {
-      text = fs.readFileSync(path.join(this.dir, name), 'utf8');
-    } catch (error) {
-      if ((error as NodeJS.ErrnoException).code === 'ENOENT') return; // retention got there first
-      throw error;
-    }
-    parseLines(text.slice(0, text.lastIndexOf('\n') + 1), into, { count: 0 });
+    parseLines(this.files.linesFrom(name).text, into, { count: 0 });
   }
 
   private evict(): void {
     const oldest = this.hot.newest - HOT_MS;
     this.hot.evictBefore(oldest);
     const firstHotHour = hourOf(oldest) - 1;
-    for (const name of this.consumed.keys()) if (hourOfFile(name)! < firstHotHour) this.consumed.delete(name);
+    for (const name of this.consumed.keys()) if (hourOfName(name)! < firstHotHour) this.consumed.delete(name);
   }
 
   private forget(): void {
@@ -386,25 +325,10 @@ export class FillLedger {
     this.consumed.clear();
   }
 
-  private warnSkipped(name: string, lines: number): void {
-    if (this.warned.has(name)) return;
-    this.warned.add(name);
-    this.options.onSkipped?.(path.join(this.dir, name), lines);
+  private warnSkipped(file: string, lines: number): void {
+    if (this.warned.has(file)) return;
+    this.warned.add(file);
+    this.options.onSkipped?.(file, lines);
   }
 }
 
-function readRange(file: string, from: number, to: number): Buffer {
-  const fd = fs.openSync(file, 'r');
-  try {
-    const buffer = Buffer.alloc(to - from);
-    let read = 0;
-    while (read < buffer.length) {
-      const n = fs.readSync(fd, buffer, read, buffer.length - read, from + read);
-      if (n === 0) break;
-      read += n;
-    }
-    return buffer.subarray(0, read);
-  } finally {
-    fs.closeSync(fd);
-  }
-}

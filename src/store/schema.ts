@@ -1,6 +1,9 @@
 // The shape of the one data file. Plain JSON, versioned; every part of the controller keeps its
 // persistent state here so that the CLI and the controller (separate processes) see the same facts.
-/** 2: the trades moved out of this document into the fills ledger (fill-ledger.ts); a version 1 file is migrated on first start. */
+/**
+ * 2: the trades moved out of this document into the fills ledger (fill-ledger.ts), and the gate's
+ * orders into its own (gate-ledger.ts); a version 1 file is migrated on first start.
+ */
 export const SCHEMA_VERSION = 2;
 
 export type Outcome = 'ok' | 'refused' | 'failed';
@@ -141,7 +144,7 @@ export interface StoreData {
   breaker: { tripped: boolean; cause?: 'trade_rate' | 'loss_limit'; reason?: string; at?: string; by?: string; resumedAt?: number };
   /** The loss limit's memory: the peak equity since the trader's last start or resume, and the episode alerted. */
   loss?: { peak?: { equity: number; at: number }; alerted?: { key: string; at: number } };
-  /** The order gate's ledger: the broker's ids of the orders it let through (a restarted gate still knows them). */
+  /** Schema 2 and before: the order gate's ledger, now in DATA_DIR/gate (gate-ledger.ts); moved there on the first load. */
   gate?: { forwarded: Array<{ orderId: string; at: number }> };
   /** The broker's own trading switch (BROKER_LOCK, lock/unlock), as last set or read; absent until known. */
   brokerLock?: BrokerLockState;
@@ -230,6 +233,4 @@ export const RETENTION = {
   tradeAgeMs: 48 * 3600_000,
   /** flatten intents kept (each only matters until it answers; the rest is history) */
   flattens: 50,
-  /** order ids the gate let through, kept (the newest; within tradeAgeMs too) */
-  gateForwarded: 20_000,
 };

@@ -12,6 +12,7 @@ import { Mutex, withFileLock } from '../lock.ts';
 import { OperationError, describeError, failed } from '../errors.ts';
 import { createDataDir, unusableDataDir } from './data-dir.ts';
 import { FillLedger } from './fill-ledger.ts';
+import { GateLedger } from './gate-ledger.ts';
 import { RETENTION, SCHEMA_VERSION, emptyStore, type AuditEntry, type SeenTrade, type StoreData } from './schema.ts';
 import type { Fill } from '../broker/types.ts';
 
@@ -28,6 +29,8 @@ export class Store {
   private readonly skippedListeners: Array<(file: string, lines: number) => void> = [];
   /** Every trade seen, by the hour (DATA_DIR/fills): appended to, read by range, never rewritten. */
   readonly fills: FillLedger;
+  /** The orders the order gate let through (DATA_DIR/gate), likewise. */
+  readonly gate: GateLedger;
 
   constructor(readonly dataDir: string) {
     try {
@@ -40,6 +43,10 @@ export class Store {
     this.fills = new FillLedger(dataDir, {
       retentionMs: RETENTION.tradeAgeMs,
       onSkipped: (file, lines) => this.skippedListeners.forEach((listener) => listener(file, lines)),
+    });
+    this.gate = new GateLedger(dataDir, {
+      retentionMs: RETENTION.tradeAgeMs,
+      onTornLine: (file) => this.skippedListeners.forEach((listener) => listener(file, 1)),
     });
   }
 
@@ -55,9 +62,9 @@ export class Store {
 
   /** A consistent snapshot of the whole file. */
   async read(): Promise<StoreData> {
-    const data = await this.mutex.run(() => this.load({ underLock: false }));
-    if (!legacyTrades(data)) return data;
-    // A data file from before the ledger: its trades move into the ledger now, under the lock.
+    const data = await this.mutex.run(() => this.load());
+    if (!legacyTrades(data) && !data.gate) return data;
+    // A data file from before the ledgers: its trades and the gate's orders move into them now, under the lock.
     await this.update(() => undefined);
     return this.read();
   }
@@ -88,14 +95,19 @@ export class Store {
       withFileLock(
         this.file,
         async () => {
-          const data = await this.load({ underLock: true });
+          const data = await this.load();
           const legacy = legacyTrades(data);
+          // Ledgers first, then the document without them: a crash between the two imports again, harmlessly.
           if (legacy) {
-            // Ledger first, then the document without them: a crash between the two imports again, harmlessly.
             this.fills.import(legacy);
             data.trades.seen = this.fills.recent();
           }
-          const before = legacy ? '' : JSON.stringify(documentOf(data));
+          const legacyGate = data.gate;
+          if (legacyGate) {
+            this.gate.record(legacyGate.forwarded);
+            delete data.gate;
+          }
+          const before = legacy || legacyGate ? '' : JSON.stringify(documentOf(data));
           const result = change(data);
           if (!this.fills.isRecent(data.trades.seen)) {
             throw new Error('data.trades.seen is the fills ledger\'s view: record fills with Store.recordFills, not by changing the list');
@@ -130,9 +142,9 @@ export class Store {
     return this.db;
   }
 
-  /** The document, and the ledger caught up (under the lock, also repaired: a write follows). */
-  private async load(options: { underLock: boolean }): Promise<StoreData> {
-    this.fills.refresh({ repairTail: options.underLock });
+  /** The document, and the ledger caught up. */
+  private async load(): Promise<StoreData> {
+    this.fills.refresh();
     let raw: string;
     try {
       const { size } = await fs.promises.stat(this.file);
@@ -296,7 +308,6 @@ function applyRetention(data: StoreData, newest: number): void {
     data.alerts = data.alerts.filter((a) => !drop.has(a.id));
   }
   if (data.trades.ownOrders) data.trades.ownOrders = data.trades.ownOrders.filter((o) => o.at >= newest - RETENTION.tradeAgeMs);
-  if (data.gate) data.gate.forwarded = data.gate.forwarded.filter((f) => f.at >= newest - RETENTION.tradeAgeMs).slice(-RETENTION.gateForwarded);
   if (data.trades.flattens) data.trades.flattens = data.trades.flattens.filter((f) => f.startedAt >= newest - RETENTION.tradeAgeMs).slice(-RETENTION.flattens);
 }
 
