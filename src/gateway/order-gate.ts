@@ -342,8 +342,8 @@ export class OrderGate {
 
   /** Orders let through and not (yet) among the seen trades, for status and tests. */
   async pendingCount(): Promise<number> {
-    const data = await this.options.store.read();
-    return this.livePending(new Set(data.trades.seen.map((t) => t.orderId))).length;
+    await this.options.store.read();
+    return this.livePending().length;
   }
 
   // ---- internals ----
@@ -416,7 +416,7 @@ export class OrderGate {
     }
     // The hour as everything else counts it (countedTrades: the trader's trades since any resume).
     const trades = countedTrades(data, now);
-    const pending = this.livePending(new Set(data.trades.seen.map((t) => t.orderId))).filter((p) => replaces === undefined || p.orderId !== replaces);
+    const pending = this.livePending().filter((p) => replaces === undefined || p.orderId !== replaces);
     const limit = this.options.maxTradesPerHour;
     if (trades.length + pending.length + 1 <= limit) return undefined;
     const oldest = Math.min(...trades.map((t) => t.at), ...pending.map((p) => p.acceptedAt));
@@ -448,12 +448,14 @@ export class OrderGate {
     };
   }
 
-  /** Pending orders that still count; drops those that no longer do. */
-  private livePending(seenOrderIds: Set<string>): PendingOrder[] {
+  /** Pending orders that still count (as of the store's last read); drops those that no longer do. */
+  private livePending(): PendingOrder[] {
     const now = this.options.clock.now();
+    // A pending order is less than an hour old: its trade, once seen, is among the ledger's hot ones.
+    const seen = (orderId: string) => this.options.store.fills.has(orderId);
     for (const [ticket, p] of this.pending) {
       const done =
-        (p.orderId !== undefined && seenOrderIds.has(p.orderId)) ||
+        (p.orderId !== undefined && seen(p.orderId)) ||
         p.acceptedAt <= now - HOUR_MS ||
         (p.canceledAt !== undefined && p.canceledAt <= now - this.cancelGraceMs);
       if (done) this.pending.delete(ticket);

@@ -208,7 +208,12 @@ export class FillLedger {
     return same;
   }
 
-  /** The newest trade's time (0 before the first). */
+  /** Whether the order made a trade among the hot ones (as of the last refresh). */
+  has(orderId: string): boolean {
+    return this.hot.get(orderId) !== undefined;
+  }
+
+    /** The newest trade's time (0 before the first). */
   get newestAt(): number {
     return this.hot.newest;
   }
