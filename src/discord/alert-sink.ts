@@ -1,18 +1,25 @@
 // Posts alerts to DISCORD_ALERT_CHANNEL_ID. A failure (not connected, 429 after discord.js's own
 // waiting, 5xx after its retries) throws, and the outbox retries later: delayed, never lost.
-import { ActionRowBuilder, AttachmentBuilder, ButtonBuilder, ButtonStyle, DiscordAPIError, type Client, type SendableChannels } from 'discord.js';
+// A loss_limit alert gets the day's equity as a chart, attached to the posted message afterwards: it
+// needs a broker read and a drawing, and the alert (whose text says everything) waits for neither.
+import { ActionRowBuilder, AttachmentBuilder, ButtonBuilder, ButtonStyle, DiscordAPIError, type Client, type Message, type SendableChannels } from 'discord.js';
 import type { StoredAlert } from '../core/reports.ts';
 import type { AlertSink } from '../alerts/outbox.ts';
 import type { Config } from '../config.ts';
 import { alertEmbed } from './render.ts';
 import { CUSTOM_ID } from './router.ts';
-import { drawTradeRateChart } from '../render/chart-renderer.ts';
+import { drawEquityChart, drawTradeRateChart } from '../render/chart-renderer.ts';
+import type { EquityPoint } from '../core/review.ts';
 import { describeError } from '../errors.ts';
 import type { Logger } from '../log.ts';
 
 const TRADE_RATE_CHART = 'trade-rate.png';
+const LOSS_CHART = 'loss-limit.png';
 
-export function discordAlertSink(client: Client, config: Config, logger?: Logger): AlertSink {
+/** The day's equity curve (the core's /pnl day), for a loss_limit alert's chart. */
+export type DayEquity = () => Promise<{ points: readonly EquityPoint[]; baseValue?: number; missing?: readonly string[] }>;
+
+export function discordAlertSink(client: Client, config: Config, logger?: Logger, dayEquity?: DayEquity): AlertSink {
   const { alertChannelId, alertRoleId } = config.discord;
   let channel: SendableChannels | undefined;
   return {
@@ -48,7 +55,23 @@ export function discordAlertSink(client: Client, config: Config, logger?: Logger
       nonce: alert.id.replace(/-/g, '').slice(0, 25),
       enforceNonce: true,
     });
+    if (alert.kind === 'loss_limit' && dayEquity) void attachDayChart(message, alert, lateByMs);
     return message.id;
+  }
+
+  /** The day's equity drawn and added to the posted loss_limit alert; on any failure the alert stands as it is. */
+  async function attachDayChart(message: Message, alert: StoredAlert, lateByMs: number): Promise<void> {
+    try {
+      const day = await dayEquity!();
+      if (day.points.length < 2 || day.baseValue === undefined) {
+        if (day.missing?.length) throw new Error(day.missing.join('; '));
+        return; // no curve yet (the day has just begun): the text says it all
+      }
+      const image = await drawEquityChart({ points: day.points, baseValue: day.baseValue, title: "Today's equity (dashed: where the day began)" });
+      await message.edit({ embeds: [alertEmbed(alert, lateByMs).setImage(`attachment://${LOSS_CHART}`)], files: [new AttachmentBuilder(image.png, { name: LOSS_CHART })] });
+    } catch (error) {
+      logger?.warn(`loss-limit chart not attached (the alert stands as posted, its text says it all): ${describeError(error)}`);
+    }
   }
 
   /** The trade-rate alert's hour as a picture; without one the alert goes out as text (it says it all). */

@@ -70,7 +70,8 @@ export async function startDiscord(
   const permissions = new ChannelPermissionWatch({ client, config, logger, health: app.health, channels });
   permissions.start();
 
-  app.outbox.addSink(discordAlertSink(client, config, logger));
+  // A loss_limit alert's chart: the day's equity as /pnl day reads it.
+  app.outbox.addSink(discordAlertSink(client, config, logger, app.broker ? () => app.core.pnl('day') : undefined));
   // The scheduled digest and the fill feed: the alert channel unless DIGEST_/FILL_FEED_CHANNEL_ID says otherwise.
   app.digest?.addSink(discordDigestSink(client, config));
   app.fillFeed?.setSink(discordFeedSink(client, config));
