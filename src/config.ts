@@ -293,8 +293,16 @@ export function parseConfig(env: Env, options: ParseOptions = {}): Config {
     const set = Object.entries({ MAX_ORDER_NOTIONAL: limits.maxOrderNotional, MAX_POSITION_NOTIONAL: limits.maxPositionNotional, ALLOWED_SYMBOLS: limits.allowedSymbols, MAX_OPEN_ORDERS: limits.maxOpenOrders })
       .filter(([, v]) => v !== undefined)
       .map(([name]) => name);
+    // Refused rather than warned: a limit the operator counts on and nothing enforces is worse than no start.
     if (set.length && text('GATEWAY_ADDR') === undefined) {
-      problems.push(`${set.join(', ')} ${set.length > 1 ? 'are' : 'is'} set but GATEWAY_ADDR is not: the pre-trade limits are enforced by the order gate alone; set GATEWAY_ADDR (e.g. 127.0.0.1:8790) so the trader trades through it, or leave ${set.length > 1 ? 'them' : 'it'} unset`);
+      const [names, are, them] = [set.join(', '), set.length > 1 ? 'are' : 'is', set.length > 1 ? 'them' : 'it'];
+      problems.push(
+        text('BROKER')?.toLowerCase() === 'ccxt'
+          ? `${names} ${are} set with BROKER=ccxt, and nothing would enforce ${them}: the pre-trade limits are checked by the order gate, which is Alpaca's alone. Remove ${names} from .env (or the environment)`
+          : `${names} ${are} set but GATEWAY_ADDR is not, so nothing would enforce ${them}: the pre-trade limits are checked by the order gate, which runs only with GATEWAY_ADDR. ` +
+              `Either set GATEWAY_ADDR=127.0.0.1:8790 — ecosystem.config.js then gives the trader APCA_API_BASE_URL=http://127.0.0.1:8790; a bot that does not read that variable must be given the URL (README, "The order gate") — ` +
+              `or remove ${names} from .env (or the environment)`,
+      );
     }
     return Object.fromEntries(Object.entries(limits).filter(([, v]) => v !== undefined));
   };

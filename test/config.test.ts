@@ -75,7 +75,11 @@ test("the gate's pre-trade limits: amounts, a symbol list and a count, each name
   assert.match(captureConfigError({ GATEWAY_ADDR: '8790', MAX_ORDER_NOTIONAL: '3 %' }).message, /MAX_ORDER_NOTIONAL is "3 %"/);
   // Without the gate nothing would enforce them: said at start, not discovered after an oversized order.
   const ungated = captureConfigError({ MAX_ORDER_NOTIONAL: '250', ALLOWED_SYMBOLS: 'AAPL' });
-  assert.match(ungated.message, /MAX_ORDER_NOTIONAL, ALLOWED_SYMBOLS are set but GATEWAY_ADDR is not: the pre-trade limits are enforced by the order gate alone; set GATEWAY_ADDR/);
+  assert.match(ungated.message, /MAX_ORDER_NOTIONAL, ALLOWED_SYMBOLS are set but GATEWAY_ADDR is not, so nothing would enforce them: .* Either set GATEWAY_ADDR=127\.0\.0\.1:8790 — ecosystem\.config\.js then gives the trader APCA_API_BASE_URL=http:\/\/127\.0\.0\.1:8790; .* or remove MAX_ORDER_NOTIONAL, ALLOWED_SYMBOLS from \.env/);
+  // With an exchange there is no gate to turn on: only removing them helps, and the message says so.
+  const exchange = captureConfigError({ BROKER: 'ccxt', CCXT_EXCHANGE: 'kraken', MAX_OPEN_ORDERS: '3' });
+  assert.match(exchange.message, /MAX_OPEN_ORDERS is set with BROKER=ccxt, and nothing would enforce it: the pre-trade limits are checked by the order gate, which is Alpaca's alone\. Remove MAX_OPEN_ORDERS from \.env/);
+  assert.doesNotMatch(exchange.message, /set GATEWAY_ADDR/, 'not told to set what BROKER=ccxt refuses');
 });
 
 test('BROKER=ccxt: the exchange, its keys kept secret, its options as JSON, the quote and the symbols; Alpaca by default', () => {
