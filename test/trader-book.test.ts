@@ -270,3 +270,36 @@ test('the book answers only for the account its stream watches: keys that trade 
   book.apply(event('new', order('o-1')));
   assert.deepEqual(book.snapshot().orders.map((o) => o.id).sort(), ['o-1', 'ours']);
 });
+
+test('the controller wires the book when MAX_OPEN_ORDERS or MAX_POSITION_NOTIONAL is set: seeded from the broker, live while its stream is up, shown in /metrics', async () => {
+  const { makeTempHome } = await import('../testkit/pm2-home.ts');
+  const { startController } = await import('../src/controller.ts');
+  const { freeLoopbackPort } = await import('../testkit/ports.ts');
+  const home = makeTempHome('tw-bookc-');
+  const env = {
+    APCA_API_BASE_URL: paper.url,
+    APCA_API_KEY_ID: KEY,
+    APCA_API_SECRET_KEY: SECRET,
+    PM2_HOME: home.pm2Home,
+    DATA_DIR: home.dataDir,
+    GATEWAY_ADDR: `127.0.0.1:${await freeLoopbackPort()}`,
+    METRICS_ADDR: '127.0.0.1:0',
+    MAX_OPEN_ORDERS: '3',
+    HOME: home.root,
+  };
+  const controller = await startController(parseConfig(env), { logger: silentLogger, deliversAlerts: true, sinks: [], env: { ...process.env, ...env } });
+  try {
+    const book = controller.gateway!.gate.book;
+    await waitFor(() => book.live, { what: "the controller's book seeded" });
+    const metrics = async () => (await (await fetch(`${controller.exposure.metrics!.url}/metrics`)).text()).match(/^tradewarden_gate_book_live (\d)$/m)?.[1];
+    assert.equal(await metrics(), '1', 'the limits read the book');
+    paper.refuseStream(true);
+    paper.dropStreamConnections();
+    await waitFor(() => !book.live, { what: 'the book no longer trusted' });
+    assert.equal(await metrics(), '0', 'each order reads the broker, and /metrics says so');
+  } finally {
+    paper.refuseStream(false);
+    await controller.stop();
+    await home.cleanup();
+  }
+});
