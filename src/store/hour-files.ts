@@ -23,6 +23,11 @@ export function hourOfName(name: string): number | undefined {
 export class HourFiles {
   /** the folder's listing, kept while the folder's mtime says no file came or went */
   private listing: { mtimeMs: number; names: string[] } | undefined;
+  /**
+   * A folder changed this recently is listed again even at the same mtime: on a file system that
+   * keeps whole seconds, a file created in the same second as the last listing leaves it unchanged.
+   */
+  private static readonly SETTLED_MS = 2000;
 
   constructor(
     readonly dir: string,
@@ -32,14 +37,16 @@ export class HourFiles {
 
   /** The files, oldest first (none before the first append). One stat while nothing came or went. */
   names(): string[] {
+    let listing = this.listing;
     try {
       const { mtimeMs } = fs.statSync(this.dir);
-      if (this.listing?.mtimeMs !== mtimeMs) this.listing = { mtimeMs, names: fs.readdirSync(this.dir).filter((n) => NAME.test(n)).sort() };
+      const settled = listing?.mtimeMs === mtimeMs && Date.now() - mtimeMs > HourFiles.SETTLED_MS;
+      if (!listing || !settled) listing = this.listing = { mtimeMs, names: fs.readdirSync(this.dir).filter((n) => NAME.test(n)).sort() };
     } catch (error) {
       if ((error as NodeJS.ErrnoException).code === 'ENOENT') return [];
       throw error;
     }
-    return [...this.listing.names];
+    return [...listing.names];
   }
 
   size(name: string): number {
