@@ -110,8 +110,9 @@ test('two copies trading (PM2 + outside), ON_RUNAWAY=stop: the breaker ends both
     (breaker.facts.ended as Array<{ pid: number }>).map((e) => e.pid).sort(),
     [managed.pid, outside.pid].sort(),
   );
-  // Orders already sent may still fill; after that, nothing trades any more.
-  await new Promise((resolve) => setTimeout(resolve, 500));
+  // Orders the copies sent before they died may still fill; once the broker has answered them all,
+  // nothing trades any more (no process is left to send another).
+  await waitFor(() => paper.inFlight === 0, { what: 'the broker to answer what the copies sent', intervalMs: 10 });
   const fills = paper.snapshot().activities.length;
   await new Promise((resolve) => setTimeout(resolve, 1200));
   assert.equal(paper.snapshot().activities.length, fills, 'no fill after every copy is gone');

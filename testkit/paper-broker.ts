@@ -86,6 +86,7 @@
 // Alpaca: timeframe defaults by period (< 7 days 1Min, < 30 days 15Min, else 1D), and an intraday
 // timeframe with a period of 30 days or more is refused (422).
 //   requests                 number of HTTP requests received; requestLog: method, path, status
+//   inFlight                 HTTP requests received and not answered yet (with setDelay, held, …)
 //
 // The trading stream (Alpaca's `trade_updates`) is served on the same port at /stream (ws://…/stream):
 // {"action":"auth","key","secret"} (or the legacy {"action":"authenticate","data":{"key_id","secret_key"}})
@@ -179,6 +180,8 @@ export interface PaperBroker {
   };
   readonly requests: number;
   readonly requestLog: ReadonlyArray<{ method: string; path: string; status: number }>;
+  /** HTTP requests received and not answered yet */
+  readonly inFlight: number;
   /** stream connections authorized and listening to trade_updates */
   readonly streamListeners: number;
   dropStreamConnections(): void;
@@ -1133,10 +1136,14 @@ export async function startPaperBroker(options: PaperBrokerOptions = {}): Promis
   }
 
   recordEquity(); // the account's equity as the broker opens: the first point of its history
+  let inFlight = 0;
   const server = http.createServer((req, res) => {
-    handle(req, res).catch(() => {
-      if (!res.headersSent && !res.destroyed) res.writeHead(500).end();
-    });
+    inFlight += 1;
+    handle(req, res)
+      .catch(() => {
+        if (!res.headersSent && !res.destroyed) res.writeHead(500).end();
+      })
+      .finally(() => (inFlight -= 1));
   });
   const host = options.host ?? '127.0.0.1';
   await new Promise<void>((resolve, reject) => {
@@ -1287,6 +1294,9 @@ export async function startPaperBroker(options: PaperBrokerOptions = {}): Promis
     },
     get requests() {
       return requestLog.length;
+    },
+    get inFlight() {
+      return inFlight;
     },
     requestLog,
     get streamListeners() {
