@@ -184,7 +184,10 @@ export class TraderBook {
    */
   reconcilePositions(positions: readonly Position[], askedAt: number): void {
     if (!this.connected) return;
-    if (!this.seeded) return void this.seed('an account read found the book unread');
+    if (!this.seeded) {
+      if (!this.seeding) void this.seed('an account read found the book unread');
+      return;
+    }
     const listed = new Map(positions.map((p) => [symbolKey(p.symbol), p]));
     const drift: string[] = [];
     for (const [key, held] of this.positions) {
