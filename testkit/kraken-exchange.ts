@@ -145,8 +145,9 @@ export async function startKrakenStandIn(options: KrakenStandInOptions): Promise
     const base = balances.get(pair.base) ?? 0;
     const quote = balances.get(pair.quote) ?? 0;
     if (side === 'sell' ? base < volume - 1e-12 : quote < cost) throw new KrakenError('EOrder:Insufficient funds');
-    balances.set(pair.base, side === 'sell' ? base - volume : base + volume);
-    balances.set(pair.quote, side === 'sell' ? quote + cost : quote - cost);
+    // Kraken keeps balances in fixed decimals: sums of floats would leave 1e-19 BTC behind a full sale.
+    balances.set(pair.base, decimals(side === 'sell' ? base - volume : base + volume));
+    balances.set(pair.quote, decimals(side === 'sell' ? quote + cost : quote - cost));
     trades.push({ id: krakenId('T'), ordertxid: id, postxid: krakenId('T'), pair: pair.id, time: clock.now() / 1000, type: side, ordertype, price, vol: volume });
     return id;
   }
@@ -332,6 +333,10 @@ export async function startKrakenStandIn(options: KrakenStandInOptions): Promise
 }
 
 class KrakenError extends Error {}
+
+function decimals(amount: number): number {
+  return Math.round(amount * 1e10) / 1e10;
+}
 
 function assetId(name: string): string {
   return KRAKEN_ASSETS[name]?.id ?? name;
