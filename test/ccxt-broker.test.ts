@@ -11,6 +11,7 @@ import { Store } from '../src/store/store.ts';
 import { AlertOutbox, type AlertSink } from '../src/alerts/outbox.ts';
 import { CcxtBroker, loadCcxt, type CcxtLibrary } from '../src/broker/ccxt.ts';
 import { TradeWatch } from '../src/watch/watchdog.ts';
+import { LossWatch } from '../src/watch/loss-watch.ts';
 import { flattenAccount } from '../src/core/flatten.ts';
 import { buildPnlReport } from '../src/core/review.ts';
 import { flattenText, pnlLines } from '../src/render/text.ts';
@@ -120,6 +121,24 @@ test('account: balances valued in CCXT_QUOTE through tickers; a holding under th
   const pnl = await buildPnlReport(ccxtBroker, 'day', clock.now());
   assert.deepEqual(pnl.points.map((p) => p.equity).slice(0, 2), [35_001, 36_001]);
   assert.ok(pnlLines(pnl).some((l) => /Curve recorded by tradewarden since 2026-03-03 00:30:00Z \(the exchange keeps no history\)/.test(l)), pnlLines(pnl).join('\n'));
+});
+
+test('the loss limit on an exchange: the day\'s loss measured from the first equity recorded since 00:00 UTC, and the alert says so', async () => {
+  freshAccount({ USD: 10_000, BTC: 1 });
+  clock.set(Date.parse('2026-03-05T00:05:00Z'));
+  const ccxtBroker = broker();
+  const { store, alerts } = harness(ccxtBroker);
+  const outbox = new AlertOutbox({ store, clock, logger: silentLogger, sinks: [{ name: 'log', deliver: async (a) => void alerts.push(a) }] });
+  const halts: string[] = [];
+  const watch = new LossWatch({ config: { maxDailyLoss: { percent: 2 }, onLoss: 'alert', ccxt: config }, store, outbox, clock, logger: silentLogger, onLoss: async (reason) => void halts.push(reason) });
+  await watch.check(await ccxtBroker.account(), clock.now()); // 60,000: the day's first record
+  clock.advance(3600_000);
+  kraken.setPrice('BTC/USD', 48_000); // 58,000: 3.33 % down
+  await watch.check(await ccxtBroker.account(), clock.now());
+  kraken.setPrice('BTC/USD', 50_000);
+  assert.deepEqual(alerts.map((a) => a.kind), ['loss_limit']);
+  assert.match(alerts[0]!.body, /the day's loss \$2,000\.00 \(3\.33% of \$60,000\.00, the first equity recorded since 00:00 UTC\) is past MAX_DAILY_LOSS \$1,200\.00/);
+  assert.equal(halts.length, 1, 'the breaker is told');
 });
 
 test('flatten: open orders cancelled, holdings sold at market, dust reported as dust, a refused market named as failed; flat only when the exchange says so', async () => {

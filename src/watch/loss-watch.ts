@@ -4,6 +4,8 @@
 // - The day's loss is measured against the broker's own reference: Alpaca's `last_equity`, the
 //   account's equity at the previous close of the equity market. "Day" is the broker's: from one
 //   close to the next (for crypto, which trades around the clock, the day still turns at that close).
+//   An exchange (BROKER=ccxt) keeps no such figure: its reference is the first equity tradewarden
+//   recorded since 00:00 UTC (src/broker/ccxt.ts), and the alert says so.
 // - The drawdown is measured from the highest equity seen since the trader was last started or
 //   resumed (the peak is kept in the data file, so a controller restart keeps it).
 // - Judged on every account read the controller makes (the account watch, on the poll's cadence)
@@ -55,7 +57,7 @@ export function lossFigures(config: Pick<Config, 'maxDailyLoss' | 'maxDrawdown'>
 }
 
 export interface LossWatchOptions {
-  config: Pick<Config, 'maxDailyLoss' | 'maxDrawdown' | 'onLoss'>;
+  config: Pick<Config, 'maxDailyLoss' | 'maxDrawdown' | 'onLoss' | 'ccxt'>;
   store: Store;
   outbox: AlertOutbox;
   clock: Clock;
@@ -105,8 +107,9 @@ export class LossWatch {
   private async alert(crossing: { figures: LossFigures; daily: boolean; drawdown: boolean; trades: StoreData['trades']['seen'] }): Promise<void> {
     const { outbox, config, onLoss, logger } = this.options;
     const f = crossing.figures;
+    const referenceIs = config.ccxt ? 'the first equity recorded since 00:00 UTC' : "the broker's equity at its last close";
     const reasons = [
-      ...(crossing.daily ? [`the day's loss ${money(-f.dayPnl)} (${pct(-f.dayPnl / f.reference)} of ${money(f.reference)}, the broker's equity at its last close) is past MAX_DAILY_LOSS ${money(f.dailyLimit!)}`] : []),
+      ...(crossing.daily ? [`the day's loss ${money(-f.dayPnl)} (${pct(-f.dayPnl / f.reference)} of ${money(f.reference)}, ${referenceIs}) is past MAX_DAILY_LOSS ${money(f.dailyLimit!)}`] : []),
       ...(crossing.drawdown ? [`the drawdown ${pct(f.drawdownRatio!)} from the peak ${money(f.peak!)} is past MAX_DRAWDOWN ${pct(f.drawdownLimit!)}`] : []),
     ];
     const reason = `loss limit: ${reasons.join('; ')}`;
