@@ -409,8 +409,9 @@ export function parseConfig(env: Env, options: ParseOptions = {}): Config {
 }
 
 const CCXT_VARIABLES = ['CCXT_EXCHANGE', 'CCXT_API_KEY', 'CCXT_SECRET', 'CCXT_PASSWORD', 'CCXT_OPTIONS', 'CCXT_SANDBOX', 'CCXT_QUOTE', 'CCXT_SYMBOLS'] as const;
-// Credentials belong in their own variables, which are redacted; CCXT_OPTIONS is not a secret.
-const CREDENTIAL_OPTIONS = ['apiKey', 'secret', 'password', 'uid', 'login', 'privateKey', 'walletAddress', 'token'];
+// Secrets belong in their own variables, which are redacted; CCXT_OPTIONS is not a secret. (An
+// account id some exchanges ask for beside the key, uid or login, is not one: it may go there.)
+const CREDENTIAL_OPTIONS = ['apiKey', 'secret', 'password', 'privateKey', 'token'];
 
 /**
  * BROKER=ccxt and its variables. What Alpaca alone offers is refused beside it, with the reason:

@@ -182,6 +182,8 @@ test('bad keys: the message names the variables, never the values — a key Krak
     const everything = JSON.stringify([error.message, alerts]);
     for (const secret of [value, API_KEY, SECRET]) assert.ok(!everything.includes(secret), `no key or secret in the error or the alert (${secret.slice(0, 4)}…)`);
   }
+  // A credential the exchange's class requires and was not given (ccxt says so before any request).
+  await assert.rejects(broker({ config: { secret: '' } }).fills(new Date(clock.now()).toISOString()), /exchange kraken needs CCXT_SECRET: set it/);
 });
 
 test('a rate-limit storm: the calls back off (2 s doubling, one pause for every call), then go through; a storm longer than the back-off fails the poll as unreachable, and it recovers', async () => {

@@ -510,7 +510,7 @@ export class CcxtBroker implements Broker {
   private credentialsRejected(what: string, error: Error, said: string): OperationError {
     const missing = /requires "(\w+)" credential/.exec(error.message)?.[1];
     const variable: Record<string, string> = { apiKey: 'CCXT_API_KEY', secret: 'CCXT_SECRET', password: 'CCXT_PASSWORD' };
-    if (missing) return this.failure(`exchange ${this.id} needs ${variable[missing] ?? `the "${missing}" credential`}${variable[missing] ? '' : ' (not supported by tradewarden yet)'}: set it`, error);
+    if (missing) return this.failure(`exchange ${this.id} needs ${variable[missing] ? `${variable[missing]}: set it` : `the "${missing}" credential: an account id (uid, login) goes in CCXT_OPTIONS, e.g. {"${missing}":"…"}; a private key or token is not supported yet`}`, error);
     if (error instanceof this.errors.PermissionDenied) {
       return this.failure(`exchange ${this.id} refused ${what} for this key (${said}) — give the key of CCXT_API_KEY permission to read the account and trade`, error);
     }
