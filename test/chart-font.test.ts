@@ -1,6 +1,6 @@
 // Charts on a server without fonts (issue 22): the charts carry their own font (src/render/chart-font.ts).
-// The renderer runs in a sandbox that hides every installed font: a mount namespace (unshare, as
-// root or in a user namespace) with an empty tmpfs over /usr/share/fonts and /usr/local/share/fonts
+// The renderer runs in a sandbox that hides every installed font: a mount namespace (unshare; in a
+// user namespace unless root) with an empty tmpfs over /usr/share/fonts and /usr/local/share/fonts
 // (the folder @napi-rs/canvas's Skia reads), HOME and the working directory empty (~/.fonts, and the
 // relative usr/local/share/fonts the package also lists), and FONTCONFIG_FILE an empty fonts.conf
 // (the canvas reads no fontconfig today; a build that did would find nothing either).
@@ -43,13 +43,16 @@ const sandboxEnv = {
   XDG_DATA_DIRS: empty,
   XDG_CONFIG_HOME: home,
 };
-// Each font folder that exists gets an empty tmpfs over it, then the command runs in its place.
+// A mount namespace of our own (root needs no user namespace for it; util-linux makes its mounts
+// private, so nothing is hidden outside). Each font folder that exists gets an empty tmpfs over it,
+// then the command runs in its place.
+const UNSHARE = process.getuid?.() === 0 ? ['--mount'] : ['--user', '--map-root-user', '--mount'];
 const HIDE_FONTS = `for dir in ${FONT_DIRS.join(' ')}; do if [ -d "$dir" ]; then mount -t tmpfs tmpfs "$dir" || exit 97; fi; done; exec "$@"`;
 
 function drawCharts(mode: 'installed-fonts' | 'charts', sandboxed: boolean): Record<string, unknown> {
   const node = [process.execPath, '--import', TSX, FIXTURE, mode];
   const run = sandboxed
-    ? spawnSync('unshare', ['--user', '--map-root-user', '--mount', 'sh', '-c', HIDE_FONTS, 'sh', ...node], { cwd, env: sandboxEnv, encoding: 'utf8' })
+    ? spawnSync('unshare', [...UNSHARE, 'sh', '-c', HIDE_FONTS, 'sh', ...node], { cwd, env: sandboxEnv, encoding: 'utf8' })
     : spawnSync(node[0]!, node.slice(1), { cwd: ROOT, env: { PATH: process.env.PATH ?? '', HOME: process.env.HOME ?? home }, encoding: 'utf8' });
   assert.equal(run.status, 0, `draw-charts ${mode}${sandboxed ? ' in the sandbox' : ''} exited ${run.status}: ${run.stderr}`);
   return JSON.parse(run.stdout) as Record<string, unknown>;
@@ -76,7 +79,7 @@ function textInk(png: Buffer): { light: number; muted: number } {
 }
 
 test('charts draw their labels with their own font where no font is installed, the same PNG as where fonts are', async (t) => {
-  const probe = spawnSync('unshare', ['--user', '--map-root-user', '--mount', 'sh', '-c', HIDE_FONTS, 'sh', 'true'], { encoding: 'utf8' });
+  const probe = spawnSync('unshare', [...UNSHARE, 'sh', '-c', HIDE_FONTS, 'sh', 'true'], { encoding: 'utf8' });
   if (probe.status !== 0) {
     const why = probe.error?.message ?? (probe.stderr.trim().split('\n')[0] || `exit status ${probe.status}`);
     t.skip(`cannot hide the installed fonts here (unshare with a mount namespace: ${why})`);
