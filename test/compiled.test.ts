@@ -15,7 +15,7 @@ import { pathToFileURL } from 'node:url';
 import { commandDefinitions, loadCommands } from '../src/discord/commands.ts';
 import { startDiscordStandIn } from '../testkit/discord/discord.ts';
 import { startPaperBroker } from '../testkit/paper-broker.ts';
-import { copyTrader, isAlive, makeTempHome, waitFor } from '../testkit/pm2-home.ts';
+import { copyTrader, godDaemonsFor, isAlive, killDaemon, killPid, makeTempHome, waitFor } from '../testkit/pm2-home.ts';
 
 const ROOT = path.resolve(import.meta.dirname, '..');
 // Inside the project (the compiled code finds package.json by walking up), apart from dist/, which
@@ -28,10 +28,15 @@ before(() => {
   work = fs.mkdtempSync(path.join(os.tmpdir(), 'tw-compiled-'));
 });
 
-after(() => {
+after(async () => {
   fs.rmSync(OUT, { recursive: true, force: true });
   if (fs.readdirSync(path.dirname(OUT)).length === 0) fs.rmSync(path.dirname(OUT), { recursive: true, force: true });
-  if (work) fs.rmSync(work, { recursive: true, force: true });
+  if (!work) return;
+  // `status` read PM2's list, which starts the daemon of the CLI's PM2_HOME: end it before its folder goes.
+  const pm2Home = path.join(work, 'pm2');
+  await killDaemon(pm2Home);
+  for (const pid of godDaemonsFor(pm2Home)) await killPid(pid);
+  fs.rmSync(work, { recursive: true, force: true });
 });
 
 function compiledCli(args: string[], env: Record<string, string>) {
