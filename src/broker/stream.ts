@@ -15,36 +15,17 @@
 // The stream is never trusted alone: a dropped connection loses whatever filled meanwhile, so every
 // (re)connect tells the owner (`onListening`) and the owner runs the poll to reconcile.
 //
-// A broker (or a proxy) that drops the connection right after each subscribe must not turn this into
-// a storm: the back-off is reset only by a connection that stayed up (`stableAfterMs`, 30 s), not by
-// every subscribe, so it keeps growing while the connection flaps; and the catch-up (`onListening`)
-// runs at most once per `catchUpEveryMs` (5 s). A catch-up held back by that limit is never dropped:
-// it runs when the limit allows, connected or not (the poll reads over REST), so every subscribe is
-// followed by a catch-up that starts after it.
+// The back-off between attempts and the rate of those catch-ups: broker/stream-life.ts.
 // Keys go out only inside the auth frame; no log line, state or error carries them.
 import WebSocket from 'ws';
 import { systemClock, type Clock } from '../clock.ts';
 import { describeError } from '../errors.ts';
 import { redact, silentLogger, type Logger } from '../log.ts';
 import { parseTradeUpdateEnd, parseTradeUpdateFill, parseTradeUpdateOrder, type OrderEnded } from './alpaca.ts';
+import { StreamLife, type StreamState } from './stream-life.ts';
 import type { Fill, OrderUpdate } from './types.ts';
 
-export type StreamStatus = 'connecting' | 'connected' | 'reconnecting' | 'stopped';
-
-/** What the stream is doing now: for status replies and, later, the controller's health registry. */
-export interface StreamState {
-  status: StreamStatus;
-  /** ms since epoch the current status began (for 'reconnecting': when the connection was lost) */
-  since: number;
-  /** ms since epoch of the last frame received, any kind */
-  lastMessageAt?: number;
-  /** why the last connection ended or failed, in words for an operator */
-  lastError?: string;
-  /** the broker refused the keys on the last attempt */
-  refused: boolean;
-  /** connection attempts since the last connection that stayed up (stableAfterMs): the back-off's exponent */
-  attempts: number;
-}
+export type { StreamState, StreamStatus } from './stream-life.ts';
 
 export interface TradeStreamOptions {
   url: string;
@@ -88,14 +69,7 @@ type AuthAnswer = 'authorized' | 'refused' | undefined;
 
 export class TradeStream {
   private socket?: WebSocket;
-  private current: StreamState;
-  private stopped = true;
-  private reconnectTimer?: NodeJS.Timeout;
-  /** when the current connection subscribed (clock), while it is up */
-  private connectedAt?: number;
-  /** when the last catch-up began (clock), and the one held back by the limit */
-  private lastCatchUpAt?: number;
-  private catchUpTimer?: NodeJS.Timeout;
+  private readonly life: StreamLife;
   private handshakeTimer?: NodeJS.Timeout;
   private pingTimer?: NodeJS.Timeout;
   private readonly logger: Logger;
@@ -106,28 +80,22 @@ export class TradeStream {
     this.logger = options.logger ?? silentLogger;
     this.clock = options.clock ?? systemClock;
     this.secrets = [options.keyId, options.secretKey];
-    this.current = { status: 'stopped', since: this.clock.now(), refused: false, attempts: 0 };
+    this.life = new StreamLife({ ...options, name: 'trade stream', logger: this.logger, clock: this.clock, clean: (error) => this.clean(error) });
   }
 
   /** A copy of the current state. */
   state(): StreamState {
-    return { ...this.current };
+    return this.life.state();
   }
 
   start(): void {
-    if (!this.stopped) return;
-    this.stopped = false;
-    this.connect();
+    if (this.life.begin()) this.connect();
   }
 
   /** Closes the connection and stops reconnecting; resolves when the socket is closed. */
   async stop(): Promise<void> {
-    if (this.stopped) return;
-    this.stopped = true;
-    clearTimeout(this.reconnectTimer);
-    clearTimeout(this.catchUpTimer);
-    this.catchUpTimer = undefined;
-    this.connectedAt = undefined;
+    if (this.life.isStopped) return;
+    this.life.end();
     this.clearConnectionTimers();
     const socket = this.socket;
     this.socket = undefined;
@@ -136,17 +104,14 @@ export class TradeStream {
       socket.terminate();
       await closed;
     }
-    // A deliberate stop ends the streak: the next start begins with the shortest back-off.
-    this.setState({ status: 'stopped', since: this.clock.now(), attempts: 0 });
+    this.life.ended();
   }
 
   // ---- connection ----
 
   private connect(): void {
-    if (this.stopped) return;
-    const attempt = this.current.attempts + 1;
-    if (this.current.status !== 'reconnecting') this.setState({ status: 'connecting', since: this.clock.now(), attempts: attempt });
-    else this.current.attempts = attempt;
+    if (this.life.isStopped) return;
+    this.life.attempting();
     let socket: WebSocket;
     try {
       socket = new WebSocket(this.options.url, { handshakeTimeout: this.options.handshakeTimeoutMs ?? 10_000, followRedirects: false });
@@ -166,7 +131,7 @@ export class TradeStream {
       socket.send(JSON.stringify({ action: 'auth', key: this.options.keyId, secret: this.options.secretKey }));
     });
     socket.on('message', (raw: WebSocket.RawData) => {
-      this.current.lastMessageAt = this.clock.now();
+      this.life.heard();
       let message: unknown;
       try {
         message = JSON.parse(frameText(raw));
@@ -197,7 +162,7 @@ export class TradeStream {
     socket.on('close', (code, reason) => {
       if (this.socket === socket) this.socket = undefined;
       this.clearConnectionTimers();
-      if (this.stopped) return;
+      if (this.life.isStopped) return;
       const said = reason.toString('utf8');
       this.lost(failure ?? `connection closed (${code}${said ? ` ${said}` : ''})`);
     });
@@ -214,12 +179,7 @@ export class TradeStream {
       }
       clearTimeout(this.handshakeTimer);
       this.startPinging(socket);
-      const wasDown = this.current.status === 'reconnecting' ? this.clock.now() - this.current.since : undefined;
-      // attempts is not reset here: a connection dropped right after its subscribe is one more failure.
-      this.connectedAt = this.clock.now();
-      this.setState({ status: 'connected', since: this.connectedAt, refused: false, lastError: undefined });
-      this.logger.info(`trade stream connected (${this.options.url})${wasDown !== undefined ? ` after ${Math.round(wasDown / 1000)} s reconnecting` : ''}`);
-      this.catchUp();
+      this.life.listening(this.options.url);
       return;
     }
     if (item.action === 'error' || item.T === 'error') {
@@ -252,54 +212,9 @@ export class TradeStream {
       .catch((error) => this.logger.error(`trade stream: recording a fill failed: ${this.clean(error)}`));
   }
 
-  /** The connection ended or never came up: back off (exponential, with jitter) and try again. */
+  /** The connection ended or never came up: back off and try again. */
   private lost(why: string): void {
-    if (this.stopped) return;
-    const firstFailure = this.current.status !== 'reconnecting';
-    const refused = why === REFUSED;
-    this.setState({
-      status: 'reconnecting',
-      since: firstFailure ? this.clock.now() : this.current.since,
-      lastError: this.clean(why),
-      refused,
-    });
-    // An operator needs the first failure of a streak, not one line per retry.
-    if (firstFailure || refused !== (this.lastLoggedRefusal ?? false)) {
-      (refused ? this.logger.error : this.logger.warn)(`trade stream: ${this.clean(why)}; reconnecting with back-off`);
-      this.lastLoggedRefusal = refused;
-    }
-    // Only a connection that stayed up starts the back-off over; a flapping one keeps it growing.
-    if (this.connectedAt !== undefined && this.clock.now() - this.connectedAt >= (this.options.stableAfterMs ?? 30_000)) this.current.attempts = 0;
-    this.connectedAt = undefined;
-    const initial = this.options.initialBackoffMs ?? 500;
-    const max = this.options.maxBackoffMs ?? 30_000;
-    const base = Math.min(max, initial * 2 ** Math.min(20, Math.max(0, this.current.attempts - 1)));
-    const jittered = base / 2 + (this.options.random ?? Math.random)() * (base / 2);
-    this.reconnectTimer = setTimeout(() => this.connect(), jittered);
-  }
-
-  private lastLoggedRefusal?: boolean;
-
-  /**
-   * Runs the owner's catch-up now, or, within catchUpEveryMs of the last one, once the limit allows
-   * (a catch-up already waiting covers this subscribe too: it starts after it).
-   */
-  private catchUp(): void {
-    if (this.catchUpTimer || !this.options.onListening) return;
-    const wait = this.lastCatchUpAt === undefined ? 0 : this.lastCatchUpAt + (this.options.catchUpEveryMs ?? 5000) - this.clock.now();
-    const run = () => {
-      this.catchUpTimer = undefined;
-      if (this.stopped) return;
-      this.lastCatchUpAt = this.clock.now();
-      void Promise.resolve()
-        .then(() => this.options.onListening?.())
-        .catch((error) => this.logger.warn(`trade stream: reconciling after connect failed: ${this.clean(error)}`));
-    };
-    if (wait <= 0) run();
-    else {
-      this.logger.debug(`trade stream: the catch-up poll waits ${Math.ceil(wait)} ms (at most one every ${this.options.catchUpEveryMs ?? 5000} ms)`);
-      this.catchUpTimer = setTimeout(run, wait);
-    }
+    this.life.lost(why, why === REFUSED, () => this.connect());
   }
 
   private startPinging(socket: WebSocket): void {
@@ -320,12 +235,6 @@ export class TradeStream {
   private clearConnectionTimers(): void {
     clearTimeout(this.handshakeTimer);
     clearInterval(this.pingTimer);
-  }
-
-  private setState(change: Partial<StreamState>): void {
-    const before = this.current.status;
-    this.current = { ...this.current, ...change };
-    if (change.status !== undefined && (change.status !== before || change.since !== undefined)) this.options.onStateChange?.(this.state());
   }
 
   private clean(error: unknown): string {
