@@ -21,6 +21,9 @@ import {
   type DiscordHarness,
   type Front,
 } from './helpers/discord-app.ts';
+import { chartRendererPid, drawTradeRateChart } from '../src/render/chart-renderer.ts';
+import { isAlive } from '../testkit/pm2-home.ts';
+import { CHART_WAIT_MS } from '../src/discord/alert-sink.ts';
 
 const DAY = 86_400_000;
 
@@ -157,7 +160,8 @@ describe('Reviewing the trading in Discord: /pnl, alert chart, stop report, pres
       paper.placeOrder({ symbol: 'MSFT', side: 'buy', qty: 1, type: 'market', time_in_force: 'day' });
     }
     await app.tradeWatch!.poll();
-    const alert = await discord.waitForChannelMessage(alertChannelId, (m) => m.embeds[0]?.title === 'Trade rate exceeded');
+    // Posted with its chart, or (a renderer slower than CHART_WAIT_MS on a busy machine) edited in after.
+    const alert = await discord.waitForChannelMessage(alertChannelId, (m) => m.embeds[0]?.title === 'Trade rate exceeded' && m.embeds[0]?.image !== undefined);
     assert.match(String(alert.embeds[0].description), /^4 trades in the last hour \(limit 3\) for trading-bot\.$/);
     assert.equal((alert.embeds[0].image as JsonObject | undefined)?.url, 'attachment://trade-rate.png');
     assert.deepEqual(alert.files.map((f) => f.name), ['trade-rate.png']);
@@ -166,6 +170,28 @@ describe('Reviewing the trading in Discord: /pnl, alert chart, stop report, pres
     const hour = stored.facts.hour as { counts: number[]; bucketMs: number };
     assert.equal(hour.counts.length, 12, 'the hour in twelve 5-minute buckets');
     assert.equal(hour.counts.reduce((a, b) => a + b, 0), 4, 'every trade of the hour is in the chart');
+  });
+
+  test('a stuck chart renderer does not hold the trade-rate alert back: posted with its text, the chart edited in once drawn', async () => {
+    const hour = { end: clock.now(), bucketMs: 5 * 60_000, counts: [0, 0, 0, 0, 0, 0, 0, 0, 1, 1, 1, 2] };
+    await drawTradeRateChart({ counts: hour.counts, bucketMs: hour.bucketMs, windowEnd: hour.end, limit: 3 }); // the renderer running
+    const pid = chartRendererPid();
+    assert.ok(pid, 'the renderer runs');
+    process.kill(pid, 'SIGSTOP');
+    try {
+      const raisedAt = Date.now();
+      await app.outbox.raise({ kind: 'trade_rate_exceeded', severity: 'critical', key: 'stuck-renderer', title: 'Trade rate still climbing', body: '5 trades in the last hour (limit 3) for trading-bot.', facts: { count: 5, limit: 3, hour } });
+      const posted = await discord.waitForChannelMessage(alertChannelId, (m) => m.embeds[0]?.title === 'Trade rate still climbing');
+      const waitedMs = Date.now() - raisedAt;
+      assert.equal(posted.embeds[0].image, undefined, 'posted without the chart the renderer cannot draw');
+      assert.ok(waitedMs < CHART_WAIT_MS + 5000, `posted after ${waitedMs} ms: the chart's wait, not the renderer's 15 s time-out`);
+      process.kill(pid, 'SIGCONT');
+      const edited = await discord.waitForChannelMessage(alertChannelId, (m) => m.id === posted.id && (m.embeds[0]?.image as JsonObject | undefined)?.url === 'attachment://trade-rate.png');
+      assert.equal(String(edited.embeds[0].description), '5 trades in the last hour (limit 3) for trading-bot.', 'the text as posted');
+      assert.deepEqual(pngSize(edited.files[0]), { width: 600, height: 260 });
+    } finally {
+      if (isAlive(pid)) process.kill(pid, 'SIGCONT'); // (the renderer's time-out kills one stopped for 15 s)
+    }
   });
 
   test('presence: the trader\'s state at a glance, sent only when it changes, at most once per interval', async () => {

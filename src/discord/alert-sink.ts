@@ -2,6 +2,8 @@
 // waiting, 5xx after its retries) throws, and the outbox retries later: delayed, never lost.
 // A loss_limit alert gets the day's equity as a chart, attached to the posted message afterwards: it
 // needs a broker read and a drawing, and the alert (whose text says everything) waits for neither.
+// A trade-rate alert's chart goes out with it when drawn within CHART_WAIT_MS (the usual case, one
+// message), else it is edited in afterwards: a slow or stuck renderer never holds the alert back.
 import { ActionRowBuilder, AttachmentBuilder, ButtonBuilder, ButtonStyle, DiscordAPIError, type Client, type Message, type SendableChannels } from 'discord.js';
 import type { StoredAlert } from '../core/reports.ts';
 import type { AlertSink } from '../alerts/outbox.ts';
@@ -15,6 +17,9 @@ import type { Logger } from '../log.ts';
 
 const TRADE_RATE_CHART = 'trade-rate.png';
 const LOSS_CHART = 'loss-limit.png';
+/** How long a post waits for its chart (drawn in ~50–400 ms); the renderer's own time-out is 15 s. */
+export const CHART_WAIT_MS = 1000;
+const LATE = Symbol('the chart is late');
 
 /** The day's equity curve (the core's /pnl day), for a loss_limit alert's chart. */
 export type DayEquity = () => Promise<{ points: readonly EquityPoint[]; baseValue?: number; missing?: readonly string[] }>;
@@ -41,7 +46,11 @@ export function discordAlertSink(client: Client, config: Config, logger?: Logger
       channel = fetched;
     }
     const pids = Array.isArray(alert.facts.pids) ? alert.facts.pids.filter((p): p is number => Number.isInteger(p)) : [];
-    const chart = await chartOf(alert);
+    const drawing = chartOf(alert);
+    let timer: NodeJS.Timeout | undefined;
+    const waited = await Promise.race([drawing, new Promise<typeof LATE>((resolve) => (timer = setTimeout(() => resolve(LATE), CHART_WAIT_MS)))]);
+    clearTimeout(timer);
+    const chart = waited === LATE ? undefined : waited;
     const embed = alertEmbed(alert, lateByMs);
     if (chart) embed.setImage(`attachment://${chart.name}`);
     const message = await channel.send({
@@ -55,23 +64,30 @@ export function discordAlertSink(client: Client, config: Config, logger?: Logger
       nonce: alert.id.replace(/-/g, '').slice(0, 25),
       enforceNonce: true,
     });
-    if (alert.kind === 'loss_limit' && dayEquity) void attachDayChart(message, alert, lateByMs);
+    if (waited === LATE) void attachLater(message, alert, lateByMs, () => drawing, 'trade-rate');
+    if (alert.kind === 'loss_limit' && dayEquity) void attachLater(message, alert, lateByMs, dayChart, 'loss-limit');
     return message.id;
   }
 
-  /** The day's equity drawn and added to the posted loss_limit alert; on any failure the alert stands as it is. */
-  async function attachDayChart(message: Message, alert: StoredAlert, lateByMs: number): Promise<void> {
+  /** A chart added to the posted alert once drawn; on any failure the alert stands as it is. */
+  async function attachLater(message: Message, alert: StoredAlert, lateByMs: number, draw: () => Promise<AttachmentBuilder | undefined>, what: string): Promise<void> {
     try {
-      const day = await dayEquity!();
-      if (day.points.length < 2 || day.baseValue === undefined) {
-        if (day.missing?.length) throw new Error(day.missing.join('; '));
-        return; // no curve yet (the day has just begun): the text says it all
-      }
-      const image = await drawEquityChart({ points: day.points, baseValue: day.baseValue, title: "Today's equity (dashed: where the day began)" });
-      await message.edit({ embeds: [alertEmbed(alert, lateByMs).setImage(`attachment://${LOSS_CHART}`)], files: [new AttachmentBuilder(image.png, { name: LOSS_CHART })] });
+      const chart = await draw();
+      if (chart) await message.edit({ embeds: [alertEmbed(alert, lateByMs).setImage(`attachment://${chart.name}`)], files: [chart] });
     } catch (error) {
-      logger?.warn(`loss-limit chart not attached (the alert stands as posted, its text says it all): ${describeError(error)}`);
+      logger?.warn(`${what} chart not attached (the alert stands as posted, its text says it all): ${describeError(error)}`);
     }
+  }
+
+  /** The day's equity for a loss_limit alert; undefined while there is no curve yet (the day has just begun). */
+  async function dayChart(): Promise<AttachmentBuilder | undefined> {
+    const day = await dayEquity!();
+    if (day.points.length < 2 || day.baseValue === undefined) {
+      if (day.missing?.length) throw new Error(day.missing.join('; '));
+      return undefined;
+    }
+    const image = await drawEquityChart({ points: day.points, baseValue: day.baseValue, title: "Today's equity (dashed: where the day began)" });
+    return new AttachmentBuilder(image.png, { name: LOSS_CHART });
   }
 
   /** The trade-rate alert's hour as a picture; without one the alert goes out as text (it says it all). */
