@@ -36,7 +36,7 @@ export const MODULES = {
     tests: ['test/breaker.test.ts', 'test/loss-limit.test.ts', 'test/watch-pm2.test.ts', 'test/containment.test.ts', 'test/broker-lock.test.ts'],
     timeoutMS: 30_000,
   },
-  'order-gate': { mutate: () => ['src/gateway/order-gate.ts'], tests: ['test/order-gate.test.ts', 'test/gateway.test.ts'], timeoutMS: 30_000 },
+  'order-gate': { mutate: () => ['src/gateway/order-gate.ts'], tests: ['test/order-gate.test.ts', 'test/order-gate-long.test.ts', 'test/gateway.test.ts'], timeoutMS: 30_000 },
   'gate-routes': { mutate: () => ['src/gateway/routes.ts'], tests: ['test/gateway-routes.test.ts', 'test/gateway.test.ts'], timeoutMS: 30_000 },
 };
 

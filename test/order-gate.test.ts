@@ -17,6 +17,7 @@ import { AlertOutbox } from '../src/alerts/outbox.ts';
 import { Store } from '../src/store/store.ts';
 import type { StoredAlert } from '../src/store/schema.ts';
 import { LIMIT_CODE, OrderGate, REFUSED_CODE, type OrderIntent, type Peer } from '../src/gateway/order-gate.ts';
+import type { BrokerView, PreTradeLimits } from '../src/gateway/pre-trade.ts';
 import { killPid, waitFor } from '../testkit/pm2-home.ts';
 
 const HOUR = 3600_000;
@@ -45,7 +46,7 @@ const BUY: OrderIntent = { symbol: 'BTC/USD', side: 'buy', qty: '1', type: 'mark
 const from = (pid: number): Peer => ({ ends: { localAddress: '127.0.0.1', localPort: 1, remoteAddress: '127.0.0.1', remotePort: 1 }, ownerPid: pid });
 
 let made = 0;
-function gateFor(options: { mode?: 'enforce' | 'observe'; maxTradesPerHour?: number; traderPid?: () => Promise<number | undefined>; store?: Store; cancelGraceMs?: number } = {}) {
+function gateFor(options: { mode?: 'enforce' | 'observe'; maxTradesPerHour?: number; traderPid?: () => Promise<number | undefined>; store?: Store; cancelGraceMs?: number; limits?: PreTradeLimits } = {}) {
   const clock = new ManualClock(T0);
   const store = options.store ?? new Store(path.join(root, `gate-${++made}`));
   const raised: StoredAlert[] = [];
@@ -68,6 +69,7 @@ function gateFor(options: { mode?: 'enforce' | 'observe'; maxTradesPerHour?: num
     processName: 'trading-bot',
     traderPid,
     ...(options.cancelGraceMs !== undefined ? { cancelGraceMs: options.cancelGraceMs } : {}),
+    ...(options.limits ? { limits: options.limits } : {}),
   });
   const order = (intent: OrderIntent = BUY, pid = trader.pid!) => gate.admit(from(pid), intent);
   const alerts = async () => {
@@ -117,7 +119,7 @@ test('the managed trader and its child processes may order; the count holds it t
 });
 
 test('what frees a slot: no answer from the broker frees it, an order that ended unfilled frees it, a lost answer keeps it', async () => {
-  const { gate, order } = gateFor({ maxTradesPerHour: 2 });
+  const { gate, store, order } = gateFor({ maxTradesPerHour: 2 });
   const refusedAt = async () => (await order()).refusal?.reason;
   const a = await order();
   const b = await order();
@@ -140,6 +142,12 @@ test('what frees a slot: no answer from the broker frees it, an order that ended
   assert.equal(gate.knows('b'), true, 'b was let through');
   assert.equal(gate.knows('c'), true, 'c too, though it ended at once');
   assert.equal(gate.knows('x'), false);
+
+  // An answer accepted without an order id: nothing to remember, nothing written to the ledger.
+  const unnamed = await order();
+  gate.settle(unnamed.ticket!, { accepted: true });
+  assert.deepEqual(store.gate.newest(10), ['c', 'b'], 'only the orders the broker named, as it named them');
+  gate.settle(unnamed.ticket!, { accepted: false });
 
   // The stream's event can come before the broker's answer names the order.
   const e = await order();
@@ -168,6 +176,8 @@ test('a canceled order counts through a grace period (a fill just before the can
   gate.settle(inFlight.ticket!, { accepted: true, orderId: 'late' });
   clock.advance(HOUR - 60_001);
   assert.equal(await gate.pendingCount(), 1, 'accepted after the cancel-all: it counts until its hour is over');
+  gate.ended('late');
+  assert.equal(await gate.pendingCount(), 0, 'the one still counting was the order in flight, not b');
 });
 
 test('the default grace for a canceled order is a minute', async () => {
@@ -292,6 +302,88 @@ test('a copy that is not the managed trader is refused, each copy alerted once w
   assert.match(lines[3]![1], /: trade_limit \(2 in this episode\)$/);
   assert.match(lines[4]![1], /: not_managed_trader \(3 in this episode\)$/);
   assert.equal(lines[0]![1], `order gate refused buy $5 BTC/USD market from PID ${copy} (${command}): ${refused.refusal!.message}`);
+});
+
+test("the trader's refusals are news again once one of its orders passes", async () => {
+  const { gate, clock, order, alerts } = gateFor({ maxTradesPerHour: 1 });
+  const first = await order();
+  assert.equal((await order()).refusal?.reason, 'trade_limit');
+  assert.equal((await order()).refusal?.reason, 'trade_limit');
+  assert.equal((await alerts()).length, 1, 'one alert for the episode');
+  gate.settle(first.ticket!, { accepted: false });
+  clock.advance(1000);
+  assert.equal((await order()).forward, true, 'the slot freed: an order passes');
+  assert.equal((await order()).refusal?.reason, 'trade_limit');
+  const raised = await alerts();
+  assert.equal(raised.length, 2, 'the limit reached again after an order passed: a new episode, alerted');
+  assert.equal(raised[1]!.key, `order_refused:trade_limit:${T0 + 1000}`);
+});
+
+test('the stream\'s word that an order ended is kept for the last 1000 orders', async () => {
+  const { gate, order } = gateFor({ maxTradesPerHour: 10 });
+  for (let i = 0; i <= 1000; i++) gate.ended(`e${i}`);
+  const oldest = await order();
+  gate.settle(oldest.ticket!, { accepted: true, orderId: 'e0' });
+  assert.equal(await gate.pendingCount(), 1, 'e0 was forgotten (1001 ended since): its answer keeps the slot');
+  const newest = await order();
+  gate.settle(newest.ticket!, { accepted: true, orderId: 'e1' });
+  assert.equal(await gate.pendingCount(), 1, 'e1 is among the last 1000: its answer frees the slot at once');
+});
+
+test('a caller whose process is gone by the time its command line is read', async () => {
+  const gone = spawn(process.execPath, ['-e', ''], { stdio: 'ignore' });
+  await new Promise((resolve) => gone.once('exit', resolve));
+  const { order, alerts } = gateFor();
+  const answer = await order(BUY, gone.pid!);
+  assert.equal(answer.caller.managed, false);
+  assert.equal(answer.caller.command, '');
+  const [alert] = await alerts();
+  assert.match(alert!.body, new RegExp(`^Who: PID ${gone.pid} \\(command line unknown\\)\\. `));
+});
+
+test('an order_refused alert that cannot be raised is logged; the refusal stands', async () => {
+  const { store, order, alerts, logged } = gateFor();
+  store.update = () => Promise.reject(new Error('disk full'));
+  assert.equal((await order(BUY, process.pid)).forward, false);
+  assert.deepEqual(await alerts(), []);
+  assert.deepEqual(
+    logged.filter(([level]) => level === 'error').map(([, m]) => m),
+    ['could not raise order_refused: disk full'],
+  );
+});
+
+test('the pre-trade limits: each refusal titled and graded in its alert; without a view of the broker, a limit that must read refuses', async () => {
+  const held: BrokerView = {
+    keys: 'k',
+    accountNumber: async () => 'A1',
+    position: async () => null,
+    latestTradePrice: async () => 100,
+    openOrders: async () => [{ id: 'x1', symbol: 'AAPL', side: 'buy', qty: 1, filledQty: 0 }],
+    order: async (id) => ({ id, symbol: 'AAPL', side: 'buy', qty: 1, filledQty: 0 }),
+  };
+  // Without a view every read fails, and the refusal says which and why.
+  const noRead = (what: string) => new RegExp(`${what.replace(/[()/]/g, '\\$&')}.?no broker to read`);
+  const cases: Array<{ limits: PreTradeLimits; intent: OrderIntent; view?: BrokerView; reason: string; title: string; severity: string; says?: RegExp[] }> = [
+    { limits: { allowedSymbols: ['AAPL'] }, intent: BUY, view: held, reason: 'symbol_not_allowed', title: 'symbol not in ALLOWED_SYMBOLS', severity: 'critical' },
+    { limits: { maxOpenOrders: 1 }, intent: BUY, view: held, reason: 'open_orders', title: 'too many open orders', severity: 'warning' },
+    { limits: { maxOrderNotional: 100 }, intent: { ...BUY, qty: undefined, notional: '500' }, view: held, reason: 'order_notional', title: 'order larger than MAX_ORDER_NOTIONAL', severity: 'critical' },
+    { limits: { maxPositionNotional: 100 }, intent: { ...BUY, symbol: 'AAPL', qty: '2' }, view: held, reason: 'position_notional', title: 'position would exceed MAX_POSITION_NOTIONAL', severity: 'critical' },
+    { limits: { maxOpenOrders: 1 }, intent: BUY, reason: 'open_orders_unknown', title: 'open orders could not be read', severity: 'critical', says: [noRead("the trader's open orders could not be read from the broker ("), noRead('the position in BTC/USD could not be read:')] },
+    { limits: { maxOrderNotional: 100 }, intent: BUY, reason: 'value_unknown', title: "the order's value could not be known", severity: 'critical', says: [noRead('the latest price of BTC/USD could not be read:')] },
+    { limits: { maxOrderNotional: 100 }, intent: { ...BUY, replaces: 'o-1' }, reason: 'value_unknown', title: "the order's value could not be known", severity: 'critical', says: [noRead('the order it replaces (o-1) could not be read from the broker (')] },
+  ];
+  for (const c of cases) {
+    const { gate, alerts } = gateFor({ limits: c.limits });
+    const answer = await gate.admit(from(trader.pid!), c.intent, ...(c.view ? [c.view] : []));
+    const what = `${c.reason} (${JSON.stringify(c.limits)})`;
+    assert.equal(answer.refusal?.reason, c.reason, what);
+    assert.equal(answer.refusal?.status, 403, what);
+    assert.equal(answer.forward, false, what);
+    const [alert] = await alerts();
+    assert.equal(alert?.title, `Order refused: ${c.title}`, what);
+    assert.equal(alert?.severity, c.severity, what);
+    for (const said of c.says ?? []) assert.match(answer.refusal!.message, said, what);
+  }
 });
 
 test('an episode ends after an hour without a refusal: the next one is alerted again', async () => {
