@@ -2,6 +2,7 @@
 // and the demo). Nothing here has behaviour of its own: it is the one place that knows every part.
 import { OnDemandBroker } from './broker/on-demand.ts';
 import type { Broker } from './broker/types.ts';
+import type { CcxtBroker } from './broker/ccxt.ts';
 import { systemClock, type Clock } from './clock.ts';
 import type { Config } from './config.ts';
 import { RunawayBreaker } from './core/breaker.ts';
@@ -158,9 +159,21 @@ export function buildApp(config: Config, options: BuildOptions): App {
         onNewTrades: foreignTrading ? (added) => foreignTrading.check(added) : undefined,
       })
     : undefined;
+  const ccxt = config.ccxt;
   const tradeStream =
-    // Alpaca's trade_updates only: with ccxt the poll is the source of fills.
-    tradeWatch && !config.ccxt && config.broker.keyId && config.broker.secretKey
+    tradeWatch && ccxt && broker
+      ? // The exchange's pushed trades where ccxt offers watchMyTrades (else it says so, and the poll alone counts).
+        new TradeStreamWatch({
+          name: `ccxt ${ccxt.exchange} watchMyTrades`,
+          open: async (handlers) => (await import('./broker/ccxt-stream.ts')).openCcxtStream(broker.loaded() as Promise<CcxtBroker>, ccxt.exchange, handlers),
+          tradeWatch,
+          store,
+          clock,
+          logger,
+          initialBackoffMs: options.streamBackoffMs,
+          catchUpEveryMs: options.streamCatchUpEveryMs,
+        })
+    : tradeWatch && !ccxt && config.broker.keyId && config.broker.secretKey
       ? new TradeStreamWatch({
           baseUrl: config.broker.baseUrl,
           streamUrl: config.broker.streamUrl,

@@ -65,8 +65,8 @@ after(async () => {
 
 const kinds = () => alerts.map((a) => a.kind).filter((k) => k !== 'recovered');
 
-test('ON_RUNAWAY=stop halts a real trader that trades on the exchange through ccxt: the fills come from fetchMyTrades, no trade stream', async () => {
-  assert.equal(app.tradeStream, undefined, 'Alpaca\'s trade stream is not built with BROKER=ccxt: the poll is the source');
+test('ON_RUNAWAY=stop halts a real trader that trades on the exchange through ccxt: the fills come from fetchMyTrades (the push is not started here)', async () => {
+  assert.equal(app.tradeStream?.url, 'ccxt kraken watchMyTrades', 'with BROKER=ccxt the stream is the exchange\'s own (test/ccxt-stream.test.ts), not Alpaca\'s');
   assert.equal(app.brokerLock, undefined, 'no broker lock: exchanges have no such switch');
   const started = await app.core.start(operator);
   assert.ok(isAlive(started.pid), 'the trader runs');

@@ -12,12 +12,23 @@
 //   (XXBTZUSD) with altname and wsname, ordermin, costmin, lot_decimals, pair_decimals;
 // - TradesHistory: 50 trades a page, newest first, `start`/`end` (seconds, inclusive) and `ofs`,
 //   with the total in `count`; trade ids like THVRQM-33VKH-UCI7BS, order ids like OQCLML-BW3P3-BUCMWZ;
-// - market orders fill at once at the last price; limit orders rest until cancelled.
+// - market orders fill at once at the last price; limit orders rest until cancelled;
+// - WebSocket API v2 for the account's executions (https://docs.kraken.com/api/docs/websocket-v2/executions),
+//   as ccxt pro's kraken speaks it (watchMyTrades): REST GetWebSocketsToken {token, expires: 900};
+//   at ws(s)://<host>/v2 a status message on connect, {"channel":"heartbeat"} every second when
+//   quiet, {"method":"ping"} answered {"method":"pong"}, and
+//     → {"method":"subscribe","params":{"channel":"executions","token":…,"snap_trades":true},"req_id":N}
+//     ← {"method":"subscribe","result":{"channel":"executions",…},"success":true,"req_id":N,…}
+//     ← {"channel":"executions","type":"snapshot","data":[the last 50 trades],"sequence":1}
+//     ← {"channel":"executions","type":"update","data":[{"exec_type":"trade","exec_id":<trade id>,"order_id":…}],…}
+//   an unknown token answers "ESession:Invalid session". exec_id is the trade id TradesHistory keys
+//   its trades by, as on Kraken.
 // Kept apart from Kraken: no fees, no order book (a limit order never fills), no margin
-// (OpenPositions is always empty), no WebSocket.
+// (OpenPositions is always empty); the executions channel carries trades only (no order events).
 import crypto from 'node:crypto';
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
+import { WebSocketServer, type WebSocket } from 'ws';
 import type { Clock } from '../src/clock.ts';
 import { systemClock } from '../src/clock.ts';
 
@@ -52,6 +63,8 @@ export const KRAKEN_PAIRS: Record<string, KrakenPair> = {
 
 interface KrakenTrade {
   id: string;
+  /** Kraken's sequential trade id in the pair (executions' trade_id) */
+  seq: number;
   ordertxid: string;
   /** the position's id Kraken gives every trade */
   postxid: string;
@@ -107,6 +120,14 @@ export interface KrakenStandIn {
   refuseOrders(symbol: string, error: string | undefined): void;
   /** private calls received, by method, and the times they arrived (ms, the real clock) */
   calls(method?: string): number[];
+  /** WebSocket connections subscribed to executions now */
+  readonly pushListeners: number;
+  /** trades sent on the executions channel (updates and snapshots) */
+  readonly pushed: number;
+  /** ends every WebSocket connection (as a network cut would: no close frame) */
+  dropPush(): void;
+  /** true: WebSocket connections are refused (HTTP 503 on the upgrade) until set false */
+  refusePush(refuse: boolean): void;
   close(): Promise<void>;
 }
 
@@ -124,6 +145,10 @@ export async function startKrakenStandIn(options: KrakenStandInOptions): Promise
   const secrets = new Map<string, string>([[options.apiKey, options.secret], ...Object.entries(options.moreKeys ?? {})]);
   // Kraken's nonce grows per key: two programs sharing one key refuse each other's calls.
   const lastNonce = new Map<string, bigint>();
+  const tokens = new Set<string>();
+  const subscribed = new Map<WebSocket, { sequence: number }>();
+  let pushRefused = false;
+  let pushedCount = 0;
 
   const pairById = (id: string) => Object.entries(KRAKEN_PAIRS).find(([, p]) => p.id === id || p.altname === id);
 
@@ -148,7 +173,9 @@ export async function startKrakenStandIn(options: KrakenStandInOptions): Promise
     // Kraken keeps balances in fixed decimals: sums of floats would leave 1e-19 BTC behind a full sale.
     balances.set(pair.base, decimals(side === 'sell' ? base - volume : base + volume));
     balances.set(pair.quote, decimals(side === 'sell' ? quote + cost : quote - cost));
-    trades.push({ id: krakenId('T'), ordertxid: id, postxid: krakenId('T'), pair: pair.id, time: clock.now() / 1000, type: side, ordertype, price, vol: volume });
+    const trade: KrakenTrade = { id: krakenId('T'), seq: trades.length + 1, ordertxid: id, postxid: krakenId('T'), pair: pair.id, time: clock.now() / 1000, type: side, ordertype, price, vol: volume };
+    trades.push(trade);
+    for (const [socket, subscription] of subscribed) sendExecutions(socket, subscription, 'update', [trade]);
     return id;
   }
 
@@ -221,6 +248,11 @@ export async function startKrakenStandIn(options: KrakenStandInOptions): Promise
       ),
     }),
     OpenPositions: () => ({}),
+    GetWebSocketsToken: () => {
+      const token = crypto.randomBytes(30).toString('base64');
+      tokens.add(token);
+      return { token, expires: 900 };
+    },
     CancelAll: () => {
       const count = resting.size;
       resting.clear();
@@ -291,12 +323,86 @@ export async function startKrakenStandIn(options: KrakenStandInOptions): Promise
       res.end(JSON.stringify(answer));
     });
   });
+  // ---- WebSocket API v2: executions ----
+
+  function execution(t: KrakenTrade): Record<string, unknown> {
+    const symbol = pairById(t.pair)![0];
+    return {
+      order_id: t.ordertxid, exec_id: t.id, exec_type: 'trade', trade_id: t.seq, symbol, side: t.type,
+      last_qty: t.vol, last_price: t.price, liquidity_ind: 't', cost: t.vol * t.price, order_userref: 0,
+      order_status: 'filled', order_type: t.ordertype, fee_usd_equiv: 0, fees: [{ asset: 'USD', qty: 0 }],
+      timestamp: new Date(Math.round(t.time * 1000)).toISOString(),
+    };
+  }
+
+  function sendExecutions(socket: WebSocket, subscription: { sequence: number }, type: 'snapshot' | 'update', sent: KrakenTrade[]): void {
+    subscription.sequence++;
+    pushedCount += sent.length;
+    socket.send(JSON.stringify({ channel: 'executions', type, data: sent.map(execution), sequence: subscription.sequence }));
+  }
+
+  const stamp = () => new Date(Date.now()).toISOString();
+  const wss = new WebSocketServer({ noServer: true });
+  let connectionId = 0;
+  wss.on('connection', (socket) => {
+    let quiet = true;
+    const heartbeat = setInterval(() => {
+      if (quiet) socket.send(JSON.stringify({ channel: 'heartbeat' }));
+      quiet = true;
+    }, 1000);
+    heartbeat.unref();
+    const send = socket.send.bind(socket);
+    socket.send = ((data: string) => {
+      quiet = false;
+      send(data);
+    }) as WebSocket['send'];
+    socket.on('close', () => {
+      clearInterval(heartbeat);
+      subscribed.delete(socket);
+    });
+    socket.send(JSON.stringify({ channel: 'status', type: 'update', data: [{ api_version: 'v2', connection_id: ++connectionId, system: 'online', version: '2.0.10' }] }));
+    socket.on('message', (raw) => {
+      let request: { method?: string; params?: { channel?: string; token?: string; snap_trades?: boolean }; req_id?: number };
+      try {
+        request = JSON.parse(String(raw));
+      } catch {
+        socket.send(JSON.stringify({ error: 'EGeneral:Invalid arguments', success: false, time_in: stamp(), time_out: stamp() }));
+        return;
+      }
+      const reply = { method: request.method, req_id: request.req_id, time_in: stamp(), time_out: stamp() };
+      if (request.method === 'ping') {
+        socket.send(JSON.stringify({ ...reply, method: 'pong' }));
+        return;
+      }
+      if (request.method !== 'subscribe' || request.params?.channel !== 'executions') {
+        socket.send(JSON.stringify({ ...reply, error: 'EGeneral:Invalid arguments', success: false }));
+        return;
+      }
+      if (!request.params.token || !tokens.has(request.params.token)) {
+        socket.send(JSON.stringify({ ...reply, error: 'ESession:Invalid session', success: false }));
+        return;
+      }
+      socket.send(JSON.stringify({ ...reply, result: { channel: 'executions', maxratecount: 180, snapshot: true, warnings: [] }, success: true }));
+      const subscription = { sequence: 0 };
+      subscribed.set(socket, subscription);
+      if (request.params.snap_trades) sendExecutions(socket, subscription, 'snapshot', trades.slice(-PAGE).reverse());
+    });
+  });
+  server.on('upgrade', (req, socket, head) => {
+    if (pushRefused || new URL(req.url ?? '/', 'http://127.0.0.1').pathname !== '/v2') {
+      socket.end('HTTP/1.1 503 Service Unavailable\r\nContent-Length: 0\r\n\r\n');
+      return;
+    }
+    wss.handleUpgrade(req, socket, head, (ws) => wss.emit('connection', ws, req));
+  });
+
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
   const url = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+  const wsUrl = url.replace('http:', 'ws:');
 
   return {
     url,
-    ccxtOptions: JSON.stringify({ urls: { api: { public: url, private: url } }, enableRateLimit: false }),
+    ccxtOptions: JSON.stringify({ urls: { api: { public: url, private: url, ws: { public: wsUrl, private: wsUrl, publicV2: `${wsUrl}/v2`, privateV2: `${wsUrl}/v2` } } }, enableRateLimit: false }),
     placeOrder(symbol, side, volume, placeOptions = {}) {
       return place(symbol, side, volume, placeOptions.ordertype ?? 'market', placeOptions.price);
     },
@@ -323,9 +429,22 @@ export async function startKrakenStandIn(options: KrakenStandInOptions): Promise
       if (error === undefined) refused.delete(symbol);
       else refused.set(symbol, error);
     },
+    get pushListeners() {
+      return subscribed.size;
+    },
+    get pushed() {
+      return pushedCount;
+    },
+    dropPush() {
+      for (const socket of wss.clients) socket.terminate();
+    },
+    refusePush(refuse) {
+      pushRefused = refuse;
+    },
     calls: (method) => (method ? received.get(method) ?? [] : [...received.values()].flat().sort((a, b) => a - b)),
     close: () =>
       new Promise<void>((resolve) => {
+        for (const socket of wss.clients) socket.terminate();
         server.closeAllConnections();
         server.close(() => resolve());
       }),

@@ -8,6 +8,8 @@
 //   back, `since` forward) until nothing new comes. Where the exchange lists trades only per market
 //   (ccxt says ArgumentsRequired: Binance), they are asked market by market: CCXT_SYMBOLS, else every
 //   market of a currency held and every market traded since the start, with a warning naming them.
+//   Where ccxt pro offers watchMyTrades (loaded with { push: true }: the controller), trades are also
+//   pushed (nextPushedFills), keyed as the poll keys them, so both copies of a trade count once.
 // - Account: balances valued in CCXT_QUOTE through tickers. A holding is a position when the market
 //   would take an order for it (its minimum amount and cost); below that it is dust: not a position,
 //   and flatten reports it as dust rather than a failure. Derivatives (ccxt's defaultType swap or
@@ -56,6 +58,8 @@ export interface CcxtBrokerOptions {
   timeoutMs?: number;
   /** false: account reads leave no equity snapshot (doctor only looks) */
   recordEquity?: boolean;
+  /** load ccxt pro's class, for pushed trades where the exchange offers watchMyTrades (the controller) */
+  push?: boolean;
 }
 
 type ErrorClass = keyof typeof CcxtErrorClasses & (
@@ -74,10 +78,13 @@ export interface CcxtLibrary {
  * ccxt for one exchange. Its modules are imported by file (js/src/<id>.js, js/src/base/errors.js: the
  * same files ccxt's entry imports, so the error classes are the ones every exchange throws); where
  * they are not found, ccxt's whole entry. An id ccxt does not know is refused with the closest.
+ * `push`: the exchange's ccxt pro class where there is one (js/src/pro/<id>.js: the REST class and
+ * its WebSocket methods, one object, so the nonce and the rate limit are shared).
  */
-export async function loadCcxt(id: string): Promise<CcxtLibrary> {
+export async function loadCcxt(id: string, options: { push?: boolean } = {}): Promise<CcxtLibrary> {
   const root = path.resolve(path.dirname(createRequire(import.meta.url).resolve('ccxt')), '..');
-  const own = path.join(root, 'js', 'src', `${id}.js`);
+  const pro = path.join(root, 'js', 'src', 'pro', `${id}.js`);
+  const own = options.push && fs.existsSync(pro) ? pro : path.join(root, 'js', 'src', `${id}.js`);
   const errorsFile = path.join(root, 'js', 'src', 'base', 'errors.js');
   if (/^[a-z0-9_]+$/.test(id) && fs.existsSync(own) && fs.existsSync(errorsFile)) {
     const [exchangeModule, errors] = await Promise.all([import(pathToFileURL(own).href), import(pathToFileURL(errorsFile).href)]);
@@ -85,7 +92,8 @@ export async function loadCcxt(id: string): Promise<CcxtLibrary> {
     return { version, exchangeClass: (exchangeModule as { default: CcxtLibrary['exchangeClass'] }).default, errors: errors as CcxtLibrary['errors'] };
   }
   const ccxt = (await import('ccxt')).default;
-  const exchangeClass = (ccxt as unknown as Record<string, CcxtLibrary['exchangeClass'] | undefined>)[id];
+  const classes = (options.push ? ccxt.pro : ccxt) as unknown as Record<string, CcxtLibrary['exchangeClass'] | undefined>;
+  const exchangeClass = classes[id] ?? (ccxt as unknown as Record<string, CcxtLibrary['exchangeClass'] | undefined>)[id];
   if (!ccxt.exchanges.includes(id) || typeof exchangeClass !== 'function') {
     const close = closestNames(id, ccxt.exchanges);
     throw new OperationError('failed', `CCXT_EXCHANGE "${id}" is not an exchange ccxt ${ccxt.version} knows${close.length ? ` — closest: ${close.join(', ')}` : ''}`);
@@ -150,7 +158,7 @@ export class CcxtBroker implements Broker {
 
   /** Loads ccxt for the configured exchange, then the broker. */
   static async open(options: Omit<CcxtBrokerOptions, 'library'>): Promise<CcxtBroker> {
-    return new CcxtBroker({ ...options, library: await loadCcxt(options.config.exchange) });
+    return new CcxtBroker({ ...options, library: await loadCcxt(options.config.exchange, { push: options.push }) });
   }
 
   constructor(private readonly options: CcxtBrokerOptions) {
@@ -304,6 +312,67 @@ export class CcxtBroker implements Broker {
   /** Whether the exchange lists trades only per market (known after the first fills read), and the markets watched then. */
   async tradeWatchPlan(): Promise<{ perMarket: boolean; markets?: string[] }> {
     return this.perMarket.trades ? { perMarket: true, markets: await this.watchedMarkets() } : { perMarket: false };
+  }
+
+  // ---- pushed trades (ccxt pro's watchMyTrades) ----
+
+  /** Whether the exchange pushes the account's trades through ccxt (pro class loaded, watchMyTrades offered). */
+  get pushesTrades(): boolean {
+    const exchange = this.exchange as Exchange & { watchMyTrades?: unknown };
+    return this.exchange.has.watchMyTrades === true && typeof exchange.watchMyTrades === 'function';
+  }
+
+  /** Tells `listener` (the URL) each time one of the exchange's WebSockets opens: ccxt's onConnected hook, read when a connection is made. */
+  onPushConnected(listener: (url: string) => void): void {
+    const exchange = this.exchange as unknown as { onConnected: (client: { url: string }, message?: unknown) => void };
+    const own = exchange.onConnected.bind(exchange);
+    exchange.onConnected = (client, message) => {
+      own(client, message);
+      listener(client.url);
+    };
+  }
+
+  /**
+   * Before a (re)connection: the exchange's WebSocket token (Kraken GetWebSocketsToken, Binance's
+   * listen key), asked in turn with the REST calls (its nonce must grow with theirs); an exchange
+   * that needs none skips it. A refused key is said as the poll says it.
+   */
+  async preparePush(): Promise<void> {
+    const exchange = this.exchange as unknown as { authenticate?: () => Promise<unknown>; loadHttpProxyAgent: () => Promise<unknown> };
+    // ccxt refuses a plain ws:// URL (a local stand-in, a proxy without TLS) until its http agent is loaded.
+    await exchange.loadHttpProxyAgent();
+    await this.call('loadMarkets', () => this.exchange.loadMarkets());
+    if (typeof exchange.authenticate === 'function') await this.call('authenticate (WebSocket)', () => exchange.authenticate!());
+  }
+
+  /**
+   * The trades pushed since the last call, as fills keyed like the poll's (trade id, order id).
+   * ccxt keeps what arrives between two calls and hands it to the next one, only once another
+   * message comes: call again at once (a token still valid needs no REST call, so no message can
+   * slip in between). Rejects when the connection is lost, with our error (the cause ccxt's).
+   */
+  async nextPushedFills(): Promise<Fill[]> {
+    const exchange = this.exchange as unknown as { watchMyTrades: () => Promise<Trade[]> };
+    let trades: Trade[];
+    try {
+      trades = await exchange.watchMyTrades();
+    } catch (error) {
+      const said = this.said(error);
+      if (error instanceof this.errors.AuthenticationError || (error instanceof this.errors.ExchangeError && CREDENTIAL_WORDS.test(said))) throw this.credentialsRejected('watchMyTrades', error as Error, said);
+      throw this.failure(`exchange ${this.id} watchMyTrades: ${said}`, error);
+    }
+    return trades.flatMap((t) => toFill(t) ?? []);
+  }
+
+  /** Whether `error` (from preparePush or nextPushedFills) is the exchange refusing the keys. */
+  refusedKeys(error: unknown): boolean {
+    const cause = error instanceof OperationError ? error.cause : error;
+    return cause instanceof this.errors.AuthenticationError || (cause instanceof this.errors.ExchangeError && CREDENTIAL_WORDS.test(this.said(cause)));
+  }
+
+  /** Closes the exchange's WebSockets (a pending nextPushedFills rejects). */
+  async closePush(): Promise<void> {
+    await (this.exchange as unknown as { close: () => Promise<void> }).close();
   }
 
   // ---- reading ----

@@ -31,7 +31,13 @@ export class OnDemandBroker implements Broker {
   }
 
   static ccxt(settings: CcxtSettings): OnDemandBroker {
-    return new OnDemandBroker(() => import('./ccxt.ts').then(({ CcxtBroker }) => CcxtBroker.open(settings)));
+    // ccxt pro's class where there is one: it is the REST class plus watchMyTrades (as fast to load).
+    return new OnDemandBroker(() => import('./ccxt.ts').then(({ CcxtBroker }) => CcxtBroker.open({ ...settings, push: true })));
+  }
+
+  /** The client itself, loaded (the ccxt trade stream needs the exchange object). */
+  loaded(): Promise<Broker> {
+    return this.broker;
   }
 
   private get broker(): Promise<Broker> {

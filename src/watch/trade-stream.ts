@@ -3,7 +3,9 @@
 // flaps, at most once per catchUpEveryMs: see broker/stream.ts), so whatever filled while the stream
 // was down is read and counted once. The stream's state is kept in the data file on each
 // change, so `tradewarden status` (another process) shows it too.
-import type { StreamState, TradeStream } from '../broker/stream.ts';
+// The stream is Alpaca's trade_updates (broker/stream.ts), or, with BROKER=ccxt, the stream an
+// exchange pushes through ccxt's watchMyTrades (broker/ccxt-stream.ts, given as `open`).
+import type { StreamState } from '../broker/stream-life.ts';
 import type { OrderEnded } from '../broker/alpaca.ts';
 import type { Fill, OrderUpdate } from '../broker/types.ts';
 import { tradeStreamUrl } from '../broker/stream-url.ts';
@@ -13,14 +15,44 @@ import type { Logger } from '../log.ts';
 import type { Store } from '../store/store.ts';
 import type { TradeWatch } from './watchdog.ts';
 
-export type { StreamState } from '../broker/stream.ts';
+export type { StreamState } from '../broker/stream-life.ts';
 
-export interface TradeStreamWatchOptions {
+/** What any stream of pushed fills is told, and how it is driven. */
+export interface FillStreamHandlers {
+  onFill: (fill: Fill) => Promise<void>;
+  /** after each (re)subscription: the poll reads what the stream missed */
+  onListening: () => Promise<void>;
+  onStateChange: (state: StreamState) => void;
+  logger: Logger;
+  clock: Clock;
+  initialBackoffMs?: number;
+  maxBackoffMs?: number;
+  catchUpEveryMs?: number;
+}
+
+export interface FillStream {
+  start(): void;
+  stop(): Promise<void>;
+  state(): StreamState;
+}
+
+/** Alpaca's trade_updates, from the broker's URL and keys. */
+interface AlpacaSource {
   baseUrl: string;
   /** APCA_STREAM_URL, when set */
   streamUrl?: string;
   keyId: string;
   secretKey: string;
+}
+
+/** Another stream (an exchange's, through ccxt): `open` loads it, or says there is none (undefined: the poll alone). */
+interface OtherSource {
+  /** what the log calls it */
+  name: string;
+  open: (handlers: FillStreamHandlers) => Promise<FillStream | undefined>;
+}
+
+export type TradeStreamWatchOptions = (AlpacaSource | OtherSource) & {
   tradeWatch: { ingest(fills: Fill[]): Promise<unknown>; poll(): Promise<unknown> };
   store: Store;
   clock: Clock;
@@ -30,11 +62,11 @@ export interface TradeStreamWatchOptions {
   maxBackoffMs?: number;
   /** the shortest time between two reconnect catch-up polls (default 5 s); tests shorten it */
   catchUpEveryMs?: number;
-}
+};
 
 export class TradeStreamWatch {
   /** Loaded on start: ws and the broker client under it cost a CLI process that never starts it. */
-  private stream?: TradeStream;
+  private stream?: FillStream;
   private loading?: Promise<void>;
   private stopRequested = false;
   private readonly initial: StreamState;
@@ -48,7 +80,7 @@ export class TradeStreamWatch {
   private readonly stateListeners: Array<(state: StreamState) => void> = [];
 
   constructor(private readonly options: TradeStreamWatchOptions) {
-    this.url = tradeStreamUrl(options.baseUrl, options.streamUrl);
+    this.url = 'open' in options ? options.name : tradeStreamUrl(options.baseUrl, options.streamUrl);
     this.initial = { status: 'stopped', since: options.clock.now(), refused: false, attempts: 0 };
   }
 
@@ -63,10 +95,10 @@ export class TradeStreamWatch {
       this.stream.start();
       return;
     }
-    this.loading ??= import('../broker/stream.ts')
-      .then(({ TradeStream }) => {
-        this.stream = this.build(TradeStream);
-        if (!this.stopRequested) this.stream.start();
+    this.loading ??= this.open()
+      .then((stream) => {
+        this.stream = stream;
+        if (!this.stopRequested) this.stream?.start();
       })
       .catch((error: unknown) => {
         this.loading = undefined;
@@ -96,13 +128,10 @@ export class TradeStreamWatch {
     await this.persisting;
   }
 
-  private build(Stream: typeof TradeStream): TradeStream {
+  private async open(): Promise<FillStream | undefined> {
     const { options } = this;
     const { tradeWatch, logger } = options;
-    return new Stream({
-      url: this.url,
-      keyId: options.keyId,
-      secretKey: options.secretKey,
+    const handlers: FillStreamHandlers = {
       logger,
       clock: options.clock,
       initialBackoffMs: options.initialBackoffMs,
@@ -118,6 +147,14 @@ export class TradeStreamWatch {
         this.persist(state);
         for (const listener of this.stateListeners) listener(state);
       },
+    };
+    if ('open' in options) return options.open(handlers);
+    const { TradeStream } = await import('../broker/stream.ts');
+    return new TradeStream({
+      ...handlers,
+      url: this.url,
+      keyId: options.keyId,
+      secretKey: options.secretKey,
       onOrderEnded: (ended) => {
         for (const listener of this.orderEndedListeners) listener(ended);
       },
