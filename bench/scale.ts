@@ -18,7 +18,7 @@ import { startPaperBroker } from '../testkit/paper-broker.ts';
 import { killPid, makeTempHome } from '../testkit/pm2-home.ts';
 import { freeLoopbackPort } from '../testkit/ports.ts';
 import { scratchDir } from '../testkit/scratch.ts';
-import { report } from './stats.ts';
+import { report, summarize } from './stats.ts';
 import { cleanUp, cleanups } from './cleanup.ts';
 import { controllerArgs, controllerKind } from './controller-process.ts';
 import { figure, readProc, run, started } from './proc.ts';
@@ -71,17 +71,33 @@ try {
     // No trader runs: every fill would be "foreign trading"; that alert is not what is measured here.
     FOREIGN_TRADING: 'off',
   });
+  const statusOnce = async (on: NodeJS.ProcessEnv) => {
+    const began = performance.now();
+    const result = await run(process.execPath, ['bin/tradewarden.cjs', 'status', '--json'], on);
+    if (result.code !== 0 && result.code !== 1) throw new Error(`tradewarden status exited ${result.code}: ${result.output.slice(-500)}`);
+    return performance.now() - began;
+  };
   const status = async (samples: number) => {
     const times: number[] = [];
-    for (let i = 0; i < samples; i++) {
-      const began = performance.now();
-      const result = await run(process.execPath, ['bin/tradewarden.cjs', 'status', '--json'], env);
-      if (result.code !== 0 && result.code !== 1) throw new Error(`tradewarden status exited ${result.code}: ${result.output.slice(-500)}`);
-      times.push(performance.now() - began);
-    }
+    for (let i = 0; i < samples; i++) times.push(await statusOnce(env));
     return times;
   };
-  report('status without a controller, no trade kept', 'ms', await status(5), 'the same with the history');
+  // Without a controller, beside the same command on an empty DATA_DIR, alternated: the machine's
+  // load (other suites, the burst's paper broker) falls on both alike, and the ratio is what history costs.
+  const control = makeTempHome('tw-bscale-none-');
+  cleanups.push(() => control.cleanup());
+  const emptyEnv = { ...env, DATA_DIR: control.dataDir, PM2_HOME: control.pm2Home };
+  const statusBeside = async (label: string, samples = 7) => {
+    const here: number[] = [];
+    const none: number[] = [];
+    for (let i = 0; i < samples; i++) {
+      here.push(await statusOnce(env));
+      none.push(await statusOnce(emptyEnv));
+    }
+    report(`status without a controller, ${label}`, 'ms', here, 'as on an empty DATA_DIR');
+    report('  the same on an empty DATA_DIR, alternated', 'ms', none, '—');
+    figure('  ratio of medians', (summarize(here).median / summarize(none).median).toFixed(2), '≈ 1');
+  };
   const history = new Store(home.dataDir);
   const writeBegan = performance.now();
   await retain(history, RETAINED);
@@ -89,7 +105,7 @@ try {
   report(`record one fill, ${RETAINED} trades retained`, 'ms', await recordOne(history, 200), 'p95 < 5 ms');
 
   // ---- the controller over that history ----
-  report(`status without a controller, ${RETAINED} kept`, 'ms', await status(5), 'as with none');
+  await statusBeside(`${RETAINED} kept`);
 
   const controller = spawn(process.execPath, controllerArgs(controllerKind()), { cwd: ROOT, env, stdio: ['ignore', 'pipe', 'pipe'] });
   cleanups.push(async () => {
@@ -141,7 +157,7 @@ try {
   figure('every fill recorded exactly once', exact ? `yes (${ledger.length})` : `NO: ${ledger.length} recorded, ${placed.length} placed`, 'yes');
 
   await killPid(pid, 'SIGINT', 10_000);
-  report('status without a controller, at the end', 'ms', await status(5), 'as at the start');
+  await statusBeside('+ the burst\'s hour');
   const sizeOf = (file: string) => fs.statSync(file).size;
   const ledgerDir = path.join(home.dataDir, FILLS_DIR);
   const ledgerBytes = fs.readdirSync(ledgerDir).reduce((sum, f) => sum + sizeOf(path.join(ledgerDir, f)), 0);
