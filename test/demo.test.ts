@@ -243,17 +243,17 @@ describe('npm run demo', { concurrency: true, skip: linux ? false : 'reads /proc
     }
   });
 
-  it('--broker ccxt --scenario runaway: the same story on an exchange read through ccxt (the Kraken stand-in), halted from the poll; flatten sells at market; nothing is left', { timeout: 90_000 }, async () => {
+  it('--broker ccxt --scenario runaway: the same story on an exchange read through ccxt (the Kraken stand-in), halted from the exchange\'s push (watchMyTrades); flatten sells at market; nothing is left', { timeout: 90_000 }, async () => {
     const home = tempHome();
     const demo = startDemo(home, ['--broker', 'ccxt', '--scenario', 'runaway', '--exit-after', '20'], { DEMO_ORDER_EVERY_SECONDS: '1' });
     try {
       await demo.expect(/Type \/help/, { timeoutMs: 40_000 });
       const text = demo.output();
       assert.match(text, /broker\s+http:\/\/127\.0\.0\.1:\d+ {2}local Kraken stand-in, read through ccxt \(BROKER=ccxt\)/);
-      assert.match(text, /the exchange's trades are read every 2 s \(through ccxt\)/);
+      assert.match(text, /the exchange pushes each trade as it happens \(through ccxt's watchMyTrades\)/);
       const brokerPort = Number(/broker\s+http:\/\/127\.0\.0\.1:(\d+)/.exec(text)?.[1]);
       await demo.expect(/\[CRITICAL\] Trade rate exceeded: \d+ trades in the last hour \(limit 3\)/);
-      await demo.expect(/The poll read the exchange's trades \(fetchMyTrades, every 2 s/);
+      await demo.expect(/The exchange pushed each trade as it was booked \(ccxt's watchMyTrades; the poll, fetchMyTrades every 2 s, only reconciles\)/);
       const breaker = await demo.expect(/\[CRITICAL\] Breaker tripped: trading halted: [^\n]*/);
       assert.match(breaker.match[0], /stopped through PM2/);
       const at = demo.type('/flatten');

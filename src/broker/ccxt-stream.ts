@@ -77,6 +77,8 @@ export class CcxtTradeStream implements FillStream {
       this.open = false;
       try {
         await this.broker.preparePush();
+        // Stopped meanwhile: a watch now would open a connection that nothing closes.
+        if (this.life.isStopped) return;
         let next = this.watch();
         for (;;) {
           const fills = await next;

@@ -189,7 +189,7 @@ export async function runDemo(options: DemoOptions): Promise<number> {
     shutdown.push('log file', log.close);
     const facts: StoryFacts = {
       gate: Boolean(config.gateway),
-      stream: !config.ccxt,
+      stream: config.ccxt ? 'ccxt' : 'alpaca',
       limit: config.maxTradesPerHour,
       orderEverySeconds: every,
       pollSeconds: config.tradePollSeconds,

@@ -9,8 +9,8 @@ export const SCENARIOS: readonly ScenarioName[] = ['runaway', 'loss'];
 export interface StoryFacts {
   /** the order gate is on: orders are refused before the broker */
   gate: boolean;
-  /** fills are pushed by the broker's trade stream (Alpaca); false: read by the poll alone (an exchange through ccxt) */
-  stream: boolean;
+  /** what pushes the fills: Alpaca's trade stream, or the exchange through ccxt's watchMyTrades (the Kraken stand-in offers it) */
+  stream: 'alpaca' | 'ccxt';
   limit: number;
   orderEverySeconds: number;
   pollSeconds: number;
@@ -30,7 +30,7 @@ export function runawayIntro(facts: StoryFacts): string {
   return [
     'Scenario: runaway — the incident tradewarden exists for. A bot was "restarted" with kill-by-name + nohup; the kill',
     'missed, each restart added a copy, and the copies made 27 trades in 14 minutes. Here: the limit is',
-    `${facts.limit} trades an hour and ON_RUNAWAY=stop: ${facts.stream ? "the broker's trade stream reports each fill as it happens" : `the exchange's trades are read every ${facts.pollSeconds} s (through ccxt)`}, and the`,
+    `${facts.limit} trades an hour and ON_RUNAWAY=stop: ${facts.stream === 'alpaca' ? "the broker's trade stream reports each fill as it happens" : "the exchange pushes each trade as it happens (through ccxt's watchMyTrades)"}, and the`,
     'breaker halts every copy — the PM2 trader and any copy outside PM2 — the moment the limit is crossed.',
     ...(facts.gate
       ? ['With the order gate on, both copies send their orders to tradewarden first: the broker should see no more than the limit.']
@@ -85,9 +85,9 @@ export class RunawayStory {
         break;
       case 'trade_rate_exceeded':
         this.say(
-          (this.facts.stream
+          (this.facts.stream === 'alpaca'
             ? `The broker's trade stream pushed each fill as it was booked (the poll, every ${pollSeconds} s, only reconciles): `
-            : `The poll read the exchange's trades (fetchMyTrades, every ${pollSeconds} s; an exchange has no trade stream here): `) +
+            : `The exchange pushed each trade as it was booked (ccxt's watchMyTrades; the poll, fetchMyTrades every ${pollSeconds} s, only reconciles): `) +
             `more than ${limit} fills in the last hour → trade-rate alert.`,
         );
         break;
