@@ -1,6 +1,7 @@
 // Runs the Kraken stand-in until SIGINT/SIGTERM and prints {"url": "...", "ccxtOptions": "...", "pid": N}
 // as one JSON line on stdout, so a script (a bench, a shell) can point CCXT_OPTIONS at it; when it
-// stops, a second line {"privateCalls": {"TradesHistory": N, …}} says what it was asked.
+// stops, a second line {"privateCalls": {"TradesHistory": N, …}} says what it was asked (GetWebSocketsToken:
+// the controller's trade stream asked for a token).
 //
 //   CCXT_API_KEY=… CCXT_SECRET=<base64> node --import tsx testkit/kraken-exchange-cli.ts [--usd 100000]
 //
@@ -24,7 +25,7 @@ if (!apiKey || !secret) fail('set CCXT_API_KEY and CCXT_SECRET (base64) in the e
 const kraken = await startKrakenStandIn({ apiKey, secret, balances: { USD: usd } });
 process.stdout.write(JSON.stringify({ url: kraken.url, ccxtOptions: kraken.ccxtOptions, pid: process.pid }) + '\n');
 const stop = () => {
-  const privateCalls = Object.fromEntries(['BalanceEx', 'TradesHistory', 'OpenOrders', 'AddOrder'].map((method) => [method, kraken.calls(method).length]));
+  const privateCalls = Object.fromEntries(['BalanceEx', 'TradesHistory', 'OpenOrders', 'AddOrder', 'GetWebSocketsToken'].map((method) => [method, kraken.calls(method).length]));
   process.stdout.write(JSON.stringify({ privateCalls }) + '\n');
   void kraken.close().then(() => process.exit(0));
 };
