@@ -15,6 +15,9 @@ import { createLogger } from '../src/log.ts';
 import type { AlertSink } from '../src/alerts/outbox.ts';
 import type { StoredAlert } from '../src/store/schema.ts';
 import { openCcxtStream } from '../src/broker/ccxt-stream.ts';
+import { TradeStreamWatch } from '../src/watch/trade-stream.ts';
+import { Store } from '../src/store/store.ts';
+import { streamText } from '../src/render/text.ts';
 import { ManualClock } from '../src/clock.ts';
 import { startKrakenStandIn, type KrakenStandIn } from '../testkit/kraken-exchange.ts';
 import { makeTempHome, waitFor, type TempHome } from '../testkit/pm2-home.ts';
@@ -187,4 +190,19 @@ test('an exchange whose ccxt class has no watchMyTrades: said once at start, and
   });
   assert.equal(stream, undefined, 'no stream where the exchange pushes nothing');
   assert.equal(lines.filter((l) => /coinex: ccxt 4\.x offers no watchMyTrades .*the trade poll alone/.test(l)).length, 1, 'said once');
+  // As the controller holds it: status says why there is no stream.
+  const dataDir = fs.mkdtempSync(path.join(os.tmpdir(), 'tw-cxs-none-'));
+  cleanups.push(async () => fs.rmSync(dataDir, { recursive: true, force: true }));
+  const watch = new TradeStreamWatch({
+    name: 'ccxt coinex watchMyTrades',
+    open: (handlers) => openCcxtStream(Promise.resolve(noPush), 'coinex', handlers),
+    tradeWatch: { ingest: async () => assert.fail('nothing pushed'), poll: async () => undefined },
+    store: new Store(dataDir),
+    clock: new ManualClock(0),
+    logger,
+  });
+  watch.start();
+  await waitFor(() => watch.state().lastError, { what: 'the stream known to be absent', intervalMs: 5 });
+  assert.equal(streamText({ ...watch.state(), recorded: false }), 'stopped since 1970-01-01 00:00:00Z — ccxt coinex watchMyTrades is not offered: the trade poll alone counts');
+  await watch.stop();
 });

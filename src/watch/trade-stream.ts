@@ -69,7 +69,7 @@ export class TradeStreamWatch {
   private stream?: FillStream;
   private loading?: Promise<void>;
   private stopRequested = false;
-  private readonly initial: StreamState;
+  private initial: StreamState;
   readonly url: string;
   /** Serializes the state writes so the data file ends with the latest state. */
   private persisting: Promise<void> = Promise.resolve();
@@ -98,6 +98,8 @@ export class TradeStreamWatch {
     this.loading ??= this.open()
       .then((stream) => {
         this.stream = stream;
+        // Status says why there is no stream, not only that it is stopped.
+        if (!stream) this.initial = { ...this.initial, lastError: `${this.url} is not offered: the trade poll alone counts` };
         if (!this.stopRequested) this.stream?.start();
       })
       .catch((error: unknown) => {
