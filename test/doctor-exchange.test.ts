@@ -7,7 +7,7 @@ import path from 'node:path';
 import { runDoctor } from '../src/doctor/run.ts';
 import { doctorText, type DoctorReport } from '../src/doctor/report.ts';
 import { startKrakenStandIn, type KrakenStandIn } from '../testkit/kraken-exchange.ts';
-import { makeTempHome, type TempHome } from '../testkit/pm2-home.ts';
+import { makeTempHome, waitFor, type TempHome } from '../testkit/pm2-home.ts';
 
 const KEY = 'doctor-kraken-key-a81f';
 const SECRET = Buffer.from('doctor-kraken-secret-4e07').toString('base64');
@@ -40,12 +40,14 @@ const brokerLines = (report: DoctorReport) => Object.fromEntries(report.checks.f
 test('doctor with BROKER=ccxt: the exchange, the keys (equity in CCXT_QUOTE), the markets and the clock, all green; no equity recorded', async () => {
   const report = await runDoctor({ env: env(), dotenvPath: false });
   const lines = brokerLines(report);
-  assert.deepEqual(Object.keys(lines).sort(), ['clock', 'exchange', 'keys', 'markets'], doctorText(report));
+  assert.deepEqual(Object.keys(lines).sort(), ['clock', 'exchange', 'keys', 'markets', 'trade stream'], doctorText(report));
   for (const line of Object.values(lines)) assert.equal(line.status, 'ok', `${line.name}: ${line.detail}`);
   assert.match(lines.exchange!.detail, /^Kraken through ccxt 4\.[\d.]+, at the URLs CCXT_OPTIONS gives \(a proxy or a stand-in\)$/);
   assert.match(lines.keys!.detail, /accepted: equity 10000\.00 USD, cash 5000\.00 USD/);
   assert.match(lines.markets!.detail, /4 markets, 4 against USD; trades read for the whole account at once/);
   assert.match(lines.clock!.detail, /within \d\.\d s of kraken's/);
+  assert.match(lines['trade stream']!.detail, /^kraken pushes the account's trades \(ccxt watchMyTrades\): its WebSocket ws:\/\/127\.0\.0\.1:\d+\/v2 opens$/);
+  await waitFor(() => kraken.pushConnections === 0, { what: 'doctor to close the WebSocket it opened', intervalMs: 10 });
   assert.deepEqual(fs.readdirSync(home.dataDir).filter((f) => f.startsWith('equity-')), [], 'doctor only looks: no equity record written');
 });
 
@@ -65,6 +67,20 @@ test('doctor with BROKER=ccxt: keys the exchange refuses are ✗ naming the vari
   const markets = brokerLines(symbols).markets!;
   assert.equal(markets.status, 'fail');
   assert.match(markets.detail, /CCXT_SYMBOLS has PEPE\/USD: not a market kraken lists/);
+});
+
+test('doctor with BROKER=ccxt: an exchange WebSocket that refuses connections is ✗ on the trade stream line, saying the poll still counts', async () => {
+  kraken.refusePush(true);
+  try {
+    const report = await runDoctor({ env: env(), dotenvPath: false });
+    const line = brokerLines(report)['trade stream']!;
+    assert.equal(line.status, 'fail', doctorText(report));
+    assert.match(line.detail, /^kraken's WebSocket \(watchMyTrades\): .*503.*; the poll still counts/);
+    assert.match(line.fix ?? '', /network to the exchange's WebSocket host and the ws URLs in CCXT_OPTIONS/);
+    assert.equal(brokerLines(report).keys?.status, 'ok');
+  } finally {
+    kraken.refusePush(false);
+  }
 });
 
 test('doctor with BROKER=ccxt and CCXT_SANDBOX=on where ccxt knows no test network: ✗ on the exchange line with the way out', async () => {

@@ -122,6 +122,8 @@ export interface KrakenStandIn {
   calls(method?: string): number[];
   /** WebSocket connections subscribed to executions now */
   readonly pushListeners: number;
+  /** WebSocket connections open now, subscribed or not */
+  readonly pushConnections: number;
   /** trades sent on the executions channel (updates and snapshots) */
   readonly pushed: number;
   /** ends every WebSocket connection (as a network cut would: no close frame) */
@@ -431,6 +433,9 @@ export async function startKrakenStandIn(options: KrakenStandInOptions): Promise
     },
     get pushListeners() {
       return subscribed.size;
+    },
+    get pushConnections() {
+      return wss.clients.size;
     },
     get pushed() {
       return pushedCount;

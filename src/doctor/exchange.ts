@@ -2,7 +2,9 @@
 // (src/broker/ccxt.ts, loaded only here and only then): ccxt knows the exchange and CCXT_SANDBOX
 // holds; the keys against the balance (read-only: doctor records no equity); the markets it lists,
 // CCXT_SYMBOLS among them, what cannot be valued in CCXT_QUOTE, whether trades are listed per
-// market (and which markets are then watched); this machine's clock against the exchange's.
+// market (and which markets are then watched); this machine's clock against the exchange's; whether
+// the exchange pushes trades through ccxt (watchMyTrades), and that its WebSocket opens with a token
+// these keys get.
 // Nothing is retried or backed off: one answer per question, each within the time-out.
 import type { CcxtConfig } from '../config.ts';
 import { describeError } from '../errors.ts';
@@ -15,7 +17,7 @@ export async function exchangeChecks(config: CcxtConfig, dataDir: string, add: A
   const { CcxtBroker } = await import('../broker/ccxt.ts');
   let broker: InstanceType<typeof CcxtBroker>;
   try {
-    broker = await CcxtBroker.open({ config, dataDir, timeoutMs, retries: 0, rateLimitRetries: 0, recordEquity: false });
+    broker = await CcxtBroker.open({ config, dataDir, timeoutMs, retries: 0, rateLimitRetries: 0, recordEquity: false, push: true });
   } catch (error) {
     add({ name: 'exchange', status: 'fail', detail: describeError(error), fix: 'set CCXT_EXCHANGE and CCXT_SANDBOX as the line says (README "Connect an exchange (ccxt)")' });
     return;
@@ -44,6 +46,43 @@ export async function exchangeChecks(config: CcxtConfig, dataDir: string, add: A
   }
   add({ name: 'keys', status: 'ok', detail: `accepted: equity ${account.value.equity.toFixed(2)} ${config.quote}, cash ${account.value.cash.toFixed(2)} ${config.quote}` });
   await markets(broker, config, add);
+  await push(broker, config, add, timeoutMs);
+}
+
+/** The trades the exchange pushes (what the controller's trade stream is, with BROKER=ccxt): offered, and its WebSocket opens. */
+async function push(broker: import('../broker/ccxt.ts').CcxtBroker, config: CcxtConfig, add: Add, timeoutMs: number): Promise<void> {
+  if (!broker.pushesTrades) {
+    add({
+      name: 'trade stream',
+      status: 'warn',
+      detail: `none: ccxt ${broker.ccxtVersion} offers no watchMyTrades for ${config.exchange}; its trades are read by the poll alone, a runaway seen within one TRADE_POLL_SECONDS`,
+      fix: "lower TRADE_POLL_SECONDS if the exchange's rate limit allows",
+    });
+    return;
+  }
+  const outcome = await new Promise<{ url: string } | { error: unknown }>((resolve) => {
+    const timer = setTimeout(() => resolve({ error: `no WebSocket within ${timeoutMs} ms` }), timeoutMs);
+    const settle = (result: { url: string } | { error: unknown }) => {
+      clearTimeout(timer);
+      resolve(result);
+    };
+    broker.onPushConnected((url) => settle({ url }));
+    broker.preparePush().then(() => broker.nextPushedFills()).catch((error: unknown) => settle({ error }));
+  });
+  await broker.closePush().catch(() => undefined);
+  if ('url' in outcome) {
+    add({ name: 'trade stream', status: 'ok', detail: `${config.exchange} pushes the account's trades (ccxt watchMyTrades): its WebSocket ${outcome.url.replace(/\/\/[^@/]*@/, '//')} opens` });
+    return;
+  }
+  const refused = broker.refusedKeys(outcome.error);
+  add({
+    name: 'trade stream',
+    status: 'fail',
+    detail: `${config.exchange}'s WebSocket (watchMyTrades): ${typeof outcome.error === 'string' ? outcome.error : describeError(outcome.error)}; the poll still counts, one TRADE_POLL_SECONDS late`,
+    fix: refused
+      ? `give the key of CCXT_API_KEY the exchange's WebSocket permission (Kraken: "WebSocket interface")`
+      : `check this machine's network to the exchange's WebSocket host${(config.options as { urls?: unknown }).urls !== undefined ? ' and the ws URLs in CCXT_OPTIONS' : ''}`,
+  });
 }
 
 async function markets(broker: import('../broker/ccxt.ts').CcxtBroker, config: CcxtConfig, add: Add): Promise<void> {
