@@ -12,6 +12,7 @@ import { spawn } from 'node:child_process';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { clockTicksPerSecond } from '../src/os/process-table.ts';
 import { Store } from '../src/store/store.ts';
+import { requestControl } from '../src/control/client.ts';
 import { FILLS_DIR } from '../src/store/fill-ledger.ts';
 import { fill } from '../testkit/fills.ts';
 import { startPaperBroker } from '../testkit/paper-broker.ts';
@@ -71,6 +72,16 @@ try {
     // No trader runs: every fill would be "foreign trading"; that alert is not what is measured here.
     FOREIGN_TRADING: 'off',
   });
+  // The controller's own work for a status (the CLI process's start-up left out): its socket, from here.
+  const controllerStatus = async (samples: number) => {
+    const times: number[] = [];
+    for (let i = 0; i < samples; i++) {
+      const began = performance.now();
+      await requestControl(home.dataDir, 'status', {}, 10_000);
+      times.push(performance.now() - began);
+    }
+    return times;
+  };
   const statusOnce = async (on: NodeJS.ProcessEnv) => {
     const began = performance.now();
     const result = await run(process.execPath, ['bin/tradewarden.cjs', 'status', '--json'], on);
@@ -116,6 +127,7 @@ try {
   await started(controller, /tradewarden controller watching/, 60_000);
   const pid = controller.pid!;
   report('status with the controller, at the start', 'ms', await status(5), 'the same at the end');
+  report('  its answer on the control socket', 'ms', await controllerStatus(20), 'the same at the end');
 
   // ---- the burst ----
   const placed: string[] = [];
@@ -149,6 +161,7 @@ try {
   figure('controller CPU by minute of the burst', cpuByMinute.map((c) => `${c.toFixed(1)} %`).join(', '), 'the last no more than the first');
   figure('count caught up after the last fill', `${catchUpMs.toFixed(0)} ms (${counted} of ${placed.length})`, '< 1000 ms');
   report('status with the controller, at the end', 'ms', await status(5), 'as at the start');
+  report('  its answer on the control socket', 'ms', await controllerStatus(20), 'as at the start');
 
   // Exactly once: the ledger holds each order placed, once, and nothing else in the last hour.
   const ledger = new Store(home.dataDir).trades(HISTORY_END + HOUR / 2, Infinity);
