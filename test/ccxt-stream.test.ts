@@ -14,7 +14,11 @@ import { buildApp, type App } from '../src/app.ts';
 import { createLogger } from '../src/log.ts';
 import type { AlertSink } from '../src/alerts/outbox.ts';
 import type { StoredAlert } from '../src/store/schema.ts';
-import { openCcxtStream } from '../src/broker/ccxt-stream.ts';
+import http from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { CcxtTradeStream, openCcxtStream } from '../src/broker/ccxt-stream.ts';
+import { CcxtBroker } from '../src/broker/ccxt.ts';
+import { silentLogger } from '../src/log.ts';
 import { TradeStreamWatch } from '../src/watch/trade-stream.ts';
 import { Store } from '../src/store/store.ts';
 import { streamText } from '../src/render/text.ts';
@@ -167,6 +171,35 @@ test('keys the exchange refuses: the push is refused (its WebSocket token), said
   assert.equal(said.length, 1, 'said once for the streak, not once per retry');
   assert.ok(!logLines.some((l) => l.includes('key-kraken-does-not-know') || l.includes(SECRET)), 'no key in the log');
   await app.tradeStream!.stop();
+});
+
+test('stopped while the WebSocket token is being asked for: stop does not wait for the answer, nothing is left unhandled, no WebSocket opens after', { timeout: 15_000 }, async () => {
+  const kraken = await startKrakenStandIn({ apiKey: KEY, secret: SECRET });
+  // Private calls go to a server that takes them and answers only when told: the token request hangs.
+  const held: http.ServerResponse[] = [];
+  const hanging = http.createServer((req, res) => void held.push(res));
+  await new Promise<void>((resolve) => hanging.listen(0, '127.0.0.1', resolve));
+  cleanups.push(async () => {
+    hanging.closeAllConnections();
+    await new Promise<void>((resolve) => hanging.close(() => resolve()));
+    await kraken.close();
+  });
+  const options = JSON.parse(kraken.ccxtOptions) as { urls: { api: Record<string, unknown> } };
+  options.urls.api.private = `http://127.0.0.1:${(hanging.address() as AddressInfo).port}`;
+  const config = parseConfig({ BROKER: 'ccxt', CCXT_EXCHANGE: 'kraken', CCXT_API_KEY: KEY, CCXT_SECRET: SECRET, CCXT_OPTIONS: JSON.stringify(options) }).ccxt!;
+  const dataDir = fs.mkdtempSync(path.join(os.tmpdir(), 'tw-cxs-stop-'));
+  cleanups.push(async () => fs.rmSync(dataDir, { recursive: true, force: true }));
+  // The request's own time-out is far beyond the test's: a stop that waited for it would time the test out.
+  const broker = await CcxtBroker.open({ config, dataDir, push: true, timeoutMs: 60_000 });
+  const stream = new CcxtTradeStream(broker, 'kraken', { logger: silentLogger, clock: new ManualClock(0), onFill: async () => assert.fail('nothing pushed'), onListening: async () => undefined, onStateChange: () => undefined });
+  stream.start();
+  await waitFor(() => held.length > 0, { what: 'the token request', intervalMs: 5 });
+  await stream.stop();
+  assert.equal(stream.state().status, 'stopped');
+  // The answer comes after the stop: the loop ends there, and opens nothing.
+  for (const res of held) res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify({ error: [], result: { token: 'late-token', expires: 900 } }));
+  await stream.finished;
+  assert.equal(kraken.pushConnections, 0, 'no WebSocket after the stop');
 });
 
 test('an exchange whose ccxt class has no watchMyTrades: said once at start, and the poll alone counts', async () => {

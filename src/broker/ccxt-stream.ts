@@ -36,6 +36,8 @@ export class CcxtTradeStream implements FillStream {
   private open = false;
   /** ends a back-off early (stop) */
   private wake?: () => void;
+  /** the token request (REST) is under way: a stop does not wait for its answer */
+  private preparing = false;
   /** fills handed on in order, one ingest after the other */
   private delivering: Promise<void> = Promise.resolve();
 
@@ -60,13 +62,21 @@ export class CcxtTradeStream implements FillStream {
     if (this.life.begin()) this.running = this.run();
   }
 
-  /** Closes the exchange's WebSockets and stops reconnecting; resolves when the loop has ended. */
+  /** Resolves when the loop has ended (after a stop that did not wait for a token's answer, later): nothing opens after. */
+  get finished(): Promise<void> {
+    return this.running ?? Promise.resolve();
+  }
+
+  /**
+   * Closes the exchange's WebSockets and stops reconnecting; resolves when the loop has ended, or,
+   * while it waits for the token, at once (the loop ends when the answer comes, opening nothing).
+   */
   async stop(): Promise<void> {
     if (this.life.isStopped) return;
     this.life.end();
     this.wake?.();
     await this.broker.closePush().catch((error: unknown) => this.handlers.logger.warn(`${this.exchange} trade stream: closing: ${describeError(error)}`));
-    await this.running;
+    if (!this.preparing) await this.running;
     await this.delivering;
     this.life.ended();
   }
@@ -76,7 +86,8 @@ export class CcxtTradeStream implements FillStream {
       this.life.attempting();
       this.open = false;
       try {
-        await this.broker.preparePush();
+        this.preparing = true;
+        await this.broker.preparePush().finally(() => (this.preparing = false));
         // Stopped meanwhile: a watch now would open a connection that nothing closes.
         if (this.life.isStopped) return;
         let next = this.watch();

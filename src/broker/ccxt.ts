@@ -370,9 +370,18 @@ export class CcxtBroker implements Broker {
     return cause instanceof this.errors.AuthenticationError || (cause instanceof this.errors.ExchangeError && CREDENTIAL_WORDS.test(this.said(cause)));
   }
 
-  /** Closes the exchange's WebSockets (a pending nextPushedFills rejects). */
+  /**
+   * Closes the exchange's WebSockets (a pending nextPushedFills rejects). ccxt rejects every future
+   * its clients hold, some awaited only later (Kraken's token request in flight: its future is
+   * awaited once the REST answer comes) or never: marked handled here, so a stop is never an
+   * unhandled rejection; whoever awaits one still gets the error.
+   */
   async closePush(): Promise<void> {
-    await (this.exchange as unknown as { close: () => Promise<void> }).close();
+    const exchange = this.exchange as unknown as { close: () => Promise<void>; clients?: Record<string, { futures?: Record<string, Promise<unknown>> }> };
+    for (const client of Object.values(exchange.clients ?? {})) {
+      for (const future of Object.values(client.futures ?? {})) future.catch(() => undefined);
+    }
+    await exchange.close();
   }
 
   // ---- reading ----
