@@ -12,12 +12,13 @@ import os from 'node:os';
 import path from 'node:path';
 import { spawn, type ChildProcess } from 'node:child_process';
 import { ManualClock } from '../src/clock.ts';
-import type { Logger } from '../src/log.ts';
+import { silentLogger, type Logger } from '../src/log.ts';
 import { AlertOutbox } from '../src/alerts/outbox.ts';
 import { Store } from '../src/store/store.ts';
 import type { StoredAlert } from '../src/store/schema.ts';
 import { LIMIT_CODE, OrderGate, REFUSED_CODE, type OrderIntent, type Peer } from '../src/gateway/order-gate.ts';
 import type { BrokerView, PreTradeLimits } from '../src/gateway/pre-trade.ts';
+import { TraderBook } from '../src/gateway/trader-book.ts';
 import { killPid, waitFor } from '../testkit/pm2-home.ts';
 
 const HOUR = 3600_000;
@@ -494,6 +495,12 @@ test('status: pending orders, refusals in the last hour and since start, by reas
   clock.advance(1);
   assert.deepEqual(await gate.status(), { mode: 'enforce', pending: 0, refusedLastHour: { not_managed_trader: 1 }, refusedTotal: { trade_limit: 1, not_managed_trader: 2 } }, 'an hour on: the first refusals left the hour');
   assert.equal(gate.mode, 'enforce');
+
+  // With a model of the trader's book handed in, status says whether the limits read it now.
+  const store = new Store(path.join(root, `gate-${++made}`));
+  const outbox = new AlertOutbox({ store, clock, logger: silentLogger });
+  const withBook = new OrderGate({ store, outbox, clock, logger: silentLogger, maxTradesPerHour: 1, mode: 'observe', processName: 'trading-bot', traderPid: async () => trader.pid, book: new TraderBook() });
+  assert.deepEqual(await withBook.status(), { mode: 'observe', pending: 0, refusedLastHour: {}, refusedTotal: {}, bookLive: false }, 'a book not yet followed by the trade stream is not live');
 });
 
 test('the oldest order still waiting for its answer, for the bypass watch: answered or older than a minute no longer waits', async () => {
