@@ -227,7 +227,8 @@ async function startOrderGate(app: App): Promise<NonNullable<Controller['gateway
 function watchStreamHealth(app: App, pollSeconds: number): void {
   const stream = app.tradeStream!;
   const graceMs = STALE_AFTER_INTERVALS * Math.max(30, pollSeconds) * 1000;
-  app.health.indicator('stream_connected', () => stream.state().status === 'connected');
+  // No stream at all (an exchange without a push) is not a stream down: the metric is left out then.
+  app.health.indicator('stream_connected', () => (stream.notOffered() ? undefined : stream.state().status === 'connected'));
   app.health.condition('stream', () => {
     const state = stream.state();
     if (state.status === 'connected' || state.status === 'stopped') return undefined;

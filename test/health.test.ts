@@ -159,6 +159,7 @@ test('HEALTHCHECK_URL and METRICS_ADDR are validated, the URL never shown in the
 test('/metrics exposes every tradewarden metric and the process defaults; /healthz is 200 or 503 with the reasons', async () => {
   let restarts = 2;
   let healthy = true;
+  let streamConnected: boolean | undefined; // no stream offered (an exchange without a push)
   const server = await startMetricsServer({
     host: '127.0.0.1',
     port: 0,
@@ -173,7 +174,7 @@ test('/metrics exposes every tradewarden metric and the process defaults; /healt
       brokerLocked: true,
       duplicates: 1,
       alertsPending: 2,
-      streamConnected: undefined,
+      streamConnected,
       lastFillPollAgeSeconds: 7.5,
       healthy,
       gate: { pending: 2, refusedTotal: { trade_limit: 5, not_managed_trader: 1 }, limits: { maxOrderNotional: 250, maxPositionNotional: 1000.5, maxOpenOrders: 4, allowedSymbols: ['BTC/USD', 'AAPL'] }, bookLive: false },
@@ -195,7 +196,10 @@ test('/metrics exposes every tradewarden metric and the process defaults; /healt
     assert.equal(value('tradewarden_broker_locked'), 1);
     assert.equal(value('tradewarden_duplicates'), 1);
     assert.equal(value('tradewarden_alerts_pending'), 2);
-    assert.equal(value('tradewarden_stream_connected'), 0, 'no stream: 0');
+    assert.doesNotMatch(metrics.text, /^tradewarden_stream_connected /m, 'no stream offered: left out, not a 0 that reads as down');
+    for (const unset of ['tradewarden_day_pnl', 'tradewarden_max_daily_loss', 'tradewarden_drawdown_ratio', 'tradewarden_max_drawdown_ratio']) {
+      assert.doesNotMatch(metrics.text, new RegExp(`^${unset} `, 'm'), `${unset}: no loss limit set, left out (not a limit of 0)`);
+    }
     assert.equal(value('tradewarden_fill_poll_age_seconds'), 7.5);
     assert.equal(value('tradewarden_healthy'), 1);
     assert.equal(value('tradewarden_gate_pending_orders'), 2);
@@ -211,8 +215,16 @@ test('/metrics exposes every tradewarden metric and the process defaults; /healt
     assert.match(metrics.text, /^# TYPE tradewarden_trader_restarts_total counter$/m);
 
     restarts = 5;
+    streamConnected = false;
     metrics = await get('/metrics');
     assert.equal(value('tradewarden_trader_restarts_total'), 3, "the counter grows as PM2's does");
+    assert.equal(value('tradewarden_stream_connected'), 0, 'a stream that is down: 0');
+    streamConnected = true;
+    metrics = await get('/metrics');
+    assert.equal(value('tradewarden_stream_connected'), 1, 'connected: 1');
+    streamConnected = undefined;
+    metrics = await get('/metrics');
+    assert.doesNotMatch(metrics.text, /^tradewarden_stream_connected /m, 'unknown again: left out again');
     restarts = 1; // a new PM2 entry starts over: the counter still only goes up
     metrics = await get('/metrics');
     assert.equal(value('tradewarden_trader_restarts_total'), 4);

@@ -57,6 +57,19 @@ export async function startMetricsServer(options: MetricsServerOptions): Promise
   const registry = new Registry();
   collectDefaultMetrics({ register: registry });
   const gauge = (name: string, help: string) => new Gauge({ name, help, registers: [registry] });
+  /** A gauge left out of /metrics while its value is unknown or unset (prom-client's reset() shows a 0, which reads as a value). */
+  const optionalGauge = (name: string, help: string) => {
+    const metric = new Gauge({ name, help, registers: [] });
+    return (value: number | undefined): void => {
+      const shown = registry.getSingleMetric(name) !== undefined;
+      if (value === undefined) {
+        if (shown) registry.removeSingleMetric(name);
+        return;
+      }
+      if (!shown) registry.registerMetric(metric);
+      metric.set(value);
+    };
+  };
   const tradesLastHour = gauge('tradewarden_trades_last_hour', 'Broker fills (orders with a fill) in the rolling last hour');
   const tradeLimit = gauge('tradewarden_trade_limit', 'MAX_TRADES_PER_HOUR: the rolling-hour count that raises an alert when exceeded');
   const traderUp = gauge('tradewarden_trader_up', '1 when the managed trader is online in PM2, 0 otherwise (latest process scan)');
@@ -66,63 +79,51 @@ export async function startMetricsServer(options: MetricsServerOptions): Promise
     registers: [registry],
   });
   const breaker = gauge('tradewarden_breaker_tripped', '1 while the runaway breaker is tripped (starts refused until resume)');
-  const brokerLocked = gauge('tradewarden_broker_locked', '1 while the account is locked at the broker (suspend_trade: no new order from any copy); absent while unknown');
+  const brokerLocked = optionalGauge('tradewarden_broker_locked', '1 while the account is locked at the broker (suspend_trade: no new order from any copy); absent while unknown');
   const duplicates = gauge('tradewarden_duplicates', 'Extra copies of the trader (PM2 entries and processes outside PM2) in the latest scan');
   const alertsPending = gauge('tradewarden_alerts_pending', 'Alerts not yet delivered to every sink');
-  const streamConnected = gauge('tradewarden_stream_connected', '1 while the broker trade stream is connected');
-  const fillPollAge = gauge('tradewarden_fill_poll_age_seconds', 'Seconds since the last successful poll of broker fills');
+  const streamConnected = optionalGauge('tradewarden_stream_connected', '1 while the broker trade stream is connected (absent when the broker offers none)');
+  const fillPollAge = optionalGauge('tradewarden_fill_poll_age_seconds', 'Seconds since the last successful poll of broker fills');
   const healthy = gauge('tradewarden_healthy', '1 when tradewarden health would pass (checks fresh, nothing needing a human)');
   /** PM2's count at the last look; undefined until the first (see refresh). */
   let restartsSeen: number | undefined;
   const breakerCause = new Gauge({ name: 'tradewarden_breaker_tripped_cause', help: '1 for the guard that tripped the breaker (cause: trade_rate, loss_limit) while it is tripped', labelNames: ['cause'] as const, registers: [registry] });
-  const dayPnl = gauge('tradewarden_day_pnl', "The account's P/L since the broker's last close (equity − last_equity), with a loss limit set");
-  const dailyLimit = gauge('tradewarden_max_daily_loss', 'MAX_DAILY_LOSS in money for the current day (a percent is of the broker\'s last_equity)');
-  const drawdown = gauge('tradewarden_drawdown_ratio', 'Drawdown from the highest equity since the trader was last started or resumed (0.05 = 5%)');
-  const drawdownLimit = gauge('tradewarden_max_drawdown_ratio', 'MAX_DRAWDOWN as a ratio');
+  const dayPnl = optionalGauge('tradewarden_day_pnl', "The account's P/L since the broker's last close (equity − last_equity), with a loss limit set");
+  const dailyLimit = optionalGauge('tradewarden_max_daily_loss', 'MAX_DAILY_LOSS in money for the current day (a percent is of the broker\'s last_equity)');
+  const drawdown = optionalGauge('tradewarden_drawdown_ratio', 'Drawdown from the highest equity since the trader was last started or resumed (0.05 = 5%)');
+  const drawdownLimit = optionalGauge('tradewarden_max_drawdown_ratio', 'MAX_DRAWDOWN as a ratio');
   const gatePending = gauge('tradewarden_gate_pending_orders', 'Orders the order gate let through that are not yet among the trades (they count towards the hour)');
   const gateRefusals = new Counter({ name: 'tradewarden_gate_refusals_total', help: 'Orders the order gate refused, by reason', labelNames: ['reason'] as const, registers: [registry] });
   const gateRefusalsSeen = new Map<string, number>();
-  const gateMaxOrder = gauge('tradewarden_gate_max_order_notional', "MAX_ORDER_NOTIONAL: the gate refuses an order worth more (the account's currency)");
-  const gateMaxPosition = gauge('tradewarden_gate_max_position_notional', "MAX_POSITION_NOTIONAL: the gate refuses an order that would take a symbol's position beyond it");
-  const gateMaxOpen = gauge('tradewarden_gate_max_open_orders', "MAX_OPEN_ORDERS: the gate refuses a new order while that many of the trader's orders are open");
+  const gateMaxOrder = optionalGauge('tradewarden_gate_max_order_notional', "MAX_ORDER_NOTIONAL: the gate refuses an order worth more (the account's currency)");
+  const gateMaxPosition = optionalGauge('tradewarden_gate_max_position_notional', "MAX_POSITION_NOTIONAL: the gate refuses an order that would take a symbol's position beyond it");
+  const gateMaxOpen = optionalGauge('tradewarden_gate_max_open_orders', "MAX_OPEN_ORDERS: the gate refuses a new order while that many of the trader's orders are open");
   const gateAllowed = new Gauge({ name: 'tradewarden_gate_allowed_symbol', help: 'ALLOWED_SYMBOLS: 1 for each symbol the gate lets the trader open positions in', labelNames: ['symbol'] as const, registers: [registry] });
-  const gateBookLive = gauge('tradewarden_gate_book_live', "1 while MAX_OPEN_ORDERS / MAX_POSITION_NOTIONAL are decided from the gate's model of the trader's book, 0 while each order reads the broker (stream down, not read yet)");
+  const gateBookLive = optionalGauge('tradewarden_gate_book_live', "1 while MAX_OPEN_ORDERS / MAX_POSITION_NOTIONAL are decided from the gate's model of the trader's book, 0 while each order reads the broker (stream down, not read yet)");
 
   const refresh = async () => {
     const s = await options.snapshot();
     tradesLastHour.set(s.tradesLastHour);
     tradeLimit.set(s.tradeLimit);
     breaker.set(s.breakerTripped ? 1 : 0);
-    if (s.brokerLocked !== undefined) brokerLocked.set(s.brokerLocked ? 1 : 0);
-    else brokerLocked.reset();
+    brokerLocked(s.brokerLocked === undefined ? undefined : Number(s.brokerLocked));
     alertsPending.set(s.alertsPending);
-    streamConnected.set(s.streamConnected ? 1 : 0);
+    streamConnected(s.streamConnected === undefined ? undefined : Number(s.streamConnected));
     healthy.set(s.healthy ? 1 : 0);
     if (s.traderUp !== undefined) traderUp.set(s.traderUp ? 1 : 0);
     if (s.duplicates !== undefined) duplicates.set(s.duplicates);
-    if (s.lastFillPollAgeSeconds !== undefined) fillPollAge.set(s.lastFillPollAgeSeconds);
-    else fillPollAge.reset();
+    fillPollAge(s.lastFillPollAgeSeconds);
     breakerCause.reset();
     if (s.breakerTripped && s.breakerCause) breakerCause.set({ cause: s.breakerCause }, 1);
-    for (const [metric, value] of [
-      [dayPnl, s.loss?.dayPnl],
-      [dailyLimit, s.loss?.dailyLimit],
-      [drawdown, s.loss?.drawdownRatio],
-      [drawdownLimit, s.loss?.drawdownLimit],
-    ] as const) {
-      if (value === undefined) metric.reset();
-      else metric.set(value);
-    }
+    dayPnl(s.loss?.dayPnl);
+    dailyLimit(s.loss?.dailyLimit);
+    drawdown(s.loss?.drawdownRatio);
+    drawdownLimit(s.loss?.drawdownLimit);
     const limits = s.gate?.limits;
-    for (const [metric, value] of [
-      [gateMaxOrder, limits?.maxOrderNotional],
-      [gateMaxPosition, limits?.maxPositionNotional],
-      [gateMaxOpen, limits?.maxOpenOrders],
-      [gateBookLive, s.gate?.bookLive === undefined ? undefined : Number(s.gate.bookLive)],
-    ] as const) {
-      if (value === undefined) metric.reset();
-      else metric.set(value);
-    }
+    gateMaxOrder(limits?.maxOrderNotional);
+    gateMaxPosition(limits?.maxPositionNotional);
+    gateMaxOpen(limits?.maxOpenOrders);
+    gateBookLive(s.gate?.bookLive === undefined ? undefined : Number(s.gate.bookLive));
     gateAllowed.reset();
     for (const symbol of limits?.allowedSymbols ?? []) gateAllowed.set({ symbol }, 1);
     if (s.gate) {

@@ -67,6 +67,7 @@ export type TradeStreamWatchOptions = (AlpacaSource | OtherSource) & {
 export class TradeStreamWatch {
   /** Loaded on start: ws and the broker client under it cost a CLI process that never starts it. */
   private stream?: FillStream;
+  private loaded = false;
   private loading?: Promise<void>;
   private stopRequested = false;
   private initial: StreamState;
@@ -84,6 +85,11 @@ export class TradeStreamWatch {
     this.initial = { status: 'stopped', since: options.clock.now(), refused: false, attempts: 0 };
   }
 
+  /** True once it is known that the broker offers no stream (an exchange without watchMyTrades): the poll alone counts. */
+  notOffered(): boolean {
+    return this.loaded && !this.stream;
+  }
+
   /** connected / reconnecting since / last message at: for status and the health registry. */
   state(): StreamState {
     return this.stream?.state() ?? { ...this.initial };
@@ -98,6 +104,7 @@ export class TradeStreamWatch {
     this.loading ??= this.open()
       .then((stream) => {
         this.stream = stream;
+        this.loaded = true;
         // Status says why there is no stream, not only that it is stopped.
         if (!stream) this.initial = { ...this.initial, lastError: `${this.url} is not offered: the trade poll alone counts` };
         if (!this.stopRequested) this.stream?.start();
