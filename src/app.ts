@@ -160,33 +160,24 @@ export function buildApp(config: Config, options: BuildOptions): App {
       })
     : undefined;
   const ccxt = config.ccxt;
+  const streamParts = tradeWatch && { tradeWatch, store, clock, logger, initialBackoffMs: options.streamBackoffMs, catchUpEveryMs: options.streamCatchUpEveryMs };
   const tradeStream =
-    tradeWatch && ccxt && broker
+    streamParts && ccxt && broker
       ? // The exchange's pushed trades where ccxt offers watchMyTrades (else it says so, and the poll alone counts).
         new TradeStreamWatch({
           name: `ccxt ${ccxt.exchange} watchMyTrades`,
           open: async (handlers) => (await import('./broker/ccxt-stream.ts')).openCcxtStream(broker.loaded() as Promise<CcxtBroker>, ccxt.exchange, handlers),
-          tradeWatch,
-          store,
-          clock,
-          logger,
-          initialBackoffMs: options.streamBackoffMs,
-          catchUpEveryMs: options.streamCatchUpEveryMs,
+          ...streamParts,
         })
-    : tradeWatch && !ccxt && config.broker.keyId && config.broker.secretKey
-      ? new TradeStreamWatch({
-          baseUrl: config.broker.baseUrl,
-          streamUrl: config.broker.streamUrl,
-          keyId: config.broker.keyId,
-          secretKey: config.broker.secretKey,
-          tradeWatch,
-          store,
-          clock,
-          logger,
-          initialBackoffMs: options.streamBackoffMs,
-          catchUpEveryMs: options.streamCatchUpEveryMs,
-        })
-      : undefined;
+      : streamParts && !ccxt && config.broker.keyId && config.broker.secretKey
+        ? new TradeStreamWatch({
+            baseUrl: config.broker.baseUrl,
+            streamUrl: config.broker.streamUrl,
+            keyId: config.broker.keyId,
+            secretKey: config.broker.secretKey,
+            ...streamParts,
+          })
+        : undefined;
   // Positions while no copy runs: judged from the scans and the account reads, no cadence of its own.
   const unattended =
     broker && config.unattendedSeconds !== undefined

@@ -22,12 +22,13 @@ import { systemClock, type Clock } from '../clock.ts';
 import { describeError } from '../errors.ts';
 import { redact, silentLogger, type Logger } from '../log.ts';
 import { parseTradeUpdateEnd, parseTradeUpdateFill, parseTradeUpdateOrder, type OrderEnded } from './alpaca.ts';
-import { StreamLife, type StreamState } from './stream-life.ts';
+import { StreamLife, type StreamLifeOptions, type StreamState } from './stream-life.ts';
 import type { Fill, OrderUpdate } from './types.ts';
 
 export type { StreamState, StreamStatus } from './stream-life.ts';
 
-export interface TradeStreamOptions {
+/** Alpaca's stream: its connection and messages; the rest of its life (status, back-off, catch-up) as any stream's. */
+export interface TradeStreamOptions extends Omit<StreamLifeOptions, 'name' | 'clean' | 'onListening'> {
   url: string;
   keyId: string;
   secretKey: string;
@@ -42,19 +43,6 @@ export interface TradeStreamOptions {
   onOrderEnded?: (ended: OrderEnded) => void;
   /** every trade_updates event as the order it leaves, or why one could not be read (a model of the orders missed it) */
   onOrderUpdate?: (update: OrderUpdate | { unreadable: string }) => void;
-  /** on every change of status (not on every message) */
-  onStateChange?: (state: StreamState) => void;
-  logger?: Logger;
-  clock?: Clock;
-  /** back-off of the first reconnect (default 500 ms), doubled per failure up to maxBackoffMs (30 s) */
-  initialBackoffMs?: number;
-  maxBackoffMs?: number;
-  /** how long (by the clock) a connection must stay up before the back-off starts over (default 30 s) */
-  stableAfterMs?: number;
-  /** the shortest time between two catch-ups (onListening), by the clock (default 5 s) */
-  catchUpEveryMs?: number;
-  /** injected so a test can fix the jitter; default Math.random */
-  random?: () => number;
   /** from open to "listening" (default 10 s) */
   handshakeTimeoutMs?: number;
   /** ping period; a connection that missed a whole period's pong is dropped (default 20 s) */
