@@ -5,7 +5,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import path from 'node:path';
-import { EquityRecord } from '../src/broker/equity-record.ts';
+import { EquityRecord } from '../src/store/equity-record.ts';
 import { scratchDir } from '../testkit/scratch.ts';
 
 const T0 = Date.parse('2026-03-01T00:00:00Z');
@@ -21,6 +21,8 @@ test('one point a minute at most, kept across a restart, a line torn by a crash 
   const again = EquityRecord.in(dir, 'kraken');
   assert.deepEqual(again.all(), [{ at: T0, equity: 100 }, { at: T0 + 60_000, equity: 102 }]);
   assert.equal(again.firstFrom(T0 + 1)?.equity, 102);
+  again.note(T0 + 120_000, 103); // the next point after the crash is not glued to the torn line
+  assert.deepEqual(EquityRecord.in(dir, 'kraken').all().map((p) => p.equity), [100, 102, 103]);
   assert.equal(fs.statSync(record.file).mode & 0o777, 0o600);
   assert.equal(path.basename(record.file), 'equity-kraken.jsonl');
 });

@@ -33,7 +33,7 @@ import type { CcxtConfig } from '../config.ts';
 import { OperationError } from '../errors.ts';
 import { redact, silentLogger, type Logger } from '../log.ts';
 import { closestNames } from '../render/suggest.ts';
-import { EquityRecord } from './equity-record.ts';
+import { EquityRecord } from '../store/equity-record.ts';
 import type { Account, Broker, CloseResult, Fill, HistoryPeriod, HistoryTimeframe, MarketClock, Order, PortfolioHistory, Position } from './types.ts';
 
 export interface CcxtBrokerOptions {

@@ -60,10 +60,7 @@ export class HourFiles {
   append(textByName: ReadonlyMap<string, string>): Map<string, number> {
     fs.mkdirSync(this.dir, { recursive: true, mode: 0o700 });
     const before = new Map<string, number>();
-    for (const [name, text] of textByName) {
-      before.set(name, this.wholeLength(name));
-      fs.appendFileSync(this.file(name), text, { mode: 0o600 });
-    }
+    for (const [name, text] of textByName) before.set(name, appendLines(this.file(name), text, this.onTornLine));
     return before;
   }
 
@@ -88,30 +85,39 @@ export class HourFiles {
   private file(name: string): string {
     return path.join(this.dir, name);
   }
+}
 
-  /** The file's length up to its last newline, the torn fragment after it cut off first. */
-  private wholeLength(name: string): number {
-    let size: number;
-    try {
-      size = this.size(name);
-    } catch (error) {
-      if ((error as NodeJS.ErrnoException).code === 'ENOENT') return 0;
-      throw error;
-    }
-    if (size === 0) return 0;
-    const fd = fs.openSync(this.file(name), 'r');
+/**
+ * Appends whole lines to a JSON-lines file (created 0600), after cutting off a torn last line a crash
+ * left (else the first new line would be glued to it and lost with it). Returns the file's length
+ * before the append. One writer at a time.
+ */
+export function appendLines(file: string, text: string, onTornLine?: (file: string) => void): number {
+  let size: number;
+  try {
+    size = fs.statSync(file).size;
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code !== 'ENOENT') throw error;
+    size = 0;
+  }
+  if (size > 0) {
+    const fd = fs.openSync(file, 'r');
+    let whole: boolean;
     try {
       const last = Buffer.alloc(1);
       fs.readSync(fd, last, 0, 1, size - 1);
-      if (last[0] === 0x0a) return size;
+      whole = last[0] === 0x0a;
     } finally {
       fs.closeSync(fd);
     }
-    const { end } = this.linesFrom(name);
-    fs.truncateSync(this.file(name), end);
-    this.onTornLine?.(this.file(name));
-    return end;
+    if (!whole) {
+      size = readFrom(file, 0).lastIndexOf(0x0a) + 1;
+      fs.truncateSync(file, size);
+      onTornLine?.(file);
+    }
   }
+  fs.appendFileSync(file, text, { mode: 0o600 });
+  return size;
 }
 
 function readFrom(file: string, from: number): Buffer {

@@ -1,11 +1,13 @@
 // The equity curve of an account whose broker keeps none (exchanges have no portfolio history):
 // each account read appends its equity, at most once a minute, to a file of its own in DATA_DIR
-// (one JSON object a line, appended, so the controller and a CLI call may both write). /pnl, the
+// (one JSON object a line, appended, so the controller and a CLI call may both write; a line torn by
+// a crash is cut off by the next append, hour-files.ts). /pnl, the
 // stop report and the day's reference are drawn from it, and say how far back it goes.
 // Loaded once per process; a long history is thinned when loaded (hourly beyond two days) so the
 // file stays small and the load quick.
 import fs from 'node:fs';
 import path from 'node:path';
+import { appendLines } from './hour-files.ts';
 
 export interface EquitySnapshot {
   /** ms since epoch */
@@ -42,7 +44,7 @@ export class EquityRecord {
     if (!Number.isFinite(equity) || (last && at - last.at < EVERY_MS)) return;
     points.push({ at, equity });
     fs.mkdirSync(path.dirname(this.file), { recursive: true, mode: 0o700 });
-    fs.appendFileSync(this.file, `${JSON.stringify({ at, equity })}\n`, { mode: 0o600 });
+    appendLines(this.file, `${JSON.stringify({ at, equity })}\n`);
   }
 
   /** The first snapshot at or after `from` (the day's reference), else undefined. */
