@@ -65,19 +65,20 @@ const NOTIONAL = 25;
 const SYMBOL = 'BTC/USD';
 
 /** The loss scenario in numbers: the alert's figures, when the breaker halted, equity at the end. */
-function lossText(data: StoreData, equityNow: number): string {
+function lossText(data: StoreData, equityNow: number, stream: StoryFacts['stream']): string {
   const alert = data.alerts.find((a) => a.kind === 'loss_limit');
   const trip = data.alerts.find((a) => a.kind === 'breaker_tripped');
   if (!alert) return 'The loss limit was not crossed in this run (run it longer: --exit-after 60).';
   const f = alert.facts as { reference?: number; equity?: number; dayPnl?: number; dailyLimit?: number };
   const amount = (n: number | undefined) => (n === undefined ? '?' : money(n));
+  const row = (label: string, value: string) => `  ${label.padEnd(50)} ${value}`;
   return [
     'The loss, in numbers:',
-    `  the day's reference (equity at the last close)   ${amount(f.reference)}`,
-    `  MAX_DAILY_LOSS ${LOSS_LIMIT}                          ${amount(f.dailyLimit)}`,
-    `  equity at the read that crossed it              ${amount(f.equity)} (day ${amount(f.dayPnl)})`,
-    `  loss_limit alert → breaker alert                ${trip ? `${Math.max(0, trip.createdAt - alert.createdAt)} ms` : 'no breaker alert'}`,
-    `  equity when the demo stopped                    ${amount(equityNow)} (the market kept falling; the bot did not trade on)`,
+    row(`the day's reference (${stream === 'alpaca' ? 'equity at the last close' : 'first equity since 00:00 UTC'})`, amount(f.reference)),
+    row(`MAX_DAILY_LOSS ${LOSS_LIMIT}`, amount(f.dailyLimit)),
+    row('equity at the read that crossed it', `${amount(f.equity)} (day ${amount(f.dayPnl)})`),
+    row('loss_limit alert → breaker alert', trip ? `${Math.max(0, trip.createdAt - alert.createdAt)} ms` : 'no breaker alert'),
+    row('equity when the demo stopped', `${amount(equityNow)} (the market kept falling; the bot did not trade on)`),
   ].join('\n');
 }
 
@@ -284,7 +285,7 @@ export async function runDemo(options: DemoOptions): Promise<number> {
     if (options.scenario === 'runaway') {
       say(incidentText(summarizeIncident(await controller.app.store.read(), broker.fills(), config.maxTradesPerHour)), 'plain');
     }
-    if (falling) say(lossText(await controller.app.store.read(), broker.equity()), 'plain');
+    if (falling) say(lossText(await controller.app.store.read(), broker.equity(), facts.stream), 'plain');
   } catch (error) {
     if (error instanceof StopRequested) {
       say('Stopped before the demo was fully up.', 'muted'); // asked for: not a failure

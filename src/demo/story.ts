@@ -38,12 +38,17 @@ export function runawayIntro(facts: StoryFacts): string {
   ].join('\n');
 }
 
+/** What the day's loss is measured against: Alpaca's previous close, or (an exchange keeps none) tradewarden's own record. */
+function dayReference(stream: StoryFacts['stream']): string {
+  return stream === 'alpaca' ? "the broker's own reference (its equity at the last close)" : 'the first equity tradewarden recorded since 00:00 UTC (an exchange keeps no close)';
+}
+
 export function lossIntro(facts: StoryFacts & { dailyLoss: string; heldSymbol: string }): string {
   return [
     `Scenario: loss — a bot that loses money without ever trading much: one $${facts.notional} order every ${facts.orderEverySeconds} s,`,
     `far under the limit of ${facts.limit} trades an hour, while the ${facts.heldSymbol} it holds keeps falling. No count catches that.`,
     `MAX_DAILY_LOSS=${facts.dailyLoss} and ON_LOSS=stop: every account read (every ${facts.pollSeconds} s, and after each fill) measures the day's`,
-    "loss against the broker's own reference (its equity at the last close); past the limit, the breaker halts the trader.",
+    `loss against ${dayReference(facts.stream)}; past the limit, the breaker halts the trader.`,
   ].join('\n');
 }
 
