@@ -132,6 +132,20 @@ test('partial fills: one trade however the parts arrive; a late part of an order
   assert.equal(countedTrades(await new Store(dir).read(), T0 + 5 * HOUR + 2000).length, 1, 'the hour counts the one new trade only');
 });
 
+test('trades without a cumulative quantity (ccxt\'s): a later trade of an order no longer hot joins its trade; a new order is a new trade', async () => {
+  const dir = scratchDir('tw-ledger-');
+  const store = new Store(dir);
+  const trade = (id: string, orderId: string, qty: number, at: number): Fill => ({ id, orderId, symbol: 'BTC/USD', side: 'buy', qty, price: 50_000, at, type: 'fill' });
+  await record(store, [trade('t1', 'resting', 0.1, T0)]);
+  await record(store, [trade('t2', 'other', 0.2, T0 + 5 * HOUR)]); // 'resting' leaves the hot hours
+  const added: string[] = [];
+  await store.update((data) => added.push(...ids(store.recordFills(data, [trade('t3', 'resting', 0.3, T0 + 5 * HOUR + 1000), trade('t4', 'new', 0.4, T0 + 5 * HOUR + 2000)]))));
+  assert.deepEqual(added, ['new'], 'the resting order\'s second trade is not a new trade; the new order\'s is');
+  const [resting] = store.trades(T0 - 1, T0 + 1);
+  assert.deepEqual([resting?.qty, resting?.activityIds], [0.1 + 0.3, ['t1', 't3']]);
+  assert.equal(countedTrades(await new Store(dir).read(), T0 + 5 * HOUR + 3000).length, 2, 'the hour counts other and new');
+});
+
 test('two processes: what one appends, the other reads on its next look; a fill both record counts once', async () => {
   const dir = scratchDir('tw-ledger-');
   const first = new Store(dir);

@@ -151,6 +151,12 @@ export class FillLedger {
   /** bytes of each hot file already read into `hot` (up to its last newline) */
   private readonly consumed = new Map<string, number>();
   private readonly warned = new Set<string>();
+  /**
+   * The order ids of every trade kept, built the first time a fill cannot say whether its order
+   * filled before (no cumulative quantity: ccxt's trades), so that such fills look in the files
+   * only for an order that is there, not for every new order.
+   */
+  private keptOrders?: Set<string>;
 
   constructor(
     dataDir: string,
@@ -188,7 +194,10 @@ export class FillLedger {
       const skipped = { count: 0 };
       const read = new Map<string, SeenTrade>();
       parseLines(text, read, skipped);
-      for (const trade of read.values()) this.hot.fold(trade);
+      for (const trade of read.values()) {
+        this.hot.fold(trade);
+        this.keptOrders?.add(trade.orderId);
+      }
       if (skipped.count) this.warnSkipped(path.join(this.files.dir, name), skipped.count);
       this.consumed.set(name, end);
       grew = true;
@@ -213,7 +222,7 @@ export class FillLedger {
     return this.hot.get(orderId) !== undefined;
   }
 
-    /** The newest trade's time (0 before the first). */
+  /** The newest trade's time (0 before the first). */
   get newestAt(): number {
     return this.hot.newest;
   }
@@ -225,7 +234,7 @@ export class FillLedger {
   merge(fills: readonly Fill[], onFilled?: (fill: Fill) => void): SeenTrade[] {
     const changed = new Map<string, SeenTrade>();
     const book: TradeBook = {
-      get: (orderId, fill) => changed.get(orderId) ?? this.hot.get(orderId) ?? (this.mayBeOlder(fill) ? this.findOlder(orderId) : undefined),
+      get: (orderId, fill) => changed.get(orderId) ?? this.hot.get(orderId) ?? (this.mayBeOlder(orderId, fill) ? this.findOlder(orderId) : undefined),
       put: (trade) => void changed.set(trade.orderId, trade),
     };
     const added = mergeFills(book, fills, onFilled);
@@ -289,13 +298,22 @@ export class FillLedger {
     }
     for (const t of trades) {
       if (this.hot.get(t.orderId) || t.at >= this.hot.newest - HOT_MS) this.hot.fold(t);
+      this.keptOrders?.add(t.orderId);
     }
     this.evict();
   }
 
-  /** A fill whose order filled before (cumQty above its own quantity) may belong to a trade no longer hot. */
-  private mayBeOlder(fill: Fill): boolean {
-    return fill.cumQty === undefined || fill.cumQty > fill.qty + 1e-9;
+  /** Whether a fill of an order not among the hot trades may belong to an older one (a long-lived order filling again). */
+  private mayBeOlder(orderId: string, fill: Fill): boolean {
+    if (fill.cumQty !== undefined) return fill.cumQty > fill.qty + 1e-9; // not the order's first fill
+    this.keptOrders ??= this.orderIdsKept();
+    return this.keptOrders.has(orderId);
+  }
+
+  private orderIdsKept(): Set<string> {
+    const trades = new Map<string, SeenTrade>();
+    for (const name of this.files.names()) this.readFile(name, trades);
+    return new Set(trades.keys());
   }
 
   /** The trade of `orderId` in the files that are not hot, newest first (rare: a long-lived order filling again). */
