@@ -6,6 +6,7 @@ import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import path from 'node:path';
+import { spawnSync } from 'node:child_process';
 import { Store } from '../src/store/store.ts';
 import { FILLS_DIR } from '../src/store/fill-ledger.ts';
 import { RETENTION, SCHEMA_VERSION, type SeenTrade } from '../src/store/schema.ts';
@@ -204,6 +205,43 @@ test('migration: a data file written by the version before the ledgers keeps eve
   await new Store(dir).read();
   assert.equal(lines(), written, 'migrated once');
   assert.deepEqual(new Store(dir).gate.newest(10), ['gated-1', 'gated-2'], 'the gate\'s too');
+});
+
+test('a full DATA_DIR: recording fails as a whole (the fills and the cursor with them), and the same fills recorded once space is back count once', async (t) => {
+  const mount = scratchDir('tw-ledger-full-');
+  const mounted = spawnSync('mount', ['-t', 'tmpfs', '-o', 'size=256k', 'tmpfs', mount], { encoding: 'utf8' });
+  if (mounted.status !== 0) {
+    t.skip(`cannot mount a 256 kB tmpfs here (${mounted.error?.message ?? (mounted.stderr?.trim().split('\n')[0] || `exit status ${mounted.status}`)}): needs root`);
+    return;
+  }
+  try {
+    const store = new Store(mount);
+    const fills = (from: number, n: number) => Array.from({ length: n }, (_, i) => fill(`full-${from + i}`, 'AAPL', 'buy', 1, 200, T0 + (from + i) * 1000));
+    const recordWithCursor = (batch: Fill[]) =>
+      store.update((data) => {
+        store.recordFills(data, batch);
+        data.trades.cursor = new Date(batch.at(-1)!.at).toISOString();
+      });
+    await recordWithCursor(fills(0, 5));
+    const filler = path.join(mount, 'filler');
+    assert.throws(() => fs.writeFileSync(filler, Buffer.alloc(512 * 1024, 'x')), /ENOSPC/);
+    // Fills big enough that their lines cannot fit: the append fails, maybe half-written.
+    const next = fills(5, 400);
+    await assert.rejects(recordWithCursor(next), /ENOSPC|no space/i, 'the disk is full: the recording fails, loudly');
+    assert.equal((await new Store(mount).read()).trades.cursor, new Date(T0 + 4000).toISOString(), 'the cursor did not move: the poll asks for these fills again');
+
+    fs.rmSync(filler);
+    await recordWithCursor(next);
+    const kept = new Store(mount).trades(0, Infinity);
+    assert.equal(kept.length, 405, 'every fill once: none lost, none doubled by the half-written try');
+    assert.equal(new Set(kept.map((k) => k.orderId)).size, 405);
+    const file = path.join(mount, FILLS_DIR, '2026-12-07T10.jsonl');
+    const lines = fs.readFileSync(file, 'utf8').split('\n');
+    assert.equal(lines.at(-1), '', 'the file ends on a whole line');
+    assert.ok(lines.slice(0, -1).every((l) => { try { return Boolean(JSON.parse(l)); } catch { return false; } }), 'no torn line left in the middle');
+  } finally {
+    spawnSync('umount', ['-l', mount]);
+  }
 });
 
 // ---- a burst that the stream and the poll both deliver ----
